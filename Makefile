@@ -1,0 +1,52 @@
+# Thin wrapper over CMake for the README's commands.
+#   make demo       build, then run the parallel demo on the default backend
+#   make test       build, then run the whole test suite (CTest)
+#   make test-tsan  the suite under ThreadSanitizer
+#   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      the allocator micro-benchmark
+#   make install    install into PREFIX (default /usr/local)
+JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD   ?= build
+PREFIX  ?= /usr/local
+CMAKE_FLAGS ?=
+# Sanitizer builds scale the stress tests down (see tests/harness.h).
+SAN_SCALE ?= 0.25
+
+.PHONY: all deps build demo run test test-tsan test-asan bench install clean
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+demo run: build
+	./$(BUILD)/fleet demo
+
+test: build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-tsan: deps
+	cmake -S . -B build-tsan -DFLEET_SANITIZE=thread $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-tsan -j $(JOBS)
+	FLEET_TEST_SCALE=$(SAN_SCALE) TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+	  ctest --test-dir build-tsan --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	cmake -S . -B build-asan -DFLEET_SANITIZE=address $(CMAKE_FLAGS) >/dev/null
+	cmake --build build-asan -j $(JOBS)
+	FLEET_TEST_SCALE=$(SAN_SCALE) ASAN_OPTIONS="detect_leaks=1 abort_on_error=1" \
+	  UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1" \
+	  ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+bench: build
+	./$(BUILD)/bench_alloc
+
+install: build
+	cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) build-tsan build-asan

@@ -1,0 +1,12 @@
+/* cli/cli.h — subcommands of the fleet tool. */
+#ifndef FLEET_CLI_H
+#define FLEET_CLI_H
+
+/* `fleet demo`: N threads each run matmuls on their own stream and check
+ * every result against a plain-C reference. Returns the process exit code. */
+int fleet_cli_demo(int argc, char **argv);
+
+/* `fleet info`: backends, devices and the configuration in effect. */
+int fleet_cli_info(int argc, char **argv);
+
+#endif /* FLEET_CLI_H */

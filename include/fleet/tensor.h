@@ -1,0 +1,92 @@
+/* fleet/tensor.h — tensors: typed, shaped views of device memory.
+ *
+ * A tensor has a dtype, a shape (up to FLEET_MAX_DIMS dimensions, sizes >= 0),
+ * strides in elements, and a storage: a caching-allocator block of its device,
+ * allocated on the creating thread's current stream. Tensors are reference
+ * counted: fleet_tensor_create returns one reference; fleet_tensor_retain adds
+ * one; fleet_tensor_release drops one and frees the tensor and (stream-
+ * ordered) its block when the last goes. Releasing a tensor twice is a bug of
+ * the caller (the handle is gone after the last release).
+ *
+ * If a stream other than the allocation stream uses the tensor, call
+ * fleet_tensor_record_stream() so the memory is not reused before that
+ * stream's work is done.
+ *
+ *     int64_t shape[2] = {4, 3};
+ *     fleet_tensor *t;
+ *     fleet_tensor_create(dev, FLEET_DTYPE_F32, 2, shape, &t);
+ *     fleet_tensor_copy_from_host(t, host, sizeof(float) * 12);
+ *     ...
+ *     fleet_tensor_release(t);
+ *
+ * Thread-safety: a tensor may be read by several threads at once; writing it
+ * while another thread reads or writes it needs the caller's ordering
+ * (streams and events), as with any memory.
+ */
+#ifndef FLEET_TENSOR_H
+#define FLEET_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleet/memory.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define FLEET_MAX_DIMS 8
+
+typedef enum fleet_dtype {
+    FLEET_DTYPE_F32 = 0,
+    FLEET_DTYPE_F16 = 1,  /* storage only on cpu; ops arrive with the cuda backend */
+    FLEET_DTYPE_BF16 = 2, /* likewise                                             */
+} fleet_dtype;
+
+/* Bytes per element; 0 for an unknown dtype. */
+size_t fleet_dtype_size(fleet_dtype dtype);
+/* "f32", "f16", "bf16"; "unknown" otherwise. */
+const char *fleet_dtype_name(fleet_dtype dtype);
+
+typedef struct fleet_tensor fleet_tensor;
+
+/* A new contiguous (row-major) tensor, uninitialised. ndim 0..FLEET_MAX_DIMS,
+ * shape[i] >= 0 (shape may be NULL when ndim is 0: a scalar). */
+fleet_status fleet_tensor_create(fleet_device *device, fleet_dtype dtype, int ndim,
+                                 const int64_t *shape, fleet_tensor **out);
+
+fleet_status fleet_tensor_retain(fleet_tensor *tensor);
+fleet_status fleet_tensor_release(fleet_tensor *tensor);
+
+/* Copy `bytes` (must equal fleet_tensor_nbytes) from host memory into the
+ * tensor, ordered on the calling thread's current stream. Returns when `src`
+ * may be reused. The tensor must be contiguous. */
+fleet_status fleet_tensor_copy_from_host(fleet_tensor *tensor, const void *src, size_t bytes);
+
+/* Wait for the calling thread's current stream, then copy the tensor into
+ * `dst` (bytes must equal fleet_tensor_nbytes). The tensor must be contiguous. */
+fleet_status fleet_tensor_copy_to_host(const fleet_tensor *tensor, void *dst, size_t bytes);
+
+/* Tell the allocator that `stream` uses the tensor's memory (see memory.h). */
+fleet_status fleet_tensor_record_stream(fleet_tensor *tensor, fleet_stream *stream);
+
+/* Accessors. NULL or 0 for a NULL tensor. */
+fleet_device *fleet_tensor_device(const fleet_tensor *tensor);
+fleet_dtype fleet_tensor_dtype(const fleet_tensor *tensor);
+int fleet_tensor_ndim(const fleet_tensor *tensor);
+/* Size of dimension `dim`; negative dims count from the end. -1 if out of range. */
+int64_t fleet_tensor_dim(const fleet_tensor *tensor, int dim);
+/* Stride of dimension `dim` in elements; -1 if out of range. */
+int64_t fleet_tensor_stride(const fleet_tensor *tensor, int dim);
+int64_t fleet_tensor_numel(const fleet_tensor *tensor);
+size_t fleet_tensor_nbytes(const fleet_tensor *tensor);
+int fleet_tensor_is_contiguous(const fleet_tensor *tensor);
+/* Address of the first element in device memory (host memory on cpu). */
+void *fleet_tensor_data(const fleet_tensor *tensor);
+/* The stream the tensor's memory was allocated on. */
+fleet_stream *fleet_tensor_stream(const fleet_tensor *tensor);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FLEET_TENSOR_H */

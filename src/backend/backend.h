@@ -1,0 +1,136 @@
+/* backend/backend.h — the backend vtable (ggml's ggml-backend-impl.h).
+ *
+ * A backend is a table of functions over native handles (void *): a cpu
+ * stream is a worker thread with a FIFO, a cuda stream a cudaStream_t. The
+ * runtime above owns pooling, binding, caching and error text; a backend only
+ * does what its hardware does and reports failures as fleet_status with the
+ * detail set through fleet__error().
+ *
+ * Asynchrony contract, same for all backends:
+ *   - stream work runs in submission order; the submitting call returns once
+ *     the work is queued;
+ *   - event_record captures all work submitted to the stream so far;
+ *     stream_wait_event makes later work on a stream wait for it;
+ *   - copies and kernels read their arguments when they run, so memory they
+ *     touch must stay valid until then (the caching allocator's stream-ordered
+ *     reuse provides that for device memory).
+ *
+ * Optional slots may be NULL; the runtime then reports FLEET_ERR_UNSUPPORTED.
+ */
+#ifndef FLEET_BACKEND_H
+#define FLEET_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/env.h"
+#include "fleet/stream.h"
+#include "fleet/tensor.h"
+
+/* C = alpha * op(A) @ op(B) (+ bias[n] broadcast over rows) + beta * C, all
+ * row-major. op(X) is X or its transpose. lda/ldb/ldc are row strides in
+ * elements. */
+typedef struct fleet__gemm_args {
+    fleet_dtype dtype;
+    int64_t m, n, k;
+    const void *a;
+    int64_t lda;
+    bool trans_a;
+    const void *b;
+    int64_t ldb;
+    bool trans_b;
+    void *c;
+    int64_t ldc;
+    const void *bias; /* NULL: none */
+    float alpha, beta;
+} fleet__gemm_args;
+
+typedef enum fleet__binary_op {
+    FLEET__BINARY_ADD = 0,
+} fleet__binary_op;
+
+/* out[i] = a[i] op b[i % b_period], i < n; contiguous. b_period == n means
+ * same shape; b_period == last dim of a means a row broadcast. */
+typedef struct fleet__binary_args {
+    fleet__binary_op op;
+    fleet_dtype dtype;
+    int64_t n;
+    int64_t b_period;
+    const void *a;
+    const void *b;
+    void *out;
+} fleet__binary_args;
+
+typedef enum fleet__unary_op {
+    FLEET__UNARY_RELU = 0,
+} fleet__unary_op;
+
+/* out[i] = op(x[i]), i < n; contiguous; out may equal x. */
+typedef struct fleet__unary_args {
+    fleet__unary_op op;
+    fleet_dtype dtype;
+    int64_t n;
+    const void *x;
+    void *out;
+} fleet__unary_args;
+
+typedef struct fleet__backend {
+    const char *name;
+    fleet_backend_kind kind;
+    /* false: after fork, the child must not touch this backend (cuda). */
+    bool survives_fork;
+
+    /* Discover devices; called once at fleet init. 0 devices is not an error
+     * (the detail of why goes to the log and to *why_none). */
+    fleet_status (*init)(const fleet__config *cfg, int *device_count, const char **why_none);
+    /* Stop workers, destroy native objects; called once at fleet_shutdown
+     * after every stream was synchronized. */
+    void (*shutdown)(void);
+
+    /* Streams are created lazily by the runtime and destroyed only by
+     * shutdown. `is_default` marks a device's stream 0. */
+    fleet_status (*stream_create)(int ordinal, bool is_default, void **out);
+    fleet_status (*stream_synchronize)(void *stream);
+    fleet_status (*stream_query)(void *stream);
+    fleet_status (*stream_launch_host_func)(void *stream, fleet_host_fn fn, void *arg);
+
+    fleet_status (*event_create)(int ordinal, void **out);
+    void (*event_destroy)(void *event);
+    fleet_status (*event_record)(void *event, void *stream);
+    fleet_status (*stream_wait_event)(void *stream, void *event);
+    fleet_status (*event_query)(void *event);
+    fleet_status (*event_synchronize)(void *event);
+
+    /* Raw memory under the caching allocator: at least 256-byte aligned. On
+     * failure returns FLEET_ERR_OUT_OF_MEMORY and sets no other state. */
+    fleet_status (*segment_alloc)(int ordinal, size_t bytes, void **out);
+    void (*segment_free)(int ordinal, void *ptr);
+
+    /* Asynchronous copies on a stream. For host_to_device the host source
+     * must stay valid until the copy ran; for device_to_host the host
+     * destination holds the data only after the stream reached the copy. */
+    fleet_status (*copy_host_to_device)(void *stream, void *dst, const void *src, size_t bytes);
+    fleet_status (*copy_device_to_host)(void *stream, void *dst, const void *src, size_t bytes);
+    fleet_status (*copy_device_to_device)(void *stream, void *dst, const void *src, size_t bytes);
+
+    /* Kernels. Arguments are validated by ops/; a backend only checks what
+     * it cannot do (a dtype it lacks: FLEET_ERR_UNSUPPORTED). */
+    fleet_status (*gemm)(void *stream, const fleet__gemm_args *args);
+    fleet_status (*binary)(void *stream, const fleet__binary_args *args);
+    fleet_status (*unary)(void *stream, const fleet__unary_args *args);
+
+    /* Fork: prepare takes the backend's locks (after the runtime's), parent
+     * releases them, child releases them and resets the backend so the child
+     * starts with fresh streams (when survives_fork) or is left unusable. */
+    void (*atfork_prepare)(void);
+    void (*atfork_parent)(void);
+    void (*atfork_child)(void);
+} fleet__backend;
+
+extern const fleet__backend fleet__cpu_backend;
+#ifdef FLEET_HAVE_CUDA
+extern const fleet__backend fleet__cuda_backend;
+#endif
+
+#endif /* FLEET_BACKEND_H */

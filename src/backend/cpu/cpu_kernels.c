@@ -1,0 +1,131 @@
+/* backend/cpu/cpu_kernels.c — GEMM through the system BLAS, elementwise
+ * kernels in plain C. Each entry point copies its arguments into a stream
+ * task; the work happens on the stream's worker. */
+#include <cblas.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_stream.h"
+#include "core/error.h"
+
+_Static_assert(sizeof(fleet__gemm_args) <= FLEET__CPU_TASK_ARGS, "gemm args fit a task");
+_Static_assert(sizeof(fleet__binary_args) <= FLEET__CPU_TASK_ARGS, "binary args fit a task");
+_Static_assert(sizeof(fleet__unary_args) <= FLEET__CPU_TASK_ARGS, "unary args fit a task");
+
+static fleet_status need_f32(fleet_dtype dtype, const char *kernel)
+{
+    if (dtype != FLEET_DTYPE_F32)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cpu backend: %s supports f32 only", kernel);
+    return FLEET_OK;
+}
+
+static void gemm_task(const void *p)
+{
+    const fleet__gemm_args *g = p;
+    float *c = g->c;
+    float beta = g->beta;
+    if (g->bias != NULL) {
+        /* C = bias (broadcast over rows) + beta * C, then accumulate A@B. */
+        const float *bias = g->bias;
+        for (int64_t i = 0; i < g->m; i++)
+            for (int64_t j = 0; j < g->n; j++)
+                c[i * g->ldc + j] = bias[j] + (beta != 0.0f ? beta * c[i * g->ldc + j] : 0.0f);
+        beta = 1.0f;
+    }
+    if (g->k == 0) {
+        if (g->bias == NULL)
+            for (int64_t i = 0; i < g->m; i++)
+                for (int64_t j = 0; j < g->n; j++)
+                    c[i * g->ldc + j] = beta != 0.0f ? beta * c[i * g->ldc + j] : 0.0f;
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
+                g->trans_b ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, g->alpha,
+                g->a, (int)g->lda, g->b, (int)g->ldb, beta, c, (int)g->ldc);
+}
+
+fleet_status fleet__cpu_gemm(void *stream, const fleet__gemm_args *args)
+{
+    fleet_status st = need_f32(args->dtype, "gemm");
+    if (st != FLEET_OK)
+        return st;
+    if (args->m > INT32_MAX || args->n > INT32_MAX || args->k > INT32_MAX ||
+        args->lda > INT32_MAX || args->ldb > INT32_MAX || args->ldc > INT32_MAX)
+        return fleet__error(FLEET_ERR_UNSUPPORTED,
+                            "cpu backend: gemm dimensions beyond 2^31-1 (BLAS uses int)");
+    if (args->m == 0 || args->n == 0)
+        return FLEET_OK;
+    return fleet__cpu_stream_submit(stream, gemm_task, args, sizeof *args);
+}
+
+static void binary_task(const void *p)
+{
+    const fleet__binary_args *b = p;
+    const float *x = b->a, *y = b->b;
+    float *out = b->out;
+    switch (b->op) {
+    case FLEET__BINARY_ADD:
+        if (b->b_period == b->n) {
+            for (int64_t i = 0; i < b->n; i++)
+                out[i] = x[i] + y[i];
+        } else {
+            for (int64_t i = 0; i < b->n; i += b->b_period)
+                for (int64_t j = 0; j < b->b_period; j++)
+                    out[i + j] = x[i + j] + y[j];
+        }
+        break;
+    }
+}
+
+fleet_status fleet__cpu_binary(void *stream, const fleet__binary_args *args)
+{
+    fleet_status st = need_f32(args->dtype, "binary ops");
+    if (st != FLEET_OK)
+        return st;
+    if (args->n == 0)
+        return FLEET_OK;
+    return fleet__cpu_stream_submit(stream, binary_task, args, sizeof *args);
+}
+
+static void unary_task(const void *p)
+{
+    const fleet__unary_args *u = p;
+    const float *x = u->x;
+    float *out = u->out;
+    switch (u->op) {
+    case FLEET__UNARY_RELU:
+        for (int64_t i = 0; i < u->n; i++)
+            out[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    }
+}
+
+fleet_status fleet__cpu_unary(void *stream, const fleet__unary_args *args)
+{
+    fleet_status st = need_f32(args->dtype, "unary ops");
+    if (st != FLEET_OK)
+        return st;
+    if (args->n == 0)
+        return FLEET_OK;
+    return fleet__cpu_stream_submit(stream, unary_task, args, sizeof *args);
+}
+
+typedef struct copy_args {
+    void *dst;
+    const void *src;
+    size_t bytes;
+} copy_args;
+
+static void copy_task(const void *p)
+{
+    const copy_args *c = p;
+    memmove(c->dst, c->src, c->bytes);
+}
+
+fleet_status fleet__cpu_copy(void *stream, void *dst, const void *src, size_t bytes)
+{
+    if (bytes == 0)
+        return FLEET_OK;
+    copy_args c = {dst, src, bytes};
+    return fleet__cpu_stream_submit(stream, copy_task, &c, sizeof c);
+}

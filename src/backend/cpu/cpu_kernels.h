@@ -1,0 +1,13 @@
+/* backend/cpu/cpu_kernels.h — cpu kernels, queued as stream tasks. */
+#ifndef FLEET_BACKEND_CPU_KERNELS_H
+#define FLEET_BACKEND_CPU_KERNELS_H
+
+#include "backend/backend.h"
+
+fleet_status fleet__cpu_gemm(void *stream, const fleet__gemm_args *args);
+fleet_status fleet__cpu_binary(void *stream, const fleet__binary_args *args);
+fleet_status fleet__cpu_unary(void *stream, const fleet__unary_args *args);
+
+fleet_status fleet__cpu_copy(void *stream, void *dst, const void *src, size_t bytes);
+
+#endif /* FLEET_BACKEND_CPU_KERNELS_H */

@@ -1,0 +1,60 @@
+/* core/lock.h — the one mutex and condition-variable wrapper.
+ *
+ * Failures of the underlying calls are bugs (EINVAL, EDEADLK) and abort with
+ * file:line. Style: lock, then `goto out` to a single unlock.
+ *
+ * Lock ranks (lower rank is taken first; never take a lower rank while holding
+ * a higher one). Each lock's declaration repeats its rank.
+ *   1  lifecycle: init/shutdown            runtime/lifecycle.c
+ *   2  stream pool wait (per device)       runtime/stream_pool.c
+ *   3  allocator shard (per stream; taken in stream-id order when several)
+ *                                           runtime/allocator.c
+ *   4  event pool (per device)             runtime/event_pool.c
+ *   5  cpu stream queue (per cpu stream)   backend/cpu/cpu_stream.c
+ *   6  cpu events (one for all)            backend/cpu/cpu_stream.c
+ *   7  log output                          core/log.c
+ * The fork handlers take all of them in this order (runtime/lifecycle.c).
+ */
+#ifndef FLEET_CORE_LOCK_H
+#define FLEET_CORE_LOCK_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#if defined(__clang__)
+#define FLEET_THREAD_ANNOTATION(x) __attribute__((x))
+#else
+#define FLEET_THREAD_ANNOTATION(x)
+#endif
+#define FLEET_CAPABILITY(x) FLEET_THREAD_ANNOTATION(capability(x))
+#define FLEET_GUARDED_BY(x) FLEET_THREAD_ANNOTATION(guarded_by(x))
+#define FLEET_ACQUIRE(...) FLEET_THREAD_ANNOTATION(acquire_capability(__VA_ARGS__))
+#define FLEET_RELEASE(...) FLEET_THREAD_ANNOTATION(release_capability(__VA_ARGS__))
+#define FLEET_REQUIRES(...) FLEET_THREAD_ANNOTATION(requires_capability(__VA_ARGS__))
+#define FLEET_NO_THREAD_SAFETY_ANALYSIS FLEET_THREAD_ANNOTATION(no_thread_safety_analysis)
+
+typedef struct FLEET_CAPABILITY("mutex") fleet__mutex {
+    pthread_mutex_t m;
+} fleet__mutex;
+
+typedef struct fleet__cond {
+    pthread_cond_t c;
+} fleet__cond;
+
+void fleet__mutex_init(fleet__mutex *mu);
+void fleet__mutex_destroy(fleet__mutex *mu);
+void fleet__mutex_lock(fleet__mutex *mu) FLEET_ACQUIRE(mu);
+void fleet__mutex_unlock(fleet__mutex *mu) FLEET_RELEASE(mu);
+
+/* Condition variables wait on CLOCK_MONOTONIC. */
+void fleet__cond_init(fleet__cond *cv);
+void fleet__cond_destroy(fleet__cond *cv);
+void fleet__cond_wait(fleet__cond *cv, fleet__mutex *mu) FLEET_REQUIRES(mu);
+/* Wait until the monotonic deadline (ns, see fleet__now_ns); false on timeout. */
+bool fleet__cond_wait_until(fleet__cond *cv, fleet__mutex *mu, uint64_t deadline_ns)
+    FLEET_REQUIRES(mu);
+void fleet__cond_signal(fleet__cond *cv);
+void fleet__cond_broadcast(fleet__cond *cv);
+
+#endif /* FLEET_CORE_LOCK_H */

@@ -1,0 +1,93 @@
+/* core/prim.c — POSIX implementation of the OS layer. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/assert.h"
+#include "core/atomic.h"
+#include "core/error.h"
+#include "core/prim.h"
+
+uint64_t fleet__now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t fleet__deadline_after_ms(int64_t ms)
+{
+    return fleet__now_ns() + (uint64_t)ms * 1000000u;
+}
+
+void fleet__sleep_ns(uint64_t ns)
+{
+    struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000u), .tv_nsec = (long)(ns % 1000000000u)};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+fleet_status fleet__thread_start(fleet__thread *t, void *(*fn)(void *), void *arg,
+                                 const char *name)
+{
+    int rc = pthread_create(&t->handle, NULL, fn, arg);
+    if (rc != 0)
+        return fleet__error(FLEET_ERR_BACKEND, "cannot start thread %s: %s", name, strerror(rc));
+    if (name != NULL)
+        pthread_setname_np(t->handle, name); /* cosmetic: failure is harmless */
+    return FLEET_OK;
+}
+
+void fleet__thread_join(fleet__thread *t)
+{
+    FLEET_ASSERT(pthread_join(t->handle, NULL) == 0);
+}
+
+static fleet_atomic_u64 next_thread_token = 1;
+static _Thread_local uint64_t my_thread_token;
+
+uint64_t fleet__thread_token(void)
+{
+    if (my_thread_token == 0)
+        my_thread_token = fleet_atomic_add_relaxed(&next_thread_token, 1);
+    return my_thread_token;
+}
+
+static pthread_key_t exit_key;
+
+void fleet__thread_exit_hook_install(void (*fn)(void *value))
+{
+    FLEET_ASSERT(pthread_key_create(&exit_key, fn) == 0);
+}
+
+void fleet__thread_exit_arm(void *value)
+{
+    FLEET_ASSERT(pthread_setspecific(exit_key, value) == 0);
+}
+
+void fleet__atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void))
+{
+    FLEET_ASSERT(pthread_atfork(prepare, parent, child) == 0);
+}
+
+void *fleet__host_alloc_aligned(size_t alignment, size_t bytes)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, alignment, bytes) != 0)
+        return NULL;
+    return p;
+}
+
+void fleet__host_free(void *p)
+{
+    free(p);
+}
+
+int fleet__cpu_count(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : (int)n;
+}

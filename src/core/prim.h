@@ -1,0 +1,47 @@
+/* core/prim.h — the thin layer over the operating system (mimalloc's prim.h).
+ *
+ * The rest of fleet never calls pthread_create, pthread_atfork, pthread keys,
+ * clock_gettime or aligned_alloc directly; backends have their own layer for
+ * driver calls (backend/cuda/).
+ */
+#ifndef FLEET_CORE_PRIM_H
+#define FLEET_CORE_PRIM_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fleet/status.h"
+
+/* Monotonic clock in nanoseconds. */
+uint64_t fleet__now_ns(void);
+/* Deadline `ms` milliseconds from now, in fleet__now_ns units. */
+uint64_t fleet__deadline_after_ms(int64_t ms);
+void fleet__sleep_ns(uint64_t ns);
+
+/* Threads. */
+typedef struct fleet__thread {
+    pthread_t handle;
+} fleet__thread;
+fleet_status fleet__thread_start(fleet__thread *t, void *(*fn)(void *), void *arg,
+                                 const char *name);
+void fleet__thread_join(fleet__thread *t);
+/* A small number unique to the calling thread for the life of the process. */
+uint64_t fleet__thread_token(void);
+
+/* One process-wide thread-exit hook: `fn(value)` runs when a thread that
+ * called fleet__thread_exit_arm(value) with a non-NULL value exits. */
+void fleet__thread_exit_hook_install(void (*fn)(void *value));
+void fleet__thread_exit_arm(void *value);
+
+/* Fork handlers (prepare in the parent before fork, then parent or child). */
+void fleet__atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void));
+
+/* Host memory for backends: `alignment` a power of two. NULL on failure. */
+void *fleet__host_alloc_aligned(size_t alignment, size_t bytes);
+void fleet__host_free(void *p);
+
+/* Online processors (>= 1). */
+int fleet__cpu_count(void);
+
+#endif /* FLEET_CORE_PRIM_H */

@@ -1,0 +1,278 @@
+/* tensor/tensor.c — tensor handles over caching-allocator blocks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "runtime/device.h"
+#include "tensor/tensor.h"
+
+size_t fleet_dtype_size(fleet_dtype dtype)
+{
+    switch (dtype) {
+    case FLEET_DTYPE_F32: return 4;
+    case FLEET_DTYPE_F16: return 2;
+    case FLEET_DTYPE_BF16: return 2;
+    }
+    return 0;
+}
+
+const char *fleet_dtype_name(fleet_dtype dtype)
+{
+    switch (dtype) {
+    case FLEET_DTYPE_F32: return "f32";
+    case FLEET_DTYPE_F16: return "f16";
+    case FLEET_DTYPE_BF16: return "bf16";
+    }
+    return "unknown";
+}
+
+const char *fleet__shape_str(const fleet_tensor *t, char *buf, size_t size)
+{
+    size_t used = 0;
+    buf[0] = '\0';
+    if (t->ndim == 0)
+        snprintf(buf, size, "scalar");
+    for (int i = 0; i < t->ndim && used < size; i++)
+        used += (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld",
+                                 (long long)t->shape[i]);
+    return buf;
+}
+
+fleet_status fleet__enter_tensor(const fleet_tensor *t, const char *fn, const char *arg)
+{
+    fleet_status st = fleet__enter();
+    if (st != FLEET_OK)
+        return st;
+    if (t == NULL)
+        return fleet__error(FLEET_ERR_NULL_POINTER, "%s: %s is NULL", fn, arg);
+    return fleet__enter_device(t->device, fn);
+}
+
+fleet_status fleet_tensor_create(fleet_device *device, fleet_dtype dtype, int ndim,
+                                 const int64_t *shape, fleet_tensor **out)
+{
+    static const char fn[] = "fleet_tensor_create";
+    fleet_status st = fleet__enter_device(device, fn);
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
+    FLEET_CHECK_ARG(fleet_dtype_size(dtype) != 0, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: unknown dtype %d", fn, (int)dtype);
+    FLEET_CHECK_ARG(ndim >= 0 && ndim <= FLEET_MAX_DIMS, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: ndim %d outside [0, %d]", fn, ndim, FLEET_MAX_DIMS);
+    FLEET_CHECK_ARG(ndim == 0 || shape != NULL, FLEET_ERR_NULL_POINTER, "%s: shape is NULL", fn);
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        FLEET_CHECK_ARG(shape[i] >= 0, FLEET_ERR_INVALID_ARGUMENT,
+                        "%s: dimension %d has negative size %lld", fn, i, (long long)shape[i]);
+        FLEET_CHECK_ARG(shape[i] == 0 || numel <= INT64_MAX / 8 / shape[i],
+                        FLEET_ERR_INVALID_ARGUMENT, "%s: shape overflows 64-bit sizes", fn);
+        numel *= shape[i];
+    }
+
+    fleet_stream *stream;
+    if ((st = fleet__stream_current(device, &stream)) != FLEET_OK)
+        return st;
+    fleet_tensor *t = calloc(1, sizeof *t);
+    fleet__storage *storage = calloc(1, sizeof *storage);
+    if (t == NULL || storage == NULL) {
+        st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: out of host memory", fn);
+        goto fail;
+    }
+    size_t bytes = (size_t)numel * fleet_dtype_size(dtype);
+    if (bytes > 0 && (st = fleet_memory_alloc(stream, bytes, &storage->alloc)) != FLEET_OK) {
+        fleet__error_prefix(st, fn);
+        goto fail;
+    }
+    fleet_atomic_init(&storage->refcount, 1);
+    storage->stream = stream;
+    fleet_atomic_init(&t->refcount, 1);
+    t->device = device;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        t->shape[i] = shape[i];
+        t->strides[i] = stride;
+        stride *= shape[i] > 0 ? shape[i] : 1;
+    }
+    t->storage = storage;
+    *out = t;
+    return FLEET_OK;
+fail:
+    free(storage);
+    free(t);
+    return st;
+}
+
+fleet_status fleet_tensor_retain(fleet_tensor *tensor)
+{
+    fleet_status st = fleet__enter_tensor(tensor, "fleet_tensor_retain", "tensor");
+    if (st != FLEET_OK)
+        return st;
+    fleet_atomic_add_relaxed(&tensor->refcount, 1);
+    return FLEET_OK;
+}
+
+static void storage_release(fleet__storage *s)
+{
+    if (fleet_atomic_sub_acq_rel(&s->refcount, 1) != 1)
+        return;
+    if (s->alloc.ptr != NULL) {
+        fleet_status st = fleet_memory_free(&s->alloc);
+        FLEET_ASSERT(st == FLEET_OK); /* the storage owns its only handle */
+    }
+    free(s);
+}
+
+fleet_status fleet_tensor_release(fleet_tensor *tensor)
+{
+    fleet_status st = fleet__enter_tensor(tensor, "fleet_tensor_release", "tensor");
+    if (st != FLEET_OK)
+        return st;
+    if (fleet_atomic_sub_acq_rel(&tensor->refcount, 1) == 1) {
+        storage_release(tensor->storage);
+        free(tensor);
+    }
+    return FLEET_OK;
+}
+
+static fleet_status check_copy(const fleet_tensor *t, const void *host, size_t bytes,
+                               const char *fn)
+{
+    fleet_status st = fleet__enter_tensor(t, fn, "tensor");
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CHECK_ARG(host != NULL || bytes == 0, FLEET_ERR_NULL_POINTER, "%s: host buffer is NULL", fn);
+    FLEET_CHECK_ARG(bytes == fleet_tensor_nbytes(t), FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: %zu bytes given, the tensor holds %zu", fn, bytes, fleet_tensor_nbytes(t));
+    FLEET_CHECK_ARG(fleet_tensor_is_contiguous(t), FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: tensor is not contiguous", fn);
+    return FLEET_OK;
+}
+
+/* Queue the copy on the caller's current stream and wait for it: the caller
+ * may reuse (or read) the host buffer on return. */
+static fleet_status copy_and_wait(const fleet_tensor *t, void *dst, const void *src, size_t bytes,
+                                  bool to_host)
+{
+    struct fleet_device *dev = t->device;
+    fleet_stream *stream;
+    void *native;
+    fleet_status st = fleet__stream_current(dev, &stream);
+    if (st == FLEET_OK)
+        st = fleet__stream_native(stream, &native);
+    if (st != FLEET_OK || bytes == 0)
+        return st;
+    st = to_host ? dev->backend->copy_device_to_host(native, dst, src, bytes)
+                 : dev->backend->copy_host_to_device(native, dst, src, bytes);
+    if (st == FLEET_OK)
+        st = dev->backend->stream_synchronize(native);
+    return st;
+}
+
+fleet_status fleet_tensor_copy_from_host(fleet_tensor *tensor, const void *src, size_t bytes)
+{
+    fleet_status st = check_copy(tensor, src, bytes, "fleet_tensor_copy_from_host");
+    if (st != FLEET_OK)
+        return st;
+    return copy_and_wait(tensor, fleet_tensor_data(tensor), src, bytes, false);
+}
+
+fleet_status fleet_tensor_copy_to_host(const fleet_tensor *tensor, void *dst, size_t bytes)
+{
+    fleet_status st = check_copy(tensor, dst, bytes, "fleet_tensor_copy_to_host");
+    if (st != FLEET_OK)
+        return st;
+    return copy_and_wait(tensor, dst, fleet_tensor_data(tensor), bytes, true);
+}
+
+fleet_status fleet_tensor_record_stream(fleet_tensor *tensor, fleet_stream *stream)
+{
+    fleet_status st = fleet__enter_tensor(tensor, "fleet_tensor_record_stream", "tensor");
+    if (st != FLEET_OK)
+        return st;
+    if ((st = fleet__enter_stream(stream, "fleet_tensor_record_stream")) != FLEET_OK)
+        return st;
+    if (stream->device != tensor->device)
+        return fleet__error(FLEET_ERR_INVALID_DEVICE,
+                            "fleet_tensor_record_stream: tensor on %s, stream on %s",
+                            tensor->device->name, stream->device->name);
+    if (tensor->storage->alloc.ptr == NULL)
+        return FLEET_OK; /* empty tensor: no memory to protect */
+    return fleet_memory_record_stream(&tensor->storage->alloc, stream);
+}
+
+fleet_device *fleet_tensor_device(const fleet_tensor *t)
+{
+    return t ? t->device : NULL;
+}
+
+fleet_dtype fleet_tensor_dtype(const fleet_tensor *t)
+{
+    return t ? t->dtype : FLEET_DTYPE_F32;
+}
+
+int fleet_tensor_ndim(const fleet_tensor *t)
+{
+    return t ? t->ndim : 0;
+}
+
+int64_t fleet_tensor_dim(const fleet_tensor *t, int dim)
+{
+    if (t == NULL)
+        return -1;
+    if (dim < 0)
+        dim += t->ndim;
+    return dim >= 0 && dim < t->ndim ? t->shape[dim] : -1;
+}
+
+int64_t fleet_tensor_stride(const fleet_tensor *t, int dim)
+{
+    if (t == NULL)
+        return -1;
+    if (dim < 0)
+        dim += t->ndim;
+    return dim >= 0 && dim < t->ndim ? t->strides[dim] : -1;
+}
+
+int64_t fleet_tensor_numel(const fleet_tensor *t)
+{
+    if (t == NULL)
+        return 0;
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+size_t fleet_tensor_nbytes(const fleet_tensor *t)
+{
+    return t ? (size_t)fleet_tensor_numel(t) * fleet_dtype_size(t->dtype) : 0;
+}
+
+int fleet_tensor_is_contiguous(const fleet_tensor *t)
+{
+    if (t == NULL)
+        return 0;
+    int64_t expect = 1;
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        if (t->shape[i] != 1 && t->strides[i] != expect)
+            return 0;
+        expect *= t->shape[i];
+    }
+    return 1;
+}
+
+void *fleet_tensor_data(const fleet_tensor *t)
+{
+    if (t == NULL || t->storage->alloc.ptr == NULL)
+        return NULL;
+    return (char *)t->storage->alloc.ptr + t->offset * (int64_t)fleet_dtype_size(t->dtype);
+}
+
+fleet_stream *fleet_tensor_stream(const fleet_tensor *t)
+{
+    return t ? t->storage->stream : NULL;
+}

@@ -1,0 +1,35 @@
+/* tensor/tensor.h — the tensor struct, shared by tensor/ and ops/. */
+#ifndef FLEET_TENSOR_INTERNAL_H
+#define FLEET_TENSOR_INTERNAL_H
+
+#include "core/atomic.h"
+#include "fleet/tensor.h"
+
+/* Device memory shared by a tensor and its views; freed (stream-ordered)
+ * when the last reference goes. numel 0 tensors have no allocation
+ * (alloc.ptr == NULL). */
+typedef struct fleet__storage {
+    fleet_atomic_int refcount;
+    fleet_allocation alloc;
+    struct fleet_stream *stream; /* the allocation stream */
+} fleet__storage;
+
+struct fleet_tensor {
+    fleet_atomic_int refcount;
+    struct fleet_device *device;
+    fleet_dtype dtype;
+    int ndim;
+    int64_t shape[FLEET_MAX_DIMS];
+    int64_t strides[FLEET_MAX_DIMS]; /* in elements                        */
+    int64_t offset;                  /* in elements, into the storage      */
+    fleet__storage *storage;
+};
+
+/* Validate a tensor argument of public function `fn` (name used in the
+ * error): non-NULL and fleet usable with its device. */
+fleet_status fleet__enter_tensor(const fleet_tensor *t, const char *fn, const char *arg);
+
+/* "4x3" into buf (for error messages). */
+const char *fleet__shape_str(const fleet_tensor *t, char *buf, size_t size);
+
+#endif /* FLEET_TENSOR_INTERNAL_H */
