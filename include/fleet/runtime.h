@@ -26,7 +26,12 @@
  * same process). It must not run concurrently with other fleet calls. Without
  * it, process exit — exit() while other threads still run ops, and atexit
  * handlers that call fleet — neither crashes nor hangs: fleet registers no
- * exit-time teardown, the operating system reclaims everything.
+ * atexit teardown and the operating system reclaims everything. After the
+ * last atexit handler, a library destructor lets each cpu worker finish its
+ * current task and parks it, so libraries finalised next (OpenBLAS) never
+ * run under a task. On cuda, the CUDA runtime unloads itself from an atexit
+ * handler it registers when fleet first uses it: handlers registered before
+ * that run after it and get FLEET_ERR_SHUTDOWN from cuda devices.
  *
  * fork(): the parent continues unaffected. In the child, the cpu backend works
  * (fresh streams and workers; work that was still queued at the fork is not

@@ -68,6 +68,22 @@ void fleet__thread_exit_arm(void *value)
     FLEET_ASSERT(pthread_setspecific(exit_key, value) == 0);
 }
 
+static void (*_Atomic process_exit_hook)(void);
+
+void fleet__process_exit_hook_install(void (*fn)(void))
+{
+    atomic_store_explicit(&process_exit_hook, fn, memory_order_release);
+}
+
+/* Destructors of the program (and of libfleet.so) run in _dl_fini after all
+ * atexit handlers, and before those of the libraries fleet depends on. */
+__attribute__((destructor)) static void run_process_exit_hook(void)
+{
+    void (*fn)(void) = atomic_load_explicit(&process_exit_hook, memory_order_acquire);
+    if (fn != NULL)
+        fn();
+}
+
 void fleet__atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
     FLEET_ASSERT(pthread_atfork(prepare, parent, child) == 0);

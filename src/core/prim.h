@@ -34,6 +34,11 @@ uint64_t fleet__thread_token(void);
 void fleet__thread_exit_hook_install(void (*fn)(void *value));
 void fleet__thread_exit_arm(void *value);
 
+/* Process-exit hook: `fn` runs once from a library destructor, after every
+ * atexit handler has run and before shared libraries (BLAS, the CUDA
+ * runtime) are finalised, while other threads may still be running. */
+void fleet__process_exit_hook_install(void (*fn)(void));
+
 /* Fork handlers (prepare in the parent before fork, then parent or child). */
 void fleet__atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 

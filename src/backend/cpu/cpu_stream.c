@@ -27,6 +27,7 @@ struct fleet__cpu_stream {
     uint64_t completed;     /* FLEET_GUARDED_BY(lock)                      */
     bool worker_running;
     bool stopping;
+    bool in_task;           /* the worker is running a task now            */
     fleet__thread worker;
     cpu_task ring[FLEET__CPU_QUEUE_CAPACITY];
 };
@@ -43,6 +44,9 @@ struct fleet__cpu_event {
 #define CPU_STREAMS_MAX (32 * 64)
 static _Atomic(fleet__cpu_stream *) all_streams[CPU_STREAMS_MAX];
 static fleet_atomic_int all_streams_count;
+
+/* Set by fleet__cpu_streams_quiesce_at_exit; workers stop taking tasks. */
+static fleet_atomic_bool process_exiting;
 
 /* rank 6: guards (stream, target) of every event; never held while taking a
  * stream lock. */
@@ -62,16 +66,19 @@ static void *worker_main(void *arg)
 
     fleet__mutex_lock(&s->lock);
     for (;;) {
-        while (s->completed == s->submitted && !s->stopping)
-            fleet__cond_wait(&s->has_work, &s->lock);
+        while ((s->completed == s->submitted && !s->stopping) ||
+               fleet_atomic_load_acquire(&process_exiting))
+            fleet__cond_wait(&s->has_work, &s->lock); /* parked for good at exit */
         if (s->completed == s->submitted)
             break; /* stopping and drained */
         /* The slot stays reserved until completed moves past it, so the
          * producer cannot overwrite it while we run the copy. */
         memcpy(&task, &s->ring[s->completed % FLEET__CPU_QUEUE_CAPACITY], sizeof task);
+        s->in_task = true;
         fleet__mutex_unlock(&s->lock);
         task.run(task.args);
         fleet__mutex_lock(&s->lock);
+        s->in_task = false;
         s->completed++;
         fleet__cond_broadcast(&s->progress);
     }
@@ -254,6 +261,24 @@ void fleet__cpu_streams_shutdown(void)
     fleet_atomic_store_release(&all_streams_count, 0);
 }
 
+void fleet__cpu_streams_quiesce_at_exit(void)
+{
+    /* Bounded: a task may block for ever (a host function waiting on
+     * something that will never come); exit must not hang on it. */
+    uint64_t deadline = fleet__deadline_after_ms(1000);
+    fleet_atomic_store_release(&process_exiting, true);
+    int n = fleet_atomic_load_acquire(&all_streams_count);
+    for (int i = 0; i < n; i++) {
+        fleet__cpu_stream *s = fleet_atomic_load_acquire(&all_streams[i]);
+        if (s == NULL)
+            continue;
+        fleet__mutex_lock(&s->lock);
+        while (s->in_task && fleet__cond_wait_until(&s->progress, &s->lock, deadline)) {
+        }
+        fleet__mutex_unlock(&s->lock);
+    }
+}
+
 void fleet__cpu_streams_atfork_prepare(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
     int n = fleet_atomic_load_acquire(&all_streams_count);
@@ -282,6 +307,7 @@ void fleet__cpu_streams_atfork_child(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
         s->completed = s->submitted;
         s->worker_running = false;
         s->stopping = false;
+        s->in_task = false;
         /* Condition variables may hold state about parent threads that
          * waited on them; start them afresh. */
         fleet__cond_init(&s->has_work);

@@ -44,6 +44,12 @@ fleet_status fleet__cpu_event_synchronize(fleet__cpu_event *e);
 /* Stop and join every worker, free every stream (fleet_shutdown). */
 void fleet__cpu_streams_shutdown(void);
 
+/* At process exit (after the atexit handlers): let each worker finish the
+ * task it is running, then park it for good, waiting at most a second in
+ * all. Libraries finalised after this (OpenBLAS frees its buffers) then never
+ * run under a task. Work queued later is never run: the process is ending. */
+void fleet__cpu_streams_quiesce_at_exit(void);
+
 /* Fork: take every stream lock and the event lock / release them / in the
  * child, release them and reset every stream (queued work dropped, worker
  * restarted lazily). */
