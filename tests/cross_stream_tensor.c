@@ -229,14 +229,14 @@ static void *record_stream_poison(void *arg)
 
 TEST(record_stream_one_reader_poison)
 {
-    ASSERT_OK(fleet_device_default(&dev));
+    dev = test_gate_device(); /* gated streams: see test_util.h */
     int n = 1;
     test_run_threads(1, record_stream_poison, &n, 0);
 }
 
 TEST(record_stream_three_readers_poison)
 {
-    ASSERT_OK(fleet_device_default(&dev));
+    dev = test_gate_device(); /* gated streams: see test_util.h */
     int n = 3;
     test_run_threads(1, record_stream_poison, &n, 0);
 }

@@ -43,7 +43,7 @@ static void log_reset(void)
 
 static void two_streams(fleet_stream **a, fleet_stream **b)
 {
-    ASSERT_OK(fleet_device_default(&dev));
+    dev = test_gate_device(); /* gated streams: see test_util.h */
     ASSERT_OK(fleet_stream_acquire(dev, a));
     ASSERT_OK(fleet_stream_acquire(dev, b));
     ASSERT_TRUE(*a != *b);

@@ -94,6 +94,22 @@ static inline void test_gate_destroy(test_gate *g)
 }
 
 /* fleet_host_fn: atomically increment the atomic_int at arg. */
+/* The device for checks that block a stream behind a host-function gate
+ * while other streams must make progress. On cpu every stream's host
+ * functions run on that stream's own worker; CUDA may run all host functions
+ * of a device on one callback thread, so one blocked gate would stall the
+ * others. Those checks run on cpu; tests/cuda_backend.c checks the same
+ * orderings on the GPU with kernels instead of gates. */
+static inline fleet_device *test_gate_device(void)
+{
+    fleet_device *d = NULL;
+    if (fleet_device_get(FLEET_BACKEND_CPU, 0, &d) != FLEET_OK) {
+        fprintf(stderr, "test_gate_device: %s\n", fleet_last_error());
+        abort();
+    }
+    return d;
+}
+
 static inline void test_count_host_fn(void *arg)
 {
     atomic_fetch_add((atomic_int *)arg, 1);

@@ -84,6 +84,11 @@ __attribute__((destructor)) static void run_process_exit_hook(void)
         fn();
 }
 
+bool fleet__atexit_install(void (*fn)(void))
+{
+    return atexit(fn) == 0;
+}
+
 void fleet__atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void))
 {
     FLEET_ASSERT(pthread_atfork(prepare, parent, child) == 0);

@@ -8,6 +8,7 @@
 #define FLEET_CORE_PRIM_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,9 @@ void fleet__thread_exit_arm(void *value);
  * atexit handler has run and before shared libraries (BLAS, the CUDA
  * runtime) are finalised, while other threads may still be running. */
 void fleet__process_exit_hook_install(void (*fn)(void));
+
+/* atexit(fn); false if it could not be registered. */
+bool fleet__atexit_install(void (*fn)(void));
 
 /* Fork handlers (prepare in the parent before fork, then parent or child). */
 void fleet__atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void));

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The GPU check: on the GPU machine, build fleet with the cuda backend, run the
+# whole test suite with cuda as the default backend (and again with cpu), run
+# compute-sanitizer (memcheck, racecheck) on a representative subset, run the
+# demo on cuda, and print a short summary last. Logs go to $OUT (the device
+# tool's folder) or ./gpu-check-out; commit them under bench/results/.
+#
+# The GPU machine has no package registry: if it lacks the system BLAS/LAPACK,
+# carry Debian's packages in .deps/ (see bench/results/README.md) and this
+# script unpacks them under /opt/fleetdeps.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-$(pwd)/gpu-check-out}
+mkdir -p "$OUT"
+JOBS=$(nproc)
+EXTRA=()
+summary="$OUT/summary.md"
+
+if ! ls /usr/include/cblas.h /usr/include/*/cblas.h >/dev/null 2>&1; then
+  if ! ls .deps/*.deb >/dev/null 2>&1; then
+    echo "gpu-check: no cblas.h and no .deps/*.deb to unpack" >&2
+    exit 1
+  fi
+  mkdir -p /opt/fleetdeps
+  for f in .deps/*.deb; do dpkg -x "$f" /opt/fleetdeps; done
+  L=/opt/fleetdeps/usr/lib/x86_64-linux-gnu
+  # dpkg -x skips the postinst that makes the alternatives links.
+  ln -sf "$L/blas/libblas.so.3" "$L/libblas.so"
+  ln -sf "$L/lapack/liblapack.so.3" "$L/liblapack.so"
+  ln -sf "$L/blas/libblas.so.3" "$L/libblas.so.3"
+  ln -sf "$L/lapack/liblapack.so.3" "$L/liblapack.so.3"
+  export LD_LIBRARY_PATH="$L${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  EXTRA+=(-DCMAKE_PREFIX_PATH=/opt/fleetdeps/usr -DCMAKE_C_FLAGS=-I/opt/fleetdeps/usr/include/x86_64-linux-gnu)
+fi
+
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>&1 | head -1)
+{
+  echo "# GPU check $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- card: $gpu"
+  echo "- commit: ${FLEET_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
+  echo "- nvcc: $(nvcc --version | tail -1)"
+  echo
+} > "$summary"
+
+echo "== configure and build (cuda)"
+if ! cmake -S . -B build-cuda -DFLEET_CUDA=ON -DFLEET_WERROR=ON "${EXTRA[@]}" > "$OUT/build.log" 2>&1 ||
+   ! cmake --build build-cuda -j "$JOBS" >> "$OUT/build.log" 2>&1; then
+  tail -40 "$OUT/build.log"
+  echo "- build: FAILED (see build.log)" >> "$summary"
+  cat "$summary"
+  exit 1
+fi
+echo "- build: ok (sm_90, FLEET_WERROR=ON)" >> "$summary"
+
+run_suite() { # $1 backend
+  FLEET_BACKEND=$1 ctest --test-dir build-cuda --output-on-failure --timeout 180 -j 4 \
+    > "$OUT/ctest-$1.log" 2>&1
+  local rc=$?
+  local line
+  line=$(grep -E 'tests passed|tests failed' "$OUT/ctest-$1.log" | tail -1)
+  echo "- test suite, default backend $1: ${line:-no ctest summary} (rc $rc)" >> "$summary"
+  grep -E '\*\*\*Failed|\*\*\*Timeout|Skipped|\*\*\*Not Run' "$OUT/ctest-$1.log" | sed 's/^/    /' >> "$summary"
+  return $rc
+}
+echo "== test suite on cuda"
+run_suite cuda; rc_cuda=$?
+echo "== test suite on cpu"
+run_suite cpu; rc_cpu=$?
+
+echo "== compute-sanitizer"
+san="$OUT/sanitizer.log"
+: > "$san"
+rc_san=0
+for spec in memcheck:cuda_backend memcheck:simple_parallel memcheck:cross_stream_tensor \
+            memcheck:max_streams_stress racecheck:cuda_backend synccheck:cuda_backend; do
+  tool=${spec%%:*} test=${spec#*:}
+  echo "---- $tool $test" >> "$san"
+  FLEET_BACKEND=cuda FLEET_TEST_SCALE=0.2 timeout 300 compute-sanitizer --tool "$tool" \
+    --error-exitcode 3 "build-cuda/tests/$test" >> "$san" 2>&1
+  rc=$?
+  errs=$(grep -Eo 'ERROR SUMMARY: [0-9]+' "$san" | tail -1)
+  echo "- compute-sanitizer $tool on $test: rc $rc, ${errs:-no summary}" >> "$summary"
+  [ $rc -eq 0 ] || rc_san=1
+done
+
+echo "== demo on cuda"
+FLEET_BACKEND=cuda ./build-cuda/fleet demo --threads 8 --iters 50 > "$OUT/demo-cuda.log" 2>&1
+rc_demo=$?
+echo "- demo (8 threads x 50, cuda): $(tail -1 "$OUT/demo-cuda.log") (rc $rc_demo)" >> "$summary"
+
+echo
+cat "$summary"
+[ $rc_cuda -eq 0 ] && [ $rc_cpu -eq 0 ] && [ $rc_san -eq 0 ] && [ $rc_demo -eq 0 ]

@@ -1,0 +1,473 @@
+/* backend/cuda/cuda_backend.c — the cuda backend's vtable over cudart and
+ * cuBLAS. Streams are non-blocking cudaStream_t (stream 0 of a device is a
+ * stream of its own too, so fleet's default stream never serialises with
+ * the legacy NULL stream); events are timing-disabled; segments come from
+ * cudaMalloc. This file and its siblings are the only place that calls CUDA. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend/backend.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/elementwise.h"
+#include "core/atomic.h"
+#include "core/log.h"
+#include "core/prim.h"
+
+/* cuBLAS scratch per stream handle, so it never allocates on the op path. */
+#define CUBLAS_WORKSPACE_BYTES (4u << 20)
+
+typedef struct cuda_stream {
+    cudaStream_t stream;
+    int ordinal;
+    fleet_atomic_ptr blas;      /* cublasHandle_t, created on first gemm */
+    void *workspace;            /* set with the handle                    */
+} cuda_stream;
+
+/* ---- exit guard ---------------------------------------------------------------
+ * The CUDA runtime tears itself down from an atexit handler it registers when
+ * it creates a context. Threads may still be inside CUDA calls then (exit()
+ * while threads run ops), and a call in flight during that teardown can
+ * crash. So every entry into CUDA is counted, in a counter picked by thread
+ * (no shared cache line between threads bound to different slots), and
+ * fleet's own atexit handler — registered after the first context exists, so
+ * it runs before the runtime's — closes the backend and waits (at most 2 s)
+ * for the counts to drain. Calls after that return FLEET_ERR_SHUTDOWN
+ * without touching CUDA. */
+#define GUARD_SHARDS 64
+typedef struct guard_shard {
+    _Alignas(64) fleet_atomic_u64 inflight;
+} guard_shard;
+static guard_shard guards[GUARD_SHARDS];
+static fleet_atomic_bool closing;
+static fleet_atomic_bool exit_guard_armed;
+
+static bool guard_enter(guard_shard **out)
+{
+    guard_shard *g = &guards[fleet__thread_token() % GUARD_SHARDS];
+    /* seq_cst pair with close_at_exit: either it sees our count, or we see
+     * `closing` (store-load on both sides). */
+    atomic_fetch_add_explicit(&g->inflight, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&closing, memory_order_seq_cst)) {
+        fleet_atomic_sub_acq_rel(&g->inflight, 1);
+        return false;
+    }
+    *out = g;
+    return true;
+}
+
+static void guard_leave(guard_shard *g)
+{
+    fleet_atomic_sub_acq_rel(&g->inflight, 1);
+}
+
+static fleet_status closed_error(const char *fn)
+{
+    return fleet__error(FLEET_ERR_SHUTDOWN,
+                        "%s: the cuda backend closed at process exit, before the CUDA runtime "
+                        "unloads", fn);
+}
+
+static void close_at_exit(void)
+{
+    atomic_store_explicit(&closing, true, memory_order_seq_cst);
+    uint64_t deadline = fleet__deadline_after_ms(2000);
+    for (;;) {
+        uint64_t busy = 0;
+        for (int i = 0; i < GUARD_SHARDS; i++)
+            busy += fleet_atomic_load_acquire(&guards[i].inflight);
+        if (busy == 0 || fleet__now_ns() > deadline)
+            return;
+        fleet__sleep_ns(200000);
+    }
+}
+
+/* After the first context-creating call: from then on the runtime's own
+ * exit handler is registered, and ours, registered later, runs first. */
+static void arm_exit_guard(void)
+{
+    bool expected = false;
+    if (fleet_atomic_cas_acq_rel(&exit_guard_armed, &expected, true) &&
+        !fleet__atexit_install(close_at_exit))
+        FLEET_LOG_WARNF("cuda backend: cannot register the exit guard");
+}
+
+#define CUDA_STREAMS_MAX (32 * 64)
+static _Atomic(cuda_stream *) all_streams[CUDA_STREAMS_MAX];
+static fleet_atomic_int all_streams_count;
+
+fleet_status fleet__cuda_status(cudaError_t err, const char *call, const char *file, int line)
+{
+    fleet_status st = err == cudaErrorMemoryAllocation ? FLEET_ERR_OUT_OF_MEMORY : FLEET_ERR_BACKEND;
+    if (err == cudaErrorMemoryAllocation)
+        (void)cudaGetLastError(); /* not sticky: keep later launch checks clean */
+    if (err == cudaErrorCudartUnloading)
+        return fleet__error(FLEET_ERR_SHUTDOWN,
+                            "%s: the CUDA runtime is unloading (process exit): cuda devices "
+                            "cannot be used by atexit handlers registered before fleet's first "
+                            "use", call);
+    return fleet__error(st, "%s failed: %s (%s) at %s:%d", call, cudaGetErrorName(err),
+                        cudaGetErrorString(err), file, line);
+}
+
+fleet_status fleet__cublas_status(cublasStatus_t s, const char *call, const char *file, int line)
+{
+    fleet_status st = s == CUBLAS_STATUS_ALLOC_FAILED ? FLEET_ERR_OUT_OF_MEMORY : FLEET_ERR_BACKEND;
+    return fleet__error(st, "%s failed: %s (%s) at %s:%d", call, cublasGetStatusName(s),
+                        cublasGetStatusString(s), file, line);
+}
+
+static fleet_status use_device(int ordinal)
+{
+    int cur = -1;
+    FLEET_CUDA_TRY(cudaGetDevice(&cur));
+    if (cur != ordinal)
+        FLEET_CUDA_TRY(cudaSetDevice(ordinal));
+    return FLEET_OK;
+}
+
+static fleet_status cuda_init(const fleet__config *cfg, int *device_count, const char **why_none)
+{
+    (void)cfg;
+    static char why[256];
+    int n = 0;
+    cudaError_t err = cudaGetDeviceCount(&n);
+    *device_count = 0;
+    *why_none = NULL;
+    if (err != cudaSuccess) {
+        (void)cudaGetLastError();
+        snprintf(why, sizeof why, "cudaGetDeviceCount: %s", cudaGetErrorString(err));
+        *why_none = why;
+        return FLEET_OK; /* no GPU is not an error: the cpu backend serves */
+    }
+    if (n == 0)
+        *why_none = "no CUDA device present";
+    *device_count = n;
+    return FLEET_OK;
+}
+
+static void cuda_shutdown(void)
+{
+    int n = fleet_atomic_load_acquire(&all_streams_count);
+    for (int i = 0; i < n; i++) {
+        cuda_stream *s = fleet_atomic_load_acquire(&all_streams[i]);
+        if (use_device(s->ordinal) == FLEET_OK) {
+            cublasHandle_t h = fleet_atomic_load_acquire(&s->blas);
+            if (h != NULL)
+                cublasDestroy(h);
+            cudaFree(s->workspace);
+            cudaStreamDestroy(s->stream);
+        }
+        free(s);
+        fleet_atomic_store_relaxed(&all_streams[i], NULL);
+    }
+    fleet_atomic_store_release(&all_streams_count, 0);
+}
+
+static fleet_status cuda_stream_create(int ordinal, bool is_default, void **out)
+{
+    (void)is_default;
+    fleet_status st = use_device(ordinal);
+    if (st != FLEET_OK)
+        return st;
+    cuda_stream *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cuda backend: cannot allocate a stream");
+    s->ordinal = ordinal;
+    cudaError_t err = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking);
+    if (err != cudaSuccess) {
+        free(s);
+        return fleet__cuda_status(err, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
+    }
+    /* Devices create streams under their own pool locks: reserve atomically. */
+    int slot = fleet_atomic_add_acq_rel(&all_streams_count, 1);
+    FLEET_ASSERT(slot < CUDA_STREAMS_MAX); /* 32 devices x 64 streams at most */
+    fleet_atomic_store_release(&all_streams[slot], s);
+    arm_exit_guard();
+    *out = s;
+    return FLEET_OK;
+}
+
+static fleet_status cuda_stream_synchronize(void *p)
+{
+    cuda_stream *s = p;
+    FLEET_CUDA_TRY(cudaStreamSynchronize(s->stream));
+    return FLEET_OK;
+}
+
+static fleet_status cuda_stream_query(void *p)
+{
+    cuda_stream *s = p;
+    cudaError_t err = cudaStreamQuery(s->stream);
+    if (err == cudaErrorNotReady)
+        return FLEET_ERR_NOT_READY;
+    if (err != cudaSuccess)
+        return fleet__cuda_status(err, "cudaStreamQuery", __FILE__, __LINE__);
+    return FLEET_OK;
+}
+
+static fleet_status cuda_launch_host_func(void *p, fleet_host_fn fn, void *arg)
+{
+    cuda_stream *s = p;
+    FLEET_CUDA_TRY(cudaLaunchHostFunc(s->stream, fn, arg));
+    return FLEET_OK;
+}
+
+typedef struct cuda_event {
+    cudaEvent_t event;
+    int ordinal;
+} cuda_event;
+
+static fleet_status cuda_event_create(int ordinal, void **out)
+{
+    fleet_status st = use_device(ordinal);
+    if (st != FLEET_OK)
+        return st;
+    cuda_event *e = malloc(sizeof *e);
+    if (e == NULL)
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cuda backend: cannot allocate an event");
+    e->ordinal = ordinal;
+    cudaError_t err = cudaEventCreateWithFlags(&e->event, cudaEventDisableTiming);
+    if (err != cudaSuccess) {
+        free(e);
+        return fleet__cuda_status(err, "cudaEventCreateWithFlags", __FILE__, __LINE__);
+    }
+    *out = e;
+    return FLEET_OK;
+}
+
+static void cuda_event_destroy(void *p)
+{
+    cuda_event *e = p;
+    cudaEventDestroy(e->event);
+    free(e);
+}
+
+static fleet_status cuda_event_record(void *ev, void *st)
+{
+    cuda_event *e = ev;
+    cuda_stream *s = st;
+    FLEET_CUDA_TRY(cudaEventRecord(e->event, s->stream));
+    return FLEET_OK;
+}
+
+static fleet_status cuda_stream_wait_event(void *st, void *ev)
+{
+    cuda_event *e = ev;
+    cuda_stream *s = st;
+    FLEET_CUDA_TRY(cudaStreamWaitEvent(s->stream, e->event, 0));
+    return FLEET_OK;
+}
+
+static fleet_status cuda_event_query(void *ev)
+{
+    cuda_event *e = ev;
+    cudaError_t err = cudaEventQuery(e->event);
+    if (err == cudaErrorNotReady)
+        return FLEET_ERR_NOT_READY;
+    if (err != cudaSuccess)
+        return fleet__cuda_status(err, "cudaEventQuery", __FILE__, __LINE__);
+    return FLEET_OK;
+}
+
+static fleet_status cuda_event_synchronize(void *ev)
+{
+    cuda_event *e = ev;
+    FLEET_CUDA_TRY(cudaEventSynchronize(e->event));
+    return FLEET_OK;
+}
+
+static fleet_status cuda_segment_alloc(int ordinal, size_t bytes, void **out)
+{
+    fleet_status st = use_device(ordinal);
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CUDA_TRY(cudaMalloc(out, bytes));
+    arm_exit_guard();
+    return FLEET_OK;
+}
+
+static void cuda_segment_free(int ordinal, void *ptr)
+{
+    if (use_device(ordinal) == FLEET_OK)
+        cudaFree(ptr);
+}
+
+static fleet_status cuda_copy(void *st, void *dst, const void *src, size_t bytes)
+{
+    cuda_stream *s = st;
+    if (bytes == 0)
+        return FLEET_OK;
+    FLEET_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, s->stream));
+    return FLEET_OK;
+}
+
+/* The stream's cuBLAS handle, created on first use; racing creators keep
+ * the first and destroy their own. */
+static fleet_status stream_blas(cuda_stream *s, cublasHandle_t *out)
+{
+    cublasHandle_t h = fleet_atomic_load_acquire(&s->blas);
+    if (h != NULL) {
+        *out = h;
+        return FLEET_OK;
+    }
+    void *ws = NULL;
+    FLEET_CUBLAS_TRY(cublasCreate(&h));
+    cudaError_t err = cudaMalloc(&ws, CUBLAS_WORKSPACE_BYTES);
+    cublasStatus_t bs = CUBLAS_STATUS_SUCCESS;
+    if (err == cudaSuccess) {
+        bs = cublasSetStream(h, s->stream);
+        if (bs == CUBLAS_STATUS_SUCCESS)
+            bs = cublasSetWorkspace(h, ws, CUBLAS_WORKSPACE_BYTES);
+        /* float32-accurate by default: no TF32 unless asked for. */
+        if (bs == CUBLAS_STATUS_SUCCESS)
+            bs = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH);
+    }
+    if (err != cudaSuccess || bs != CUBLAS_STATUS_SUCCESS) {
+        cublasDestroy(h);
+        cudaFree(ws);
+        return err != cudaSuccess ? fleet__cuda_status(err, "cudaMalloc(cuBLAS workspace)", __FILE__, __LINE__)
+                                  : fleet__cublas_status(bs, "cublasSetStream/Workspace", __FILE__, __LINE__);
+    }
+    void *expected = NULL;
+    if (!fleet_atomic_cas_acq_rel(&s->blas, &expected, (void *)h)) {
+        cublasDestroy(h);
+        cudaFree(ws);
+        h = expected;
+    } else {
+        s->workspace = ws;
+    }
+    *out = h;
+    return FLEET_OK;
+}
+
+static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
+{
+    cuda_stream *s = st;
+    if (g->dtype != FLEET_DTYPE_F32)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: gemm supports f32 only for now");
+    if (g->m > INT32_MAX || g->n > INT32_MAX || g->k > INT32_MAX)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: gemm dimensions beyond 2^31-1");
+    if (g->m == 0 || g->n == 0)
+        return FLEET_OK;
+    fleet_status status = use_device(s->ordinal);
+    cublasHandle_t h = NULL;
+    if (status == FLEET_OK)
+        status = stream_blas(s, &h);
+    if (status != FLEET_OK)
+        return status;
+    float beta = g->beta;
+    if (g->bias != NULL) {
+        FLEET_CUDA_TRY((cudaError_t)fleet__cuda_bias_rows_f32(s->stream, g->m, g->n, g->ldc,
+                                                              g->bias, beta, g->c));
+        beta = 1.0f;
+    }
+    /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T. */
+    FLEET_CUBLAS_TRY(cublasSgemm(h, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
+                                 g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)g->n, (int)g->m,
+                                 (int)g->k, &g->alpha, g->b, (int)g->ldb, g->a, (int)g->lda, &beta,
+                                 g->c, (int)g->ldc));
+    return FLEET_OK;
+}
+
+static fleet_status cuda_binary(void *st, const fleet__binary_args *b)
+{
+    cuda_stream *s = st;
+    if (b->dtype != FLEET_DTYPE_F32)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: binary ops support f32 only for now");
+    if (b->n == 0)
+        return FLEET_OK;
+    fleet_status status = use_device(s->ordinal);
+    if (status != FLEET_OK)
+        return status;
+    switch (b->op) {
+    case FLEET__BINARY_ADD:
+        FLEET_CUDA_TRY((cudaError_t)fleet__cuda_add_f32(s->stream, b->n, b->b_period, b->a, b->b, b->out));
+        break;
+    }
+    return FLEET_OK;
+}
+
+static fleet_status cuda_unary(void *st, const fleet__unary_args *u)
+{
+    cuda_stream *s = st;
+    if (u->dtype != FLEET_DTYPE_F32)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: unary ops support f32 only for now");
+    if (u->n == 0)
+        return FLEET_OK;
+    fleet_status status = use_device(s->ordinal);
+    if (status != FLEET_OK)
+        return status;
+    switch (u->op) {
+    case FLEET__UNARY_RELU:
+        FLEET_CUDA_TRY((cudaError_t)fleet__cuda_relu_f32(s->stream, u->n, u->x, u->out));
+        break;
+    }
+    return FLEET_OK;
+}
+
+/* ---- the vtable: every entry behind the exit guard ---------------------------- */
+
+#define GUARDED(name, params, args)                                                      \
+    static fleet_status guarded_##name params                                           \
+    {                                                                                    \
+        guard_shard *guard_;                                                             \
+        if (!guard_enter(&guard_))                                                       \
+            return closed_error(#name);                                                  \
+        fleet_status st_ = name args;                                                    \
+        guard_leave(guard_);                                                             \
+        return st_;                                                                      \
+    }
+#define GUARDED_VOID(name, params, args)                                                 \
+    static void guarded_##name params                                                   \
+    {                                                                                    \
+        guard_shard *guard_;                                                             \
+        if (!guard_enter(&guard_))                                                       \
+            return; /* the process is ending: the OS reclaims it */                      \
+        name args;                                                                       \
+        guard_leave(guard_);                                                             \
+    }
+
+GUARDED(cuda_stream_create, (int o, bool d, void **out), (o, d, out))
+GUARDED(cuda_stream_synchronize, (void *s), (s))
+GUARDED(cuda_stream_query, (void *s), (s))
+GUARDED(cuda_launch_host_func, (void *s, fleet_host_fn fn, void *arg), (s, fn, arg))
+GUARDED(cuda_event_create, (int o, void **out), (o, out))
+GUARDED_VOID(cuda_event_destroy, (void *e), (e))
+GUARDED(cuda_event_record, (void *e, void *s), (e, s))
+GUARDED(cuda_stream_wait_event, (void *s, void *e), (s, e))
+GUARDED(cuda_event_query, (void *e), (e))
+GUARDED(cuda_event_synchronize, (void *e), (e))
+GUARDED(cuda_segment_alloc, (int o, size_t n, void **out), (o, n, out))
+GUARDED_VOID(cuda_segment_free, (int o, void *p), (o, p))
+GUARDED(cuda_copy, (void *s, void *d, const void *src, size_t n), (s, d, src, n))
+GUARDED(cuda_gemm, (void *s, const fleet__gemm_args *g), (s, g))
+GUARDED(cuda_binary, (void *s, const fleet__binary_args *b), (s, b))
+GUARDED(cuda_unary, (void *s, const fleet__unary_args *u), (s, u))
+
+const fleet__backend fleet__cuda_backend = {
+    .name = "cuda",
+    .kind = FLEET_BACKEND_CUDA,
+    .survives_fork = false,
+    .init = cuda_init,
+    .shutdown = cuda_shutdown,
+    .stream_create = guarded_cuda_stream_create,
+    .stream_synchronize = guarded_cuda_stream_synchronize,
+    .stream_query = guarded_cuda_stream_query,
+    .stream_launch_host_func = guarded_cuda_launch_host_func,
+    .event_create = guarded_cuda_event_create,
+    .event_destroy = guarded_cuda_event_destroy,
+    .event_record = guarded_cuda_event_record,
+    .stream_wait_event = guarded_cuda_stream_wait_event,
+    .event_query = guarded_cuda_event_query,
+    .event_synchronize = guarded_cuda_event_synchronize,
+    .segment_alloc = guarded_cuda_segment_alloc,
+    .segment_free = guarded_cuda_segment_free,
+    .copy_host_to_device = guarded_cuda_copy,
+    .copy_device_to_host = guarded_cuda_copy,
+    .copy_device_to_device = guarded_cuda_copy,
+    .gemm = guarded_cuda_gemm,
+    .binary = guarded_cuda_binary,
+    .unary = guarded_cuda_unary,
+    /* No fork handlers: a CUDA context does not survive fork; the runtime
+     * marks cuda devices unusable in the child (FLEET_ERR_FORKED). */
+};
