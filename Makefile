@@ -3,6 +3,7 @@
 #   make test       build, then run the whole test suite (CTest)
 #   make test-tsan  the suite under ThreadSanitizer
 #   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make static     clang thread-safety analysis, cppcheck, gcc -fanalyzer
 #   make bench      the allocator micro-benchmark
 #   make install    install into PREFIX (default /usr/local)
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
@@ -12,7 +13,7 @@ CMAKE_FLAGS ?=
 # Sanitizer builds scale the stress tests down (see tests/harness.h).
 SAN_SCALE ?= 0.25
 
-.PHONY: all deps build demo run test test-tsan test-asan bench install clean
+.PHONY: all deps build demo run test test-tsan test-asan static bench install clean
 
 all: build
 
@@ -41,6 +42,10 @@ test-asan: deps
 	FLEET_TEST_SCALE=$(SAN_SCALE) ASAN_OPTIONS="detect_leaks=1 abort_on_error=1" \
 	  UBSAN_OPTIONS="print_stacktrace=1 halt_on_error=1" \
 	  ctest --test-dir build-asan --output-on-failure -j $(JOBS)
+
+static:
+	@./scripts/install-deps.sh clang cppcheck
+	./scripts/static-checks.sh
 
 bench: build
 	./$(BUILD)/bench_alloc

@@ -134,6 +134,8 @@ static int run_case(bench_mode mode, fleet_device *dev, size_t bytes, int thread
         fprintf(stderr, "a call failed: %s\n", fleet_last_error());
         return 0;
     }
+    if (n == 0)
+        return 0; /* no thread or no window: nothing was timed */
     qsort(all, (size_t)n, sizeof all[0], cmp_double);
     out->min = all[0];
     out->max = all[n - 1];

@@ -4,13 +4,14 @@
 # Does nothing when everything is present. Needs root (or sudo) otherwise.
 set -euo pipefail
 
+have() { compgen -G "$1" >/dev/null; }  # does the glob match anything?
+
 need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v make >/dev/null 2>&1 || need+=(make)
-[ -e /usr/include/x86_64-linux-gnu/cblas.h ] || [ -e /usr/include/cblas.h ] ||
-  [ -e "/usr/include/$(uname -m)-linux-gnu/cblas.h" ] || need+=(libblas-dev)
-ls /usr/lib/*/liblapack.so* /usr/lib/liblapack.so* >/dev/null 2>&1 || need+=(liblapack-dev)
+have '/usr/include/cblas.h' || have '/usr/include/*/cblas.h' || need+=(libblas-dev)
+have '/usr/lib/liblapack.so' || have '/usr/lib/*/liblapack.so' || need+=(liblapack-dev)
 for pkg in "$@"; do  # extra packages asked for by the caller (e.g. CI)
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

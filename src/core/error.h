@@ -6,8 +6,12 @@
 #include "fleet/status.h"
 
 /* Store "fmt..." as the calling thread's last error and return `status`, so
- * that `return fleet__error(FLEET_ERR_X, "...")` reads as one step. */
-fleet_status fleet__error(fleet_status status, const char *fmt, ...) FLEET_PRINTF(2, 3);
+ * that `return fleet__error(FLEET_ERR_X, "...")` reads as one step. A macro,
+ * so that the caller's compiler sees which status comes back (gcc's analyzer
+ * would otherwise follow a `return fleet__error(...)` as if it could be
+ * FLEET_OK); `status` is evaluated once, after the text is set. */
+void fleet__error_set(const char *fmt, ...) FLEET_PRINTF(1, 2);
+#define fleet__error(status, ...) (fleet__error_set(__VA_ARGS__), (fleet_status)(status))
 
 /* Prefix the current last-error text with "prefix: " (keeps the status). */
 fleet_status fleet__error_prefix(fleet_status status, const char *prefix);

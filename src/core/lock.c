@@ -15,12 +15,14 @@ void fleet__mutex_destroy(fleet__mutex *mu)
     FLEET_ASSERT(pthread_mutex_destroy(&mu->m) == 0);
 }
 
-void fleet__mutex_lock(fleet__mutex *mu)
+/* The wrapper is what the analysis trusts: pthread's own calls carry no
+ * annotations, so these two bodies are the one place it must not look. */
+void fleet__mutex_lock(fleet__mutex *mu) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
     FLEET_ASSERT(pthread_mutex_lock(&mu->m) == 0);
 }
 
-void fleet__mutex_unlock(fleet__mutex *mu)
+void fleet__mutex_unlock(fleet__mutex *mu) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
     FLEET_ASSERT(pthread_mutex_unlock(&mu->m) == 0);
 }

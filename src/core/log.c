@@ -34,12 +34,14 @@ void fleet__log(fleet__log_level level, const char *fmt, ...)
     fleet__mutex_unlock(&log_lock);
 }
 
-void fleet__log_atfork_prepare(void)
+/* Held across fork() on purpose: the handlers in runtime/lifecycle.c pair
+ * these two. */
+void fleet__log_atfork_prepare(void) FLEET_ACQUIRE(log_lock)
 {
     fleet__mutex_lock(&log_lock);
 }
 
-void fleet__log_atfork_release(void)
+void fleet__log_atfork_release(void) FLEET_RELEASE(log_lock)
 {
     fleet__mutex_unlock(&log_lock);
 }

@@ -39,13 +39,12 @@ const char *fleet_last_error(void)
     return last_error;
 }
 
-fleet_status fleet__error(fleet_status status, const char *fmt, ...)
+void fleet__error_set(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(last_error, sizeof last_error, fmt, ap);
     va_end(ap);
-    return status;
 }
 
 fleet_status fleet__error_prefix(fleet_status status, const char *prefix)

@@ -107,7 +107,9 @@ typedef struct event_chunk {
 
 typedef struct fleet__shard {
     /* Rank 3. Several shards are only ever locked one at a time, or all in id
-     * order (fork). Aligned so shards never share a cache line. */
+     * order (fork). Aligned so shards never share a cache line. Guards every
+     * field below but `allocator` and `id`, and the shard's block metadata
+     * (a comment, see core/lock.h; clang checks the helpers' FLEET_REQUIRES). */
     _Alignas(CACHE_LINE) fleet__mutex lock;
     struct fleet__allocator *allocator;
     int id;                           /* == the stream id it serves        */
@@ -169,6 +171,7 @@ static size_t segment_size_for(size_t rounded)
 }
 
 static fleet__block_index *index_of(shard *sh, const struct fleet__block *b)
+    FLEET_REQUIRES(sh->lock)
 {
     return b->segment->small ? &sh->small_free : &sh->large_free;
 }
@@ -180,7 +183,7 @@ static const fleet__backend *backend_of(const shard *sh)
 
 /* ---- metadata pools --------------------------------------------------------- */
 
-static bool add_block_chunk(shard *sh)
+static bool add_block_chunk(shard *sh) FLEET_REQUIRES(sh->lock)
 {
     size_t want = sh->block_count + BLOCKS_PER_CHUNK;
     /* Reserve index room first: a reservation that is not followed by a chunk
@@ -205,7 +208,7 @@ static bool add_block_chunk(shard *sh)
 }
 
 /* Make sure `n` (1 or 2) spare blocks exist. */
-static bool have_spare_blocks(shard *sh, int n)
+static bool have_spare_blocks(shard *sh, int n) FLEET_REQUIRES(sh->lock)
 {
     const struct fleet__block *b = sh->spare_blocks;
     if (b != NULL && (n == 1 || b->link != NULL))
@@ -213,7 +216,7 @@ static bool have_spare_blocks(shard *sh, int n)
     return add_block_chunk(sh);
 }
 
-static struct fleet__block *take_block(shard *sh)
+static struct fleet__block *take_block(shard *sh) FLEET_REQUIRES(sh->lock)
 {
     if (!have_spare_blocks(sh, 1))
         return NULL;
@@ -223,7 +226,7 @@ static struct fleet__block *take_block(shard *sh)
     return b;
 }
 
-static void recycle_block(shard *sh, struct fleet__block *b)
+static void recycle_block(shard *sh, struct fleet__block *b) FLEET_REQUIRES(sh->lock)
 {
     b->state = BLOCK_SPARE;
     b->generation++;
@@ -237,7 +240,7 @@ static void recycle_block(shard *sh, struct fleet__block *b)
     sh->spare_blocks = b;
 }
 
-static event_node *take_event_node(shard *sh)
+static event_node *take_event_node(shard *sh) FLEET_REQUIRES(sh->lock)
 {
     if (sh->spare_events == NULL) {
         event_chunk *c = calloc(1, sizeof *c);
@@ -256,7 +259,7 @@ static event_node *take_event_node(shard *sh)
     return n;
 }
 
-static void recycle_event_node(shard *sh, event_node *n)
+static void recycle_event_node(shard *sh, event_node *n) FLEET_REQUIRES(sh->lock)
 {
     n->event = NULL;
     n->next = sh->spare_events;
@@ -265,19 +268,19 @@ static void recycle_event_node(shard *sh, event_node *n)
 
 /* ---- carving and merging ------------------------------------------------------ */
 
-static void index_insert(shard *sh, struct fleet__block *b)
+static void index_insert(shard *sh, struct fleet__block *b) FLEET_REQUIRES(sh->lock)
 {
     fleet__block_index_insert(index_of(sh, b), b->size, (uintptr_t)b->ptr, b);
 }
 
-static void index_remove(shard *sh, struct fleet__block *b)
+static void index_remove(shard *sh, struct fleet__block *b) FLEET_REQUIRES(sh->lock)
 {
     fleet__block_index_remove(index_of(sh, b), b->size, (uintptr_t)b->ptr);
 }
 
 /* Shrink the FREE, unindexed block `b` to `size` bytes when the rest is worth
  * keeping as a free block of its own. */
-static void carve(shard *sh, struct fleet__block *b, size_t size)
+static void carve(shard *sh, struct fleet__block *b, size_t size) FLEET_REQUIRES(sh->lock)
 {
     size_t rest = b->size - size;
     bool worth = b->segment->small ? rest >= ROUNDING : rest > LARGE_SPLIT_MIN;
@@ -301,7 +304,7 @@ static void carve(shard *sh, struct fleet__block *b, size_t size)
 
 /* `b` just became FREE (its bytes already counted in cached): merge it with
  * FREE neighbours and index the result. */
-static void make_free(shard *sh, struct fleet__block *b)
+static void make_free(shard *sh, struct fleet__block *b) FLEET_REQUIRES(sh->lock)
 {
     b->state = BLOCK_FREE;
     struct fleet__block *p = b->prev;
@@ -355,6 +358,7 @@ static bool injected_failure(struct fleet__allocator *a)
 /* Get a segment for a request of `rounded` bytes from the backend; its whole
  * span becomes one FREE block, returned unindexed in *out. */
 static grow_result grow(shard *sh, size_t rounded, struct fleet__block **out)
+    FLEET_REQUIRES(sh->lock)
 {
     struct fleet__allocator *a = sh->allocator;
     struct fleet_device *dev = a->device;
@@ -399,7 +403,7 @@ static grow_result grow(shard *sh, size_t rounded, struct fleet__block **out)
 
 /* Give every segment that is one FREE block back to the backend. Returns the
  * bytes released. */
-static uint64_t release_free_segments(shard *sh)
+static uint64_t release_free_segments(shard *sh) FLEET_REQUIRES(sh->lock)
 {
     struct fleet__allocator *a = sh->allocator;
     uint64_t released = 0;
@@ -435,6 +439,7 @@ static uint64_t release_free_segments(shard *sh)
 /* Record an event on `s` for the PENDING-to-be block `b`. false when that
  * cannot be done (the caller then synchronizes `s` instead). */
 static bool record_use(shard *sh, struct fleet__block *b, struct fleet_stream *s)
+    FLEET_REQUIRES(sh->lock)
 {
     struct fleet_device *dev = sh->allocator->device;
     void *native;
@@ -461,7 +466,7 @@ static bool record_use(shard *sh, struct fleet__block *b, struct fleet_stream *s
 
 /* Return the events of pending blocks that have passed; a block whose events
  * all passed becomes FREE. Returns whether any did. */
-static bool reclaim_pending(shard *sh)
+static bool reclaim_pending(shard *sh) FLEET_REQUIRES(sh->lock)
 {
     struct fleet_device *dev = sh->allocator->device;
     bool any = false;
@@ -499,7 +504,7 @@ static bool reclaim_pending(shard *sh)
 /* ---- alloc -------------------------------------------------------------------- */
 
 static void hand_out(shard *sh, struct fleet__block *b, size_t bytes, bool hit,
-                     fleet_allocation *out)
+                     fleet_allocation *out) FLEET_REQUIRES(sh->lock)
 {
     struct fleet__allocator *a = sh->allocator;
     b->state = BLOCK_ALLOCATED;
@@ -519,7 +524,7 @@ static void hand_out(shard *sh, struct fleet__block *b, size_t bytes, bool hit,
 
 /* Under sh->lock: serve from the shard's cache, else from a new segment. */
 static bool try_alloc(shard *sh, size_t bytes, size_t rounded, grow_result *why,
-                      fleet_allocation *out)
+                      fleet_allocation *out) FLEET_REQUIRES(sh->lock)
 {
     if (sh->pending_list != NULL)
         reclaim_pending(sh);
@@ -710,7 +715,7 @@ static fleet_status handle_shard(const fleet_allocation *h, const char *fn, shar
  * stream. Returns the streams no event could be recorded on (the caller
  * synchronizes them and only then queues the block); with none, the block
  * is queued on the pending list now. */
-static uint64_t retire_recorded(shard *sh, struct fleet__block *b)
+static uint64_t retire_recorded(shard *sh, struct fleet__block *b) FLEET_REQUIRES(sh->lock)
 {
     struct fleet_device *dev = sh->allocator->device;
     uint64_t unrecorded = 0;
@@ -933,6 +938,8 @@ void fleet__allocator_destroy(struct fleet__allocator *a)
     fleet__host_free(a);
 }
 
+/* One lock per shard, a number the analysis cannot follow; lifecycle.c's fork
+ * handlers pair these two. */
 FLEET_NO_THREAD_SAFETY_ANALYSIS
 void fleet__allocator_atfork_prepare(struct fleet__allocator *a)
 {

@@ -90,9 +90,12 @@ void fleet__stream_pool_thread_exit(void *value);
 /* Fork support: take the pool lock (rank 2) / release it / in the child,
  * reset pool state (keeps acquired slots and the forking thread's own
  * bindings; other threads' bindings are gone with them) and release it. */
-void fleet__stream_pool_atfork_prepare(struct fleet_device *device);
-void fleet__stream_pool_atfork_parent(struct fleet_device *device);
-void fleet__stream_pool_atfork_child(struct fleet_device *device);
+void fleet__stream_pool_atfork_prepare(struct fleet_device *device)
+    FLEET_ACQUIRE(device->pool.lock);
+void fleet__stream_pool_atfork_parent(struct fleet_device *device)
+    FLEET_RELEASE(device->pool.lock);
+void fleet__stream_pool_atfork_child(struct fleet_device *device)
+    FLEET_RELEASE(device->pool.lock);
 /* Validate a stream handle for public function `fn`: non-NULL, fleet
  * usable, its device usable. */
 fleet_status fleet__enter_stream(const struct fleet_stream *stream, const char *fn);

@@ -11,7 +11,8 @@
 struct fleet__event_pool {
     struct fleet_device *device;
     fleet__mutex lock;    /* rank 4 */
-    void **free_events;   /* FLEET_GUARDED_BY(lock) */
+    /* Guarded by lock (a comment: see core/lock.h on member guards in C). */
+    void **free_events;
     size_t count, capacity;
 };
 
@@ -69,12 +70,12 @@ void fleet__event_pool_put(struct fleet__event_pool *p, void *native_event)
     fleet__mutex_unlock(&p->lock);
 }
 
-void fleet__event_pool_atfork_prepare(struct fleet__event_pool *p)
+void fleet__event_pool_atfork_prepare(struct fleet__event_pool *p) FLEET_ACQUIRE(p->lock)
 {
     fleet__mutex_lock(&p->lock);
 }
 
-void fleet__event_pool_atfork_release(struct fleet__event_pool *p) FLEET_NO_THREAD_SAFETY_ANALYSIS
+void fleet__event_pool_atfork_release(struct fleet__event_pool *p) FLEET_RELEASE(p->lock)
 {
     fleet__mutex_unlock(&p->lock);
 }

@@ -32,7 +32,7 @@ static int backend_count;
 static int first_device[2], devices_of[2];   /* per fleet_backend_kind */
 static const char *why_no_devices[2];
 static fleet_backend_kind default_backend;
-static bool hooks_installed;
+static bool hooks_installed FLEET_GUARDED_BY(lifecycle_lock);
 
 static void atfork_prepare(void);
 static void atfork_parent(void);
@@ -53,7 +53,7 @@ struct fleet_device *fleet__device_at(int index)
     return &devices[index];
 }
 
-static fleet_status add_backend(const fleet__backend *be)
+static fleet_status add_backend(const fleet__backend *be) FLEET_REQUIRES(lifecycle_lock)
 {
     int count = 0;
     const char *why = NULL;
@@ -84,7 +84,7 @@ static fleet_status add_backend(const fleet__backend *be)
     return FLEET_OK;
 }
 
-static fleet_status init_locked(void)
+static fleet_status init_locked(void) FLEET_REQUIRES(lifecycle_lock)
 {
     fleet_status st = fleet__config_from_env(&config);
     if (st != FLEET_OK)
@@ -195,6 +195,9 @@ out:
 }
 
 /* ---- fork: every lock in rank order ------------------------------------------ */
+
+/* These take or release a lock per device and stream, a number the analysis
+ * cannot follow: each handler leaves exactly what the next one expects. */
 
 static void atfork_prepare(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {

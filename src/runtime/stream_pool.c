@@ -221,12 +221,12 @@ void fleet__stream_pool_atfork_prepare(struct fleet_device *device)
     fleet__mutex_lock(&device->pool.lock);
 }
 
-void fleet__stream_pool_atfork_parent(struct fleet_device *device) FLEET_NO_THREAD_SAFETY_ANALYSIS
+void fleet__stream_pool_atfork_parent(struct fleet_device *device)
 {
     fleet__mutex_unlock(&device->pool.lock);
 }
 
-void fleet__stream_pool_atfork_child(struct fleet_device *device) FLEET_NO_THREAD_SAFETY_ANALYSIS
+void fleet__stream_pool_atfork_child(struct fleet_device *device)
 {
     fleet__stream_pool *pool = &device->pool;
     int idx = device->index;
@@ -244,7 +244,7 @@ void fleet__stream_pool_atfork_child(struct fleet_device *device) FLEET_NO_THREA
     fleet_atomic_store_relaxed(&pool->shared_bindings,
                                tls.slot[idx] != 0 && !tls.exclusive[idx] ? 1 : 0);
     fleet__cond_init(&pool->freed);
-    fleet__mutex_unlock(&pool->lock);
+    fleet__mutex_unlock(&device->pool.lock);
 }
 
 /* ---- public API ------------------------------------------------------------ */

@@ -20,21 +20,18 @@ typedef struct cpu_task {
 
 struct fleet__cpu_stream {
     int ordinal;
-    fleet__mutex lock;      /* rank 5: guards everything below             */
+    /* rank 5: guards everything below (a comment, not FLEET_GUARDED_BY:
+     * see core/lock.h on member guards in C). */
+    fleet__mutex lock;
     fleet__cond has_work;   /* worker waits here for tasks                 */
     fleet__cond progress;   /* signalled when a task completes             */
-    uint64_t submitted;     /* FLEET_GUARDED_BY(lock)                      */
-    uint64_t completed;     /* FLEET_GUARDED_BY(lock)                      */
+    uint64_t submitted;
+    uint64_t completed;
     bool worker_running;
     bool stopping;
     bool in_task;           /* the worker is running a task now            */
     fleet__thread worker;
     cpu_task ring[FLEET__CPU_QUEUE_CAPACITY];
-};
-
-struct fleet__cpu_event {
-    fleet__cpu_stream *stream; /* NULL: never recorded (complete)         */
-    uint64_t target;           /* stream->completed >= target: complete   */
 };
 
 /* Every stream ever created, for shutdown and fork. Streams are only created
@@ -51,6 +48,13 @@ static fleet_atomic_bool process_exiting;
 /* rank 6: guards (stream, target) of every event; never held while taking a
  * stream lock. */
 static fleet__mutex event_lock = {PTHREAD_MUTEX_INITIALIZER};
+
+struct fleet__cpu_event {
+    /* NULL: never recorded (complete) */
+    fleet__cpu_stream *stream FLEET_GUARDED_BY(event_lock);
+    /* stream->completed >= target: complete */
+    uint64_t target FLEET_GUARDED_BY(event_lock);
+};
 
 static fleet__cpu_stream *registered_stream(int i)
 {
@@ -279,6 +283,8 @@ void fleet__cpu_streams_quiesce_at_exit(void)
     }
 }
 
+/* The fork handlers take and release one lock per stream, a number the
+ * analysis cannot follow; lifecycle.c pairs them. */
 void fleet__cpu_streams_atfork_prepare(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
     int n = fleet_atomic_load_acquire(&all_streams_count);
