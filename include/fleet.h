@@ -17,5 +17,6 @@
 #include "fleet/memory.h"
 #include "fleet/tensor.h"
 #include "fleet/ops.h"
+#include "fleet/linalg.h"
 
 #endif /* FLEET_H */

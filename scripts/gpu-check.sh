@@ -72,8 +72,9 @@ echo "== compute-sanitizer"
 san="$OUT/sanitizer.log"
 : > "$san"
 rc_san=0
-for spec in memcheck:cuda_backend memcheck:simple_parallel memcheck:cross_stream_tensor \
-            memcheck:max_streams_stress racecheck:cuda_backend synccheck:cuda_backend; do
+for spec in memcheck:cuda_backend memcheck:backend_ops memcheck:linalg_ops_parallel \
+            memcheck:simple_parallel memcheck:cross_stream_tensor memcheck:max_streams_stress \
+            racecheck:cuda_backend racecheck:backend_ops synccheck:cuda_backend; do
   tool=${spec%%:*} test=${spec#*:}
   echo "---- $tool $test" >> "$san"
   FLEET_BACKEND=cuda FLEET_TEST_SCALE=0.2 timeout 300 compute-sanitizer --tool "$tool" \
@@ -83,6 +84,10 @@ for spec in memcheck:cuda_backend memcheck:simple_parallel memcheck:cross_stream
   echo "- compute-sanitizer $tool on $test: rc $rc, ${errs:-no summary}" >> "$summary"
   [ $rc -eq 0 ] || rc_san=1
 done
+
+echo "== backend-ops coverage"
+FLEET_BACKEND=cuda ./build-cuda/tests/backend_ops report_coverage > "$OUT/backend-ops.log" 2>&1
+grep -E '^(backends|ops covered):' "$OUT/backend-ops.log" | sed 's/^/- backend-ops /' >> "$summary"
 
 echo "== demo on cuda"
 FLEET_BACKEND=cuda ./build-cuda/fleet demo --threads 8 --iters 50 > "$OUT/demo-cuda.log" 2>&1

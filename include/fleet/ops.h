@@ -7,7 +7,12 @@
  * dtype (FLEET_ERR_DTYPE_MISMATCH); wrong shapes give FLEET_ERR_SHAPE_MISMATCH
  * with the shapes in fleet_last_error(). A failed call submits nothing.
  *
- * Float32 only in this version; the full op set arrives with the cuda backend.
+ * Elementwise ops take any strided views (see the view functions in
+ * tensor.h) and broadcast like NumPy: shapes align at the last dimension and
+ * a dimension of size 1, or a missing one, stretches. out must have the
+ * broadcast shape; it may be one of the inputs itself (in place) but must not
+ * partly overlap one. They run in f32 everywhere, and in f16/bf16 (computed
+ * in f32) on cuda.
  *
  *     // out[M,N] = relu(a[M,K] @ b[K,N] + bias[N])
  *     fleet_matmul(a, b, out);
@@ -27,13 +32,22 @@ extern "C" {
  * matmul arrive with the full op set); out must not alias a or b. */
 fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
 
-/* out = a + b, elementwise. b has a's shape, or is 1-D with a's last
- * dimension (added to every row: a bias). out has a's shape and may be a
- * (or b, when b has a's shape) itself, but must not partly overlap either. */
+/* Binary elementwise ops with broadcasting: out = a op b. */
 fleet_status fleet_add(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+fleet_status fleet_sub(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+fleet_status fleet_mul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+fleet_status fleet_div(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
 
-/* out = max(x, 0). out has x's shape and may be x. */
-fleet_status fleet_relu(const fleet_tensor *x, fleet_tensor *out);
+/* Unary elementwise ops: out (x's shape) = f(x). */
+fleet_status fleet_relu(const fleet_tensor *x, fleet_tensor *out);    /* max(x, 0)              */
+fleet_status fleet_gelu(const fleet_tensor *x, fleet_tensor *out);    /* x/2 (1 + erf(x/sqrt 2)) */
+fleet_status fleet_silu(const fleet_tensor *x, fleet_tensor *out);    /* x sigmoid(x)           */
+fleet_status fleet_tanh(const fleet_tensor *x, fleet_tensor *out);
+fleet_status fleet_sigmoid(const fleet_tensor *x, fleet_tensor *out); /* 1 / (1 + exp(-x))      */
+
+/* Copy x's values into out (same shape, any layouts): with a contiguous out
+ * this makes a contiguous copy of a view. */
+fleet_status fleet_copy(const fleet_tensor *x, fleet_tensor *out);
 
 #ifdef __cplusplus
 }

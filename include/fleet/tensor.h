@@ -70,6 +70,24 @@ fleet_status fleet_tensor_copy_to_host(const fleet_tensor *tensor, void *dst, si
 /* Tell the allocator that `stream` uses the tensor's memory (see memory.h). */
 fleet_status fleet_tensor_record_stream(fleet_tensor *tensor, fleet_stream *stream);
 
+/* Views: new tensor handles over the same memory (no copy), each to be
+ * released on its own; the memory lives while any of them does. Writing
+ * through a view writes the original. On failure *out is untouched. */
+
+/* Swap two dimensions (negative dims count from the end). */
+fleet_status fleet_tensor_transpose(const fleet_tensor *t, int dim0, int dim1, fleet_tensor **out);
+/* Reorder all dimensions: dimension i of the view is dimension dims[i] of t
+ * (a permutation of 0..ndim-1). */
+fleet_status fleet_tensor_permute(const fleet_tensor *t, const int *dims, fleet_tensor **out);
+/* The same elements in another shape (same count). Only for layouts where no
+ * copy is needed (any contiguous tensor); otherwise FLEET_ERR_INVALID_ARGUMENT
+ * — make a contiguous copy with fleet_copy first. */
+fleet_status fleet_tensor_reshape(const fleet_tensor *t, int ndim, const int64_t *shape,
+                                  fleet_tensor **out);
+/* Elements start..end-1 along dimension dim (0 <= start <= end <= size). */
+fleet_status fleet_tensor_slice(const fleet_tensor *t, int dim, int64_t start, int64_t end,
+                                fleet_tensor **out);
+
 /* Accessors. NULL or 0 for a NULL tensor. */
 fleet_device *fleet_tensor_device(const fleet_tensor *tensor);
 fleet_dtype fleet_tensor_dtype(const fleet_tensor *tensor);

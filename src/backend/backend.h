@@ -27,6 +27,8 @@
 #include "core/env.h"
 #include "fleet/stream.h"
 #include "fleet/tensor.h"
+#include "backend/linalg_args.h"
+#include "backend/kernel_args.h"
 
 /* C = alpha * op(A) @ op(B) (+ bias[n] broadcast over rows) + beta * C, all
  * row-major. op(X) is X or its transpose. lda/ldb/ldc are row strides in
@@ -45,35 +47,6 @@ typedef struct fleet__gemm_args {
     const void *bias; /* NULL: none */
     float alpha, beta;
 } fleet__gemm_args;
-
-typedef enum fleet__binary_op {
-    FLEET__BINARY_ADD = 0,
-} fleet__binary_op;
-
-/* out[i] = a[i] op b[i % b_period], i < n; contiguous. b_period == n means
- * same shape; b_period == last dim of a means a row broadcast. */
-typedef struct fleet__binary_args {
-    fleet__binary_op op;
-    fleet_dtype dtype;
-    int64_t n;
-    int64_t b_period;
-    const void *a;
-    const void *b;
-    void *out;
-} fleet__binary_args;
-
-typedef enum fleet__unary_op {
-    FLEET__UNARY_RELU = 0,
-} fleet__unary_op;
-
-/* out[i] = op(x[i]), i < n; contiguous; out may equal x. */
-typedef struct fleet__unary_args {
-    fleet__unary_op op;
-    fleet_dtype dtype;
-    int64_t n;
-    const void *x;
-    void *out;
-} fleet__unary_args;
 
 typedef struct fleet__backend {
     const char *name;
@@ -117,8 +90,14 @@ typedef struct fleet__backend {
     /* Kernels. Arguments are validated by ops/; a backend only checks what
      * it cannot do (a dtype it lacks: FLEET_ERR_UNSUPPORTED). */
     fleet_status (*gemm)(void *stream, const fleet__gemm_args *args);
-    fleet_status (*binary)(void *stream, const fleet__binary_args *args);
-    fleet_status (*unary)(void *stream, const fleet__unary_args *args);
+    fleet_status (*elementwise)(void *stream, const fleet__elementwise_args *args);
+
+    /* Optional: dense linear algebra (backend/linalg_args.h). The scratch
+     * bytes `linalg` needs for these args (0: none), then the op itself;
+     * FLEET_ERR_UNSUPPORTED for sizes the library cannot take. */
+    fleet_status (*linalg_workspace_size)(void *stream, const fleet__linalg_args *args,
+                                          size_t *bytes);
+    fleet_status (*linalg)(void *stream, const fleet__linalg_args *args);
 
     /* Fork: prepare takes the backend's locks (after the runtime's), parent
      * releases them, child releases them and resets the backend so the child

@@ -256,6 +256,8 @@ int fleet_tensor_is_contiguous(const fleet_tensor *t)
 {
     if (t == NULL)
         return 0;
+    if (fleet_tensor_numel(t) == 0)
+        return 1; /* no element to be out of place */
     int64_t expect = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->strides[i] != expect)

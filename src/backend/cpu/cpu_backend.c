@@ -3,6 +3,7 @@
  * memory, streams are worker threads. */
 #include "backend/backend.h"
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_linalg.h"
 #include "backend/cpu/cpu_stream.h"
 #include "core/error.h"
 #include "core/prim.h"
@@ -126,8 +127,9 @@ const fleet__backend fleet__cpu_backend = {
     .copy_device_to_host = fleet__cpu_copy,
     .copy_device_to_device = fleet__cpu_copy,
     .gemm = fleet__cpu_gemm,
-    .binary = fleet__cpu_binary,
-    .unary = fleet__cpu_unary,
+    .linalg_workspace_size = fleet__cpu_linalg_workspace_size,
+    .linalg = fleet__cpu_linalg,
+    .elementwise = fleet__cpu_elementwise,
     .atfork_prepare = fleet__cpu_streams_atfork_prepare,
     .atfork_parent = fleet__cpu_streams_atfork_parent,
     .atfork_child = fleet__cpu_streams_atfork_child,

@@ -1,5 +1,4 @@
-/* backend/cpu/cpu_kernels.c — GEMM through the system BLAS, elementwise
- * kernels in plain C. Each entry point copies its arguments into a stream
+/* backend/cpu/cpu_kernels.c — GEMM through the system BLAS, and copies. Each entry point copies its arguments into a stream
  * task; the work happens on the stream's worker. */
 #include <cblas.h>
 #include <string.h>
@@ -9,8 +8,6 @@
 #include "core/error.h"
 
 _Static_assert(sizeof(fleet__gemm_args) <= FLEET__CPU_TASK_ARGS, "gemm args fit a task");
-_Static_assert(sizeof(fleet__binary_args) <= FLEET__CPU_TASK_ARGS, "binary args fit a task");
-_Static_assert(sizeof(fleet__unary_args) <= FLEET__CPU_TASK_ARGS, "unary args fit a task");
 
 static fleet_status need_f32(fleet_dtype dtype, const char *kernel)
 {
@@ -56,58 +53,6 @@ fleet_status fleet__cpu_gemm(void *stream, const fleet__gemm_args *args)
     if (args->m == 0 || args->n == 0)
         return FLEET_OK;
     return fleet__cpu_stream_submit(stream, gemm_task, args, sizeof *args);
-}
-
-static void binary_task(const void *p)
-{
-    const fleet__binary_args *b = p;
-    const float *x = b->a, *y = b->b;
-    float *out = b->out;
-    switch (b->op) {
-    case FLEET__BINARY_ADD:
-        if (b->b_period == b->n) {
-            for (int64_t i = 0; i < b->n; i++)
-                out[i] = x[i] + y[i];
-        } else {
-            for (int64_t i = 0; i < b->n; i += b->b_period)
-                for (int64_t j = 0; j < b->b_period; j++)
-                    out[i + j] = x[i + j] + y[j];
-        }
-        break;
-    }
-}
-
-fleet_status fleet__cpu_binary(void *stream, const fleet__binary_args *args)
-{
-    fleet_status st = need_f32(args->dtype, "binary ops");
-    if (st != FLEET_OK)
-        return st;
-    if (args->n == 0)
-        return FLEET_OK;
-    return fleet__cpu_stream_submit(stream, binary_task, args, sizeof *args);
-}
-
-static void unary_task(const void *p)
-{
-    const fleet__unary_args *u = p;
-    const float *x = u->x;
-    float *out = u->out;
-    switch (u->op) {
-    case FLEET__UNARY_RELU:
-        for (int64_t i = 0; i < u->n; i++)
-            out[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
-    }
-}
-
-fleet_status fleet__cpu_unary(void *stream, const fleet__unary_args *args)
-{
-    fleet_status st = need_f32(args->dtype, "unary ops");
-    if (st != FLEET_OK)
-        return st;
-    if (args->n == 0)
-        return FLEET_OK;
-    return fleet__cpu_stream_submit(stream, unary_task, args, sizeof *args);
 }
 
 typedef struct copy_args {

@@ -5,8 +5,8 @@
 #include "backend/backend.h"
 
 fleet_status fleet__cpu_gemm(void *stream, const fleet__gemm_args *args);
-fleet_status fleet__cpu_binary(void *stream, const fleet__binary_args *args);
-fleet_status fleet__cpu_unary(void *stream, const fleet__unary_args *args);
+/* cpu_elementwise.c */
+fleet_status fleet__cpu_elementwise(void *stream, const fleet__elementwise_args *args);
 
 fleet_status fleet__cpu_copy(void *stream, void *dst, const void *src, size_t bytes);
 

@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_linalg.h"
 #include "backend/cuda/elementwise.h"
 #include "core/atomic.h"
 #include "core/log.h"
@@ -21,6 +22,7 @@ typedef struct cuda_stream {
     int ordinal;
     fleet_atomic_ptr blas;      /* cublasHandle_t, created on first gemm */
     void *workspace;            /* set with the handle                    */
+    fleet_atomic_ptr solver;    /* cusolverDnHandle_t, on first linalg op */
 } cuda_stream;
 
 /* ---- exit guard ---------------------------------------------------------------
@@ -154,6 +156,7 @@ static void cuda_shutdown(void)
             cublasHandle_t h = fleet_atomic_load_acquire(&s->blas);
             if (h != NULL)
                 cublasDestroy(h);
+            fleet__cuda_solver_destroy(fleet_atomic_load_acquire(&s->solver));
             cudaFree(s->workspace);
             cudaStreamDestroy(s->stream);
         }
@@ -369,40 +372,63 @@ static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
     return FLEET_OK;
 }
 
-static fleet_status cuda_binary(void *st, const fleet__binary_args *b)
+static fleet_status cuda_elementwise(void *st, const fleet__elementwise_args *e)
 {
     cuda_stream *s = st;
-    if (b->dtype != FLEET_DTYPE_F32)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: binary ops support f32 only for now");
-    if (b->n == 0)
-        return FLEET_OK;
     fleet_status status = use_device(s->ordinal);
     if (status != FLEET_OK)
         return status;
-    switch (b->op) {
-    case FLEET__BINARY_ADD:
-        FLEET_CUDA_TRY((cudaError_t)fleet__cuda_add_f32(s->stream, b->n, b->b_period, b->a, b->b, b->out));
-        break;
-    }
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_elementwise(s->stream, e));
     return FLEET_OK;
 }
 
-static fleet_status cuda_unary(void *st, const fleet__unary_args *u)
+/* ---- linear algebra (cuda_linalg.c) ------------------------------------------ */
+
+/* The stream's cuSOLVER handle, created on first use; racing creators keep
+ * the first and destroy their own. */
+static fleet_status stream_solver(cuda_stream *s, cusolverDnHandle_t *out)
+{
+    cusolverDnHandle_t h = fleet_atomic_load_acquire(&s->solver);
+    if (h == NULL) {
+        fleet_status st = fleet__cuda_solver_create(s->stream, &h);
+        if (st != FLEET_OK)
+            return st;
+        void *expected = NULL;
+        if (!fleet_atomic_cas_acq_rel(&s->solver, &expected, (void *)h)) {
+            fleet__cuda_solver_destroy(h);
+            h = expected;
+        }
+    }
+    *out = h;
+    return FLEET_OK;
+}
+
+static fleet_status cuda_linalg_workspace_size(void *st, const fleet__linalg_args *args,
+                                               size_t *bytes)
 {
     cuda_stream *s = st;
-    if (u->dtype != FLEET_DTYPE_F32)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: unary ops support f32 only for now");
-    if (u->n == 0)
-        return FLEET_OK;
+    cusolverDnHandle_t h = NULL;
     fleet_status status = use_device(s->ordinal);
-    if (status != FLEET_OK)
-        return status;
-    switch (u->op) {
-    case FLEET__UNARY_RELU:
-        FLEET_CUDA_TRY((cudaError_t)fleet__cuda_relu_f32(s->stream, u->n, u->x, u->out));
-        break;
-    }
-    return FLEET_OK;
+    if (status == FLEET_OK)
+        status = stream_solver(s, &h);
+    if (status == FLEET_OK)
+        status = fleet__cuda_linalg_workspace_size(h, args, bytes);
+    return status;
+}
+
+static fleet_status cuda_linalg(void *st, const fleet__linalg_args *args)
+{
+    cuda_stream *s = st;
+    cusolverDnHandle_t h = NULL;
+    cublasHandle_t blas = NULL;
+    fleet_status status = use_device(s->ordinal);
+    if (status == FLEET_OK)
+        status = stream_solver(s, &h);
+    if (status == FLEET_OK && args->op == FLEET__LINALG_SOLVE_TRIANGULAR)
+        status = stream_blas(s, &blas);
+    if (status == FLEET_OK)
+        status = fleet__cuda_linalg(s->stream, blas, h, args);
+    return status;
 }
 
 /* ---- the vtable: every entry behind the exit guard ---------------------------- */
@@ -441,8 +467,9 @@ GUARDED(cuda_segment_alloc, (int o, size_t n, void **out), (o, n, out))
 GUARDED_VOID(cuda_segment_free, (int o, void *p), (o, p))
 GUARDED(cuda_copy, (void *s, void *d, const void *src, size_t n), (s, d, src, n))
 GUARDED(cuda_gemm, (void *s, const fleet__gemm_args *g), (s, g))
-GUARDED(cuda_binary, (void *s, const fleet__binary_args *b), (s, b))
-GUARDED(cuda_unary, (void *s, const fleet__unary_args *u), (s, u))
+GUARDED(cuda_linalg_workspace_size, (void *s, const fleet__linalg_args *l, size_t *n), (s, l, n))
+GUARDED(cuda_linalg, (void *s, const fleet__linalg_args *l), (s, l))
+GUARDED(cuda_elementwise, (void *s, const fleet__elementwise_args *e), (s, e))
 
 const fleet__backend fleet__cuda_backend = {
     .name = "cuda",
@@ -466,8 +493,9 @@ const fleet__backend fleet__cuda_backend = {
     .copy_device_to_host = guarded_cuda_copy,
     .copy_device_to_device = guarded_cuda_copy,
     .gemm = guarded_cuda_gemm,
-    .binary = guarded_cuda_binary,
-    .unary = guarded_cuda_unary,
+    .linalg_workspace_size = guarded_cuda_linalg_workspace_size,
+    .linalg = guarded_cuda_linalg,
+    .elementwise = guarded_cuda_elementwise,
     /* No fork handlers: a CUDA context does not survive fork; the runtime
      * marks cuda devices unusable in the child (FLEET_ERR_FORKED). */
 };

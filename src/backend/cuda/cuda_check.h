@@ -5,6 +5,7 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <cusolverDn.h>
 
 #include "core/error.h"
 
@@ -25,6 +26,16 @@ fleet_status fleet__cublas_status(cublasStatus_t st, const char *call, const cha
         cublasStatus_t s_ = (call);                                                     \
         if (FLEET_UNLIKELY(s_ != CUBLAS_STATUS_SUCCESS))                                \
             return fleet__cublas_status(s_, #call, __FILE__, __LINE__);                 \
+    } while (0)
+
+/* cuSOLVER (defined in cuda_linalg.c). */
+fleet_status fleet__cusolver_status(cusolverStatus_t st, const char *call, const char *file, int line);
+
+#define FLEET_CUSOLVER_TRY(call)                                                        \
+    do {                                                                                \
+        cusolverStatus_t v_ = (call);                                                   \
+        if (FLEET_UNLIKELY(v_ != CUSOLVER_STATUS_SUCCESS))                              \
+            return fleet__cusolver_status(v_, #call, __FILE__, __LINE__);               \
     } while (0)
 
 #endif /* FLEET_BACKEND_CUDA_CHECK_H */

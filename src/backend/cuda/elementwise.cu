@@ -1,4 +1,7 @@
-// backend/cuda/elementwise.cu — grid-stride elementwise kernels for f32.
+// backend/cuda/elementwise.cu — strided elementwise kernels, f32/f16/bf16
+// (computed in f32), with a fast path when every view is one contiguous run.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include "backend/cuda/elementwise.h"
@@ -13,19 +16,94 @@ int blocks_for(int64_t n)
     return (int)(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
 }
 
-__global__ void add_kernel(int64_t n, int64_t period, const float *__restrict__ a,
-                           const float *__restrict__ b, float *out)
+template <typename T> __device__ float load(const T *p) { return (float)*p; }
+template <> __device__ float load<__half>(const __half *p) { return __half2float(*p); }
+template <> __device__ float load<__nv_bfloat16>(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
+template <typename T> __device__ void store(T *p, float v) { *p = (T)v; }
+template <> __device__ void store<__half>(__half *p, float v) { *p = __float2half_rn(v); }
+template <> __device__ void store<__nv_bfloat16>(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
+
+template <int OP> __device__ float apply(float x, float y)
 {
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
-         i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = a[i] + b[period == n ? i : i % period];
+    switch (OP) {
+    case FLEET__EW_COPY: return x;
+    case FLEET__EW_RELU: return fmaxf(x, 0.0f);
+    case FLEET__EW_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case FLEET__EW_SILU: return x / (1.0f + expf(-x));
+    case FLEET__EW_TANH: return tanhf(x);
+    case FLEET__EW_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case FLEET__EW_ADD: return x + y;
+    case FLEET__EW_SUB: return x - y;
+    case FLEET__EW_MUL: return x * y;
+    case FLEET__EW_DIV: return x / y;
+    }
+    return 0.0f;
 }
 
-__global__ void relu_kernel(int64_t n, const float *x, float *out)
+// Element offset of linear index i of `shape` in a view with `strides`.
+__device__ int64_t offset_of(int64_t i, const fleet__view &shape_of, const fleet__view &v)
+{
+    int64_t off = 0;
+    for (int d = shape_of.ndim - 1; d >= 0; d--) {
+        int64_t k = i % shape_of.shape[d];
+        i /= shape_of.shape[d];
+        off += k * v.strides[d];
+    }
+    return off;
+}
+
+template <typename T, int OP, bool BINARY>
+__global__ void strided_kernel(int64_t n, fleet__view out, fleet__view a, fleet__view b)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        float x = load((const T *)a.data + offset_of(i, out, a));
+        float y = BINARY ? load((const T *)b.data + offset_of(i, out, b)) : 0.0f;
+        store((T *)out.data + offset_of(i, out, out), apply<OP>(x, y));
+    }
+}
+
+template <typename T, int OP, bool BINARY>
+__global__ void contiguous_kernel(int64_t n, T *out, const T *a, const T *b)
 {
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x)
-        out[i] = fmaxf(x[i], 0.0f);
+        store(out + i, apply<OP>(load(a + i), BINARY ? load(b + i) : 0.0f));
+}
+
+bool unit_run(const fleet__view &v)
+{
+    return v.ndim == 1 && v.strides[0] == 1;
+}
+
+template <typename T, int OP>
+int launch(cudaStream_t s, const fleet__elementwise_args &e, int64_t n)
+{
+    constexpr bool binary = OP >= FLEET__EW_ADD;
+    if (unit_run(e.out) && unit_run(e.a) && (!binary || unit_run(e.b)))
+        contiguous_kernel<T, OP, binary><<<blocks_for(n), kThreads, 0, s>>>(
+            n, (T *)e.out.data, (const T *)e.a.data, (const T *)e.b.data);
+    else
+        strided_kernel<T, OP, binary><<<blocks_for(n), kThreads, 0, s>>>(n, e.out, e.a, e.b);
+    return (int)cudaGetLastError();
+}
+
+template <typename T>
+int dispatch(cudaStream_t s, const fleet__elementwise_args &e, int64_t n)
+{
+    switch (e.op) {
+    case FLEET__EW_COPY: return launch<T, FLEET__EW_COPY>(s, e, n);
+    case FLEET__EW_RELU: return launch<T, FLEET__EW_RELU>(s, e, n);
+    case FLEET__EW_GELU: return launch<T, FLEET__EW_GELU>(s, e, n);
+    case FLEET__EW_SILU: return launch<T, FLEET__EW_SILU>(s, e, n);
+    case FLEET__EW_TANH: return launch<T, FLEET__EW_TANH>(s, e, n);
+    case FLEET__EW_SIGMOID: return launch<T, FLEET__EW_SIGMOID>(s, e, n);
+    case FLEET__EW_ADD: return launch<T, FLEET__EW_ADD>(s, e, n);
+    case FLEET__EW_SUB: return launch<T, FLEET__EW_SUB>(s, e, n);
+    case FLEET__EW_MUL: return launch<T, FLEET__EW_MUL>(s, e, n);
+    case FLEET__EW_DIV: return launch<T, FLEET__EW_DIV>(s, e, n);
+    }
+    return (int)cudaErrorInvalidValue;
 }
 
 __global__ void bias_rows_kernel(int64_t m, int64_t n, int64_t ldc, const float *__restrict__ bias,
@@ -42,17 +120,21 @@ __global__ void bias_rows_kernel(int64_t m, int64_t n, int64_t ldc, const float 
 
 } // namespace
 
-extern "C" int fleet__cuda_add_f32(void *stream, int64_t n, int64_t b_period, const float *a,
-                                   const float *b, float *out)
+// dtype values are fleet_dtype's: 0 f32, 1 f16, 2 bf16 (include/fleet/tensor.h).
+extern "C" int fleet__cuda_elementwise(void *stream, const fleet__elementwise_args *e)
 {
-    add_kernel<<<blocks_for(n), kThreads, 0, (cudaStream_t)stream>>>(n, b_period, a, b, out);
-    return (int)cudaGetLastError();
-}
-
-extern "C" int fleet__cuda_relu_f32(void *stream, int64_t n, const float *x, float *out)
-{
-    relu_kernel<<<blocks_for(n), kThreads, 0, (cudaStream_t)stream>>>(n, x, out);
-    return (int)cudaGetLastError();
+    int64_t n = 1;
+    for (int d = 0; d < e->out.ndim; d++)
+        n *= e->out.shape[d];
+    if (n == 0)
+        return (int)cudaSuccess;
+    cudaStream_t s = (cudaStream_t)stream;
+    switch (e->dtype) {
+    case 0: return dispatch<float>(s, *e, n);
+    case 1: return dispatch<__half>(s, *e, n);
+    case 2: return dispatch<__nv_bfloat16>(s, *e, n);
+    }
+    return (int)cudaErrorInvalidValue;
 }
 
 extern "C" int fleet__cuda_bias_rows_f32(void *stream, int64_t m, int64_t n, int64_t ldc,

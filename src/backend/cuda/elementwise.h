@@ -1,20 +1,20 @@
-/* backend/cuda/elementwise.h — launchers of the elementwise kernels
- * (elementwise.cu), C types only. Each returns the launch's cudaError_t. */
+/* backend/cuda/elementwise.h — launchers of the kernels in elementwise.cu,
+ * C types only. Each returns the launch's cudaError_t as an int. */
 #ifndef FLEET_BACKEND_CUDA_ELEMENTWISE_H
 #define FLEET_BACKEND_CUDA_ELEMENTWISE_H
 
 #include <stdint.h>
 
+#include "backend/kernel_args.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* out[i] = a[i] + b[i % b_period], i < n (f32, contiguous). */
-int fleet__cuda_add_f32(void *stream, int64_t n, int64_t b_period, const float *a,
-                        const float *b, float *out);
-/* out[i] = max(x[i], 0). */
-int fleet__cuda_relu_f32(void *stream, int64_t n, const float *x, float *out);
-/* c[i, j] = bias[j] + beta * c[i, j] for an m x n matrix with row stride ldc. */
+/* fleet__elementwise_args on f32, f16 or bf16 (computed in f32). */
+int fleet__cuda_elementwise(void *stream, const fleet__elementwise_args *args);
+
+/* c[i, j] = bias[j] + beta * c[i, j] for an m x n f32 matrix, row stride ldc. */
 int fleet__cuda_bias_rows_f32(void *stream, int64_t m, int64_t n, int64_t ldc, const float *bias,
                               float beta, float *c);
 

@@ -1,0 +1,195 @@
+/* ops/elementwise.c — unary and binary elementwise ops with broadcasting,
+ * and copies between layouts.
+ *
+ * Broadcasting follows NumPy: shapes are aligned at their last dimension; a
+ * dimension of size 1 (or a missing one) stretches to the other's size. The
+ * output must already have the broadcast shape. Inputs may be any strided
+ * views; the kernels see views of out's shape with zero strides where an
+ * input repeats, after adjacent dimensions that every view walks in step
+ * have been merged (a contiguous tensor becomes one run). */
+#include <string.h>
+
+#include "core/error.h"
+#include "ops/ops_internal.h"
+
+/* t seen with out's shape: right-aligned, zero stride where t has size 1 or
+ * lacks the dimension. */
+static fleet__view broadcast_view(const fleet_tensor *t, const fleet_tensor *out)
+{
+    fleet__view v;
+    memset(&v, 0, sizeof v);
+    v.data = fleet_tensor_data(t);
+    v.ndim = out->ndim;
+    int shift = out->ndim - t->ndim;
+    for (int d = 0; d < out->ndim; d++) {
+        v.shape[d] = out->shape[d];
+        int td = d - shift;
+        v.strides[d] = td < 0 || t->shape[td] == 1 ? 0 : t->strides[td];
+    }
+    return v;
+}
+
+/* Drop size-1 dimensions and merge dimension d into d-1 when every view
+ * steps over d exactly as a continuation of d-1. */
+static void coalesce(fleet__view *const *vs, int nv)
+{
+    fleet__view *o = vs[0];
+    int nd = 0;
+    for (int d = 0; d < o->ndim; d++) {
+        if (o->shape[d] == 1)
+            continue;
+        bool merge = nd > 0;
+        for (int k = 0; k < nv && merge; k++)
+            merge = vs[k]->strides[nd - 1] == vs[k]->strides[d] * o->shape[d];
+        if (merge) {
+            for (int k = 0; k < nv; k++) {
+                vs[k]->strides[nd - 1] = vs[k]->strides[d];
+                vs[k]->shape[nd - 1] *= o->shape[d];
+            }
+            continue;
+        }
+        for (int k = 0; k < nv; k++) {
+            vs[k]->shape[nd] = o->shape[d];
+            vs[k]->strides[nd] = vs[k]->strides[d];
+        }
+        nd++;
+    }
+    if (nd == 0) { /* a single element */
+        for (int k = 0; k < nv; k++) {
+            vs[k]->shape[0] = 1;
+            vs[k]->strides[0] = 1;
+        }
+        nd = 1;
+    }
+    for (int k = 0; k < nv; k++)
+        vs[k]->ndim = nd;
+}
+
+/* Whether x broadcasts to out's shape. */
+static bool broadcasts_to(const fleet_tensor *x, const fleet_tensor *out)
+{
+    if (x->ndim > out->ndim)
+        return false;
+    int shift = out->ndim - x->ndim;
+    for (int d = 0; d < x->ndim; d++)
+        if (x->shape[d] != 1 && x->shape[d] != out->shape[d + shift])
+            return false;
+    return true;
+}
+
+/* The same element layout: an in-place op reads each element before it
+ * writes it, which is safe; any other overlap is not. */
+static bool same_view(const fleet_tensor *x, const fleet_tensor *y)
+{
+    if (fleet_tensor_data(x) != fleet_tensor_data(y) || !fleet__same_shape(x, y))
+        return false;
+    for (int d = 0; d < x->ndim; d++)
+        if (x->shape[d] > 1 && x->strides[d] != y->strides[d])
+            return false;
+    return true;
+}
+
+static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a,
+                        const fleet_tensor *b, fleet_tensor *out)
+{
+    bool binary = fleet__ew_is_binary(op);
+    const fleet_tensor *ts[] = {a, binary ? b : out, out};
+    static const char *const bnames[] = {"a", "b", "out"};
+    static const char *const unames[] = {"x", "out", "out"};
+    const char *const *names = binary ? bnames : unames;
+    int n = binary ? 3 : 2;
+    fleet_status st = fleet__op_enter_all(fn, ts, names, n);
+    if (st != FLEET_OK)
+        return st;
+    /* out's strides must not make two elements share memory. */
+    for (int d = 0; d < out->ndim; d++)
+        if (out->shape[d] > 1 && out->strides[d] == 0)
+            return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out repeats elements (stride 0)", fn);
+    if (binary) {
+        if (!broadcasts_to(a, out))
+            return fleet__op_shape_error(fn, "a does not broadcast to out", a, "a", out, "out");
+        if (!broadcasts_to(b, out))
+            return fleet__op_shape_error(fn, "b does not broadcast to out", b, "b", out, "out");
+        bool full = false; /* out must be the broadcast shape, not larger */
+        for (int d = 0; d < out->ndim && !full; d++) {
+            int da = d - (out->ndim - a->ndim), db = d - (out->ndim - b->ndim);
+            int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
+            full = out->shape[d] != (sa > sb ? sa : sb);
+        }
+        if (full)
+            return fleet__op_shape_error(fn, "out must have the broadcast shape of a and b", out,
+                                         "out", a, "a");
+    } else if (!fleet__same_shape(a, out)) {
+        return fleet__op_shape_error(fn, "out must have x's shape", out, "out", a, "x");
+    }
+    fleet__op_call call;
+    if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
+        return st;
+    if ((!same_view(out, a) && fleet__overlaps(out, a)) ||
+        (binary && !same_view(out, b) && fleet__overlaps(out, b)))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                            "%s: out partly overlaps an input (it may only be an input itself)", fn);
+    if (fleet_tensor_numel(out) == 0)
+        return FLEET_OK;
+    fleet__elementwise_args args;
+    memset(&args, 0, sizeof args);
+    args.op = op;
+    args.dtype = out->dtype;
+    args.out = broadcast_view(out, out);
+    args.a = broadcast_view(a, out);
+    if (binary)
+        args.b = broadcast_view(b, out);
+    fleet__view *vs[] = {&args.out, &args.a, &args.b};
+    coalesce(vs, binary ? 3 : 2);
+    return call.device->backend->elementwise(call.stream, &args);
+}
+
+fleet_status fleet_add(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+{
+    return run(FLEET__EW_ADD, "fleet_add", a, b, out);
+}
+
+fleet_status fleet_sub(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+{
+    return run(FLEET__EW_SUB, "fleet_sub", a, b, out);
+}
+
+fleet_status fleet_mul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+{
+    return run(FLEET__EW_MUL, "fleet_mul", a, b, out);
+}
+
+fleet_status fleet_div(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+{
+    return run(FLEET__EW_DIV, "fleet_div", a, b, out);
+}
+
+fleet_status fleet_relu(const fleet_tensor *x, fleet_tensor *out)
+{
+    return run(FLEET__EW_RELU, "fleet_relu", x, NULL, out);
+}
+
+fleet_status fleet_gelu(const fleet_tensor *x, fleet_tensor *out)
+{
+    return run(FLEET__EW_GELU, "fleet_gelu", x, NULL, out);
+}
+
+fleet_status fleet_silu(const fleet_tensor *x, fleet_tensor *out)
+{
+    return run(FLEET__EW_SILU, "fleet_silu", x, NULL, out);
+}
+
+fleet_status fleet_tanh(const fleet_tensor *x, fleet_tensor *out)
+{
+    return run(FLEET__EW_TANH, "fleet_tanh", x, NULL, out);
+}
+
+fleet_status fleet_sigmoid(const fleet_tensor *x, fleet_tensor *out)
+{
+    return run(FLEET__EW_SIGMOID, "fleet_sigmoid", x, NULL, out);
+}
+
+fleet_status fleet_copy(const fleet_tensor *x, fleet_tensor *out)
+{
+    return run(FLEET__EW_COPY, "fleet_copy", x, NULL, out);
+}

@@ -1,0 +1,95 @@
+/* ops/op_common.c — the checks and error texts every op shares. */
+#include <stdint.h>
+
+#include "core/error.h"
+#include "ops/ops_internal.h"
+
+fleet_status fleet__op_enter_all(const char *fn, const fleet_tensor *const *ts,
+                              const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++) {
+        fleet_status st = fleet__enter_tensor(ts[i], fn, names[i]);
+        if (st != FLEET_OK)
+            return st;
+    }
+    return FLEET_OK;
+}
+
+fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_tensor *const *ts,
+                             const char *const *names, int n, unsigned flags)
+{
+    call->fn = fn;
+    for (int i = 1; i < n; i++)
+        if (ts[i]->device != ts[0]->device)
+            return fleet__error(FLEET_ERR_INVALID_DEVICE, "%s: %s is on %s, %s on %s", fn,
+                                names[0], ts[0]->device->name, names[i], ts[i]->device->name);
+    for (int i = 0; i < n; i++) {
+        if (ts[i]->dtype != ts[0]->dtype)
+            return fleet__error(FLEET_ERR_DTYPE_MISMATCH, "%s: %s is %s, %s is %s", fn, names[0],
+                                fleet_dtype_name(ts[0]->dtype), names[i],
+                                fleet_dtype_name(ts[i]->dtype));
+        if ((flags & FLEET__OP_CONTIGUOUS) && !fleet_tensor_is_contiguous(ts[i]))
+            return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                                "%s: %s is not contiguous (fleet_contiguous makes a copy that is)",
+                                fn, names[i]);
+    }
+    bool half = ts[0]->dtype == FLEET_DTYPE_F16 || ts[0]->dtype == FLEET_DTYPE_BF16;
+    bool half_ok = (flags & FLEET__OP_HALF_ON_CUDA) && ts[0]->device->kind == FLEET_BACKEND_CUDA;
+    if (ts[0]->dtype != FLEET_DTYPE_F32 && !(half && half_ok))
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: %s tensors are not supported here (%s)",
+                            fn, fleet_dtype_name(ts[0]->dtype),
+                            half ? "f16/bf16 run on cuda devices only" : "f32 only");
+    call->device = ts[0]->device;
+    fleet_stream *s;
+    fleet_status st = fleet__stream_current(call->device, &s);
+    if (st == FLEET_OK)
+        st = fleet__stream_native(s, &call->stream);
+    return st;
+}
+
+fleet_status fleet__op_shape_error(const char *fn, const char *what, const fleet_tensor *x,
+                                const char *xn, const fleet_tensor *y, const char *yn)
+{
+    char a[96], b[96];
+    return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: %s: %s is %s, %s is %s", fn, what, xn,
+                        fleet__shape_str(x, a, sizeof a), yn, fleet__shape_str(y, b, sizeof b));
+}
+
+bool fleet__same_shape(const fleet_tensor *x, const fleet_tensor *y)
+{
+    if (x->ndim != y->ndim)
+        return false;
+    for (int i = 0; i < x->ndim; i++)
+        if (x->shape[i] != y->shape[i])
+            return false;
+    return true;
+}
+
+/* [first, last] byte addresses a tensor's elements occupy. */
+static bool span(const fleet_tensor *t, uintptr_t *lo, uintptr_t *hi)
+{
+    const char *base = fleet_tensor_data(t);
+    if (base == NULL || fleet_tensor_numel(t) == 0)
+        return false;
+    int64_t first = 0, last = 0;
+    for (int i = 0; i < t->ndim; i++) {
+        int64_t reach = (t->shape[i] - 1) * t->strides[i];
+        if (reach < 0)
+            first += reach;
+        else
+            last += reach;
+    }
+    int64_t es = (int64_t)fleet_dtype_size(t->dtype);
+    *lo = (uintptr_t)(base + first * es);
+    *hi = (uintptr_t)(base + last * es + es - 1);
+    return true;
+}
+
+bool fleet__overlaps(const fleet_tensor *x, const fleet_tensor *y)
+{
+    uintptr_t xl, xh, yl, yh;
+    if (!span(x, &xl, &xh) || !span(y, &yl, &yh))
+        return false;
+    return xl <= yh && yl <= xh;
+}
+

@@ -1,0 +1,45 @@
+/* ops/ops_internal.h — what every op shares: argument checks in a fixed
+ * order (handles, shapes, then device/dtype/layout), error texts, and the
+ * caller's native stream. */
+#ifndef FLEET_OPS_INTERNAL_H
+#define FLEET_OPS_INTERNAL_H
+
+#include <stdbool.h>
+
+#include "fleet/ops.h"
+#include "runtime/device.h"
+#include "tensor/tensor.h"
+
+typedef struct fleet__op_call {
+    const char *fn;
+    struct fleet_device *device;
+    void *stream; /* native stream of the caller's current stream */
+} fleet__op_call;
+
+/* What fleet__op_begin requires of the tensors. */
+enum {
+    FLEET__OP_CONTIGUOUS = 1u << 0, /* every tensor contiguous            */
+    FLEET__OP_HALF_ON_CUDA = 1u << 1, /* f16/bf16 allowed on cuda devices */
+};
+
+/* First check of every op: each tensor non-NULL, fleet and device usable. */
+fleet_status fleet__op_enter_all(const char *fn, const fleet_tensor *const *ts,
+                                 const char *const *names, int n);
+
+/* After an op's shape rules: one device, one dtype the op supports (f32;
+ * f16/bf16 on cuda with FLEET__OP_HALF_ON_CUDA), layout per `flags`; then
+ * the caller's stream. Submits nothing. */
+fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_tensor *const *ts,
+                             const char *const *names, int n, unsigned flags);
+
+/* FLEET_ERR_SHAPE_MISMATCH: "fn: what: x is 4x3, y is 5x2". */
+fleet_status fleet__op_shape_error(const char *fn, const char *what, const fleet_tensor *x,
+                                   const char *xn, const fleet_tensor *y, const char *yn);
+
+bool fleet__same_shape(const fleet_tensor *x, const fleet_tensor *y);
+
+/* Whether the memory spans of two tensors intersect (bounds of their
+ * strided extents; conservative for interleaved views). */
+bool fleet__overlaps(const fleet_tensor *x, const fleet_tensor *y);
+
+#endif /* FLEET_OPS_INTERNAL_H */
