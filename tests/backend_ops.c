@@ -370,7 +370,152 @@ TEST(half_elementwise_on_cuda)
         ASSERT_OK(fleet_tensor_release(tx));
         ASSERT_OK(fleet_tensor_release(ty));
         ASSERT_OK(fleet_tensor_release(to));
+
+        /* matmul [24,40] @ [40,16], accumulated in f32, rounded once */
+        enum { M = 24, K = 40, N = 16 };
+        int64_t sa[2] = {M, K}, sb[2] = {K, N}, sc[2] = {M, N};
+        uint16_t ha[M * K], hb[K * N], hc[M * N];
+        float fa[M * K], fb[K * N], mw[M * N], mg[M * N];
+        for (int i = 0; i < M * K; i++)
+            fa[i] = from_half(ha[i] = to_half(test_rng_float(&r), dt), dt);
+        for (int i = 0; i < K * N; i++)
+            fb[i] = from_half(hb[i] = to_half(test_rng_float(&r), dt), dt);
+        fleet__ref_matmul(fa, fb, NULL, mw, M, K, N);
+        ASSERT_OK(fleet_tensor_create(dev, dt, 2, sa, &tx));
+        ASSERT_OK(fleet_tensor_create(dev, dt, 2, sb, &ty));
+        ASSERT_OK(fleet_tensor_create(dev, dt, 2, sc, &to));
+        ASSERT_OK(fleet_tensor_copy_from_host(tx, ha, sizeof ha));
+        ASSERT_OK(fleet_tensor_copy_from_host(ty, hb, sizeof hb));
+        ASSERT_OK(fleet_matmul(tx, ty, to));
+        ASSERT_OK(fleet_tensor_copy_to_host(to, hc, sizeof hc));
+        for (int i = 0; i < M * N; i++)
+            mg[i] = from_half(hc[i], dt);
+        ASSERT_CLOSE(mg, mw, M * N, dt == FLEET_DTYPE_F16 ? 2e-3 : 1.6e-2, 2e-3);
+        checks++;
+        ASSERT_OK(fleet_tensor_release(tx));
+        ASSERT_OK(fleet_tensor_release(ty));
+        ASSERT_OK(fleet_tensor_release(to));
     }
+}
+
+/* Batched, broadcast and transposed matmul, and linear with a bias: inputs
+ * as views (transposed: column-major storage; sliced: a padded row stride)
+ * against the reference applied matrix by matrix. */
+typedef struct mm_case {
+    int nda, ndb;
+    int64_t ba[2], bb[2]; /* batch dims (leading) of a and b */
+    int64_t m, k, n;
+    layout la, lb;
+} mm_case;
+
+static const mm_case mm_cases[] = {
+    {2, 2, {0}, {0}, 7, 13, 5, LAYOUT_TRANSPOSED, LAYOUT_CONTIGUOUS},
+    {2, 2, {0}, {0}, 33, 65, 17, LAYOUT_CONTIGUOUS, LAYOUT_TRANSPOSED},
+    {2, 2, {0}, {0}, 16, 24, 8, LAYOUT_TRANSPOSED, LAYOUT_TRANSPOSED},
+    {3, 3, {4}, {4}, 9, 11, 6, LAYOUT_CONTIGUOUS, LAYOUT_CONTIGUOUS},   /* bmm */
+    {3, 2, {5}, {0}, 8, 12, 3, LAYOUT_CONTIGUOUS, LAYOUT_TRANSPOSED},   /* broadcast b */
+    {4, 4, {2, 3}, {1, 3}, 4, 6, 5, LAYOUT_SLICED, LAYOUT_CONTIGUOUS},  /* broadcast a dim */
+};
+
+/* element (i, j) of matrix `mat` (flattened batch index over `bshape`) of an
+ * input view with `nb` batch dims broadcast to out's. */
+static float mm_at(const input *in, int nb_in, int nb_out, const int64_t *bidx, int64_t i, int64_t j)
+{
+    const fleet__view *v = &in->hv;
+    int64_t off = 0;
+    for (int d = 0; d < nb_in; d++) {
+        int od = d + (nb_out - nb_in);
+        off += (v->shape[d] == 1 ? 0 : bidx[od]) * v->strides[d];
+    }
+    off += i * v->strides[v->ndim - 2] + j * v->strides[v->ndim - 1];
+    return ((const float *)v->data)[off];
+}
+
+TEST(batched_and_transposed_matmul_match_reference)
+{
+    find_devices();
+    for (int di = 0; di < ndevs; di++)
+        for (size_t c = 0; c < sizeof mm_cases / sizeof mm_cases[0]; c++) {
+            const mm_case *mc = &mm_cases[c];
+            test_rng r = test_rng_make(7000 + c);
+            int nba = mc->nda - 2, nbb = mc->ndb - 2, nbo = nba > nbb ? nba : nbb;
+            int64_t sa[4], sb[4], so[4];
+            for (int d = 0; d < nba; d++) sa[d] = mc->ba[d];
+            for (int d = 0; d < nbb; d++) sb[d] = mc->bb[d];
+            for (int d = 0; d < nbo; d++) {
+                int da = d - (nbo - nba), db = d - (nbo - nbb);
+                int64_t x = da >= 0 ? mc->ba[da] : 1, y = db >= 0 ? mc->bb[db] : 1;
+                so[d] = x > y ? x : y;
+            }
+            sa[nba] = mc->m; sa[nba + 1] = mc->k;
+            sb[nbb] = mc->k; sb[nbb + 1] = mc->n;
+            so[nbo] = mc->m; so[nbo + 1] = mc->n;
+            input a = make_input(devs[di], mc->nda, sa, mc->la, &r, 0);
+            input b = make_input(devs[di], mc->ndb, sb, mc->lb, &r, 0);
+            fleet_tensor *out = test_tensor_new(devs[di], nbo + 2, so);
+            int64_t mats = 1;
+            for (int d = 0; d < nbo; d++)
+                mats *= so[d];
+            int64_t n = mats * mc->m * mc->n;
+            float *want = malloc(sizeof(float) * (size_t)n);
+            int64_t bidx[4] = {0};
+            for (int64_t q = 0; q < mats; q++) {
+                for (int64_t i = 0; i < mc->m; i++)
+                    for (int64_t j = 0; j < mc->n; j++) {
+                        double acc = 0;
+                        for (int64_t p = 0; p < mc->k; p++)
+                            acc += (double)mm_at(&a, nba, nbo, bidx, i, p) *
+                                   mm_at(&b, nbb, nbo, bidx, p, j);
+                        want[(q * mc->m + i) * mc->n + j] = (float)acc;
+                    }
+                for (int d = nbo - 1; d >= 0 && ++bidx[d] == so[d]; d--)
+                    bidx[d] = 0;
+            }
+            ASSERT_OK(fleet_matmul(a.view, b.view, out));
+            check_out(out, want, n, 1e-5, 1e-5);
+            free(want);
+            ASSERT_OK(fleet_tensor_release(out));
+            free_input(&a);
+            free_input(&b);
+        }
+}
+
+TEST(linear_matches_reference)
+{
+    find_devices();
+    static const int64_t shapes[][4] = {{1, 1, 4, 3}, {2, 5, 64, 32}, {1, 7, 256, 128}};
+    for (int di = 0; di < ndevs; di++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            int64_t bt = shapes[s][0], rows = shapes[s][1], in = shapes[s][2], outf = shapes[s][3];
+            test_rng r = test_rng_make(8000 + s);
+            int64_t xs[3] = {bt, rows, in}, ws[2] = {outf, in}, ys[3] = {bt, rows, outf};
+            float *x = malloc(sizeof(float) * bt * rows * in), *w = malloc(sizeof(float) * outf * in);
+            float bias[128], *want = malloc(sizeof(float) * bt * rows * outf);
+            test_fill_random(x, bt * rows * in, &r);
+            test_fill_random(w, outf * in, &r);
+            test_fill_random(bias, outf, &r);
+            for (int64_t i = 0; i < bt * rows; i++)
+                for (int64_t o = 0; o < outf; o++) {
+                    double acc = bias[o];
+                    for (int64_t p = 0; p < in; p++)
+                        acc += (double)x[i * in + p] * w[o * in + p];
+                    want[i * outf + o] = (float)acc;
+                }
+            fleet_tensor *tx = test_tensor_new(devs[di], 3, xs), *tw = test_tensor_new(devs[di], 2, ws);
+            fleet_tensor *tb = test_tensor_new(devs[di], 1, &outf), *ty = test_tensor_new(devs[di], 3, ys);
+            ASSERT_OK(fleet_tensor_copy_from_host(tx, x, sizeof(float) * bt * rows * in));
+            ASSERT_OK(fleet_tensor_copy_from_host(tw, w, sizeof(float) * outf * in));
+            ASSERT_OK(fleet_tensor_copy_from_host(tb, bias, sizeof(float) * outf));
+            ASSERT_OK(fleet_linear(tx, tw, tb, ty));
+            check_out(ty, want, bt * rows * outf, 1e-5, 2e-6 * sqrt((double)in) * 4);
+            ASSERT_STATUS(fleet_linear(tx, tx, tb, ty), FLEET_ERR_SHAPE_MISMATCH);
+            fleet_tensor *ts[] = {tx, tw, tb, ty};
+            for (int i = 0; i < 4; i++)
+                ASSERT_OK(fleet_tensor_release(ts[i]));
+            free(x);
+            free(w);
+            free(want);
+        }
 }
 
 TEST(report_coverage)
@@ -384,7 +529,7 @@ TEST(report_coverage)
         printf(" %s", unary_ops[o].name);
     for (size_t o = 0; o < sizeof binary_ops / sizeof binary_ops[0]; o++)
         printf(" %s", binary_ops[o].name);
-    printf(" matmul%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu)" : "", checks);
+    printf(" matmul (batched, broadcast, transposed views) linear%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu matmul)" : "", checks);
     for (int l = 0; l < 4; l++)
         printf(" %s", layout_names[l]);
     printf("\n");

@@ -5,9 +5,8 @@
  * and 64, single and batched; every result is checked by its residual and
  * against the plain-C double-precision reference (ops/ref_linalg.h).
  *
- * The named check also covers bmm and transposed-view matmul; fleet_matmul
- * is 2-D and contiguous-only so far, so that part is not in this file yet
- * (open in issue 3). */
+ * bmm and transposed-view matmul (the rest of the named check) are checked
+ * the same way: residual against the product computed in double. */
 #include "ops/ref_linalg.h"
 #include "test_util.h"
 
@@ -248,6 +247,41 @@ static void check_qr(fleet_device *dev, int64_t batch, int64_t n, test_rng *r)
     free(a), free(wq), free(wr), free(q), free(rr);
 }
 
+/* bmm: [batch, n, p] @ [batch, p, k]; and a^T @ b through a transposed view
+ * of a (column-major storage, no copy). */
+static void check_bmm_and_transposed(fleet_device *dev, int64_t batch, int64_t n, test_rng *r)
+{
+    int64_t bt = batch > 0 ? batch : 1, p = n + 2, k = n + 1;
+    float *a = malloc(sizeof(float) * bt * n * p), *b = malloc(sizeof(float) * bt * p * k);
+    test_fill_random(a, bt * n * p, r);
+    test_fill_random(b, bt * p * k, r);
+    fleet_tensor *ta = make(dev, bt, n, p, a), *tb = make(dev, bt, p, k, b);
+    fleet_tensor *tc = make(dev, bt, n, k, NULL);
+    ASSERT_OK(fleet_matmul(ta, tb, tc));
+    float *c = host_read(tc);
+    for (int64_t i = 0; i < bt; i++)
+        assert_small(residual(a + i * n * p, b + i * p * k, c + i * n * k, n, p, k, 0), 1e-5,
+                     "bmm", n);
+    /* a^T [p, n] as a view of the first matrix of a, times c's first [n, k] */
+    fleet_tensor *a0, *a0t, *c0, *out;
+    ASSERT_OK(fleet_tensor_slice(ta, 0, 0, 1, &a0));
+    int64_t s2[2] = {n, p}, so[2] = {p, k};
+    fleet_tensor *a0m;
+    ASSERT_OK(fleet_tensor_reshape(a0, 2, s2, &a0m));
+    ASSERT_OK(fleet_tensor_transpose(a0m, 0, 1, &a0t));
+    ASSERT_OK(fleet_tensor_slice(tc, 0, 0, 1, &c0));
+    fleet_tensor *c0m;
+    ASSERT_OK(fleet_tensor_reshape(c0, 2, (int64_t[2]){n, k}, &c0m));
+    out = test_tensor_new(dev, 2, so);
+    ASSERT_OK(fleet_matmul(a0t, c0m, out));
+    float *o = host_read(out);
+    assert_small(residual(a, c, o, p, n, k, 1), 1e-5, "transposed-view matmul", n);
+    fleet_tensor *ts[] = {ta, tb, tc, a0, a0m, a0t, c0, c0m, out};
+    for (int i = 0; i < 9; i++)
+        fleet_tensor_release(ts[i]);
+    free(a), free(b), free(c), free(o);
+}
+
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -263,7 +297,8 @@ static void *worker_main(void *arg)
             check_triangular(w->dev, batch, n, 0, &r);
             check_qr(w->dev, batch, n, &r);
             check_inv(w->dev, batch, n, &r);
-            w->checks += 6;
+            check_bmm_and_transposed(w->dev, batch, n, &r);
+            w->checks += 7;
         }
     return NULL;
 }
@@ -278,11 +313,11 @@ static void run_threads(int n)
         w[i] = (worker){.dev = dev, .seed = 1000 + (uint64_t)(n * 10 + i), .rounds = rounds};
     test_run_threads(n, worker_main, w, sizeof w[0]);
     for (int i = 0; i < n; i++) {
-        ASSERT_EQ(w[i].checks, rounds * 4 * 6);
+        ASSERT_EQ(w[i].checks, rounds * 4 * 7);
         for (int j = 0; j < i; j++) /* each thread had a stream of its own */
             ASSERT_NE(w[i].stream_id, w[j].stream_id);
     }
-    printf("  %d threads x %d rounds x 24 checked linalg ops on %s\n", n, rounds,
+    printf("  %d threads x %d rounds x 28 checked linalg and matmul ops on %s\n", n, rounds,
            fleet_device_name(dev));
 }
 

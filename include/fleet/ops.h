@@ -28,9 +28,18 @@
 extern "C" {
 #endif
 
-/* out[M,N] = a[M,K] @ b[K,N]. All three contiguous (views and batched
- * matmul arrive with the full op set); out must not alias a or b. */
+/* out[..., M, N] = a[..., M, K] @ b[..., K, N]. Batch dimensions broadcast
+ * like NumPy's matmul (out has the broadcast batch shape). a and b may be
+ * views stored row- or column-major in their last two dimensions (so a
+ * transposed view costs no copy); out must be row-contiguous there and must
+ * not overlap a or b. f32; f16/bf16 on cuda (accumulated in f32). */
 fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+
+/* y[..., out] = x[..., in] @ weight[out, in]^T + bias[out] (bias may be
+ * NULL), as torch.nn.Linear. The bias is applied in the same GEMM task on
+ * cpu; on cuda by a kernel right before the GEMM (f32 bias only). */
+fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
+                          const fleet_tensor *bias, fleet_tensor *y);
 
 /* Binary elementwise ops with broadcasting: out = a op b. */
 fleet_status fleet_add(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);

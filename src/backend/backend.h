@@ -30,9 +30,12 @@
 #include "backend/linalg_args.h"
 #include "backend/kernel_args.h"
 
-/* C = alpha * op(A) @ op(B) (+ bias[n] broadcast over rows) + beta * C, all
- * row-major. op(X) is X or its transpose. lda/ldb/ldc are row strides in
- * elements. */
+/* For b in 0..batch-1, with row-major matrices at a + b*stride_a, ...:
+ *     C = alpha * op(A) @ op(B) (+ bias[n] broadcast over rows) + beta * C
+ * op(X) is X or, with trans_x, X stored transposed (an [k,m] matrix for A).
+ * lda/ldb/ldc are the stored matrices' row strides in elements; strides may
+ * be 0 (the same matrix for every b). f32 everywhere; f16/bf16 on cuda
+ * (computed in f32, no bias). */
 typedef struct fleet__gemm_args {
     fleet_dtype dtype;
     int64_t m, n, k;
@@ -46,6 +49,8 @@ typedef struct fleet__gemm_args {
     int64_t ldc;
     const void *bias; /* NULL: none */
     float alpha, beta;
+    int64_t batch;    /* >= 1 */
+    int64_t stride_a, stride_b, stride_c;
 } fleet__gemm_args;
 
 typedef struct fleet__backend {

@@ -29,42 +29,6 @@ static fleet__view broadcast_view(const fleet_tensor *t, const fleet_tensor *out
     return v;
 }
 
-/* Drop size-1 dimensions and merge dimension d into d-1 when every view
- * steps over d exactly as a continuation of d-1. */
-static void coalesce(fleet__view *const *vs, int nv)
-{
-    fleet__view *o = vs[0];
-    int nd = 0;
-    for (int d = 0; d < o->ndim; d++) {
-        if (o->shape[d] == 1)
-            continue;
-        bool merge = nd > 0;
-        for (int k = 0; k < nv && merge; k++)
-            merge = vs[k]->strides[nd - 1] == vs[k]->strides[d] * o->shape[d];
-        if (merge) {
-            for (int k = 0; k < nv; k++) {
-                vs[k]->strides[nd - 1] = vs[k]->strides[d];
-                vs[k]->shape[nd - 1] *= o->shape[d];
-            }
-            continue;
-        }
-        for (int k = 0; k < nv; k++) {
-            vs[k]->shape[nd] = o->shape[d];
-            vs[k]->strides[nd] = vs[k]->strides[d];
-        }
-        nd++;
-    }
-    if (nd == 0) { /* a single element */
-        for (int k = 0; k < nv; k++) {
-            vs[k]->shape[0] = 1;
-            vs[k]->strides[0] = 1;
-        }
-        nd = 1;
-    }
-    for (int k = 0; k < nv; k++)
-        vs[k]->ndim = nd;
-}
-
 /* Whether x broadcasts to out's shape. */
 static bool broadcasts_to(const fleet_tensor *x, const fleet_tensor *out)
 {
@@ -140,7 +104,7 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a,
     if (binary)
         args.b = broadcast_view(b, out);
     fleet__view *vs[] = {&args.out, &args.a, &args.b};
-    coalesce(vs, binary ? 3 : 2);
+    fleet__view_coalesce(vs, binary ? 3 : 2);
     return call.device->backend->elementwise(call.stream, &args);
 }
 

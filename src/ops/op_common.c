@@ -93,3 +93,39 @@ bool fleet__overlaps(const fleet_tensor *x, const fleet_tensor *y)
     return xl <= yh && yl <= xh;
 }
 
+/* Drop size-1 dimensions and merge dimension d into d-1 when every view
+ * steps over d exactly as a continuation of d-1. */
+void fleet__view_coalesce(fleet__view *const *vs, int nv)
+{
+    fleet__view *o = vs[0];
+    int nd = 0;
+    for (int d = 0; d < o->ndim; d++) {
+        if (o->shape[d] == 1)
+            continue;
+        bool merge = nd > 0;
+        for (int k = 0; k < nv && merge; k++)
+            merge = vs[k]->strides[nd - 1] == vs[k]->strides[d] * o->shape[d];
+        if (merge) {
+            for (int k = 0; k < nv; k++) {
+                vs[k]->strides[nd - 1] = vs[k]->strides[d];
+                vs[k]->shape[nd - 1] *= o->shape[d];
+            }
+            continue;
+        }
+        for (int k = 0; k < nv; k++) {
+            vs[k]->shape[nd] = o->shape[d];
+            vs[k]->strides[nd] = vs[k]->strides[d];
+        }
+        nd++;
+    }
+    if (nd == 0) { /* a single element */
+        for (int k = 0; k < nv; k++) {
+            vs[k]->shape[0] = 1;
+            vs[k]->strides[0] = 1;
+        }
+        nd = 1;
+    }
+    for (int k = 0; k < nv; k++)
+        vs[k]->ndim = nd;
+}
+

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 
+#include "backend/kernel_args.h"
 #include "fleet/ops.h"
 #include "runtime/device.h"
 #include "tensor/tensor.h"
@@ -41,5 +42,10 @@ bool fleet__same_shape(const fleet_tensor *x, const fleet_tensor *y);
 /* Whether the memory spans of two tensors intersect (bounds of their
  * strided extents; conservative for interleaved views). */
 bool fleet__overlaps(const fleet_tensor *x, const fleet_tensor *y);
+
+/* Views of one shape (vs[0]'s): drop size-1 dimensions and merge adjacent
+ * dimensions that every view steps through as one run, in place. At least
+ * one dimension remains (a single element is shape {1}). */
+void fleet__view_coalesce(fleet__view *const *vs, int nv);
 
 #endif /* FLEET_OPS_INTERNAL_H */

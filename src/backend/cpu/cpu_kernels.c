@@ -16,10 +16,8 @@ static fleet_status need_f32(fleet_dtype dtype, const char *kernel)
     return FLEET_OK;
 }
 
-static void gemm_task(const void *p)
+static void gemm_one(const fleet__gemm_args *g, const float *a, const float *b, float *c)
 {
-    const fleet__gemm_args *g = p;
-    float *c = g->c;
     float beta = g->beta;
     if (g->bias != NULL) {
         /* C = bias (broadcast over rows) + beta * C, then accumulate A@B. */
@@ -38,7 +36,15 @@ static void gemm_task(const void *p)
     }
     cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
                 g->trans_b ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, g->alpha,
-                g->a, (int)g->lda, g->b, (int)g->ldb, beta, c, (int)g->ldc);
+                a, (int)g->lda, b, (int)g->ldb, beta, c, (int)g->ldc);
+}
+
+static void gemm_task(const void *p)
+{
+    const fleet__gemm_args *g = p;
+    for (int64_t i = 0; i < g->batch; i++)
+        gemm_one(g, (const float *)g->a + i * g->stride_a, (const float *)g->b + i * g->stride_b,
+                 (float *)g->c + i * g->stride_c);
 }
 
 fleet_status fleet__cpu_gemm(void *stream, const fleet__gemm_args *args)
@@ -50,7 +56,7 @@ fleet_status fleet__cpu_gemm(void *stream, const fleet__gemm_args *args)
         args->lda > INT32_MAX || args->ldb > INT32_MAX || args->ldc > INT32_MAX)
         return fleet__error(FLEET_ERR_UNSUPPORTED,
                             "cpu backend: gemm dimensions beyond 2^31-1 (BLAS uses int)");
-    if (args->m == 0 || args->n == 0)
+    if (args->m == 0 || args->n == 0 || args->batch == 0)
         return FLEET_OK;
     return fleet__cpu_stream_submit(stream, gemm_task, args, sizeof *args);
 }

@@ -346,11 +346,16 @@ static fleet_status stream_blas(cuda_stream *s, cublasHandle_t *out)
 static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
 {
     cuda_stream *s = st;
-    if (g->dtype != FLEET_DTYPE_F32)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: gemm supports f32 only for now");
-    if (g->m > INT32_MAX || g->n > INT32_MAX || g->k > INT32_MAX)
+    bool half = g->dtype == FLEET_DTYPE_F16 || g->dtype == FLEET_DTYPE_BF16;
+    if (g->dtype != FLEET_DTYPE_F32 && !half)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: gemm on %s",
+                            fleet_dtype_name(g->dtype));
+    if (half && g->bias != NULL)
+        return fleet__error(FLEET_ERR_UNSUPPORTED,
+                            "cuda backend: a fused bias needs f32 (add it with fleet_add)");
+    if (g->m > INT32_MAX || g->n > INT32_MAX || g->k > INT32_MAX || g->batch > INT32_MAX)
         return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: gemm dimensions beyond 2^31-1");
-    if (g->m == 0 || g->n == 0)
+    if (g->m == 0 || g->n == 0 || g->batch == 0)
         return FLEET_OK;
     fleet_status status = use_device(s->ordinal);
     cublasHandle_t h = NULL;
@@ -360,15 +365,30 @@ static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
         return status;
     float beta = g->beta;
     if (g->bias != NULL) {
-        FLEET_CUDA_TRY((cudaError_t)fleet__cuda_bias_rows_f32(s->stream, g->m, g->n, g->ldc,
-                                                              g->bias, beta, g->c));
+        FLEET_CUDA_TRY((cudaError_t)fleet__cuda_bias_rows_f32(s->stream, g->batch, g->stride_c,
+                                                              g->m, g->n, g->ldc, g->bias, beta,
+                                                              g->c));
         beta = 1.0f;
     }
     /* Row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T. */
-    FLEET_CUBLAS_TRY(cublasSgemm(h, g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N,
-                                 g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N, (int)g->n, (int)g->m,
-                                 (int)g->k, &g->alpha, g->b, (int)g->ldb, g->a, (int)g->lda, &beta,
-                                 g->c, (int)g->ldc));
+    cublasOperation_t opb = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+    cublasOperation_t opa = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    int n = (int)g->n, m = (int)g->m, k = (int)g->k;
+    if (!half && g->batch == 1) {
+        FLEET_CUBLAS_TRY(cublasSgemm(h, opb, opa, n, m, k, &g->alpha, g->b, (int)g->ldb, g->a,
+                                     (int)g->lda, &beta, g->c, (int)g->ldc));
+    } else if (!half) {
+        FLEET_CUBLAS_TRY(cublasSgemmStridedBatched(h, opb, opa, n, m, k, &g->alpha, g->b,
+                                                   (int)g->ldb, g->stride_b, g->a, (int)g->lda,
+                                                   g->stride_a, &beta, g->c, (int)g->ldc,
+                                                   g->stride_c, (int)g->batch));
+    } else {
+        cudaDataType_t t = g->dtype == FLEET_DTYPE_F16 ? CUDA_R_16F : CUDA_R_16BF;
+        FLEET_CUBLAS_TRY(cublasGemmStridedBatchedEx(
+            h, opb, opa, n, m, k, &g->alpha, g->b, t, (int)g->ldb, g->stride_b, g->a, t,
+            (int)g->lda, g->stride_a, &beta, g->c, t, (int)g->ldc, g->stride_c, (int)g->batch,
+            CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+    }
     return FLEET_OK;
 }
 

@@ -106,14 +106,14 @@ int dispatch(cudaStream_t s, const fleet__elementwise_args &e, int64_t n)
     return (int)cudaErrorInvalidValue;
 }
 
-__global__ void bias_rows_kernel(int64_t m, int64_t n, int64_t ldc, const float *__restrict__ bias,
-                                 float beta, float *c)
+__global__ void bias_rows_kernel(int64_t batch, int64_t stride_c, int64_t m, int64_t n,
+                                 int64_t ldc, const float *__restrict__ bias, float beta, float *c)
 {
-    int64_t total = m * n;
+    int64_t per = m * n, total = batch * per;
     for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
          t += (int64_t)gridDim.x * blockDim.x) {
-        int64_t i = t / n, j = t % n;
-        float *p = c + i * ldc + j;
+        int64_t b = t / per, r = t % per, i = r / n, j = r % n;
+        float *p = c + b * stride_c + i * ldc + j;
         *p = bias[j] + (beta != 0.0f ? beta * *p : 0.0f);
     }
 }
@@ -137,10 +137,11 @@ extern "C" int fleet__cuda_elementwise(void *stream, const fleet__elementwise_ar
     return (int)cudaErrorInvalidValue;
 }
 
-extern "C" int fleet__cuda_bias_rows_f32(void *stream, int64_t m, int64_t n, int64_t ldc,
-                                         const float *bias, float beta, float *c)
+extern "C" int fleet__cuda_bias_rows_f32(void *stream, int64_t batch, int64_t stride_c, int64_t m,
+                                         int64_t n, int64_t ldc, const float *bias, float beta,
+                                         float *c)
 {
-    bias_rows_kernel<<<blocks_for(m * n), kThreads, 0, (cudaStream_t)stream>>>(m, n, ldc, bias,
-                                                                                beta, c);
+    bias_rows_kernel<<<blocks_for(batch * m * n), kThreads, 0, (cudaStream_t)stream>>>(
+        batch, stride_c, m, n, ldc, bias, beta, c);
     return (int)cudaGetLastError();
 }

@@ -14,9 +14,10 @@ extern "C" {
 /* fleet__elementwise_args on f32, f16 or bf16 (computed in f32). */
 int fleet__cuda_elementwise(void *stream, const fleet__elementwise_args *args);
 
-/* c[i, j] = bias[j] + beta * c[i, j] for an m x n f32 matrix, row stride ldc. */
-int fleet__cuda_bias_rows_f32(void *stream, int64_t m, int64_t n, int64_t ldc, const float *bias,
-                              float beta, float *c);
+/* c[b][i, j] = bias[j] + beta * c[b][i, j] for `batch` m x n f32 matrices at
+ * c + b*stride_c, row stride ldc. */
+int fleet__cuda_bias_rows_f32(void *stream, int64_t batch, int64_t stride_c, int64_t m, int64_t n,
+                              int64_t ldc, const float *bias, float beta, float *c);
 
 #ifdef __cplusplus
 }

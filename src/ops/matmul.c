@@ -1,0 +1,212 @@
+/* ops/matmul.c — matrix products: (batched, broadcast) matmul and linear.
+ *
+ * A matrix operand may be any view whose last two dimensions are stored
+ * row-major (unit column stride) or column-major (unit row stride): the
+ * second is a transposed view and goes to BLAS as op(X) = X^T, with no copy.
+ * Batch dimensions broadcast like NumPy's matmul; they are coalesced so that
+ * the usual cases are one strided-batched GEMM, and otherwise the GEMM is
+ * issued once per outer batch index. */
+#include <string.h>
+
+#include "core/error.h"
+#include "ops/ops_internal.h"
+
+/* How the last two dimensions (rows x cols) reach BLAS. */
+typedef struct mat_layout {
+    bool trans;  /* stored as the transpose (column-major)       */
+    int64_t ld;  /* row stride of the stored matrix, >= its cols */
+} mat_layout;
+
+static bool gemm_layout(const fleet_tensor *t, mat_layout *l)
+{
+    int nd = t->ndim;
+    int64_t rows = t->shape[nd - 2], cols = t->shape[nd - 1];
+    int64_t rs = t->strides[nd - 2], cs = t->strides[nd - 1];
+    int64_t min_row = cols > 0 ? cols : 1, min_col = rows > 0 ? rows : 1;
+    if (cs == 1 || cols <= 1) {
+        l->trans = false;
+        l->ld = rows <= 1 ? min_row : rs;
+        if (l->ld >= min_row)
+            return true;
+    }
+    if (rs == 1 || rows <= 1) {
+        l->trans = true;
+        l->ld = cols <= 1 ? min_col : cs;
+        if (l->ld >= min_col)
+            return true;
+    }
+    return false;
+}
+
+/* t's batch dimensions (all but the last two) seen with out's batch shape. */
+static fleet__view batch_view(const fleet_tensor *t, const fleet_tensor *out)
+{
+    fleet__view v;
+    memset(&v, 0, sizeof v);
+    int nb = out->ndim - 2, tb = t->ndim - 2, shift = nb - tb;
+    v.ndim = nb;
+    for (int d = 0; d < nb; d++) {
+        int td = d - shift;
+        v.shape[d] = out->shape[d];
+        v.strides[d] = td < 0 || t->shape[td] == 1 ? 0 : t->strides[td];
+    }
+    return v;
+}
+
+static fleet_status check_batch(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
+                                const fleet_tensor *out)
+{
+    int nb = out->ndim - 2;
+    if (a->ndim - 2 > nb || b->ndim - 2 > nb)
+        return fleet__op_shape_error(fn, "out has fewer batch dimensions than an input", out,
+                                     "out", a->ndim > b->ndim ? a : b, a->ndim > b->ndim ? "a" : "b");
+    for (int d = 0; d < nb; d++) {
+        int da = d - (nb - (a->ndim - 2)), db = d - (nb - (b->ndim - 2));
+        int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
+        if ((sa != 1 && sb != 1 && sa != sb) || out->shape[d] != (sa > sb ? sa : sb))
+            return fleet__op_shape_error(fn, "batch dimensions do not broadcast to out's", a, "a",
+                                         b, "b");
+    }
+    return FLEET_OK;
+}
+
+/* out[..., M, N] = a[..., M, K] @ b[..., K, N] (+ bias[N]). */
+static fleet_status matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
+                           const fleet_tensor *bias, fleet_tensor *out)
+{
+    const fleet_tensor *ts[] = {a, b, out, bias};
+    static const char *const names[] = {"a", "b", "out", "bias"};
+    int n = bias != NULL ? 4 : 3;
+    if (a->ndim < 2 || b->ndim < 2 || out->ndim < 2)
+        return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
+                            "%s: matrices need 2 or more dimensions: a %d-D, b %d-D, out %d-D",
+                            fn, a->ndim, b->ndim, out->ndim);
+    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], nn = b->shape[b->ndim - 1];
+    if (b->shape[b->ndim - 2] != k)
+        return fleet__op_shape_error(fn, "inner dimensions differ", a, "a", b, "b");
+    if (out->shape[out->ndim - 2] != m || out->shape[out->ndim - 1] != nn)
+        return fleet__op_shape_error(fn, "out must end in a's rows x b's columns", out, "out", a,
+                                     "a");
+    fleet_status st = check_batch(fn, a, b, out);
+    if (st != FLEET_OK)
+        return st;
+    if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != nn))
+        return fleet__op_shape_error(fn, "bias must be 1-D of out's last dimension", bias, "bias",
+                                     out, "out");
+    fleet__op_call call;
+    if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
+        return st;
+    mat_layout la, lb, lo;
+    if (!gemm_layout(a, &la) || !gemm_layout(b, &lb))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                            "%s: %s is neither row- nor column-contiguous in its last two "
+                            "dimensions (fleet_copy it first)", fn, gemm_layout(a, &la) ? "b" : "a");
+    if (!gemm_layout(out, &lo) || lo.trans)
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                            "%s: out must be row-contiguous in its last two dimensions", fn);
+    if (bias != NULL && (bias->dtype != FLEET_DTYPE_F32 || !fleet_tensor_is_contiguous(bias)))
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: a fused bias must be contiguous f32", fn);
+    for (int d = 0; d < out->ndim - 2; d++)
+        if (out->shape[d] > 1 && out->strides[d] == 0)
+            return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out repeats matrices (stride 0)", fn);
+    if (fleet__overlaps(out, a) || fleet__overlaps(out, b) ||
+        (bias != NULL && fleet__overlaps(out, bias)))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps an input", fn);
+    if (fleet_tensor_numel(out) == 0)
+        return FLEET_OK;
+
+    fleet__view vo = batch_view(out, out), va = batch_view(a, out), vb = batch_view(b, out);
+    fleet__view *vs[] = {&vo, &va, &vb};
+    if (vo.ndim == 0) {
+        vo.ndim = va.ndim = vb.ndim = 1;
+        vo.shape[0] = va.shape[0] = vb.shape[0] = 1;
+    }
+    fleet__view_coalesce(vs, 3);
+    int last = vo.ndim - 1;
+    fleet__gemm_args g = {
+        .dtype = out->dtype, .m = m, .n = nn, .k = k,
+        .lda = la.ld, .trans_a = la.trans, .ldb = lb.ld, .trans_b = lb.trans, .ldc = lo.ld,
+        .bias = bias != NULL ? fleet_tensor_data(bias) : NULL, .alpha = 1.0f, .beta = 0.0f,
+        .batch = vo.shape[last], .stride_a = va.strides[last], .stride_b = vb.strides[last],
+        .stride_c = vo.strides[last],
+    };
+    /* Outer batch dimensions that did not coalesce: one call per index. */
+    int64_t outer = 1, idx[FLEET__VIEW_MAX_DIMS] = {0};
+    for (int d = 0; d < last; d++)
+        outer *= vo.shape[d];
+    int64_t es = (int64_t)fleet_dtype_size(out->dtype);
+    for (int64_t i = 0; i < outer; i++) {
+        int64_t oa = 0, ob = 0, oo = 0;
+        for (int d = 0; d < last; d++) {
+            oa += idx[d] * va.strides[d];
+            ob += idx[d] * vb.strides[d];
+            oo += idx[d] * vo.strides[d];
+        }
+        g.a = (const char *)fleet_tensor_data(a) + oa * es;
+        g.b = (const char *)fleet_tensor_data(b) + ob * es;
+        g.c = (char *)fleet_tensor_data(out) + oo * es;
+        if ((st = call.device->backend->gemm(call.stream, &g)) != FLEET_OK)
+            return st; /* a backend failure mid-batch: out is then unspecified */
+        for (int d = last - 1; d >= 0 && ++idx[d] == vo.shape[d]; d--)
+            idx[d] = 0;
+    }
+    return FLEET_OK;
+}
+
+fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+{
+    static const char fn[] = "fleet_matmul";
+    const fleet_tensor *ts[] = {a, b, out};
+    static const char *const names[] = {"a", "b", "out"};
+    fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
+    if (st != FLEET_OK)
+        return st;
+    return matmul(fn, a, b, NULL, out);
+}
+
+fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
+                          const fleet_tensor *bias, fleet_tensor *y)
+{
+    static const char fn[] = "fleet_linear";
+    const fleet_tensor *ts[] = {x, weight, y};
+    static const char *const names[] = {"x", "weight", "y"};
+    fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
+    if (st == FLEET_OK && bias != NULL)
+        st = fleet__enter_tensor(bias, fn, "bias");
+    if (st != FLEET_OK)
+        return st;
+    if (weight->ndim != 2 || x->ndim < 1 || y->ndim != x->ndim)
+        return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
+                            "%s: expected x[..., in], weight[out, in], y[..., out]: x is %d-D, "
+                            "weight %d-D, y %d-D", fn, x->ndim, weight->ndim, y->ndim);
+    if (x->shape[x->ndim - 1] != weight->shape[1])
+        return fleet__op_shape_error(fn, "x's last dimension differs from weight's columns", x,
+                                     "x", weight, "weight");
+    for (int d = 0; d < x->ndim - 1; d++)
+        if (y->shape[d] != x->shape[d])
+            return fleet__op_shape_error(fn, "y must have x's leading dimensions", y, "y", x, "x");
+    if (y->shape[y->ndim - 1] != weight->shape[0])
+        return fleet__op_shape_error(fn, "y's last dimension must be weight's rows", y, "y",
+                                     weight, "weight");
+    /* weight^T as a view header on the stack: [in, out], column-major. */
+    fleet_tensor wt = *weight;
+    wt.shape[0] = weight->shape[1];
+    wt.shape[1] = weight->shape[0];
+    wt.strides[0] = weight->strides[1];
+    wt.strides[1] = weight->strides[0];
+    /* Contiguous leading dimensions fold into the rows of one GEMM. */
+    fleet_tensor x2 = *x, y2 = *y;
+    if (fleet_tensor_is_contiguous(x) && fleet_tensor_is_contiguous(y)) {
+        int64_t rows = fleet_tensor_numel(x) / (x->shape[x->ndim - 1] ? x->shape[x->ndim - 1] : 1);
+        x2.ndim = y2.ndim = 2;
+        x2.shape[0] = y2.shape[0] = x->ndim == 1 ? 1 : rows;
+        x2.shape[1] = x->shape[x->ndim - 1];
+        y2.shape[1] = y->shape[y->ndim - 1];
+        x2.strides[1] = y2.strides[1] = 1;
+        x2.strides[0] = x2.shape[1];
+        y2.strides[0] = y2.shape[1];
+    } else if (x->ndim == 1) {
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: a 1-D x must be contiguous", fn);
+    }
+    return matmul(fn, &x2, &wt, bias, &y2);
+}
