@@ -142,9 +142,10 @@ static fleet_status run(const fleet__op_call *call, fleet__linalg_args *args)
     return FLEET_OK;
 }
 
-fleet_status fleet_linalg_solve(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *x)
+/* Ops that solve a[..., n, n] x = b[..., n, k] (LU, triangular). */
+static fleet_status solve_like(const char *fn, fleet__linalg_op op, const fleet_tensor *a,
+                               const fleet_tensor *b, bool upper, fleet_tensor *x)
 {
-    static const char fn[] = "fleet_linalg_solve";
     const fleet_tensor *ts[] = {a, b, x};
     static const char *const names[] = {"a", "b", "x"};
     fleet__op_call call;
@@ -163,11 +164,16 @@ fleet_status fleet_linalg_solve(const fleet_tensor *a, const fleet_tensor *b, fl
     if (st != FLEET_OK)
         return st;
     fleet__linalg_args args = {
-        .op = FLEET__LINALG_SOLVE, .dtype = a->dtype, .batch = batch_of(a),
-        .m = rows(a), .n = rows(a), .k = cols(b),
+        .op = op, .dtype = a->dtype, .batch = batch_of(a),
+        .m = rows(a), .n = rows(a), .k = cols(b), .upper = upper,
         .a = fleet_tensor_data(a), .b = fleet_tensor_data(b), .x = fleet_tensor_data(x),
     };
     return run(&call, &args);
+}
+
+fleet_status fleet_linalg_solve(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *x)
+{
+    return solve_like("fleet_linalg_solve", FLEET__LINALG_SOLVE, a, b, false, x);
 }
 
 /* Ops from one square matrix to one of the same shape (Cholesky, inverse). */
@@ -204,30 +210,8 @@ fleet_status fleet_linalg_cholesky(const fleet_tensor *a, fleet_tensor *l)
 fleet_status fleet_linalg_solve_triangular(const fleet_tensor *a, const fleet_tensor *b, int upper,
                                            fleet_tensor *x)
 {
-    static const char fn[] = "fleet_linalg_solve_triangular";
-    const fleet_tensor *ts[] = {a, b, x};
-    static const char *const names[] = {"a", "b", "x"};
-    fleet__op_call call;
-    fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
-    if (st == FLEET_OK)
-        st = need_square(fn, a, "a");
-    if (st != FLEET_OK)
-        return st;
-    if (!same_batch(a, b) || rows(b) != rows(a))
-        return fleet__op_shape_error(fn, "b must be [..., n, k] for a [..., n, n]", a, "a", b, "b");
-    if (!fleet__same_shape(x, b))
-        return fleet__op_shape_error(fn, "x must have b's shape", x, "x", b, "b");
-    st = fleet__op_begin(&call, fn, ts, names, 3, FLEET__OP_CONTIGUOUS);
-    if (st == FLEET_OK)
-        st = check_overlaps(fn, ts, names, 2, 3);
-    if (st != FLEET_OK)
-        return st;
-    fleet__linalg_args args = {
-        .op = FLEET__LINALG_SOLVE_TRIANGULAR, .dtype = a->dtype, .batch = batch_of(a),
-        .m = rows(a), .n = rows(a), .k = cols(b), .upper = upper != 0,
-        .a = fleet_tensor_data(a), .b = fleet_tensor_data(b), .x = fleet_tensor_data(x),
-    };
-    return run(&call, &args);
+    return solve_like("fleet_linalg_solve_triangular", FLEET__LINALG_SOLVE_TRIANGULAR, a, b,
+                      upper != 0, x);
 }
 
 fleet_status fleet_linalg_qr(const fleet_tensor *a, fleet_tensor *q, fleet_tensor *r)

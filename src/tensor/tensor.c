@@ -39,6 +39,23 @@ const char *fleet__shape_str(const fleet_tensor *t, char *buf, size_t size)
     return buf;
 }
 
+fleet_status fleet__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel)
+{
+    FLEET_CHECK_ARG(ndim >= 0 && ndim <= FLEET_MAX_DIMS, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: ndim %d outside [0, %d]", fn, ndim, FLEET_MAX_DIMS);
+    FLEET_CHECK_ARG(ndim == 0 || shape != NULL, FLEET_ERR_NULL_POINTER, "%s: shape is NULL", fn);
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        FLEET_CHECK_ARG(shape[i] >= 0, FLEET_ERR_INVALID_ARGUMENT,
+                        "%s: dimension %d has negative size %lld", fn, i, (long long)shape[i]);
+        FLEET_CHECK_ARG(shape[i] == 0 || n <= INT64_MAX / 8 / shape[i],
+                        FLEET_ERR_INVALID_ARGUMENT, "%s: shape overflows 64-bit sizes", fn);
+        n *= shape[i];
+    }
+    *numel = n;
+    return FLEET_OK;
+}
+
 fleet_status fleet__enter_tensor(const fleet_tensor *t, const char *fn, const char *arg)
 {
     fleet_status st = fleet__enter();
@@ -59,17 +76,9 @@ fleet_status fleet_tensor_create(fleet_device *device, fleet_dtype dtype, int nd
     FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
     FLEET_CHECK_ARG(fleet_dtype_size(dtype) != 0, FLEET_ERR_INVALID_ARGUMENT,
                     "%s: unknown dtype %d", fn, (int)dtype);
-    FLEET_CHECK_ARG(ndim >= 0 && ndim <= FLEET_MAX_DIMS, FLEET_ERR_INVALID_ARGUMENT,
-                    "%s: ndim %d outside [0, %d]", fn, ndim, FLEET_MAX_DIMS);
-    FLEET_CHECK_ARG(ndim == 0 || shape != NULL, FLEET_ERR_NULL_POINTER, "%s: shape is NULL", fn);
-    int64_t numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        FLEET_CHECK_ARG(shape[i] >= 0, FLEET_ERR_INVALID_ARGUMENT,
-                        "%s: dimension %d has negative size %lld", fn, i, (long long)shape[i]);
-        FLEET_CHECK_ARG(shape[i] == 0 || numel <= INT64_MAX / 8 / shape[i],
-                        FLEET_ERR_INVALID_ARGUMENT, "%s: shape overflows 64-bit sizes", fn);
-        numel *= shape[i];
-    }
+    int64_t numel;
+    if ((st = fleet__check_shape(fn, ndim, shape, &numel)) != FLEET_OK)
+        return st;
 
     fleet_stream *stream;
     if ((st = fleet__stream_current(device, &stream)) != FLEET_OK)

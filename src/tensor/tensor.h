@@ -29,6 +29,10 @@ struct fleet_tensor {
  * error): non-NULL and fleet usable with its device. */
 fleet_status fleet__enter_tensor(const fleet_tensor *t, const char *fn, const char *arg);
 
+/* Validate ndim/shape of public function `fn` (range, NULL, negative sizes,
+ * overflow) and give the element count. */
+fleet_status fleet__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel);
+
 /* "4x3" into buf (for error messages). */
 const char *fleet__shape_str(const fleet_tensor *t, char *buf, size_t size);
 

@@ -89,15 +89,9 @@ fleet_status fleet_tensor_reshape(const fleet_tensor *t, int ndim, const int64_t
     fleet_status st = enter(t, out, fn);
     if (st != FLEET_OK)
         return st;
-    FLEET_CHECK_ARG(ndim >= 0 && ndim <= FLEET_MAX_DIMS, FLEET_ERR_INVALID_ARGUMENT,
-                    "%s: ndim %d outside [0, %d]", fn, ndim, FLEET_MAX_DIMS);
-    FLEET_CHECK_ARG(ndim == 0 || shape != NULL, FLEET_ERR_NULL_POINTER, "%s: shape is NULL", fn);
-    int64_t numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        FLEET_CHECK_ARG(shape[i] >= 0, FLEET_ERR_INVALID_ARGUMENT,
-                        "%s: dimension %d has negative size %lld", fn, i, (long long)shape[i]);
-        numel *= shape[i];
-    }
+    int64_t numel;
+    if ((st = fleet__check_shape(fn, ndim, shape, &numel)) != FLEET_OK)
+        return st;
     if (numel != fleet_tensor_numel(t)) {
         char buf[96];
         return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: %lld elements cannot take the shape of "
