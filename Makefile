@@ -4,6 +4,7 @@
 #   make test-tsan  the suite under ThreadSanitizer
 #   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make static     clang thread-safety analysis, cppcheck, gcc -fanalyzer
+#   make spin       model-check the concurrent protocols (verify/*.pml)
 #   make bench      the allocator micro-benchmark
 #   make install    install into PREFIX (default /usr/local)
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
@@ -13,7 +14,7 @@ CMAKE_FLAGS ?=
 # Sanitizer builds scale the stress tests down (see tests/harness.h).
 SAN_SCALE ?= 0.25
 
-.PHONY: all deps build demo run test test-tsan test-asan static bench install clean
+.PHONY: all deps build demo run test test-tsan test-asan static spin bench install clean
 
 all: build
 
@@ -46,6 +47,10 @@ test-asan: deps
 static:
 	@./scripts/install-deps.sh clang cppcheck
 	./scripts/static-checks.sh
+
+spin:
+	@./scripts/install-deps.sh spin
+	./verify/run-spin.sh
 
 bench: build
 	./$(BUILD)/bench_alloc

@@ -127,4 +127,43 @@ TEST(concurrent_churn_beyond_pool)
     check_empty(&st0, 80 * (uint64_t)rounds, m0.live_blocks);
 }
 
+/* A thread that binds again from a thread-exit destructor running after
+ * fleet's own (another library's, say) gets that slot released too. */
+static pthread_key_t late_key;
+static fleet_device *late_dev;
+static atomic_int late_stream = -1;
+
+static void late_destructor(void *v)
+{
+    (void)v;
+    fleet_stream *s = NULL;
+    ASSERT_OK(fleet_stream_current(late_dev, &s));
+    atomic_store(&late_stream, fleet_stream_id(s));
+}
+
+static void *late_worker(void *arg)
+{
+    (void)arg;
+    fleet_stream *s;
+    ASSERT_OK(fleet_stream_current(late_dev, &s)); /* binds, arms fleet's exit hook */
+    pthread_setspecific(late_key, (void *)1);     /* key made after fleet's: runs later */
+    return NULL;
+}
+
+TEST(binding_from_a_later_exit_destructor_is_released)
+{
+    ASSERT_OK(fleet_device_default(&late_dev));
+    ASSERT_OK(fleet_init());
+    ASSERT_EQ(pthread_key_create(&late_key, late_destructor), 0);
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, late_worker, NULL), 0);
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT_GE(atomic_load(&late_stream), 1); /* it did bind again */
+    fleet_stream_pool_stats ps;
+    ASSERT_OK(fleet_stream_pool_get_stats(late_dev, &ps));
+    ASSERT_EQ(ps.exclusive_in_use, 0);
+    ASSERT_EQ(ps.shared_bindings, 0);
+    pthread_key_delete(late_key);
+}
+
 TEST_MAIN()

@@ -16,7 +16,9 @@
  *   2. when no slot is free: with FLEET_STREAM_WAIT_MS = 0 (default) it shares
  *      a slot chosen round-robin (never fails); with N > 0 it waits up to N ms
  *      for a slot to be freed, then fails with FLEET_ERR_POOL_EXHAUSTED; with
- *      -1 it waits as long as it takes.
+ *      -1 it waits as long as it takes. Waiting is not first-come-first-
+ *      served: a freed slot goes to whichever thread takes it first, a newly
+ *      arriving one included (no wakeup is lost: verify/stream_pool.pml).
  * The binding is stable for the thread's life, and its slot returns to the
  * pool when the thread exits. The default stream (id 0) is never bound
  * automatically; ask for it with fleet_stream_get_default().
@@ -70,8 +72,11 @@ fleet_status fleet_stream_acquire_timeout(fleet_device *device, int64_t timeout_
                                           fleet_stream **out);
 
 /* Return an acquired stream to the pool. FLEET_ERR_INVALID_ARGUMENT for the
- * default stream or a stream that was not acquired. Work already submitted
- * to it still runs. */
+ * default stream or a stream that is not held by an acquire. Work already
+ * submitted to it still runs. Stream handles carry no generation: releasing
+ * twice is refused only until another acquire takes the same slot — after
+ * that, a second release would release the other holder's stream. Release
+ * each acquired stream exactly once. */
 fleet_status fleet_stream_release(fleet_stream *stream);
 
 /* 0 for the default stream, 1..N-1 for pool streams. -1 for NULL. */

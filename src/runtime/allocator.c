@@ -473,6 +473,7 @@ static bool reclaim_pending(shard *sh) FLEET_REQUIRES(sh->lock)
     struct fleet__block **pp = &sh->pending_list;
     while (*pp != NULL) {
         struct fleet__block *b = *pp;
+        FLEET_DEBUG_ASSERT(b->state == BLOCK_PENDING);
         event_node **np = &b->events;
         while (*np != NULL) {
             event_node *n = *np;
@@ -507,6 +508,10 @@ static void hand_out(shard *sh, struct fleet__block *b, size_t bytes, bool hit,
                      fleet_allocation *out) FLEET_REQUIRES(sh->lock)
 {
     struct fleet__allocator *a = sh->allocator;
+    /* Only a FREE block is handed out: no live hand-out, no event a using
+     * stream has yet to pass, not listed (verify/allocator.pml). */
+    FLEET_DEBUG_ASSERT(b->state == BLOCK_FREE && b->events == NULL && b->link == NULL &&
+                       b->uses == 0);
     b->state = BLOCK_ALLOCATED;
     b->generation++;
     b->uses = 0;
@@ -767,6 +772,7 @@ fleet_status fleet_memory_free(fleet_allocation *allocation)
     st = check_handle(b, allocation, "fleet_memory_free");
     if (st != FLEET_OK)
         goto out;
+    FLEET_DEBUG_ASSERT(b->events == NULL && b->link == NULL);
     fleet_atomic_sub_relaxed(&sh->allocator->allocated, (uint64_t)b->size);
     sh->live_blocks--;
     if (b->uses != 0) {

@@ -62,6 +62,9 @@ static int try_take_free(fleet__stream_pool *pool, int hold)
         uint64_t above = start < 64 ? free_bits & (~UINT64_C(0) << start) : 0;
         int slot = __builtin_ctzll(above != 0 ? above : free_bits);
         if (fleet_atomic_cas_acq_rel(&pool->taken, &taken, taken | (UINT64_C(1) << slot))) {
+            /* A slot whose bit was clear has no holder (verify/stream_pool.pml). */
+            FLEET_DEBUG_ASSERT(fleet_atomic_load_relaxed(&pool->streams[slot].hold) ==
+                               FLEET__HOLD_NONE);
             unsigned next = (unsigned)slot + 1;
             fleet_atomic_store_relaxed(&pool->next_hint, next >= (unsigned)pool->capacity ? 1u : next);
             fleet_atomic_store_relaxed(&pool->streams[slot].hold, hold);
@@ -169,13 +172,20 @@ void fleet__stream_pool_thread_exit(void *value)
         if (b->slot[i] == 0)
             continue;
         fleet__stream_pool *pool = &fleet__device_at(i)->pool;
-        if (b->exclusive[i])
+        if (b->exclusive[i]) {
+            FLEET_DEBUG_ASSERT(fleet_atomic_load_relaxed(&pool->streams[b->slot[i]].hold) ==
+                               FLEET__HOLD_BOUND);
             release_slot(pool, b->slot[i]);
-        else
+        } else {
             fleet_atomic_sub_relaxed(&pool->shared_bindings, 1);
+        }
         b->slot[i] = 0;
         b->current[i] = NULL;
     }
+    /* A later thread-exit destructor (another library's) may use fleet again
+     * and bind anew: re-arm then, so that binding is released too (glibc
+     * runs destructors again for keys set during destruction). */
+    b->armed = false;
 }
 
 fleet_status fleet__stream_native(struct fleet_stream *s, void **native)

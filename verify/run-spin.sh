@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# verify/run-spin.sh — exhaustive Spin model checking of fleet's concurrent
+# protocols (issue 7; the project brief VERIFICATION.md, "Model checking with
+# Spin").
+#
+#   verify/stream_pool.pml  stream-slot protocol (runtime/stream_pool.c)
+#   verify/allocator.pml    allocator free/reuse, generations, record_stream
+#                           events (runtime/allocator.c)
+#   No model for a TLS small-block cache: fleet has none. No model for the
+#   batcher queue: it does not exist yet (add one when it does).
+#
+# Every configuration of a correct model must finish an exhaustive search
+# (no bitstate hashing, no depth or memory truncation) with 0 errors; every
+# deliberately broken variant (-DBROKEN_*, and CHECK_STALE_RELEASE, which
+# demonstrates a documented API limitation) must be rejected by Spin with at
+# least one error. Prints a Markdown table and exits non-zero on any FAIL.
+#
+# Needs spin (Debian package `spin`) and a C compiler. Environment:
+#   SPIN_MEMLIM  MB pan may use per run (default 2048); hitting it is a FAIL
+#   SPIN_DEPTH   pan's -m search depth bound (default 100000); hitting it is a FAIL
+#   SPIN_TIMEOUT seconds per pan run (default 300); hitting it is a FAIL
+#   SPIN_JOBS    runs at a time (default: the number of CPUs, at most 4)
+#   CC           C compiler for pan.c (default cc)
+set -euo pipefail
+
+here="$(cd "$(dirname "$0")" && pwd)"
+memlim="${SPIN_MEMLIM:-2048}"
+depth="${SPIN_DEPTH:-100000}"
+timeout_s="${SPIN_TIMEOUT:-300}"
+cc="${CC:-cc}"
+njobs="${SPIN_JOBS:-$(nproc 2>/dev/null || echo 2)}"
+[ "$njobs" -le 4 ] || njobs=4
+
+for tool in spin "$cc"; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+        echo "run-spin.sh: '$tool' not found (apt-get install -y spin gcc)" >&2
+        exit 2
+    fi
+done
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/fleet-spin.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+start_all=$(date +%s)
+
+n=0
+
+# run MODEL EXPECT MODE LABEL PROCS DEFINES...  (in the background; the row
+# goes to $work/N/row, the verdict to $work/N/result)
+#   EXPECT: ok (exhaustive, 0 errors) | bug (>= 1 error)
+#   MODE:   safety (assertions + invalid end states) | ltl (acceptance cycles
+#           under weak fairness, the model's ltl claim)
+run() {
+    n=$((n + 1))
+    while [ "$(jobs -rp | wc -l)" -ge "$njobs" ]; do
+        wait -n || true
+    done
+    run_one "$n" "$@" &
+}
+
+run_one() {
+    local dir="$work/$1" model="$2" expect="$3" mode="$4" label="$5" procs="$6"
+    shift 6
+    mkdir -p "$dir"
+    cp "$here/$model.pml" "$dir/"
+    # Broken variants stop at their first error after a few thousand states:
+    # compiling pan.c fast matters more there than running it fast.
+    local opt=-O2
+    [ "$expect" = ok ] || opt=-O0
+    local out="$dir/pan.out" ccflags=("$opt" -w "-DMEMLIM=$memlim") panflags=("-m$depth" -n)
+    if [ "$mode" = safety ]; then
+        ccflags+=(-DSAFETY)
+    else
+        panflags+=(-a -f)
+    fi
+    local status=ok
+    if ! (cd "$dir" && spin -a "$@" "$model.pml" >spin.out 2>&1); then
+        status="spin -a failed: $(tail -n 1 "$dir/spin.out")"
+    elif ! (cd "$dir" && "$cc" "${ccflags[@]}" -o pan pan.c >cc.out 2>&1); then
+        status="cc failed: $(tail -n 1 "$dir/cc.out")"
+    else
+        local rc=0
+        (cd "$dir" && timeout "$timeout_s" ./pan "${panflags[@]}" >"$out" 2>&1) || rc=$?
+        if [ "$rc" -eq 124 ]; then
+            status="timed out after ${timeout_s}s"
+        fi
+    fi
+
+    local states=- dep=- errors=- finding="" incomplete=""
+    if [ -f "$out" ]; then
+        states=$(sed -n 's/^ *\([0-9.e+]*\) states, stored.*/\1/p' "$out" | head -n 1)
+        dep=$(sed -n 's/.*depth reached \([0-9]*\).*/\1/p' "$out" | head -n 1)
+        errors=$(sed -n 's/.*errors: \([0-9]*\).*/\1/p' "$out" | head -n 1)
+        finding=$(grep -m 1 '^pan:1:' "$out" | sed 's/^pan:1: //; s/ (at depth [0-9]*)//; s/|/\\|/g' || true)
+        if grep -qiE 'search not completed|max search depth too small|depth too small|out of memory|MEMLIM|hash table is full|bitstate' "$out"; then
+            incomplete=yes
+        fi
+        [ -n "$states" ] || states=-
+        [ -n "$dep" ] || dep=-
+        [ -n "$errors" ] || errors=-
+    fi
+
+    local result=FAIL
+    if [ "$status" = ok ] && [ "$errors" != - ]; then
+        if [ "$expect" = ok ] && [ "$errors" -eq 0 ] && [ -z "$incomplete" ]; then
+            result=PASS
+        elif [ "$expect" = bug ] && [ "$errors" -ge 1 ]; then
+            result=PASS
+        fi
+    fi
+    if [ "$status" != ok ]; then
+        finding="$status"
+    elif [ "$expect" = ok ] && [ -n "$incomplete" ]; then
+        finding="search incomplete: $(grep -m 1 -iE 'search not completed|depth too small|out of memory|MEMLIM|hash table' "$out" | sed 's/|/\\|/g')"
+    elif [ "$expect" = bug ] && [ "$errors" = 0 ]; then
+        finding="broken variant NOT detected"
+    fi
+    echo "| $model | $label | $procs | $states | $dep | $errors | $result | ${finding:--} |" >"$dir/row"
+    echo "$result" >"$dir/result"
+    printf '%-12s %-58s %s\n' "$model" "$label" "$result" >&2
+}
+
+# ---- stream pool -------------------------------------------------------------
+# A: capacity 3 (2 pool slots), thread 0 runs 2 rounds, threads 1-2 one each.
+# B: capacity 2 (1 pool slot, so 2 threads can wait at once), 2 rounds each.
+A=(-DCAP=3 -DROUNDS0=2 -DROUNDS=1)
+B=(-DCAP=2 -DROUNDS0=2 -DROUNDS=2)
+P="3 threads + init"
+sp=stream_pool
+run $sp ok safety "correct, cap 3, wait -1"                    "$P" "${A[@]}" -DWAIT_INF
+run $sp ok ltl    "correct, cap 3, wait -1, LTL nolost (-a -f)" "$P" "${A[@]}" -DWAIT_INF -DLTL_NOLOST
+run $sp ok safety "correct, cap 3, timed wait"                 "$P" "${A[@]}" -DWAIT_TIMED
+run $sp ok safety "correct, cap 3, wait 0 (sharing)"           "$P" "${A[@]}" -DWAIT_SHARE
+run $sp ok safety "correct, cap 2, wait -1"                    "$P" "${B[@]}" -DWAIT_INF
+run $sp ok ltl    "correct, cap 2, wait -1, LTL nolost (-a -f)" "$P" "${B[@]}" -DWAIT_INF -DLTL_NOLOST
+run $sp ok safety "correct, cap 2, timed wait"                 "$P" "${B[@]}" -DWAIT_TIMED
+run $sp ok safety "correct, cap 2, wait 0 (sharing)"           "$P" "${B[@]}" -DWAIT_SHARE
+for v in BROKEN_PLAIN_TAKE BROKEN_NO_WAKE BROKEN_UNLOCKED_BROADCAST BROKEN_WAITERS_FIRST \
+         BROKEN_LATE_ANNOUNCE BROKEN_NO_EXIT_RELEASE BROKEN_RELEASE_NO_CAS; do
+    run $sp bug safety "$v (cap 3, wait -1)" "$P" "${A[@]}" -DWAIT_INF "-D$v"
+done
+for v in BROKEN_UNLOCKED_BROADCAST BROKEN_LATE_ANNOUNCE; do
+    run $sp bug ltl "$v (cap 2, wait -1, LTL nolost)" "$P" "${B[@]}" -DWAIT_INF -DLTL_NOLOST "-D$v"
+done
+run $sp bug safety "CHECK_STALE_RELEASE: API limitation (cap 3)" "$P" "${A[@]}" -DWAIT_INF -DCHECK_STALE_RELEASE
+
+# ---- allocator ------------------------------------------------------------------
+P="owner, stale, stream B + init"
+al=allocator
+run $al ok safety "correct, 2 blocks, 3 rounds" "$P"
+for v in BROKEN_NO_GENERATION BROKEN_NO_STATE_CHECK BROKEN_HANDOUT_NO_BUMP \
+         BROKEN_RECLAIM_NO_WAIT BROKEN_IGNORE_USES BROKEN_LIST_BEFORE_SYNC; do
+    run $al bug safety "$v" "$P" "-D$v"
+done
+
+wait
+failures=0
+elapsed=$(( $(date +%s) - start_all ))
+echo
+echo "| model | variant | processes | states | depth | errors | result | first error found by pan |"
+echo "|---|---|---|---|---|---|---|---|"
+for i in $(seq 1 "$n"); do
+    if [ -f "$work/$i/row" ]; then
+        cat "$work/$i/row"
+    else
+        echo "| ? | run $i did not report | - | - | - | - | FAIL | - |"
+    fi
+    [ "$(cat "$work/$i/result" 2>/dev/null)" = PASS ] || failures=$((failures + 1))
+done
+echo
+echo "$n runs, $failures FAIL, ${elapsed}s wall, $njobs at a time (spin $(spin -V | sed -n 's/Spin Version \([^ ]*\).*/\1/p'))"
+[ "$failures" -eq 0 ]
