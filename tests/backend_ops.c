@@ -518,6 +518,478 @@ TEST(linear_matches_reference)
         }
 }
 
+/* ---- row ops: softmax, layer norm, sum, mean ----------------------------------- */
+
+/* A view's values gathered into a new contiguous host buffer. */
+static float *gather(const input *in)
+{
+    int64_t n = 1;
+    fleet__view c = {.ndim = in->hv.ndim};
+    for (int d = in->hv.ndim - 1; d >= 0; d--) {
+        c.shape[d] = in->hv.shape[d];
+        c.strides[d] = n;
+        n *= in->hv.shape[d];
+    }
+    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    c.data = p;
+    fleet__ref_elementwise(FLEET__EW_COPY, &c, &in->hv, NULL);
+    return p;
+}
+
+/* shape as [outer, shape[dim], inner]. */
+static void split_at(const shape_case *s, int dim, int64_t *outer, int64_t *n, int64_t *inner)
+{
+    *outer = *inner = 1;
+    for (int d = 0; d < s->ndim; d++) {
+        if (d < dim)
+            *outer *= s->shape[d];
+        else if (d > dim)
+            *inner *= s->shape[d];
+    }
+    *n = s->shape[dim];
+}
+
+static const struct {
+    shape_case s;
+    int dim;
+    layout lay;
+} softmax_cases[] = {
+    {{1, {1}}, 0, LAYOUT_CONTIGUOUS},          {{1, {7}}, -1, LAYOUT_CONTIGUOUS},
+    {{2, {33, 1000}}, -1, LAYOUT_CONTIGUOUS},  {{3, {4, 33, 5}}, 1, LAYOUT_CONTIGUOUS},
+    {{2, {9, 17}}, 0, LAYOUT_TRANSPOSED},      {{2, {9, 17}}, 1, LAYOUT_TRANSPOSED},
+    {{2, {8, 22}}, -1, LAYOUT_SLICED},         {{4, {5, 3, 2, 4}}, 2, LAYOUT_PERMUTED},
+    {{3, {3, 7, 1}}, -1, LAYOUT_CONTIGUOUS},   {{3, {2, 1000, 3}}, 1, LAYOUT_CONTIGUOUS},
+};
+
+TEST(softmax_matches_reference)
+{
+    find_devices();
+    for (int di = 0; di < ndevs; di++)
+        for (size_t c = 0; c < sizeof softmax_cases / sizeof softmax_cases[0]; c++) {
+            const shape_case *s = &softmax_cases[c].s;
+            int dim = softmax_cases[c].dim, d = dim < 0 ? dim + s->ndim : dim;
+            test_rng r = test_rng_make(11000 + c);
+            input x = make_input(devs[di], s->ndim, s->shape, softmax_cases[c].lay, &r, 0);
+            float *xc = gather(&x);
+            int64_t outer, n, inner;
+            split_at(s, d, &outer, &n, &inner);
+            float *want = malloc(sizeof(float) * (size_t)(outer * n * inner));
+            fleet__ref_softmax(xc, want, outer, n, inner);
+            fleet_tensor *out = test_tensor_new(devs[di], s->ndim, s->shape);
+            ASSERT_OK(fleet_softmax(x.view, dim, out));
+            check_out(out, want, outer * n * inner, 1e-5, 1e-6);
+            if (softmax_cases[c].lay == LAYOUT_CONTIGUOUS) { /* in place */
+                ASSERT_OK(fleet_softmax(x.view, dim, x.view));
+                check_out(x.view, want, outer * n * inner, 1e-5, 1e-6);
+            }
+            ASSERT_OK(fleet_tensor_release(out));
+            free(want);
+            free(xc);
+            free_input(&x);
+        }
+}
+
+/* Large logits: subtracting the max keeps exp finite. */
+TEST(softmax_is_stable_for_large_inputs)
+{
+    find_devices();
+    for (int di = 0; di < ndevs; di++) {
+        float x[4] = {1000.0f, 1001.0f, 1002.0f, -1000.0f}, want[4];
+        fleet__ref_softmax(x, want, 1, 4, 1);
+        fleet_tensor *t = test_tensor_2d(devs[di], 1, 4, x);
+        ASSERT_OK(fleet_softmax(t, 1, t));
+        check_out(t, want, 4, 1e-6, 1e-7);
+        ASSERT_OK(fleet_tensor_release(t));
+    }
+}
+
+static const struct {
+    shape_case s;
+    layout lay;
+} layer_norm_cases[] = {
+    {{1, {1}}, LAYOUT_CONTIGUOUS},         {{1, {7}}, LAYOUT_CONTIGUOUS},
+    {{2, {33, 1000}}, LAYOUT_CONTIGUOUS},  {{3, {2, 5, 33}}, LAYOUT_SLICED},
+    {{2, {9, 17}}, LAYOUT_TRANSPOSED},     {{4, {5, 3, 2, 4}}, LAYOUT_PERMUTED},
+};
+
+TEST(layer_norm_matches_reference)
+{
+    find_devices();
+    const float eps = 1e-5f;
+    for (int di = 0; di < ndevs; di++)
+        for (size_t c = 0; c < sizeof layer_norm_cases / sizeof layer_norm_cases[0]; c++)
+            for (int affine = 0; affine < 4; affine++) { /* bit 0: gamma, bit 1: beta */
+                const shape_case *s = &layer_norm_cases[c].s;
+                test_rng r = test_rng_make(12000 + c * 10 + (uint64_t)affine);
+                input x = make_input(devs[di], s->ndim, s->shape, layer_norm_cases[c].lay, &r, 0);
+                int64_t n = s->shape[s->ndim - 1], rows = fleet_tensor_numel(x.view) / n;
+                float *g = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+                test_fill_random(g, n, &r);
+                test_fill_random(b, n, &r);
+                fleet_tensor *tg = test_tensor_new(devs[di], 1, &n), *tb = test_tensor_new(devs[di], 1, &n);
+                ASSERT_OK(fleet_tensor_copy_from_host(tg, g, sizeof(float) * (size_t)n));
+                ASSERT_OK(fleet_tensor_copy_from_host(tb, b, sizeof(float) * (size_t)n));
+                float *xc = gather(&x), *want = malloc(sizeof(float) * (size_t)(rows * n));
+                fleet__ref_layer_norm(xc, affine & 1 ? g : NULL, affine & 2 ? b : NULL, eps, want,
+                                      rows, n);
+                fleet_tensor *out = test_tensor_new(devs[di], s->ndim, s->shape);
+                ASSERT_OK(fleet_layer_norm(x.view, affine & 1 ? tg : NULL, affine & 2 ? tb : NULL,
+                                           eps, out));
+                check_out(out, want, rows * n, 1e-5, 1e-5);
+                if (layer_norm_cases[c].lay == LAYOUT_CONTIGUOUS) { /* in place */
+                    ASSERT_OK(fleet_layer_norm(x.view, affine & 1 ? tg : NULL,
+                                               affine & 2 ? tb : NULL, eps, x.view));
+                    check_out(x.view, want, rows * n, 1e-5, 1e-5);
+                }
+                fleet_tensor *ts[] = {out, tg, tb};
+                for (int i = 0; i < 3; i++)
+                    ASSERT_OK(fleet_tensor_release(ts[i]));
+                free(g);
+                free(b);
+                free(xc);
+                free(want);
+                free_input(&x);
+            }
+}
+
+static const struct {
+    shape_case s;
+    int dim, keepdim;
+    layout lay;
+} reduce_cases[] = {
+    {{1, {1}}, 0, 0, LAYOUT_CONTIGUOUS},           {{1, {1000}}, -1, 1, LAYOUT_CONTIGUOUS},
+    {{1, {7}}, 0, 0, LAYOUT_CONTIGUOUS},           {{2, {33, 7}}, 0, 0, LAYOUT_CONTIGUOUS},
+    {{3, {4, 33, 5}}, 1, 1, LAYOUT_CONTIGUOUS},    {{2, {9, 17}}, 1, 0, LAYOUT_TRANSPOSED},
+    {{2, {9, 17}}, 0, 1, LAYOUT_TRANSPOSED},       {{4, {5, 3, 2, 4}}, 0, 1, LAYOUT_PERMUTED},
+    {{4, {5, 3, 2, 4}}, -1, 0, LAYOUT_PERMUTED},   {{2, {8, 22}}, -1, 0, LAYOUT_SLICED},
+    {{3, {2, 1000, 3}}, 1, 0, LAYOUT_CONTIGUOUS},  {{2, {33, 1000}}, -1, 1, LAYOUT_CONTIGUOUS},
+};
+
+TEST(sum_and_mean_match_reference)
+{
+    find_devices();
+    for (int di = 0; di < ndevs; di++)
+        for (size_t c = 0; c < sizeof reduce_cases / sizeof reduce_cases[0]; c++)
+            for (int mean = 0; mean < 2; mean++) {
+                const shape_case *s = &reduce_cases[c].s;
+                int dim = reduce_cases[c].dim, d = dim < 0 ? dim + s->ndim : dim;
+                int keepdim = reduce_cases[c].keepdim;
+                test_rng r = test_rng_make(13000 + c * 2 + (uint64_t)mean);
+                input x = make_input(devs[di], s->ndim, s->shape, reduce_cases[c].lay, &r, 0);
+                int64_t outer, n, inner, oshape[4];
+                split_at(s, d, &outer, &n, &inner);
+                int ond = 0;
+                for (int k = 0; k < s->ndim; k++)
+                    if (k != d)
+                        oshape[ond++] = s->shape[k];
+                    else if (keepdim)
+                        oshape[ond++] = 1;
+                float *xc = gather(&x), *want = malloc(sizeof(float) * (size_t)(outer * inner));
+                fleet__ref_sum(xc, want, outer, n, inner, mean);
+                fleet_tensor *out = test_tensor_new(devs[di], ond, oshape);
+                ASSERT_EQ(fleet_tensor_ndim(out), keepdim ? s->ndim : s->ndim - 1);
+                ASSERT_OK((mean ? fleet_mean : fleet_sum)(x.view, dim, keepdim, out));
+                /* float accumulation on the device: the error grows with n */
+                check_out(out, want, outer * inner, 1e-5, 4e-7 * (double)(mean ? 1 : n));
+                ASSERT_OK(fleet_tensor_release(out));
+                free(xc);
+                free(want);
+                free_input(&x);
+            }
+}
+
+/* Reducing an empty dimension: the sum is 0, the mean NaN; empty rows are
+ * left alone. */
+TEST(row_ops_on_empty_shapes)
+{
+    find_devices();
+    for (int di = 0; di < ndevs; di++) {
+        int64_t e[2] = {0, 3}, three = 3;
+        fleet_tensor *x = test_tensor_new(devs[di], 2, e), *y = test_tensor_new(devs[di], 2, e);
+        float seven[3] = {7, 7, 7}, zeros[3] = {0, 0, 0}, got[3];
+        fleet_tensor *o = test_tensor_2d(devs[di], 1, 3, seven);
+        ASSERT_OK(fleet_softmax(x, 0, y));
+        ASSERT_OK(fleet_layer_norm(x, NULL, NULL, 1e-5f, y));
+        ASSERT_OK(fleet_sum(x, 0, 1, o));
+        check_out(o, zeros, 3, 0, 0);
+        fleet_tensor *o1 = test_tensor_new(devs[di], 1, &three);
+        ASSERT_OK(fleet_mean(x, 0, 0, o1));
+        test_tensor_read(o1, got);
+        for (int i = 0; i < 3; i++)
+            ASSERT_TRUE(isnan(got[i]));
+        fleet_tensor *ts[] = {x, y, o, o1};
+        for (int i = 0; i < 4; i++)
+            ASSERT_OK(fleet_tensor_release(ts[i]));
+    }
+}
+
+/* f16/bf16 row ops on cuda: inputs rounded to the dtype, the reference run
+ * on those exact values, the output rounded once. */
+TEST(half_row_ops_on_cuda)
+{
+    find_devices();
+    if (ndevs < 2) {
+        printf("half_row_ops_on_cuda: no cuda device, f16/bf16 run on cuda only\n");
+        return;
+    }
+    enum { R = 5, C = 300 };
+    const int64_t shape[2] = {R, C}, c1 = C, r1 = R;
+    const fleet_dtype dts[] = {FLEET_DTYPE_F16, FLEET_DTYPE_BF16};
+    for (int t = 0; t < 2; t++) {
+        fleet_dtype dt = dts[t];
+        double tol = dt == FLEET_DTYPE_F16 ? 2e-3 : 1.6e-2;
+        test_rng r = test_rng_make(14000 + (uint64_t)t);
+        static uint16_t hx[R * C], hg[C], hb[C], hout[R * C];
+        static float x[R * C], g[C], b[C], want[R * C], got[R * C];
+        for (int i = 0; i < R * C; i++)
+            x[i] = from_half(hx[i] = to_half(2 * test_rng_float(&r), dt), dt);
+        for (int i = 0; i < C; i++) {
+            g[i] = from_half(hg[i] = to_half(test_rng_float(&r), dt), dt);
+            b[i] = from_half(hb[i] = to_half(test_rng_float(&r), dt), dt);
+        }
+        fleet_tensor *tx, *tg, *tb, *to, *ts;
+        ASSERT_OK(fleet_tensor_create(devs[1], dt, 2, shape, &tx));
+        ASSERT_OK(fleet_tensor_create(devs[1], dt, 1, &c1, &tg));
+        ASSERT_OK(fleet_tensor_create(devs[1], dt, 1, &c1, &tb));
+        ASSERT_OK(fleet_tensor_create(devs[1], dt, 2, shape, &to));
+        ASSERT_OK(fleet_tensor_create(devs[1], dt, 1, &r1, &ts));
+        ASSERT_OK(fleet_tensor_copy_from_host(tx, hx, sizeof hx));
+        ASSERT_OK(fleet_tensor_copy_from_host(tg, hg, sizeof hg));
+        ASSERT_OK(fleet_tensor_copy_from_host(tb, hb, sizeof hb));
+
+        ASSERT_OK(fleet_softmax(tx, -1, to));
+        ASSERT_OK(fleet_tensor_copy_to_host(to, hout, sizeof hout));
+        fleet__ref_softmax(x, want, R, C, 1);
+        for (int i = 0; i < R * C; i++)
+            got[i] = from_half(hout[i], dt);
+        ASSERT_CLOSE(got, want, R * C, tol, 1e-4);
+
+        ASSERT_OK(fleet_layer_norm(tx, tg, tb, 1e-5f, to));
+        ASSERT_OK(fleet_tensor_copy_to_host(to, hout, sizeof hout));
+        fleet__ref_layer_norm(x, g, b, 1e-5, want, R, C);
+        for (int i = 0; i < R * C; i++)
+            got[i] = from_half(hout[i], dt);
+        ASSERT_CLOSE(got, want, R * C, tol, tol);
+
+        ASSERT_OK(fleet_mean(tx, 1, 0, ts));
+        ASSERT_OK(fleet_tensor_copy_to_host(ts, hout, sizeof(uint16_t) * R));
+        fleet__ref_sum(x, want, R, C, 1, 1);
+        for (int i = 0; i < R; i++)
+            got[i] = from_half(hout[i], dt);
+        ASSERT_CLOSE(got, want, R, tol, 1e-3);
+        checks += 3;
+        fleet_tensor *rel[] = {tx, tg, tb, to, ts};
+        for (int i = 0; i < 5; i++)
+            ASSERT_OK(fleet_tensor_release(rel[i]));
+    }
+}
+
+/* ---- embedding, concat, conv1d/conv2d -------------------------------------------- */
+
+static fleet_tensor *tensor_from(fleet_device *dev, int ndim, const int64_t *shape, const float *host)
+{
+    fleet_tensor *t = test_tensor_new(dev, ndim, shape);
+    if (host != NULL)
+        ASSERT_OK(fleet_tensor_copy_from_host(t, host, fleet_tensor_nbytes(t)));
+    return t;
+}
+
+/* Indices [3, 5] into a [11, 13] table, in range except -1, V and V + 100:
+ * those rows come back as zeros. */
+TEST(embedding_matches_reference)
+{
+    find_devices();
+    enum { V = 11, D = 13, R = 3, C = 5 };
+    const fleet_dtype dts[] = {FLEET_DTYPE_I32, FLEET_DTYPE_I64};
+    for (int di = 0; di < ndevs; di++)
+        for (int t = 0; t < 2; t++) {
+            test_rng r = test_rng_make(11000 + (uint64_t)(di * 2 + t));
+            float w[V * D], want[R * C * D];
+            test_fill_random(w, V * D, &r);
+            int64_t i64[R * C];
+            int32_t i32[R * C];
+            for (int i = 0; i < R * C; i++)
+                i64[i] = (int64_t)(test_rng_float(&r) * 0.5f * V + 0.5f * V) % V;
+            i64[2] = -1, i64[7] = V, i64[11] = V + 100;
+            for (int i = 0; i < R * C; i++)
+                i32[i] = (int32_t)i64[i];
+            const void *idx = dts[t] == FLEET_DTYPE_I32 ? (const void *)i32 : (const void *)i64;
+            fleet__ref_embedding(w, V, D, idx, dts[t], R * C, want);
+            for (int j = 0; j < D; j++) /* the bad indices gave zero rows */
+                ASSERT_TRUE(want[2 * D + j] == 0.0f && want[7 * D + j] == 0.0f &&
+                            want[11 * D + j] == 0.0f);
+            int64_t ws[2] = {V, D}, is[2] = {R, C}, os[3] = {R, C, D};
+            fleet_tensor *tw = tensor_from(devs[di], 2, ws, w), *ti;
+            ASSERT_OK(fleet_tensor_create(devs[di], dts[t], 2, is, &ti));
+            ASSERT_OK(fleet_tensor_copy_from_host(ti, idx, fleet_tensor_nbytes(ti)));
+            float sentinel[R * C * D];
+            for (int i = 0; i < R * C * D; i++)
+                sentinel[i] = 42.0f;
+            fleet_tensor *to = tensor_from(devs[di], 3, os, sentinel);
+            ASSERT_OK(fleet_embedding(tw, ti, to));
+            check_out(to, want, R * C * D, 0, 0);
+            ASSERT_OK(fleet_tensor_release(tw));
+            ASSERT_OK(fleet_tensor_release(ti));
+            ASSERT_OK(fleet_tensor_release(to));
+        }
+}
+
+/* Three inputs of a 3-D shape along each dimension (and dim -1): one
+ * contiguous, one a transposed view, one a sliced view. */
+TEST(concat_matches_reference)
+{
+    find_devices();
+    static const int64_t base[3] = {4, 5, 6}, along[3] = {2, 3, 4};
+    static const layout lays[3] = {LAYOUT_CONTIGUOUS, LAYOUT_TRANSPOSED, LAYOUT_SLICED};
+    for (int di = 0; di < ndevs; di++)
+        for (int dim = -1; dim < 3; dim++) {
+            int d = dim < 0 ? dim + 3 : dim;
+            test_rng r = test_rng_make(12000 + (uint64_t)(di * 10 + d));
+            input in[3];
+            const fleet_tensor *views[3];
+            const fleet__view *hvs[3];
+            int64_t os[3] = {base[0], base[1], base[2]};
+            os[d] = 0;
+            for (int i = 0; i < 3; i++) {
+                int64_t s[3] = {base[0], base[1], base[2]};
+                s[d] = along[i];
+                os[d] += along[i];
+                in[i] = make_input(devs[di], 3, s, lays[i], &r, 0);
+                views[i] = in[i].view;
+                hvs[i] = &in[i].hv;
+            }
+            ASSERT_TRUE(!fleet_tensor_is_contiguous(in[1].view));
+            int64_t n = os[0] * os[1] * os[2];
+            float *want = malloc(sizeof(float) * (size_t)n);
+            fleet__view wv = {.data = want, .ndim = 3,
+                              .shape = {os[0], os[1], os[2]},
+                              .strides = {os[1] * os[2], os[2], 1}};
+            fleet__ref_concat(hvs, 3, d, &wv);
+            fleet_tensor *out = test_tensor_new(devs[di], 3, os);
+            ASSERT_OK(fleet_concat(views, 3, dim, out));
+            check_out(out, want, n, 0, 0);
+            free(want);
+            ASSERT_OK(fleet_tensor_release(out));
+            for (int i = 0; i < 3; i++)
+                free_input(&in[i]);
+        }
+}
+
+typedef struct conv_case {
+    int sp; /* spatial dimensions */
+    int64_t n, c, cout, h, w, kh, kw, sh, sw, ph, pw, dh, dw;
+    int bias;
+} conv_case;
+
+static const conv_case conv_cases[] = {
+    /* conv1d: the Conv1d net's first layer, then stride 2, dilation 2, no bias */
+    {1, 2, 1, 64, 1, 1024, 1, 3, 1, 1, 0, 1, 1, 1, 1},
+    {1, 3, 5, 7, 1, 37, 1, 4, 1, 2, 0, 0, 1, 1, 1},
+    {1, 2, 3, 4, 1, 29, 1, 3, 1, 1, 0, 2, 1, 2, 1},
+    {1, 1, 6, 5, 1, 17, 1, 5, 1, 3, 0, 1, 1, 2, 0},
+    /* conv2d */
+    {2, 2, 3, 4, 9, 11, 3, 2, 2, 1, 1, 0, 1, 2, 1},
+    {2, 1, 2, 3, 7, 7, 3, 3, 1, 1, 1, 1, 1, 1, 0},
+    {2, 3, 1, 2, 5, 6, 1, 1, 2, 3, 0, 0, 1, 1, 1},
+    {2, 2, 4, 3, 8, 10, 2, 3, 1, 2, 2, 1, 2, 1, 1},
+};
+
+TEST(conv_matches_reference)
+{
+    find_devices();
+    for (int di = 0; di < ndevs; di++)
+        for (size_t c = 0; c < sizeof conv_cases / sizeof conv_cases[0]; c++) {
+            const conv_case *k = &conv_cases[c];
+            fleet__conv_geom g = {.n = k->n, .c = k->c, .cout = k->cout, .h = k->h, .w = k->w,
+                                  .kh = k->kh, .kw = k->kw, .sh = k->sh, .sw = k->sw, .ph = k->ph,
+                                  .pw = k->pw, .dh = k->dh, .dw = k->dw};
+            g.oh = (g.h + 2 * g.ph - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+            g.ow = (g.w + 2 * g.pw - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+            int64_t nx = g.n * g.c * g.h * g.w, nw = g.cout * g.c * g.kh * g.kw;
+            int64_t no = g.n * g.cout * g.oh * g.ow;
+            test_rng r = test_rng_make(13000 + c);
+            float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
+            float *bias = malloc(sizeof(float) * (size_t)g.cout);
+            float *want = malloc(sizeof(float) * (size_t)no);
+            test_fill_random(x, nx, &r);
+            test_fill_random(w, nw, &r);
+            test_fill_random(bias, g.cout, &r);
+            fleet__ref_conv2d(&g, x, w, k->bias ? bias : NULL, want);
+            fleet_tensor *tx, *tw, *to, *tb = tensor_from(devs[di], 1, &g.cout, bias);
+            if (k->sp == 1) {
+                int64_t xs[3] = {g.n, g.c, g.w}, ws[3] = {g.cout, g.c, g.kw};
+                int64_t os[3] = {g.n, g.cout, g.ow};
+                tx = tensor_from(devs[di], 3, xs, x);
+                tw = tensor_from(devs[di], 3, ws, w);
+                to = tensor_from(devs[di], 3, os, NULL);
+                ASSERT_OK(fleet_conv1d(tx, tw, k->bias ? tb : NULL, g.sw, g.pw, g.dw, to));
+            } else {
+                int64_t xs[4] = {g.n, g.c, g.h, g.w}, ws[4] = {g.cout, g.c, g.kh, g.kw};
+                int64_t os[4] = {g.n, g.cout, g.oh, g.ow};
+                tx = tensor_from(devs[di], 4, xs, x);
+                tw = tensor_from(devs[di], 4, ws, w);
+                to = tensor_from(devs[di], 4, os, NULL);
+                ASSERT_OK(fleet_conv2d(tx, tw, k->bias ? tb : NULL, g.sh, g.sw, g.ph, g.pw, g.dh,
+                                       g.dw, to));
+            }
+            int64_t kk = g.c * g.kh * g.kw;
+            check_out(to, want, no, 1e-5, 2e-6 * sqrt((double)kk) * 4 + 1e-6);
+            fleet_tensor *ts[] = {tx, tw, to, tb};
+            for (int i = 0; i < 4; i++)
+                ASSERT_OK(fleet_tensor_release(ts[i]));
+            free(x);
+            free(w);
+            free(bias);
+            free(want);
+        }
+}
+
+/* Attention [batch 2, heads 3] with and without an additive causal mask, and
+ * with k/v shared by every head (broadcast batch dimension). */
+TEST(attention_matches_reference)
+{
+    find_devices();
+    enum { B = 2, H = 3, LQ = 5, LK = 7, D = 8, DV = 4 };
+    for (int di = 0; di < ndevs; di++)
+        for (int variant = 0; variant < 3; variant++) {
+            int masked = variant == 1, shared_kv = variant == 2;
+            test_rng r = test_rng_make(9500 + (uint64_t)variant);
+            int64_t hk = shared_kv ? 1 : H;
+            static float q[B * H * LQ * D], k[B * H * LK * D], v[B * H * LK * DV];
+            static float mask[LQ * LK], mask_full[B * H * LQ * LK], want[B * H * LQ * DV];
+            static float kx[B * H * LK * D], vx[B * H * LK * DV];
+            test_fill_random(q, B * H * LQ * D, &r);
+            test_fill_random(k, B * hk * LK * D, &r);
+            test_fill_random(v, B * hk * LK * DV, &r);
+            for (int i = 0; i < LQ; i++)
+                for (int j = 0; j < LK; j++)
+                    mask[i * LK + j] = j > i + (LK - LQ) ? -1e9f : 0.0f;
+            for (int bh = 0; bh < B * H; bh++) { /* expand for the reference */
+                int src = shared_kv ? bh / H : bh;
+                memcpy(kx + bh * LK * D, k + src * LK * D, sizeof(float) * LK * D);
+                memcpy(vx + bh * LK * DV, v + src * LK * DV, sizeof(float) * LK * DV);
+                memcpy(mask_full + bh * LQ * LK, mask, sizeof mask);
+            }
+            fleet__ref_attention(q, kx, vx, masked ? mask_full : NULL, B * H, LQ, LK, D, DV,
+                                 1.0 / sqrt((double)D), want);
+            int64_t sq[4] = {B, H, LQ, D}, sk[4] = {B, hk, LK, D}, sv[4] = {B, hk, LK, DV};
+            int64_t so[4] = {B, H, LQ, DV}, sm[2] = {LQ, LK};
+            fleet_tensor *tq = test_tensor_new(devs[di], 4, sq), *tk = test_tensor_new(devs[di], 4, sk);
+            fleet_tensor *tv = test_tensor_new(devs[di], 4, sv), *to = test_tensor_new(devs[di], 4, so);
+            fleet_tensor *tm = test_tensor_new(devs[di], 2, sm);
+            ASSERT_OK(fleet_tensor_copy_from_host(tq, q, fleet_tensor_nbytes(tq)));
+            ASSERT_OK(fleet_tensor_copy_from_host(tk, k, fleet_tensor_nbytes(tk)));
+            ASSERT_OK(fleet_tensor_copy_from_host(tv, v, fleet_tensor_nbytes(tv)));
+            ASSERT_OK(fleet_tensor_copy_from_host(tm, mask, sizeof mask));
+            ASSERT_OK(fleet_attention(tq, tk, tv, masked ? tm : NULL, 0.0f, to));
+            check_out(to, want, B * H * LQ * DV, 1e-5, 1e-6);
+            ASSERT_STATUS(fleet_attention(tq, tv, tk, NULL, 0.0f, to), FLEET_ERR_SHAPE_MISMATCH);
+            fleet_tensor *ts[] = {tq, tk, tv, to, tm};
+            for (int i = 0; i < 5; i++)
+                ASSERT_OK(fleet_tensor_release(ts[i]));
+        }
+}
+
 TEST(report_coverage)
 {
     find_devices();
@@ -529,7 +1001,9 @@ TEST(report_coverage)
         printf(" %s", unary_ops[o].name);
     for (size_t o = 0; o < sizeof binary_ops / sizeof binary_ops[0]; o++)
         printf(" %s", binary_ops[o].name);
-    printf(" matmul (batched, broadcast, transposed views) linear%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu matmul)" : "", checks);
+    printf(" softmax layer_norm sum mean");
+    printf(" embedding (i32, i64, out-of-range) concat conv1d conv2d");
+    printf(" matmul (batched, broadcast, transposed views) linear attention%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu matmul softmax layer_norm mean)" : "", checks);
     for (int l = 0; l < 4; l++)
         printf(" %s", layout_names[l]);
     printf("\n");

@@ -31,30 +31,6 @@ static fleet_tensor *t3(fleet_device *d, int64_t b, int64_t r, int64_t c)
     return test_tensor_new(d, 3, s);
 }
 
-/* Fill with a sentinel, to check later that a refused call left it alone. */
-static void fill_sentinel(fleet_tensor *t)
-{
-    int64_t n = fleet_tensor_numel(t);
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        p[i] = 42.0f;
-    ASSERT_OK(fleet_tensor_copy_from_host(t, p, fleet_tensor_nbytes(t)));
-    free(p);
-}
-
-static void assert_sentinel(fleet_tensor *t)
-{
-    int64_t n = fleet_tensor_numel(t);
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    test_tensor_read(t, p);
-    for (int64_t i = 0; i < n; i++)
-        ASSERT_TRUE(p[i] == 42.0f);
-    free(p);
-}
-
-#define REL(...) do { fleet_tensor *rel_[] = {__VA_ARGS__}; \
-    for (size_t i_ = 0; i_ < sizeof rel_ / sizeof rel_[0]; i_++) fleet_tensor_release(rel_[i_]); } while (0)
-
 TEST(null_pointers)
 {
     fleet_device *d = cpu(0);
@@ -66,7 +42,7 @@ TEST(null_pointers)
     ASSERT_STATUS(fleet_linalg_solve_triangular(a, NULL, 1, x), FLEET_ERR_NULL_POINTER);
     ASSERT_STATUS(fleet_linalg_qr(a, NULL, a), FLEET_ERR_NULL_POINTER);
     ASSERT_STATUS(fleet_linalg_inv(NULL, a), FLEET_ERR_NULL_POINTER);
-    REL(a, b, x);
+    TEST_RELEASE(a, b, x);
 }
 
 TEST(wrong_shapes)
@@ -77,7 +53,7 @@ TEST(wrong_shapes)
     fleet_tensor *ab = t3(d, 2, 3, 3), *bb = t3(d, 3, 3, 2), *xb = t3(d, 3, 3, 2);
     int64_t s1[1] = {9};
     fleet_tensor *vec = test_tensor_new(d, 1, s1);
-    fill_sentinel(x), fill_sentinel(out), fill_sentinel(xb);
+    test_fill_sentinel(x), test_fill_sentinel(out), test_fill_sentinel(xb);
 
     ASSERT_STATUS(fleet_linalg_solve(rect, b, x), FLEET_ERR_SHAPE_MISMATCH);
     ASSERT_STR_CONTAINS(fleet_last_error(), "square");
@@ -106,8 +82,8 @@ TEST(wrong_shapes)
     ASSERT_STATUS(fleet_linalg_qr(tall, q, rbad), FLEET_ERR_SHAPE_MISMATCH);
     ASSERT_STATUS(fleet_linalg_qr(vec, q, r), FLEET_ERR_SHAPE_MISMATCH);
 
-    assert_sentinel(x), assert_sentinel(out), assert_sentinel(xb);
-    REL(rect, a, b, x, b4, x3, out, out4, ab, bb, xb, vec, wide, qw, rw, tall, q, r, rbad);
+    test_assert_sentinel(x), test_assert_sentinel(out), test_assert_sentinel(xb);
+    TEST_RELEASE(rect, a, b, x, b4, x3, out, out4, ab, bb, xb, vec, wide, qw, rw, tall, q, r, rbad);
 }
 
 TEST(dtypes)
@@ -117,13 +93,13 @@ TEST(dtypes)
     fleet_tensor *h, *h2, *a = t2(d, 3, 3), *out = t2(d, 3, 3);
     ASSERT_OK(fleet_tensor_create(d, FLEET_DTYPE_F16, 2, s, &h));
     ASSERT_OK(fleet_tensor_create(d, FLEET_DTYPE_F16, 2, s, &h2));
-    fill_sentinel(out);
+    test_fill_sentinel(out);
     ASSERT_STATUS(fleet_linalg_inv(h, out), FLEET_ERR_DTYPE_MISMATCH);
     ASSERT_STR_CONTAINS(fleet_last_error(), "f16");
     ASSERT_STATUS(fleet_linalg_solve(a, h, out), FLEET_ERR_DTYPE_MISMATCH);
     ASSERT_STATUS(fleet_linalg_cholesky(h, h2), FLEET_ERR_UNSUPPORTED); /* f32 only */
-    assert_sentinel(out);
-    REL(h, h2, a, out);
+    test_assert_sentinel(out);
+    TEST_RELEASE(h, h2, a, out);
 }
 
 TEST(mixed_devices)
@@ -131,15 +107,15 @@ TEST(mixed_devices)
     fleet_device *d0 = cpu(0), *d1 = cpu(1);
     fleet_tensor *a = t2(d0, 3, 3), *b = t2(d0, 3, 1), *x = t2(d1, 3, 1), *l = t2(d1, 3, 3);
     fleet_tensor *q = t2(d0, 3, 3), *r = t2(d1, 3, 3);
-    fill_sentinel(x), fill_sentinel(l);
+    test_fill_sentinel(x), test_fill_sentinel(l);
     ASSERT_STATUS(fleet_linalg_solve(a, b, x), FLEET_ERR_INVALID_DEVICE);
     ASSERT_STR_CONTAINS(fleet_last_error(), "cpu:1");
     ASSERT_STATUS(fleet_linalg_cholesky(a, l), FLEET_ERR_INVALID_DEVICE);
     ASSERT_STATUS(fleet_linalg_inv(a, l), FLEET_ERR_INVALID_DEVICE);
     ASSERT_STATUS(fleet_linalg_solve_triangular(a, b, 0, x), FLEET_ERR_INVALID_DEVICE);
     ASSERT_STATUS(fleet_linalg_qr(a, q, r), FLEET_ERR_INVALID_DEVICE);
-    assert_sentinel(x), assert_sentinel(l);
-    REL(a, b, x, l, q, r);
+    test_assert_sentinel(x), test_assert_sentinel(l);
+    TEST_RELEASE(a, b, x, l, q, r);
 }
 
 TEST(outputs_overlapping_inputs)
@@ -150,7 +126,7 @@ TEST(outputs_overlapping_inputs)
     ASSERT_STR_CONTAINS(fleet_last_error(), "overlaps");
     ASSERT_STATUS(fleet_linalg_solve(a, b, b), FLEET_ERR_INVALID_ARGUMENT);
     ASSERT_STATUS(fleet_linalg_qr(a, b, b), FLEET_ERR_INVALID_ARGUMENT); /* q and r */
-    REL(a, b);
+    TEST_RELEASE(a, b);
 }
 
 /* Batch of 3 where matrix 1 is singular (a zero row: LU meets an exactly
@@ -210,7 +186,7 @@ static void singular_on(fleet_device *d)
     test_tensor_read(gx, x);
     float one[N] = {1, 1, 1};
     ASSERT_CLOSE(x, one, N, 1e-5, 1e-5);
-    REL(ta, tb, tx, to, ga, gb, gx);
+    TEST_RELEASE(ta, tb, tx, to, ga, gb, gx);
 }
 
 TEST(singular_and_not_spd_cpu) { singular_on(cpu(0)); }
@@ -230,7 +206,7 @@ TEST(empty_batch_is_a_no_op)
     ASSERT_OK(fleet_linalg_solve_triangular(ab, bb, 1, xb));
     fleet_tensor *rb = t3(d, 0, 3, 3);
     ASSERT_OK(fleet_linalg_qr(ab, ob, rb));
-    REL(ab, ob, bb, xb, rb);
+    TEST_RELEASE(ab, ob, bb, xb, rb);
 }
 
 int main(int argc, char **argv)

@@ -140,6 +140,36 @@ static inline void test_tensor_read(const fleet_tensor *t, float *dst)
 }
 
 /* The calling thread's current stream id on dev (binds if needed). */
+/* Fill a f32 tensor with a sentinel, to check later (test_assert_sentinel)
+ * that a refused call left it alone. */
+static inline void test_fill_sentinel(fleet_tensor *t)
+{
+    int64_t n = fleet_tensor_numel(t);
+    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    for (int64_t i = 0; i < n; i++)
+        p[i] = 42.0f;
+    ASSERT_OK(fleet_tensor_copy_from_host(t, p, fleet_tensor_nbytes(t)));
+    free(p);
+}
+
+static inline void test_assert_sentinel(fleet_tensor *t)
+{
+    int64_t n = fleet_tensor_numel(t);
+    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
+    test_tensor_read(t, p);
+    for (int64_t i = 0; i < n; i++)
+        ASSERT_TRUE(p[i] == 42.0f);
+    free(p);
+}
+
+/* Release every tensor named (asserting each release succeeds). */
+#define TEST_RELEASE(...)                                                                \
+    do {                                                                                 \
+        fleet_tensor *rel_[] = {__VA_ARGS__};                                            \
+        for (size_t i_ = 0; i_ < sizeof rel_ / sizeof rel_[0]; i_++)                     \
+            ASSERT_OK(fleet_tensor_release(rel_[i_]));                                   \
+    } while (0)
+
 static inline int test_current_stream_id(fleet_device *dev)
 {
     fleet_stream *s = NULL;

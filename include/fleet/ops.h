@@ -58,6 +58,97 @@ fleet_status fleet_sigmoid(const fleet_tensor *x, fleet_tensor *out); /* 1 / (1 
  * this makes a contiguous copy of a view. */
 fleet_status fleet_copy(const fleet_tensor *x, fleet_tensor *out);
 
+/* Row ops: softmax, layer norm, sum and mean work along one dimension of x.
+ * x and out may be any strided views (no copy is made); f32 everywhere, and
+ * f16/bf16 on cuda (computed in f32; gamma and beta then have x's dtype). dim
+ * counts from the end when negative and must lie in [-ndim, ndim)
+ * (FLEET_ERR_INVALID_ARGUMENT otherwise; a 0-D x has no dim). out must not
+ * repeat elements (a zero stride) and must not partly overlap an input; only
+ * softmax and layer norm may run in place (out == x, the same view).
+ *
+ *     // attention weights over the last dimension, in place
+ *     fleet_softmax(scores, -1, scores);
+ *     // per-row means of a [B, T, C] tensor into a [B, T] one
+ *     fleet_mean(x, -1, 0, row_means);
+ */
+
+/* out (x's shape) = exp(x - max) / sum(exp(x - max)) along dim; the max is
+ * subtracted first, so large inputs do not overflow. */
+fleet_status fleet_softmax(const fleet_tensor *x, int dim, fleet_tensor *out);
+
+/* out (x's shape) = (x - mean) / sqrt(var + eps) * gamma + beta over x's last
+ * dimension, with the biased variance, as torch.nn.LayerNorm. gamma and beta
+ * are 1-D of that dimension's size (FLEET_ERR_SHAPE_MISMATCH otherwise), or
+ * NULL for all ones / all zeros; out must not overlap them. eps >= 0. */
+fleet_status fleet_layer_norm(const fleet_tensor *x, const fleet_tensor *gamma,
+                              const fleet_tensor *beta, float eps, fleet_tensor *out);
+
+/* out = the sum (or mean) of x along dim. out has x's shape with dim removed
+ * (keepdim 0; a 1-D x gives a 0-D out) or set to 1 (keepdim != 0); another
+ * shape is FLEET_ERR_SHAPE_MISMATCH. out must not overlap x. Summing an empty
+ * dimension gives 0, its mean NaN. */
+fleet_status fleet_sum(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out);
+fleet_status fleet_mean(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out);
+
+/* Gather, concatenation and convolution (f32).
+ *
+ *     // tokens [B, T] (i32 or i64) -> vectors [B, T, D]
+ *     fleet_embedding(table, tokens, vectors);
+ *     // [N, 1, 1024] -> [N, 64, 1024]: K = 3, padding 1
+ *     fleet_conv1d(x, w, b, 1, 1, 1, y);
+ *     // [B, T, D1] ++ [B, T, D2] -> [B, T, D1 + D2]
+ *     const fleet_tensor *parts[] = {p1, p2};
+ *     fleet_concat(parts, 2, -1, joined);
+ */
+
+/* out[..., :] = weight[indices[...], :]: weight [V, D] f32, indices of any
+ * shape, i32 or i64 (FLEET_ERR_DTYPE_MISMATCH otherwise), out [indices'
+ * shape..., D] f32; all three contiguous, on one device. The indices are
+ * read when the op runs, so they are not checked at the call: an index
+ * outside [0, V), negative ones included, yields a row of zeros (like a
+ * padding index) and reads nothing out of bounds. */
+fleet_status fleet_embedding(const fleet_tensor *weight, const fleet_tensor *indices,
+                             fleet_tensor *out);
+
+/* out = inputs[0] ++ ... ++ inputs[n-1] along dim (negative counts from the
+ * end): n >= 1 inputs with out's number of dimensions and out's sizes except
+ * along dim, where theirs add up to out's (FLEET_ERR_SHAPE_MISMATCH
+ * otherwise). Inputs may be any strided views; out any view that does not
+ * repeat elements or overlap an input. One fleet_copy per input into its
+ * slice of out, so the dtypes are fleet_copy's (f32; f16/bf16 on cuda). */
+fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fleet_tensor *out);
+
+/* Cross-correlation as torch.nn.Conv1d (groups 1): x [N, Cin, L], weight
+ * [Cout, Cin, K], bias [Cout] or NULL, out [N, Cout, Lout] with
+ * Lout = (L + 2 padding - dilation (K - 1) - 1) / stride + 1; zero padding.
+ * stride >= 1, dilation >= 1, padding >= 0 (FLEET_ERR_INVALID_ARGUMENT
+ * otherwise); Lout <= 0 or other shapes are FLEET_ERR_SHAPE_MISMATCH. Every
+ * tensor must be contiguous and out must not overlap an input. Runs as
+ * im2col + GEMM with a scratch buffer from the caching allocator on the
+ * caller's stream (up to 256 MiB; bigger batches go in chunks). */
+fleet_status fleet_conv1d(const fleet_tensor *x, const fleet_tensor *weight,
+                          const fleet_tensor *bias, int64_t stride, int64_t padding,
+                          int64_t dilation, fleet_tensor *out);
+
+/* The same in two dimensions, as torch.nn.Conv2d (groups 1): x [N, Cin, H, W],
+ * weight [Cout, Cin, KH, KW], bias [Cout] or NULL, out [N, Cout, OH, OW], each
+ * output size by fleet_conv1d's formula with its own stride/padding/dilation. */
+fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
+                          const fleet_tensor *bias, int64_t stride_h, int64_t stride_w,
+                          int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                          fleet_tensor *out);
+
+/* Scaled dot-product attention, as torch's scaled_dot_product_attention:
+ * out[..., Lq, Dv] = softmax(scale * q[..., Lq, D] @ k[..., Lk, D]^T + mask)
+ * @ v[..., Lk, Dv]. Batch dimensions (heads among them) of k and v broadcast
+ * to q's; mask is NULL or an additive tensor (q's dtype) that broadcasts to
+ * [..., Lq, Lk] (use -inf or a large negative value to mask; a causal mask
+ * is the upper triangle). scale <= 0 means 1/sqrt(D). The scores take a
+ * temporary [..., Lq, Lk] tensor from the caching allocator on the caller's
+ * stream. */
+fleet_status fleet_attention(const fleet_tensor *q, const fleet_tensor *k, const fleet_tensor *v,
+                             const fleet_tensor *mask, float scale, fleet_tensor *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,11 +41,13 @@ typedef enum fleet_dtype {
     FLEET_DTYPE_F32 = 0,
     FLEET_DTYPE_F16 = 1,  /* storage only on cpu; ops arrive with the cuda backend */
     FLEET_DTYPE_BF16 = 2, /* likewise                                             */
+    FLEET_DTYPE_I32 = 3,  /* indices (fleet_embedding); no arithmetic op takes them */
+    FLEET_DTYPE_I64 = 4,  /* likewise                                             */
 } fleet_dtype;
 
 /* Bytes per element; 0 for an unknown dtype. */
 size_t fleet_dtype_size(fleet_dtype dtype);
-/* "f32", "f16", "bf16"; "unknown" otherwise. */
+/* "f32", "f16", "bf16", "i32", "i64"; "unknown" otherwise. */
 const char *fleet_dtype_name(fleet_dtype dtype);
 
 typedef struct fleet_tensor fleet_tensor;

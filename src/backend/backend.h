@@ -96,6 +96,8 @@ typedef struct fleet__backend {
      * it cannot do (a dtype it lacks: FLEET_ERR_UNSUPPORTED). */
     fleet_status (*gemm)(void *stream, const fleet__gemm_args *args);
     fleet_status (*elementwise)(void *stream, const fleet__elementwise_args *args);
+    /* softmax, layer norm, sum, mean along one dimension (kernel_args.h). */
+    fleet_status (*rowwise)(void *stream, const fleet__rowwise_args *args);
 
     /* Optional: dense linear algebra (backend/linalg_args.h). The scratch
      * bytes `linalg` needs for these args (0: none), then the op itself;
@@ -103,6 +105,10 @@ typedef struct fleet__backend {
     fleet_status (*linalg_workspace_size)(void *stream, const fleet__linalg_args *args,
                                           size_t *bytes);
     fleet_status (*linalg)(void *stream, const fleet__linalg_args *args);
+
+    /* Optional: the embedding gather and convolution's im2col (kernel_args.h). */
+    fleet_status (*embedding)(void *stream, const fleet__embedding_args *args);
+    fleet_status (*im2col)(void *stream, const fleet__im2col_args *args);
 
     /* Fork: prepare takes the backend's locks (after the runtime's), parent
      * releases them, child releases them and resets the backend so the child

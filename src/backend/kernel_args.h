@@ -48,4 +48,59 @@ typedef struct fleet__elementwise_args {
     fleet__view out, a, b;
 } fleet__elementwise_args;
 
+/* Row ops: each "row" is the n elements along one dimension of x. SOFTMAX
+ * and LAYER_NORM write n elements per row into out; SUM and MEAN one. */
+typedef enum fleet__row_op {
+    FLEET__ROW_SOFTMAX = 0, /* exp(x - max) / sum exp(x - max)              */
+    FLEET__ROW_LAYER_NORM,  /* (x - mean) / sqrt(var + eps) * gamma + beta  */
+    FLEET__ROW_SUM,
+    FLEET__ROW_MEAN,        /* n == 0 gives NaN (0/0), as torch             */
+} fleet__row_op;
+
+/* x and out are views of the row starts: one element per row, shape of the
+ * other dimensions (the same in both, coalesced). Along a row, element i of
+ * x is at i * x_stride from its start, of out at i * out_stride (unused by
+ * SUM/MEAN). gamma/beta (LAYER_NORM only) hold n elements at gamma_stride /
+ * beta_stride, or are NULL for 1 / 0. Every tensor has `dtype`. */
+typedef struct fleet__rowwise_args {
+    int op;    /* fleet__row_op */
+    int dtype; /* fleet_dtype   */
+    int64_t n;
+    int64_t x_stride, out_stride;
+    fleet__view x, out;
+    const void *gamma, *beta;
+    int64_t gamma_stride, beta_stride;
+    float eps;
+} fleet__rowwise_args;
+
+/* Embedding gather: out[r, :] = weight[indices[r], :] for r in 0..n-1, all
+ * contiguous (weight [v, d], out [n, d]). An index outside [0, v) writes a
+ * row of zeros and reads nothing. index_dtype is FLEET_DTYPE_I32 or _I64. */
+typedef struct fleet__embedding_args {
+    const void *weight; /* f32 [v, d] */
+    const void *indices;
+    int index_dtype;    /* fleet_dtype */
+    int64_t n, v, d;
+    void *out;          /* f32 [n, d] */
+} fleet__embedding_args;
+
+/* Geometry of a 2-D convolution (a 1-D one has h = kh = 1, sh = dh = 1,
+ * ph = 0): x [n, c, h, w] -> out [n, cout, oh, ow], weight [cout, c, kh, kw],
+ * oh = (h + 2 ph - dh (kh - 1) - 1) / sh + 1, likewise ow. */
+typedef struct fleet__conv_geom {
+    int64_t n, c, h, w, cout, kh, kw;
+    int64_t sh, sw, ph, pw, dh, dw;
+    int64_t oh, ow;
+} fleet__conv_geom;
+
+/* im2col of geom.n images (contiguous x) into cols [n, c*kh*kw, oh*ow]:
+ * cols[b][(ci*kh + i)*kw + j][oy*ow + ox] = x[b, ci, oy*sh - ph + i*dh,
+ * ox*sw - pw + j*dw], 0 where that falls in the padding. dtype f32. */
+typedef struct fleet__im2col_args {
+    int dtype; /* fleet_dtype */
+    fleet__conv_geom g;
+    const void *x;
+    void *cols;
+} fleet__im2col_args;
+
 #endif /* FLEET_BACKEND_KERNEL_ARGS_H */

@@ -41,18 +41,6 @@ static bool broadcasts_to(const fleet_tensor *x, const fleet_tensor *out)
     return true;
 }
 
-/* The same element layout: an in-place op reads each element before it
- * writes it, which is safe; any other overlap is not. */
-static bool same_view(const fleet_tensor *x, const fleet_tensor *y)
-{
-    if (fleet_tensor_data(x) != fleet_tensor_data(y) || !fleet__same_shape(x, y))
-        return false;
-    for (int d = 0; d < x->ndim; d++)
-        if (x->shape[d] > 1 && x->strides[d] != y->strides[d])
-            return false;
-    return true;
-}
-
 static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a,
                         const fleet_tensor *b, fleet_tensor *out)
 {
@@ -65,10 +53,8 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a,
     fleet_status st = fleet__op_enter_all(fn, ts, names, n);
     if (st != FLEET_OK)
         return st;
-    /* out's strides must not make two elements share memory. */
-    for (int d = 0; d < out->ndim; d++)
-        if (out->shape[d] > 1 && out->strides[d] == 0)
-            return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out repeats elements (stride 0)", fn);
+    if ((st = fleet__out_distinct(fn, out)) != FLEET_OK)
+        return st;
     if (binary) {
         if (!broadcasts_to(a, out))
             return fleet__op_shape_error(fn, "a does not broadcast to out", a, "a", out, "out");
@@ -89,8 +75,8 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a,
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
         return st;
-    if ((!same_view(out, a) && fleet__overlaps(out, a)) ||
-        (binary && !same_view(out, b) && fleet__overlaps(out, b)))
+    if ((!fleet__same_view(out, a) && fleet__overlaps(out, a)) ||
+        (binary && !fleet__same_view(out, b) && fleet__overlaps(out, b)))
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
                             "%s: out partly overlaps an input (it may only be an input itself)", fn);
     if (fleet_tensor_numel(out) == 0)

@@ -70,9 +70,8 @@ static fleet_status check_batch(const char *fn, const fleet_tensor *a, const fle
     return FLEET_OK;
 }
 
-/* out[..., M, N] = a[..., M, K] @ b[..., K, N] (+ bias[N]). */
-static fleet_status matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
-                           const fleet_tensor *bias, fleet_tensor *out)
+fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
+                           const fleet_tensor *bias, float alpha, fleet_tensor *out)
 {
     const fleet_tensor *ts[] = {a, b, out, bias};
     static const char *const names[] = {"a", "b", "out", "bias"};
@@ -126,7 +125,7 @@ static fleet_status matmul(const char *fn, const fleet_tensor *a, const fleet_te
     fleet__gemm_args g = {
         .dtype = out->dtype, .m = m, .n = nn, .k = k,
         .lda = la.ld, .trans_a = la.trans, .ldb = lb.ld, .trans_b = lb.trans, .ldc = lo.ld,
-        .bias = bias != NULL ? fleet_tensor_data(bias) : NULL, .alpha = 1.0f, .beta = 0.0f,
+        .bias = bias != NULL ? fleet_tensor_data(bias) : NULL, .alpha = alpha, .beta = 0.0f,
         .batch = vo.shape[last], .stride_a = va.strides[last], .stride_b = vb.strides[last],
         .stride_c = vo.strides[last],
     };
@@ -161,7 +160,7 @@ fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_te
     fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
     if (st != FLEET_OK)
         return st;
-    return matmul(fn, a, b, NULL, out);
+    return fleet__matmul(fn, a, b, NULL, 1.0f, out);
 }
 
 fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
@@ -208,5 +207,5 @@ fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
     } else if (x->ndim == 1) {
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: a 1-D x must be contiguous", fn);
     }
-    return matmul(fn, &x2, &wt, bias, &y2);
+    return fleet__matmul(fn, &x2, &wt, bias, 1.0f, &y2);
 }

@@ -129,3 +129,21 @@ void fleet__view_coalesce(fleet__view *const *vs, int nv)
         vs[k]->ndim = nd;
 }
 
+bool fleet__same_view(const fleet_tensor *x, const fleet_tensor *y)
+{
+    if (fleet_tensor_data(x) != fleet_tensor_data(y) || !fleet__same_shape(x, y))
+        return false;
+    for (int d = 0; d < x->ndim; d++)
+        if (x->shape[d] > 1 && x->strides[d] != y->strides[d])
+            return false;
+    return true;
+}
+
+fleet_status fleet__out_distinct(const char *fn, const fleet_tensor *out)
+{
+    for (int d = 0; d < out->ndim; d++)
+        if (out->shape[d] > 1 && out->strides[d] == 0)
+            return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out repeats elements (stride 0)",
+                                fn);
+    return FLEET_OK;
+}

@@ -43,9 +43,23 @@ bool fleet__same_shape(const fleet_tensor *x, const fleet_tensor *y);
  * strided extents; conservative for interleaved views). */
 bool fleet__overlaps(const fleet_tensor *x, const fleet_tensor *y);
 
+/* The same element layout: an op that reads each element (or row) before
+ * writing it may run in place on such a view; any other overlap is unsafe. */
+bool fleet__same_view(const fleet_tensor *x, const fleet_tensor *y);
+
+/* FLEET_ERR_INVALID_ARGUMENT if out's strides make two elements share
+ * memory (a zero stride on a dimension longer than 1). */
+fleet_status fleet__out_distinct(const char *fn, const fleet_tensor *out);
+
 /* Views of one shape (vs[0]'s): drop size-1 dimensions and merge adjacent
  * dimensions that every view steps through as one run, in place. At least
  * one dimension remains (a single element is shape {1}). */
 void fleet__view_coalesce(fleet__view *const *vs, int nv);
+
+/* out[..., M, N] = alpha * a[..., M, K] @ b[..., K, N] (+ bias[N]) with the
+ * rules of fleet_matmul (ops/matmul.c); handles already checked non-NULL
+ * and usable. `fn` names the public function for errors. */
+fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
+                           const fleet_tensor *bias, float alpha, fleet_tensor *out);
 
 #endif /* FLEET_OPS_INTERNAL_H */

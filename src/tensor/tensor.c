@@ -13,6 +13,8 @@ size_t fleet_dtype_size(fleet_dtype dtype)
     case FLEET_DTYPE_F32: return 4;
     case FLEET_DTYPE_F16: return 2;
     case FLEET_DTYPE_BF16: return 2;
+    case FLEET_DTYPE_I32: return 4;
+    case FLEET_DTYPE_I64: return 8;
     }
     return 0;
 }
@@ -23,6 +25,8 @@ const char *fleet_dtype_name(fleet_dtype dtype)
     case FLEET_DTYPE_F32: return "f32";
     case FLEET_DTYPE_F16: return "f16";
     case FLEET_DTYPE_BF16: return "bf16";
+    case FLEET_DTYPE_I32: return "i32";
+    case FLEET_DTYPE_I64: return "i64";
     }
     return "unknown";
 }

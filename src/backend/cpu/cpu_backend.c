@@ -2,8 +2,10 @@
  * "devices" (FLEET_CPU_DEVICES of them, default 1), memory is aligned host
  * memory, streams are worker threads. */
 #include "backend/backend.h"
+#include "backend/cpu/cpu_conv.h"
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_linalg.h"
+#include "backend/cpu/cpu_rowwise.h"
 #include "backend/cpu/cpu_stream.h"
 #include "core/error.h"
 #include "core/prim.h"
@@ -129,7 +131,10 @@ const fleet__backend fleet__cpu_backend = {
     .gemm = fleet__cpu_gemm,
     .linalg_workspace_size = fleet__cpu_linalg_workspace_size,
     .linalg = fleet__cpu_linalg,
+    .embedding = fleet__cpu_embedding,
+    .im2col = fleet__cpu_im2col,
     .elementwise = fleet__cpu_elementwise,
+    .rowwise = fleet__cpu_rowwise,
     .atfork_prepare = fleet__cpu_streams_atfork_prepare,
     .atfork_parent = fleet__cpu_streams_atfork_parent,
     .atfork_child = fleet__cpu_streams_atfork_child,

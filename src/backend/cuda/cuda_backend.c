@@ -9,7 +9,9 @@
 #include "backend/backend.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_linalg.h"
+#include "backend/cuda/conv.h"
 #include "backend/cuda/elementwise.h"
+#include "backend/cuda/rowwise.h"
 #include "core/atomic.h"
 #include "core/log.h"
 #include "core/prim.h"
@@ -402,6 +404,16 @@ static fleet_status cuda_elementwise(void *st, const fleet__elementwise_args *e)
     return FLEET_OK;
 }
 
+static fleet_status cuda_rowwise(void *st, const fleet__rowwise_args *r)
+{
+    cuda_stream *s = st;
+    fleet_status status = use_device(s->ordinal);
+    if (status != FLEET_OK)
+        return status;
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_rowwise(s->stream, r));
+    return FLEET_OK;
+}
+
 /* ---- linear algebra (cuda_linalg.c) ------------------------------------------ */
 
 /* The stream's cuSOLVER handle, created on first use; racing creators keep
@@ -451,6 +463,32 @@ static fleet_status cuda_linalg(void *st, const fleet__linalg_args *args)
     return status;
 }
 
+/* ---- embedding gather and im2col (conv.cu) ------------------------------------ */
+
+static fleet_status cuda_embedding(void *st, const fleet__embedding_args *e)
+{
+    cuda_stream *s = st;
+    if (e->index_dtype != FLEET_DTYPE_I32 && e->index_dtype != FLEET_DTYPE_I64)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: embedding indices must be i32/i64");
+    fleet_status status = use_device(s->ordinal);
+    if (status != FLEET_OK)
+        return status;
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_embedding(s->stream, e));
+    return FLEET_OK;
+}
+
+static fleet_status cuda_im2col(void *st, const fleet__im2col_args *a)
+{
+    cuda_stream *s = st;
+    if (a->dtype != FLEET_DTYPE_F32)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: im2col supports f32 only");
+    fleet_status status = use_device(s->ordinal);
+    if (status != FLEET_OK)
+        return status;
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_im2col(s->stream, a));
+    return FLEET_OK;
+}
+
 /* ---- the vtable: every entry behind the exit guard ---------------------------- */
 
 #define GUARDED(name, params, args)                                                      \
@@ -490,6 +528,9 @@ GUARDED(cuda_gemm, (void *s, const fleet__gemm_args *g), (s, g))
 GUARDED(cuda_linalg_workspace_size, (void *s, const fleet__linalg_args *l, size_t *n), (s, l, n))
 GUARDED(cuda_linalg, (void *s, const fleet__linalg_args *l), (s, l))
 GUARDED(cuda_elementwise, (void *s, const fleet__elementwise_args *e), (s, e))
+GUARDED(cuda_embedding, (void *s, const fleet__embedding_args *e), (s, e))
+GUARDED(cuda_im2col, (void *s, const fleet__im2col_args *a), (s, a))
+GUARDED(cuda_rowwise, (void *s, const fleet__rowwise_args *r), (s, r))
 
 const fleet__backend fleet__cuda_backend = {
     .name = "cuda",
@@ -515,7 +556,10 @@ const fleet__backend fleet__cuda_backend = {
     .gemm = guarded_cuda_gemm,
     .linalg_workspace_size = guarded_cuda_linalg_workspace_size,
     .linalg = guarded_cuda_linalg,
+    .embedding = guarded_cuda_embedding,
+    .im2col = guarded_cuda_im2col,
     .elementwise = guarded_cuda_elementwise,
+    .rowwise = guarded_cuda_rowwise,
     /* No fork handlers: a CUDA context does not survive fork; the runtime
      * marks cuda devices unusable in the child (FLEET_ERR_FORKED). */
 };

@@ -1,0 +1,71 @@
+/* backend/cpu/cpu_conv.c — the embedding gather and convolution's im2col
+ * (f32), plain loops on the stream's worker. The GEMM that follows im2col is
+ * the ordinary cpu gemm. */
+#include <string.h>
+
+#include "backend/cpu/cpu_conv.h"
+#include "backend/cpu/cpu_stream.h"
+#include "core/error.h"
+
+_Static_assert(sizeof(fleet__embedding_args) <= FLEET__CPU_TASK_ARGS, "embedding args fit a task");
+_Static_assert(sizeof(fleet__im2col_args) <= FLEET__CPU_TASK_ARGS, "im2col args fit a task");
+
+static void embedding_task(const void *p)
+{
+    const fleet__embedding_args *e = p;
+    const float *w = e->weight;
+    float *out = e->out;
+    for (int64_t r = 0; r < e->n; r++) {
+        int64_t idx = e->index_dtype == FLEET_DTYPE_I32 ? ((const int32_t *)e->indices)[r]
+                                                        : ((const int64_t *)e->indices)[r];
+        float *row = out + r * e->d;
+        if (idx >= 0 && idx < e->v)
+            memcpy(row, w + idx * e->d, sizeof(float) * (size_t)e->d);
+        else /* out of range: a zero row, as a padding index would give */
+            memset(row, 0, sizeof(float) * (size_t)e->d);
+    }
+}
+
+fleet_status fleet__cpu_embedding(void *stream, const fleet__embedding_args *args)
+{
+    if (args->index_dtype != FLEET_DTYPE_I32 && args->index_dtype != FLEET_DTYPE_I64)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cpu backend: embedding indices must be i32/i64");
+    if (args->n == 0 || args->d == 0)
+        return FLEET_OK;
+    return fleet__cpu_stream_submit(stream, embedding_task, args, sizeof *args);
+}
+
+static void im2col_task(const void *p)
+{
+    const fleet__im2col_args *a = p;
+    const fleet__conv_geom *g = &a->g;
+    const float *x = a->x;
+    float *cols = a->cols;
+    int64_t ohw = g->oh * g->ow;
+    for (int64_t b = 0; b < g->n; b++)
+        for (int64_t c = 0; c < g->c; c++) {
+            const float *img = x + (b * g->c + c) * g->h * g->w;
+            for (int64_t i = 0; i < g->kh; i++)
+                for (int64_t j = 0; j < g->kw; j++) {
+                    float *row = cols + ((b * g->c + c) * g->kh * g->kw + i * g->kw + j) * ohw;
+                    for (int64_t oy = 0; oy < g->oh; oy++) {
+                        int64_t iy = oy * g->sh - g->ph + i * g->dh;
+                        for (int64_t ox = 0; ox < g->ow; ox++) {
+                            int64_t ix = ox * g->sw - g->pw + j * g->dw;
+                            bool in = iy >= 0 && iy < g->h && ix >= 0 && ix < g->w;
+                            row[oy * g->ow + ox] = in ? img[iy * g->w + ix] : 0.0f;
+                        }
+                    }
+                }
+        }
+}
+
+fleet_status fleet__cpu_im2col(void *stream, const fleet__im2col_args *args)
+{
+    if (args->dtype != FLEET_DTYPE_F32)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cpu backend: im2col supports f32 only");
+    const fleet__conv_geom *g = &args->g;
+    if (g->n == 0 || g->c == 0 || g->kh * g->kw == 0 || g->oh * g->ow == 0)
+        return FLEET_OK;
+    return fleet__cpu_stream_submit(stream, im2col_task, args, sizeof *args);
+}

@@ -1,0 +1,21 @@
+/* backend/cuda/conv.h — launchers of the kernels in conv.cu (embedding
+ * gather, im2col), C types only. Each returns the launch's cudaError_t as an
+ * int. */
+#ifndef FLEET_BACKEND_CUDA_CONV_H
+#define FLEET_BACKEND_CUDA_CONV_H
+
+#include "backend/kernel_args.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* fleet__embedding_args: f32 rows, i32 or i64 indices. */
+int fleet__cuda_embedding(void *stream, const fleet__embedding_args *args);
+/* fleet__im2col_args on f32. */
+int fleet__cuda_im2col(void *stream, const fleet__im2col_args *args);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FLEET_BACKEND_CUDA_CONV_H */

@@ -1,0 +1,168 @@
+/* ops/conv.c — fleet_conv1d and fleet_conv2d as im2col + GEMM.
+ *
+ * For each image b, im2col lays the receptive fields out as the columns of
+ * cols[b] [Cin*KH*KW, OH*OW] (zeros in the padding), so that
+ *     out[b] [Cout, OH*OW] = weight [Cout, Cin*KH*KW] @ cols[b]
+ * is one strided-batched GEMM over the images (weight's batch stride 0). The
+ * bias runs along out's rows, while the GEMM's fused bias runs along its
+ * columns, so it is added afterwards with a broadcasting fleet_add of a
+ * [Cout, 1(, 1)] view. A conv1d is a conv2d with H = KH = 1.
+ *
+ * cols comes from the caching allocator on the caller's stream and goes back
+ * right after the submission: stream-ordered reuse keeps it alive until the
+ * GEMM that reads it ran. It is at most COLS_BUDGET bytes; larger batches
+ * run in chunks of images through the same buffer (the stream orders the
+ * chunks). */
+#include <stdio.h>
+
+#include "core/error.h"
+#include "ops/ops_internal.h"
+
+#define COLS_BUDGET ((size_t)256 << 20)
+#define PARAM_MAX ((int64_t)INT32_MAX)
+
+/* sp spatial dimensions (1 or 2); stride/pad/dil have sp entries. */
+static fleet_status conv(const char *fn, int sp, const fleet_tensor *x, const fleet_tensor *w,
+                         const fleet_tensor *bias, const int64_t *stride, const int64_t *pad,
+                         const int64_t *dil, fleet_tensor *out)
+{
+    const fleet_tensor *ts[] = {x, w, out, bias};
+    static const char *const names[] = {"x", "weight", "out", "bias"};
+    int nt = bias != NULL ? 4 : 3;
+    fleet_status st = fleet__op_enter_all(fn, ts, names, nt);
+    if (st != FLEET_OK)
+        return st;
+    for (int k = 0; k < sp; k++) {
+        if (stride[k] < 1 || stride[k] > PARAM_MAX || dil[k] < 1 || dil[k] > PARAM_MAX ||
+            pad[k] < 0 || pad[k] > PARAM_MAX)
+            return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                                "%s: stride %lld, padding %lld, dilation %lld: need stride >= 1, "
+                                "dilation >= 1, padding >= 0 (all below 2^31)", fn,
+                                (long long)stride[k], (long long)pad[k], (long long)dil[k]);
+    }
+    const char *want = sp == 1 ? "x[N, Cin, L], weight[Cout, Cin, K], out[N, Cout, Lout]"
+                               : "x[N, Cin, H, W], weight[Cout, Cin, KH, KW], out[N, Cout, OH, OW]";
+    if (x->ndim != 2 + sp || w->ndim != 2 + sp || out->ndim != 2 + sp)
+        return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: expected %s: x is %d-D, weight %d-D, "
+                            "out %d-D", fn, want, x->ndim, w->ndim, out->ndim);
+    if (x->shape[1] != w->shape[1])
+        return fleet__op_shape_error(fn, "x's channels differ from weight's input channels", x,
+                                     "x", w, "weight");
+    int64_t o[2];
+    for (int k = 0; k < sp; k++) {
+        int64_t in = x->shape[2 + k], kk = w->shape[2 + k];
+        if (kk < 1)
+            return fleet__op_shape_error(fn, "the kernel size must be >= 1", w, "weight", x, "x");
+        int64_t span = dil[k] * (kk - 1) + 1; /* < 2^31 * 2^60: no overflow */
+        if (in + 2 * pad[k] < span)
+            return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
+                                "%s: output size would be <= 0: input %lld + 2*padding %lld is "
+                                "shorter than the dilated kernel %lld", fn, (long long)in,
+                                (long long)pad[k], (long long)span);
+        o[k] = (in + 2 * pad[k] - span) / stride[k] + 1;
+    }
+    bool ok = out->shape[0] == x->shape[0] && out->shape[1] == w->shape[0];
+    for (int k = 0; ok && k < sp; k++)
+        ok = out->shape[2 + k] == o[k];
+    if (!ok) {
+        char s[96], e[96];
+        if (sp == 2)
+            snprintf(e, sizeof e, "%lldx%lldx%lldx%lld", (long long)x->shape[0],
+                     (long long)w->shape[0], (long long)o[0], (long long)o[1]);
+        else
+            snprintf(e, sizeof e, "%lldx%lldx%lld", (long long)x->shape[0],
+                     (long long)w->shape[0], (long long)o[0]);
+        return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: out must be %s ([N, Cout, %s]), got %s",
+                            fn, e, sp == 2 ? "OH, OW" : "Lout", fleet__shape_str(out, s, sizeof s));
+    }
+    if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))
+        return fleet__op_shape_error(fn, "bias must be [Cout]", bias, "bias", w, "weight");
+    fleet__op_call call;
+    if ((st = fleet__op_begin(&call, fn, ts, names, nt, FLEET__OP_CONTIGUOUS)) != FLEET_OK)
+        return st;
+    if (fleet__overlaps(out, x) || fleet__overlaps(out, w) ||
+        (bias != NULL && fleet__overlaps(out, bias)))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps an input", fn);
+    const fleet__backend *be = call.device->backend;
+    if (be->im2col == NULL)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no im2col", fn,
+                            be->name);
+    fleet__conv_geom g = {
+        .n = x->shape[0], .c = x->shape[1], .cout = w->shape[0],
+        .h = sp == 2 ? x->shape[2] : 1, .w = x->shape[1 + sp],
+        .kh = sp == 2 ? w->shape[2] : 1, .kw = w->shape[1 + sp],
+        .sh = sp == 2 ? stride[0] : 1, .sw = stride[sp - 1],
+        .ph = sp == 2 ? pad[0] : 0, .pw = pad[sp - 1],
+        .dh = sp == 2 ? dil[0] : 1, .dw = dil[sp - 1],
+        .oh = sp == 2 ? o[0] : 1, .ow = o[sp - 1],
+    };
+    int64_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow;
+    if (ckk > PARAM_MAX || ohw > PARAM_MAX || g.cout > PARAM_MAX)
+        return fleet__error(FLEET_ERR_UNSUPPORTED,
+                            "%s: GEMM sizes beyond 2^31-1 (Cin*KH*KW %lld, OH*OW %lld)", fn,
+                            (long long)ckk, (long long)ohw);
+    if (fleet_tensor_numel(out) == 0)
+        return FLEET_OK;
+
+    size_t per_image = sizeof(float) * (size_t)ckk * (size_t)ohw;
+    int64_t chunk = g.n;
+    if (per_image > 0 && (size_t)chunk > COLS_BUDGET / per_image)
+        chunk = COLS_BUDGET / per_image > 0 ? (int64_t)(COLS_BUDGET / per_image) : 1;
+    fleet_allocation cols = {0};
+    if (per_image > 0) {
+        fleet_stream *s;
+        if ((st = fleet__stream_current(call.device, &s)) != FLEET_OK)
+            return st;
+        if ((st = fleet_memory_alloc(s, per_image * (size_t)chunk, &cols)) != FLEET_OK)
+            return fleet__error_prefix(st, fn);
+    }
+    const float *xd = fleet_tensor_data(x);
+    float *od = fleet_tensor_data(out);
+    for (int64_t b0 = 0; b0 < g.n && st == FLEET_OK; b0 += chunk) {
+        int64_t cnt = g.n - b0 < chunk ? g.n - b0 : chunk;
+        if (cols.ptr != NULL) {
+            fleet__im2col_args ia = {.dtype = (int)x->dtype, .g = g, .x = xd + b0 * g.c * g.h * g.w,
+                                     .cols = cols.ptr};
+            ia.g.n = cnt;
+            st = be->im2col(call.stream, &ia);
+        }
+        fleet__gemm_args ga = {
+            .dtype = out->dtype, .m = g.cout, .n = ohw, .k = ckk,
+            .a = fleet_tensor_data(w), .lda = ckk > 0 ? ckk : 1, .b = cols.ptr, .ldb = ohw,
+            .c = od + b0 * g.cout * ohw, .ldc = ohw, .alpha = 1.0f, .beta = 0.0f,
+            .batch = cnt, .stride_a = 0, .stride_b = ckk * ohw, .stride_c = g.cout * ohw,
+        };
+        if (st == FLEET_OK)
+            st = be->gemm(call.stream, &ga);
+    }
+    if (cols.ptr != NULL) {
+        fleet_status fst = fleet_memory_free(&cols); /* stream-ordered: safe at once */
+        FLEET_ASSERT(fst == FLEET_OK);
+    }
+    if (st != FLEET_OK || bias == NULL)
+        return st; /* a backend failure mid-way: out is then unspecified */
+    fleet_tensor bv = *bias; /* [Cout, 1(, 1)]: broadcast over out's positions */
+    bv.ndim = 1 + sp;
+    for (int k = 1; k <= sp; k++) {
+        bv.shape[k] = 1;
+        bv.strides[k] = 1;
+    }
+    return fleet_add(out, &bv, out);
+}
+
+fleet_status fleet_conv1d(const fleet_tensor *x, const fleet_tensor *weight,
+                          const fleet_tensor *bias, int64_t stride, int64_t padding,
+                          int64_t dilation, fleet_tensor *out)
+{
+    return conv("fleet_conv1d", 1, x, weight, bias, &stride, &padding, &dilation, out);
+}
+
+fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
+                          const fleet_tensor *bias, int64_t stride_h, int64_t stride_w,
+                          int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
+                          fleet_tensor *out)
+{
+    const int64_t stride[2] = {stride_h, stride_w}, pad[2] = {pad_h, pad_w};
+    const int64_t dil[2] = {dil_h, dil_w};
+    return conv("fleet_conv2d", 2, x, weight, bias, stride, pad, dil, out);
+}

@@ -1,0 +1,57 @@
+/* ops/embedding.c — fleet_embedding: gather rows of a weight table.
+ *
+ * Indices live on the device and the op is asynchronous, so their values
+ * cannot be checked at the call without waiting for the stream. The kernels
+ * instead treat an index outside [0, V) like a padding index: that output
+ * row is written with zeros and nothing outside the table is read. */
+#include "core/error.h"
+#include "ops/ops_internal.h"
+
+fleet_status fleet_embedding(const fleet_tensor *weight, const fleet_tensor *indices,
+                             fleet_tensor *out)
+{
+    static const char fn[] = "fleet_embedding";
+    const fleet_tensor *ts[] = {weight, indices, out};
+    static const char *const names[] = {"weight", "indices", "out"};
+    fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
+    if (st != FLEET_OK)
+        return st;
+    char s[96];
+    if (weight->ndim != 2)
+        return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: weight must be [V, D], got %s", fn,
+                            fleet__shape_str(weight, s, sizeof s));
+    bool ok = out->ndim == indices->ndim + 1 && out->shape[out->ndim - 1] == weight->shape[1];
+    for (int d = 0; ok && d < indices->ndim; d++)
+        ok = out->shape[d] == indices->shape[d];
+    if (!ok)
+        return fleet__op_shape_error(fn, "out must be indices' shape followed by weight's D", out,
+                                     "out", indices, "indices");
+    if (indices->device != weight->device)
+        return fleet__error(FLEET_ERR_INVALID_DEVICE, "%s: weight is on %s, indices on %s", fn,
+                            weight->device->name, indices->device->name);
+    if (indices->dtype != FLEET_DTYPE_I32 && indices->dtype != FLEET_DTYPE_I64)
+        return fleet__error(FLEET_ERR_DTYPE_MISMATCH, "%s: indices must be i32 or i64, got %s", fn,
+                            fleet_dtype_name(indices->dtype));
+    if (!fleet_tensor_is_contiguous(indices))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                            "%s: indices is not contiguous (fleet_copy it first)", fn);
+    const fleet_tensor *fs[] = {weight, out};
+    static const char *const fnames[] = {"weight", "out"};
+    fleet__op_call call;
+    if ((st = fleet__op_begin(&call, fn, fs, fnames, 2, FLEET__OP_CONTIGUOUS)) != FLEET_OK)
+        return st;
+    if (fleet__overlaps(out, weight) || fleet__overlaps(out, indices))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps an input", fn);
+    const fleet__backend *be = call.device->backend;
+    if (be->embedding == NULL)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no embedding", fn,
+                            be->name);
+    if (fleet_tensor_numel(out) == 0)
+        return FLEET_OK;
+    fleet__embedding_args args = {
+        .weight = fleet_tensor_data(weight), .indices = fleet_tensor_data(indices),
+        .index_dtype = (int)indices->dtype, .n = fleet_tensor_numel(indices),
+        .v = weight->shape[0], .d = weight->shape[1], .out = fleet_tensor_data(out),
+    };
+    return be->embedding(call.stream, &args);
+}

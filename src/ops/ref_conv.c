@@ -1,0 +1,70 @@
+/* ops/ref_conv.c — plain-C references for the gather, concatenation and
+ * convolution ops: direct loops, double accumulation, host memory. */
+#include "fleet/tensor.h"
+#include "ops/ref.h"
+
+void fleet__ref_embedding(const float *w, int64_t v, int64_t d, const void *idx, int index_dtype,
+                          int64_t n, float *out)
+{
+    for (int64_t r = 0; r < n; r++) {
+        int64_t i = index_dtype == FLEET_DTYPE_I32 ? ((const int32_t *)idx)[r]
+                                                   : ((const int64_t *)idx)[r];
+        for (int64_t j = 0; j < d; j++)
+            out[r * d + j] = i >= 0 && i < v ? w[i * d + j] : 0.0f;
+    }
+}
+
+/* Element offset of linear index `lin` (row-major over v's shape) in v. */
+static int64_t offset_of(const fleet__view *v, int64_t lin)
+{
+    int64_t off = 0;
+    for (int d = v->ndim - 1; d >= 0; d--) {
+        off += (lin % v->shape[d]) * v->strides[d];
+        lin /= v->shape[d];
+    }
+    return off;
+}
+
+void fleet__ref_concat(const fleet__view *const *inputs, int n, int dim, const fleet__view *out)
+{
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        const fleet__view *x = inputs[i];
+        int64_t count = 1;
+        for (int d = 0; d < x->ndim; d++)
+            count *= x->shape[d];
+        for (int64_t lin = 0; lin < count; lin++) {
+            /* the same multi-index in out, shifted by `at` along dim */
+            int64_t rem = lin, off = 0;
+            for (int d = x->ndim - 1; d >= 0; d--) {
+                int64_t k = rem % x->shape[d];
+                rem /= x->shape[d];
+                off += (d == dim ? k + at : k) * out->strides[d];
+            }
+            ((float *)out->data)[off] = ((const float *)x->data)[offset_of(x, lin)];
+        }
+        at += x->shape[dim];
+    }
+}
+
+void fleet__ref_conv2d(const fleet__conv_geom *g, const float *x, const float *wt,
+                       const float *bias, float *out)
+{
+    for (int64_t b = 0; b < g->n; b++)
+        for (int64_t co = 0; co < g->cout; co++)
+            for (int64_t oy = 0; oy < g->oh; oy++)
+                for (int64_t ox = 0; ox < g->ow; ox++) {
+                    double acc = bias != NULL ? bias[co] : 0.0;
+                    for (int64_t c = 0; c < g->c; c++)
+                        for (int64_t i = 0; i < g->kh; i++)
+                            for (int64_t j = 0; j < g->kw; j++) {
+                                int64_t iy = oy * g->sh - g->ph + i * g->dh;
+                                int64_t ix = ox * g->sw - g->pw + j * g->dw;
+                                if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
+                                    continue;
+                                acc += (double)x[((b * g->c + c) * g->h + iy) * g->w + ix] *
+                                       wt[((co * g->c + c) * g->kh + i) * g->kw + j];
+                            }
+                    out[((b * g->cout + co) * g->oh + oy) * g->ow + ox] = (float)acc;
+                }
+}

@@ -1,0 +1,199 @@
+/* ops/rowwise.c — softmax, layer norm, sum and mean: ops that work along one
+ * dimension of x, row by row.
+ *
+ * Each lowers to one fleet__rowwise_args: the reduced (or normalised)
+ * dimension becomes the row, of length n with its own stride in x and out;
+ * the other dimensions become views of the row starts in x and out, of one
+ * shape, coalesced like the elementwise ops' views. So inputs and outputs may
+ * be any strided views (transposed, sliced, permuted) and no copy is made.
+ * Checks come in the order every op uses: handles, shape rules, then
+ * device/dtype (fleet__op_begin), then overlap. */
+#include <stdio.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "ops/ops_internal.h"
+
+/* dim in [-ndim, ndim) normalised to [0, ndim). */
+static fleet_status norm_dim(const char *fn, const fleet_tensor *x, int dim, int *out)
+{
+    if (dim < -x->ndim || dim >= x->ndim)
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: dim %d of a %d-D tensor", fn, dim,
+                            x->ndim);
+    *out = dim < 0 ? dim + x->ndim : dim;
+    return FLEET_OK;
+}
+
+/* Row starts of x (all dimensions but `dim`) and of out, whose dimension
+ * `dim` is x's (out_dim_kept: softmax, layer norm, keepdim) or missing. */
+static void row_views(fleet__rowwise_args *a, const fleet_tensor *x, int dim,
+                      const fleet_tensor *out, bool out_dim_kept)
+{
+    a->n = x->shape[dim];
+    a->x_stride = x->strides[dim];
+    a->out_stride = out_dim_kept ? out->strides[dim] : 0;
+    a->x.data = fleet_tensor_data(x);
+    a->out.data = (void *)fleet_tensor_data(out);
+    int k = 0;
+    for (int d = 0; d < x->ndim; d++) {
+        if (d == dim)
+            continue;
+        int od = out_dim_kept || d < dim ? d : d - 1;
+        a->x.shape[k] = a->out.shape[k] = x->shape[d];
+        a->x.strides[k] = x->strides[d];
+        a->out.strides[k] = out->strides[od];
+        k++;
+    }
+    a->x.ndim = a->out.ndim = k;
+    fleet__view *vs[] = {&a->out, &a->x};
+    fleet__view_coalesce(vs, 2);
+}
+
+static fleet_status submit(const fleet__op_call *call, const fleet__rowwise_args *a)
+{
+    if (call->device->backend->rowwise == NULL)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no row ops", call->fn,
+                            call->device->backend->name);
+    return call->device->backend->rowwise(call->stream, a);
+}
+
+fleet_status fleet_softmax(const fleet_tensor *x, int dim, fleet_tensor *out)
+{
+    static const char fn[] = "fleet_softmax";
+    const fleet_tensor *ts[] = {x, out};
+    static const char *const names[] = {"x", "out"};
+    fleet_status st = fleet__op_enter_all(fn, ts, names, 2);
+    if (st != FLEET_OK)
+        return st;
+    int d;
+    if ((st = norm_dim(fn, x, dim, &d)) != FLEET_OK ||
+        (st = fleet__out_distinct(fn, out)) != FLEET_OK)
+        return st;
+    if (!fleet__same_shape(x, out))
+        return fleet__op_shape_error(fn, "out must have x's shape", out, "out", x, "x");
+    fleet__op_call call;
+    if ((st = fleet__op_begin(&call, fn, ts, names, 2, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
+        return st;
+    if (!fleet__same_view(out, x) && fleet__overlaps(out, x))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                            "%s: out partly overlaps x (it may only be x itself)", fn);
+    if (fleet_tensor_numel(out) == 0)
+        return FLEET_OK;
+    fleet__rowwise_args a;
+    memset(&a, 0, sizeof a);
+    a.op = FLEET__ROW_SOFTMAX;
+    a.dtype = x->dtype;
+    row_views(&a, x, d, out, true);
+    return submit(&call, &a);
+}
+
+fleet_status fleet_layer_norm(const fleet_tensor *x, const fleet_tensor *gamma,
+                              const fleet_tensor *beta, float eps, fleet_tensor *out)
+{
+    static const char fn[] = "fleet_layer_norm";
+    const fleet_tensor *ts[4] = {x, out};
+    const char *names[4] = {"x", "out"};
+    int n = 2;
+    if (gamma != NULL) {
+        ts[n] = gamma;
+        names[n++] = "gamma";
+    }
+    if (beta != NULL) {
+        ts[n] = beta;
+        names[n++] = "beta";
+    }
+    fleet_status st = fleet__op_enter_all(fn, ts, names, n);
+    if (st != FLEET_OK)
+        return st;
+    if (x->ndim < 1)
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: x is 0-D (it needs a last dimension)",
+                            fn);
+    if (!(eps >= 0.0f))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: eps %g must be >= 0", fn,
+                            (double)eps);
+    if ((st = fleet__out_distinct(fn, out)) != FLEET_OK)
+        return st;
+    if (!fleet__same_shape(x, out))
+        return fleet__op_shape_error(fn, "out must have x's shape", out, "out", x, "x");
+    int64_t last = x->shape[x->ndim - 1];
+    for (int i = 2; i < n; i++)
+        if (ts[i]->ndim != 1 || ts[i]->shape[0] != last) {
+            char what[64];
+            snprintf(what, sizeof what, "%s must be 1-D of x's last dimension", names[i]);
+            return fleet__op_shape_error(fn, what, ts[i], names[i], x, "x");
+        }
+    fleet__op_call call;
+    if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
+        return st;
+    if (!fleet__same_view(out, x) && fleet__overlaps(out, x))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                            "%s: out partly overlaps x (it may only be x itself)", fn);
+    for (int i = 2; i < n; i++)
+        if (fleet__overlaps(out, ts[i]))
+            return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps %s", fn, names[i]);
+    if (fleet_tensor_numel(out) == 0)
+        return FLEET_OK;
+    fleet__rowwise_args a;
+    memset(&a, 0, sizeof a);
+    a.op = FLEET__ROW_LAYER_NORM;
+    a.dtype = x->dtype;
+    a.eps = eps;
+    if (gamma != NULL) {
+        a.gamma = fleet_tensor_data(gamma);
+        a.gamma_stride = gamma->strides[0];
+    }
+    if (beta != NULL) {
+        a.beta = fleet_tensor_data(beta);
+        a.beta_stride = beta->strides[0];
+    }
+    row_views(&a, x, x->ndim - 1, out, true);
+    return submit(&call, &a);
+}
+
+static fleet_status reduce(fleet__row_op op, const char *fn, const fleet_tensor *x, int dim,
+                           int keepdim, fleet_tensor *out)
+{
+    const fleet_tensor *ts[] = {x, out};
+    static const char *const names[] = {"x", "out"};
+    fleet_status st = fleet__op_enter_all(fn, ts, names, 2);
+    if (st != FLEET_OK)
+        return st;
+    int d;
+    if ((st = norm_dim(fn, x, dim, &d)) != FLEET_OK ||
+        (st = fleet__out_distinct(fn, out)) != FLEET_OK)
+        return st;
+    bool shape_ok = out->ndim == (keepdim ? x->ndim : x->ndim - 1);
+    for (int i = 0, o = 0; i < x->ndim && shape_ok; i++) {
+        if (i == d && !keepdim)
+            continue;
+        shape_ok = out->shape[o++] == (i == d ? 1 : x->shape[i]);
+    }
+    if (!shape_ok)
+        return fleet__op_shape_error(fn,
+                                     keepdim ? "out must be x's shape with dim set to 1"
+                                             : "out must be x's shape without dim",
+                                     out, "out", x, "x");
+    fleet__op_call call;
+    if ((st = fleet__op_begin(&call, fn, ts, names, 2, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
+        return st;
+    if (fleet__overlaps(out, x))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps x", fn);
+    if (fleet_tensor_numel(out) == 0)
+        return FLEET_OK;
+    fleet__rowwise_args a;
+    memset(&a, 0, sizeof a);
+    a.op = op;
+    a.dtype = x->dtype;
+    row_views(&a, x, d, out, keepdim != 0);
+    return submit(&call, &a);
+}
+
+fleet_status fleet_sum(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out)
+{
+    return reduce(FLEET__ROW_SUM, "fleet_sum", x, dim, keepdim, out);
+}
+
+fleet_status fleet_mean(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out)
+{
+    return reduce(FLEET__ROW_MEAN, "fleet_mean", x, dim, keepdim, out);
+}
