@@ -508,6 +508,21 @@ TEST(linear_matches_reference)
             ASSERT_OK(fleet_tensor_copy_from_host(tb, bias, sizeof(float) * outf));
             ASSERT_OK(fleet_linear(tx, tw, tb, ty));
             check_out(ty, want, bt * rows * outf, 1e-5, 2e-6 * sqrt((double)in) * 4);
+            /* the same x as a transposed view (not contiguous): the batched
+             * GEMM path, bias included */
+            int64_t ps[3] = {bt, in, rows};
+            float *xt = malloc(sizeof(float) * bt * rows * in);
+            for (int64_t b = 0; b < bt; b++)
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t p = 0; p < in; p++)
+                        xt[(b * in + p) * rows + i] = x[(b * rows + i) * in + p];
+            fleet_tensor *tp = test_tensor_new(devs[di], 3, ps), *xv;
+            ASSERT_OK(fleet_tensor_copy_from_host(tp, xt, sizeof(float) * bt * rows * in));
+            ASSERT_OK(fleet_tensor_transpose(tp, 1, 2, &xv));
+            ASSERT_OK(fleet_linear(xv, tw, tb, ty));
+            check_out(ty, want, bt * rows * outf, 1e-5, 2e-6 * sqrt((double)in) * 4);
+            TEST_RELEASE(xv, tp);
+            free(xt);
             ASSERT_STATUS(fleet_linear(tx, tx, tb, ty), FLEET_ERR_SHAPE_MISMATCH);
             fleet_tensor *ts[] = {tx, tw, tb, ty};
             for (int i = 0; i < 4; i++)

@@ -37,7 +37,9 @@ fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_te
 
 /* y[..., out] = x[..., in] @ weight[out, in]^T + bias[out] (bias may be
  * NULL), as torch.nn.Linear. The bias is applied in the same GEMM task on
- * cpu; on cuda by a kernel right before the GEMM (f32 bias only). */
+ * cpu and in the GEMM's epilogue on cuda (one cublasLtMatmul; a separate
+ * bias kernel only where cuBLASLt has no algorithm for the shape). f32 bias
+ * only. */
 fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
                           const fleet_tensor *bias, fleet_tensor *y);
 

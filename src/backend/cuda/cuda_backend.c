@@ -10,6 +10,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_linalg.h"
 #include "backend/cuda/conv.h"
+#include "backend/cuda/cuda_gemm_lt.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/rowwise.h"
 #include "core/atomic.h"
@@ -23,8 +24,10 @@ typedef struct cuda_stream {
     cudaStream_t stream;
     int ordinal;
     fleet_atomic_ptr blas;      /* cublasHandle_t, created on first gemm */
-    void *workspace;            /* set with the handle                    */
+    fleet_atomic_ptr workspace; /* cuBLAS/cuBLASLt scratch, published before the
+                                 * handle that uses it                         */
     fleet_atomic_ptr solver;    /* cusolverDnHandle_t, on first linalg op */
+    fleet_atomic_ptr lt;        /* cublasLtHandle_t, on first biased GEMM */
 } cuda_stream;
 
 /* ---- exit guard ---------------------------------------------------------------
@@ -159,7 +162,8 @@ static void cuda_shutdown(void)
             if (h != NULL)
                 cublasDestroy(h);
             fleet__cuda_solver_destroy(fleet_atomic_load_acquire(&s->solver));
-            cudaFree(s->workspace);
+            fleet__cuda_lt_destroy(fleet_atomic_load_acquire(&s->lt));
+            cudaFree(fleet_atomic_load_acquire(&s->workspace));
             cudaStreamDestroy(s->stream);
         }
         free(s);
@@ -308,6 +312,26 @@ static fleet_status cuda_copy(void *st, void *dst, const void *src, size_t bytes
 
 /* The stream's cuBLAS handle, created on first use; racing creators keep
  * the first and destroy their own. */
+/* The stream's scratch for cuBLAS and cuBLASLt (both run in stream order,
+ * so they can share it), created on first use; racing creators keep one. */
+static fleet_status stream_workspace(cuda_stream *s, void **out)
+{
+    void *ws = fleet_atomic_load_acquire(&s->workspace);
+    if (ws == NULL) {
+        FLEET_CUDA_TRY(cudaMalloc(&ws, CUBLAS_WORKSPACE_BYTES));
+        void *expected = NULL;
+        if (!fleet_atomic_cas_acq_rel(&s->workspace, &expected, ws)) {
+            cudaFree(ws);
+            ws = expected;
+        }
+    }
+    *out = ws;
+    return FLEET_OK;
+}
+
+/* The stream's cuBLAS handle, created on first use; racing creators keep
+ * the first and destroy their own. The workspace is published first, so a
+ * thread that sees the handle also sees it. */
 static fleet_status stream_blas(cuda_stream *s, cublasHandle_t *out)
 {
     cublasHandle_t h = fleet_atomic_load_acquire(&s->blas);
@@ -315,31 +339,25 @@ static fleet_status stream_blas(cuda_stream *s, cublasHandle_t *out)
         *out = h;
         return FLEET_OK;
     }
-    void *ws = NULL;
+    void *ws;
+    fleet_status st = stream_workspace(s, &ws);
+    if (st != FLEET_OK)
+        return st;
     FLEET_CUBLAS_TRY(cublasCreate(&h));
-    cudaError_t err = cudaMalloc(&ws, CUBLAS_WORKSPACE_BYTES);
-    cublasStatus_t bs = CUBLAS_STATUS_SUCCESS;
-    if (err == cudaSuccess) {
-        bs = cublasSetStream(h, s->stream);
-        if (bs == CUBLAS_STATUS_SUCCESS)
-            bs = cublasSetWorkspace(h, ws, CUBLAS_WORKSPACE_BYTES);
-        /* float32-accurate by default: no TF32 unless asked for. */
-        if (bs == CUBLAS_STATUS_SUCCESS)
-            bs = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH);
-    }
-    if (err != cudaSuccess || bs != CUBLAS_STATUS_SUCCESS) {
+    cublasStatus_t bs = cublasSetStream(h, s->stream);
+    if (bs == CUBLAS_STATUS_SUCCESS)
+        bs = cublasSetWorkspace(h, ws, CUBLAS_WORKSPACE_BYTES);
+    /* float32-accurate by default: no TF32 unless asked for. */
+    if (bs == CUBLAS_STATUS_SUCCESS)
+        bs = cublasSetMathMode(h, CUBLAS_DEFAULT_MATH);
+    if (bs != CUBLAS_STATUS_SUCCESS) {
         cublasDestroy(h);
-        cudaFree(ws);
-        return err != cudaSuccess ? fleet__cuda_status(err, "cudaMalloc(cuBLAS workspace)", __FILE__, __LINE__)
-                                  : fleet__cublas_status(bs, "cublasSetStream/Workspace", __FILE__, __LINE__);
+        return fleet__cublas_status(bs, "cublasSetStream/Workspace/MathMode", __FILE__, __LINE__);
     }
     void *expected = NULL;
     if (!fleet_atomic_cas_acq_rel(&s->blas, &expected, (void *)h)) {
         cublasDestroy(h);
-        cudaFree(ws);
         h = expected;
-    } else {
-        s->workspace = ws;
     }
     *out = h;
     return FLEET_OK;
@@ -367,6 +385,17 @@ static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
         return status;
     float beta = g->beta;
     if (g->bias != NULL) {
+        /* One launch: the bias in cuBLASLt's epilogue; a kernel before the
+         * GEMM only where cuBLASLt has no algorithm for the shape. */
+        bool fused = false;
+        status = fleet__cuda_gemm_bias_lt(&s->lt, s->stream,
+                                          fleet_atomic_load_acquire(&s->workspace),
+                                          CUBLAS_WORKSPACE_BYTES, g, &fused);
+        if (status != FLEET_OK || fused)
+            return status;
+        FLEET_LOG_DEBUGF("cuBLASLt has no algorithm for a %lldx%lldx%lld GEMM with bias "
+                         "(batch %lld): bias kernel, then GEMM", (long long)g->m,
+                         (long long)g->n, (long long)g->k, (long long)g->batch);
         FLEET_CUDA_TRY((cudaError_t)fleet__cuda_bias_rows_f32(s->stream, g->batch, g->stride_c,
                                                               g->m, g->n, g->ldc, g->bias, beta,
                                                               g->c));
