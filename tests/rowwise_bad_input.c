@@ -15,12 +15,7 @@ static fleet_tensor *tn(fleet_device *d, int ndim, int64_t a, int64_t b, int64_t
 {
     int64_t s[3] = {a, b, c};
     fleet_tensor *t = test_tensor_new(d, ndim, s);
-    int64_t n = fleet_tensor_numel(t);
-    float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
-    for (int64_t i = 0; i < n; i++)
-        p[i] = 42.0f;
-    ASSERT_OK(fleet_tensor_copy_from_host(t, p, fleet_tensor_nbytes(t)));
-    free(p);
+    test_fill_sentinel(t);
     return t;
 }
 
