@@ -152,4 +152,52 @@ TEST(mixed_devices_are_refused)
     fleet_tensor_release(tg); fleet_tensor_release(tc); fleet_tensor_release(out);
 }
 
+/* Host transfers go through the stream's pinned staging buffer (2 MiB):
+ * sizes below, at and above it, and several chunks, round-trip exactly;
+ * two threads sharing one stream take turns with the buffer. */
+typedef struct copy_job {
+    fleet_stream *stream;
+    int64_t n;
+    uint32_t salt;
+    int ok;
+} copy_job;
+
+static void *round_trip(void *arg)
+{
+    copy_job *j = arg;
+    fleet_device *d = fleet_stream_device(j->stream);
+    ASSERT_OK(fleet_stream_set_current(j->stream));
+    float *h = malloc(sizeof(float) * (size_t)j->n), *back = malloc(sizeof(float) * (size_t)j->n);
+    for (int64_t i = 0; i < j->n; i++)
+        h[i] = (float)((uint32_t)i * 2654435761u ^ j->salt);
+    fleet_tensor *t = upload(d, j->n, 0, h);
+    ASSERT_OK(fleet_tensor_copy_to_host(t, back, sizeof(float) * (size_t)j->n));
+    j->ok = memcmp(h, back, sizeof(float) * (size_t)j->n) == 0;
+    fleet_tensor_release(t);
+    free(h);
+    free(back);
+    return NULL;
+}
+
+TEST(host_transfers_through_pinned_staging)
+{
+    fleet_device *d = cuda0();
+    fleet_stream *s;
+    ASSERT_OK(fleet_stream_acquire(d, &s));
+    const int64_t sizes[] = {1, 4097, (2 << 20) / 4, (2 << 20) / 4 + 1, 3 * (1 << 20) + 17};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        copy_job j = {s, sizes[i], (uint32_t)i * 7919u, 0};
+        round_trip(&j);
+        ASSERT_TRUE(j.ok);
+    }
+    copy_job jobs[2] = {{s, 3 * (1 << 20) + 5, 11, 0}, {s, (1 << 20) + 3, 13, 0}};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(pthread_create(&t[i], NULL, round_trip, &jobs[i]), 0);
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(pthread_join(t[i], NULL), 0);
+    ASSERT_TRUE(jobs[0].ok && jobs[1].ok);
+    ASSERT_OK(fleet_stream_release(s));
+}
+
 TEST_MAIN()

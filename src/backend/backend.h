@@ -85,9 +85,11 @@ typedef struct fleet__backend {
     fleet_status (*segment_alloc)(int ordinal, size_t bytes, void **out);
     void (*segment_free)(int ordinal, void *ptr);
 
-    /* Asynchronous copies on a stream. For host_to_device the host source
-     * must stay valid until the copy ran; for device_to_host the host
-     * destination holds the data only after the stream reached the copy. */
+    /* Copies on a stream. For host_to_device the host source must stay
+     * valid until the copy ran (cuda stages it through a pinned buffer and
+     * returns once it is staged); for device_to_host the host destination
+     * holds the data only after the stream reached the copy (cuda waits for
+     * that before returning). */
     fleet_status (*copy_host_to_device)(void *stream, void *dst, const void *src, size_t bytes);
     fleet_status (*copy_device_to_host)(void *stream, void *dst, const void *src, size_t bytes);
     fleet_status (*copy_device_to_device)(void *stream, void *dst, const void *src, size_t bytes);

@@ -11,6 +11,7 @@
  *                                           runtime/allocator.c
  *   4  event pool (per device)             runtime/event_pool.c
  *   5  cpu stream queue (per cpu stream)   backend/cpu/cpu_stream.c
+ *      cuda staging buffer (per stream)   backend/cuda/cuda_staging.c
  *   6  cpu events (one for all)            backend/cpu/cpu_stream.c
  *   7  log output                          core/log.c
  * The fork handlers take all of them in this order (runtime/lifecycle.c).

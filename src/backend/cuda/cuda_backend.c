@@ -11,6 +11,7 @@
 #include "backend/cuda/cuda_linalg.h"
 #include "backend/cuda/conv.h"
 #include "backend/cuda/cuda_gemm_lt.h"
+#include "backend/cuda/cuda_staging.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/rowwise.h"
 #include "core/atomic.h"
@@ -28,6 +29,7 @@ typedef struct cuda_stream {
                                  * handle that uses it                         */
     fleet_atomic_ptr solver;    /* cusolverDnHandle_t, on first linalg op */
     fleet_atomic_ptr lt;        /* cublasLtHandle_t, on first biased GEMM */
+    fleet__cuda_staging staging; /* pinned buffer for host transfers       */
 } cuda_stream;
 
 /* ---- exit guard ---------------------------------------------------------------
@@ -164,6 +166,7 @@ static void cuda_shutdown(void)
             fleet__cuda_solver_destroy(fleet_atomic_load_acquire(&s->solver));
             fleet__cuda_lt_destroy(fleet_atomic_load_acquire(&s->lt));
             cudaFree(fleet_atomic_load_acquire(&s->workspace));
+            fleet__cuda_staging_destroy(&s->staging);
             cudaStreamDestroy(s->stream);
         }
         free(s);
@@ -182,8 +185,10 @@ static fleet_status cuda_stream_create(int ordinal, bool is_default, void **out)
     if (s == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cuda backend: cannot allocate a stream");
     s->ordinal = ordinal;
+    fleet__cuda_staging_init(&s->staging);
     cudaError_t err = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking);
     if (err != cudaSuccess) {
+        fleet__cuda_staging_destroy(&s->staging);
         free(s);
         return fleet__cuda_status(err, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
     }
@@ -301,12 +306,28 @@ static void cuda_segment_free(int ordinal, void *ptr)
         cudaFree(ptr);
 }
 
+static fleet_status cuda_copy_to_device(void *st, void *dst, const void *src, size_t bytes)
+{
+    cuda_stream *s = st;
+    if (bytes == 0)
+        return FLEET_OK;
+    return fleet__cuda_staging_to_device(&s->staging, s->stream, dst, src, bytes);
+}
+
+static fleet_status cuda_copy_to_host(void *st, void *dst, const void *src, size_t bytes)
+{
+    cuda_stream *s = st;
+    if (bytes == 0)
+        return FLEET_OK;
+    return fleet__cuda_staging_to_host(&s->staging, s->stream, dst, src, bytes);
+}
+
 static fleet_status cuda_copy(void *st, void *dst, const void *src, size_t bytes)
 {
     cuda_stream *s = st;
     if (bytes == 0)
         return FLEET_OK;
-    FLEET_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, s->stream));
+    FLEET_CUDA_TRY(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s->stream));
     return FLEET_OK;
 }
 
@@ -552,6 +573,8 @@ GUARDED(cuda_event_query, (void *e), (e))
 GUARDED(cuda_event_synchronize, (void *e), (e))
 GUARDED(cuda_segment_alloc, (int o, size_t n, void **out), (o, n, out))
 GUARDED_VOID(cuda_segment_free, (int o, void *p), (o, p))
+GUARDED(cuda_copy_to_device, (void *s, void *d, const void *src, size_t n), (s, d, src, n))
+GUARDED(cuda_copy_to_host, (void *s, void *d, const void *src, size_t n), (s, d, src, n))
 GUARDED(cuda_copy, (void *s, void *d, const void *src, size_t n), (s, d, src, n))
 GUARDED(cuda_gemm, (void *s, const fleet__gemm_args *g), (s, g))
 GUARDED(cuda_linalg_workspace_size, (void *s, const fleet__linalg_args *l, size_t *n), (s, l, n))
@@ -579,8 +602,8 @@ const fleet__backend fleet__cuda_backend = {
     .event_synchronize = guarded_cuda_event_synchronize,
     .segment_alloc = guarded_cuda_segment_alloc,
     .segment_free = guarded_cuda_segment_free,
-    .copy_host_to_device = guarded_cuda_copy,
-    .copy_device_to_host = guarded_cuda_copy,
+    .copy_host_to_device = guarded_cuda_copy_to_device,
+    .copy_device_to_host = guarded_cuda_copy_to_host,
     .copy_device_to_device = guarded_cuda_copy,
     .gemm = guarded_cuda_gemm,
     .linalg_workspace_size = guarded_cuda_linalg_workspace_size,
