@@ -395,6 +395,39 @@ TEST(half_elementwise_on_cuda)
         ASSERT_OK(fleet_tensor_release(tx));
         ASSERT_OK(fleet_tensor_release(ty));
         ASSERT_OK(fleet_tensor_release(to));
+
+        /* linear in half: x[24,40] @ w[16,40]^T + bias[16], the bias in
+         * cuBLASLt's epilogue in the same dtype */
+        enum { O = 16 };
+        int64_t sw[2] = {O, K}, sbias[1] = {O}, sy[2] = {M, O};
+        uint16_t hw[O * K], hbias[O], hl[M * O];
+        float fw[O * K], fbias[O], lw[M * O], lg[M * O];
+        for (int i = 0; i < O * K; i++)
+            fw[i] = from_half(hw[i] = to_half(test_rng_float(&r), dt), dt);
+        for (int i = 0; i < O; i++)
+            fbias[i] = from_half(hbias[i] = to_half(test_rng_float(&r), dt), dt);
+        for (int i = 0; i < M; i++)
+            for (int o = 0; o < O; o++) {
+                double acc = fbias[o];
+                for (int p = 0; p < K; p++)
+                    acc += (double)fa[i * K + p] * fw[o * K + p];
+                lw[i * O + o] = (float)acc;
+            }
+        fleet_tensor *tw, *tbias, *tyl;
+        ASSERT_OK(fleet_tensor_create(dev, dt, 2, sa, &tx));
+        ASSERT_OK(fleet_tensor_create(dev, dt, 2, sw, &tw));
+        ASSERT_OK(fleet_tensor_create(dev, dt, 1, sbias, &tbias));
+        ASSERT_OK(fleet_tensor_create(dev, dt, 2, sy, &tyl));
+        ASSERT_OK(fleet_tensor_copy_from_host(tx, ha, sizeof ha));
+        ASSERT_OK(fleet_tensor_copy_from_host(tw, hw, sizeof hw));
+        ASSERT_OK(fleet_tensor_copy_from_host(tbias, hbias, sizeof hbias));
+        ASSERT_OK(fleet_linear(tx, tw, tbias, tyl));
+        ASSERT_OK(fleet_tensor_copy_to_host(tyl, hl, sizeof hl));
+        for (int i = 0; i < M * O; i++)
+            lg[i] = from_half(hl[i], dt);
+        ASSERT_CLOSE(lg, lw, M * O, dt == FLEET_DTYPE_F16 ? 2e-3 : 1.6e-2, 2e-3);
+        checks++;
+        TEST_RELEASE(tx, tw, tbias, tyl);
     }
 }
 
@@ -1018,7 +1051,7 @@ TEST(report_coverage)
         printf(" %s", binary_ops[o].name);
     printf(" softmax layer_norm sum mean");
     printf(" embedding (i32, i64, out-of-range) concat conv1d conv2d");
-    printf(" matmul (batched, broadcast, transposed views) linear attention%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu matmul softmax layer_norm mean)" : "", checks);
+    printf(" matmul (batched, broadcast, transposed views) linear attention%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu matmul linear softmax layer_norm mean)" : "", checks);
     for (int l = 0; l < 4; l++)
         printf(" %s", layout_names[l]);
     printf("\n");

@@ -38,8 +38,8 @@ fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_te
 /* y[..., out] = x[..., in] @ weight[out, in]^T + bias[out] (bias may be
  * NULL), as torch.nn.Linear. The bias is applied in the same GEMM task on
  * cpu and in the GEMM's epilogue on cuda (one cublasLtMatmul; a separate
- * bias kernel only where cuBLASLt has no algorithm for the shape). f32 bias
- * only. */
+ * bias kernel only where cuBLASLt has no algorithm for the shape). The bias
+ * has x's dtype: f32, or f16/bf16 on cuda. */
 fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
                           const fleet_tensor *bias, fleet_tensor *y);
 

@@ -103,8 +103,8 @@ fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_te
     if (!gemm_layout(out, &lo) || lo.trans)
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
                             "%s: out must be row-contiguous in its last two dimensions", fn);
-    if (bias != NULL && (bias->dtype != FLEET_DTYPE_F32 || !fleet_tensor_is_contiguous(bias)))
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: a fused bias must be contiguous f32", fn);
+    if (bias != NULL && !fleet_tensor_is_contiguous(bias))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: bias must be contiguous", fn);
     for (int d = 0; d < out->ndim - 2; d++)
         if (out->shape[d] > 1 && out->strides[d] == 0)
             return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out repeats matrices (stride 0)", fn);

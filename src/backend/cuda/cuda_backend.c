@@ -391,9 +391,6 @@ static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
     if (g->dtype != FLEET_DTYPE_F32 && !half)
         return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: gemm on %s",
                             fleet_dtype_name(g->dtype));
-    if (half && g->bias != NULL)
-        return fleet__error(FLEET_ERR_UNSUPPORTED,
-                            "cuda backend: a fused bias needs f32 (add it with fleet_add)");
     if (g->m > INT32_MAX || g->n > INT32_MAX || g->k > INT32_MAX || g->batch > INT32_MAX)
         return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: gemm dimensions beyond 2^31-1");
     if (g->m == 0 || g->n == 0 || g->batch == 0)
@@ -414,6 +411,12 @@ static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
                                           CUBLAS_WORKSPACE_BYTES, g, &fused);
         if (status != FLEET_OK || fused)
             return status;
+        if (half)
+            return fleet__error(FLEET_ERR_UNSUPPORTED,
+                                "cuda backend: cuBLASLt has no algorithm for this %s GEMM with a "
+                                "bias (%lldx%lldx%lld); add the bias with fleet_add",
+                                fleet_dtype_name(g->dtype), (long long)g->m, (long long)g->n,
+                                (long long)g->k);
         FLEET_LOG_DEBUGF("cuBLASLt has no algorithm for a %lldx%lldx%lld GEMM with bias "
                          "(batch %lld): bias kernel, then GEMM", (long long)g->m,
                          (long long)g->n, (long long)g->k, (long long)g->batch);

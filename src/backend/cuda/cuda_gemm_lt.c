@@ -1,4 +1,5 @@
-/* backend/cuda/cuda_gemm_lt.c — row-major C = op(A) op(B) + bias as
+/* backend/cuda/cuda_gemm_lt.c — row-major C = op(A) op(B) + bias (f32,
+ * f16 or bf16 data; f32 accumulation) as
  * cuBLASLt's column-major D^T = op(B)^T op(A)^T with CUBLASLT_EPILOGUE_BIAS:
  * the bias, one value per row of D^T (a column of C), is added by the GEMM
  * kernel itself. Compute type CUBLAS_COMPUTE_32F: float32-accurate, no TF32.
@@ -32,10 +33,10 @@ static fleet_status handle(fleet_atomic_ptr *slot, cublasLtHandle_t *out)
 }
 
 /* A column-major layout of `rows` x `cols`, leading dimension ld, batched. */
-static cublasStatus_t layout(cublasLtMatrixLayout_t *l, int64_t rows, int64_t cols, int64_t ld,
-                             int64_t batch, int64_t stride)
+static cublasStatus_t layout(cublasLtMatrixLayout_t *l, cudaDataType_t type, int64_t rows,
+                             int64_t cols, int64_t ld, int64_t batch, int64_t stride)
 {
-    cublasStatus_t s = cublasLtMatrixLayoutCreate(l, CUDA_R_32F, (uint64_t)rows, (uint64_t)cols, ld);
+    cublasStatus_t s = cublasLtMatrixLayoutCreate(l, type, (uint64_t)rows, (uint64_t)cols, ld);
     if (s != CUBLAS_STATUS_SUCCESS || batch == 1)
         return s;
     int32_t count = (int32_t)batch;
@@ -74,17 +75,23 @@ fleet_status fleet__cuda_gemm_bias_lt(fleet_atomic_ptr *lt_slot, cudaStream_t st
     cublasOperation_t opa = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
     const void *bias = g->bias;
+    /* f32, f16 or bf16 data (and bias), accumulated and scaled in f32. */
+    cudaDataType_t type = g->dtype == FLEET_DTYPE_F16    ? CUDA_R_16F
+                          : g->dtype == FLEET_DTYPE_BF16 ? CUDA_R_16BF
+                                                         : CUDA_R_32F;
     LT_STEP(cublasLtMatmulDescCreate(&op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+    LT_STEP(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &type,
+                                           sizeof type));
     LT_STEP(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSA, &opb, sizeof opb));
     LT_STEP(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_TRANSB, &opa, sizeof opa));
     LT_STEP(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof epi));
     LT_STEP(cublasLtMatmulDescSetAttribute(op, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias,
                                            sizeof bias));
-    LT_STEP(layout(&lb, g->trans_b ? g->k : g->n, g->trans_b ? g->n : g->k, g->ldb, g->batch,
+    LT_STEP(layout(&lb, type, g->trans_b ? g->k : g->n, g->trans_b ? g->n : g->k, g->ldb, g->batch,
                    g->stride_b));
-    LT_STEP(layout(&la, g->trans_a ? g->m : g->k, g->trans_a ? g->k : g->m, g->lda, g->batch,
+    LT_STEP(layout(&la, type, g->trans_a ? g->m : g->k, g->trans_a ? g->k : g->m, g->lda, g->batch,
                    g->stride_a));
-    LT_STEP(layout(&lc, g->n, g->m, g->ldc, g->batch, g->stride_c));
+    LT_STEP(layout(&lc, type, g->n, g->m, g->ldc, g->batch, g->stride_c));
     LT_STEP(cublasLtMatmulPreferenceCreate(&pref));
     LT_STEP(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
                                                  &workspace_bytes, sizeof workspace_bytes));

@@ -11,7 +11,7 @@
 #include "backend/backend.h"
 #include "core/atomic.h"
 
-/* Run g (f32, with a bias) as one cublasLtMatmul on `stream`, creating the
+/* Run g (with a bias; f32, f16 or bf16) as one cublasLtMatmul on `stream`, creating the
  * cublasLt handle in *lt_slot on first use. *fused is false (and FLEET_OK
  * returned) when cuBLASLt offers no algorithm for the shape: the caller then
  * applies the bias itself. */
