@@ -1038,9 +1038,18 @@ TEST(attention_matches_reference)
         }
 }
 
+/* Prints the coverage, and fails when an elementwise op of the backend
+ * interface has no row in this file's tables (each op exactly once). */
 TEST(report_coverage)
 {
     find_devices();
+    int seen[FLEET__EW_COUNT_] = {0};
+    for (size_t o = 0; o < sizeof unary_ops / sizeof unary_ops[0]; o++)
+        seen[unary_ops[o].op]++;
+    for (size_t o = 0; o < sizeof binary_ops / sizeof binary_ops[0]; o++)
+        seen[binary_ops[o].op]++;
+    for (int op = 0; op < FLEET__EW_COUNT_; op++)
+        ASSERT_EQ(seen[op], 1);
     printf("backends:");
     for (int i = 0; i < ndevs; i++)
         printf(" %s", fleet_device_name(devs[i]));
