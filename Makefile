@@ -5,6 +5,7 @@
 #   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make static     clang thread-safety analysis, cppcheck, gcc -fanalyzer
 #   make spin       model-check the concurrent protocols (verify/*.pml)
+#   make fuzz       fuzz the safetensors parser (libFuzzer, FUZZ_SECONDS, default 60)
 #   make bench      the allocator micro-benchmark
 #   make install    install into PREFIX (default /usr/local)
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
@@ -13,8 +14,9 @@ PREFIX  ?= /usr/local
 CMAKE_FLAGS ?=
 # Sanitizer builds scale the stress tests down (see tests/harness.h).
 SAN_SCALE ?= 0.25
+FUZZ_SECONDS ?= 60
 
-.PHONY: all deps build demo run test test-tsan test-asan static spin bench install clean
+.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz bench install clean
 
 all: build
 
@@ -52,6 +54,9 @@ spin:
 	@./scripts/install-deps.sh spin
 	./verify/run-spin.sh
 
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
 bench: build
 	./$(BUILD)/bench_alloc
 
@@ -59,4 +64,4 @@ install: build
 	cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) build-tsan build-asan
+	rm -rf $(BUILD) build-tsan build-asan build-fuzz

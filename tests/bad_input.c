@@ -348,7 +348,7 @@ TEST(status_text)
     ASSERT_EQ(strcmp(fleet_status_name(FLEET_##name), "FLEET_" #name), 0);
     FLEET_STATUS_MAP(CHECK_STATUS_)
 #undef CHECK_STATUS_
-    fleet_status unknown[] = {(fleet_status)1, (fleet_status)-18, (fleet_status)-999,
+    fleet_status unknown[] = {(fleet_status)1, (fleet_status)-20, (fleet_status)-999,
                               (fleet_status)12345};
     for (int i = 0; i < 4; i++) {
         ASSERT_EQ(strcmp(fleet_status_str(unknown[i]), "unknown status"), 0);

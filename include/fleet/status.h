@@ -38,7 +38,9 @@ extern "C" {
     X(ERR_BACKEND, -14, "backend or driver error")                                   \
     X(ERR_INVALID_CONFIG, -15, "invalid configuration")                              \
     X(ERR_QUEUE_FULL, -16, "queue full")                                             \
-    X(ERR_INTERNAL, -17, "internal error")
+    X(ERR_INTERNAL, -17, "internal error")                                           \
+    X(ERR_INVALID_MODEL, -18, "invalid or corrupt model file")                       \
+    X(ERR_IO, -19, "input/output error")
 
 typedef enum fleet_status {
 #define FLEET_STATUS_ENUM_(name, value, text) FLEET_##name = value,
