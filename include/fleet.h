@@ -18,5 +18,6 @@
 #include "fleet/tensor.h"
 #include "fleet/ops.h"
 #include "fleet/linalg.h"
+#include "fleet/model.h"
 
 #endif /* FLEET_H */

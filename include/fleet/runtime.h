@@ -15,6 +15,9 @@
  *   FLEET_MEMORY_LIMIT    bytes[K|M|G]     per-device cap on reserved memory
  *                                          (default: none)
  *   FLEET_CPU_DEVICES     1..16            number of cpu devices (default 1)
+ *   FLEET_GRAPH_CACHE     1..4096          model instances kept, each a plan's
+ *                                          arena (and CUDA graph) on one stream
+ *                                          (default 64; see fleet/model.h)
  *   FLEET_LOG_LEVEL       error|warn|info|debug|trace   (default warn)
  *
  * A malformed value makes initialisation fail with FLEET_ERR_INVALID_CONFIG

@@ -112,6 +112,18 @@ typedef struct fleet__backend {
     fleet_status (*embedding)(void *stream, const fleet__embedding_args *args);
     fleet_status (*im2col)(void *stream, const fleet__im2col_args *args);
 
+    /* Optional: graph capture and replay (CUDA graphs). capture_begin makes
+     * the stream record instead of run what the calling thread submits;
+     * capture_end stops it and, when `keep`, instantiates what was recorded
+     * into *exec (with !keep, or on failure, the recording is dropped and
+     * the stream is as before capture_begin). graph_launch runs an exec on a
+     * stream; graph_destroy frees one (allowed while a launch of it is still
+     * running: it is then freed when that finishes). */
+    fleet_status (*capture_begin)(void *stream);
+    fleet_status (*capture_end)(void *stream, bool keep, void **exec);
+    fleet_status (*graph_launch)(void *stream, void *exec);
+    void (*graph_destroy)(void *exec);
+
     /* Fork: prepare takes the backend's locks (after the runtime's), parent
      * releases them, child releases them and resets the backend so the child
      * starts with fresh streams (when survives_fork) or is left unusable. */

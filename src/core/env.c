@@ -78,6 +78,7 @@ fleet_status fleet__config_from_env(fleet__config *cfg)
         .stream_wait_ms = 0,
         .memory_limit = 0,
         .cpu_devices = 1,
+        .graph_cache = FLEET__DEFAULT_GRAPH_CACHE,
         .log_level = FLEET_LOG_WARN,
     };
     if ((s = getenv("FLEET_BACKEND")) != NULL && *s != '\0') {
@@ -108,6 +109,11 @@ fleet_status fleet__config_from_env(fleet__config *cfg)
         if ((st = fleet__parse_int("FLEET_CPU_DEVICES", s, 1, FLEET__MAX_CPU_DEVICES, &v)) != FLEET_OK)
             return st;
         cfg->cpu_devices = (int)v;
+    }
+    if ((s = getenv("FLEET_GRAPH_CACHE")) != NULL && *s != '\0') {
+        if ((st = fleet__parse_int("FLEET_GRAPH_CACHE", s, 1, FLEET__MAX_GRAPH_CACHE, &v)) != FLEET_OK)
+            return st;
+        cfg->graph_cache = (int)v;
     }
     if ((s = getenv("FLEET_LOG_LEVEL")) != NULL && *s != '\0') {
         if ((st = parse_log_level(s, &cfg->log_level)) != FLEET_OK)

@@ -6,15 +6,24 @@
  * Lock ranks (lower rank is taken first; never take a lower rank while holding
  * a higher one). Each lock's declaration repeats its rank.
  *   1  lifecycle: init/shutdown            runtime/lifecycle.c
- *   2  stream pool wait (per device)       runtime/stream_pool.c
- *   3  allocator shard (per stream; taken in stream-id order when several)
+ *   2  model runtime: a model's plan list  model/plan.c
+ *      the graph cache (one)              model/graph_cache.c
+ *      a (plan, stream) instance, held    model/graph_cache.h
+ *      for a whole run
+ *      (never two of these at once)
+ *   3  stream pool wait (per device)       runtime/stream_pool.c
+ *   4  allocator shard (per stream; taken in stream-id order when several)
  *                                           runtime/allocator.c
- *   4  event pool (per device)             runtime/event_pool.c
- *   5  cpu stream queue (per cpu stream)   backend/cpu/cpu_stream.c
+ *   5  event pool (per device)             runtime/event_pool.c
+ *   6  cpu stream queue (per cpu stream)   backend/cpu/cpu_stream.c
  *      cuda staging buffer (per stream)   backend/cuda/cuda_staging.c
- *   6  cpu events (one for all)            backend/cpu/cpu_stream.c
- *   7  log output                          core/log.c
- * The fork handlers take all of them in this order (runtime/lifecycle.c).
+ *   7  cpu events (one for all)            backend/cpu/cpu_stream.c
+ *   8  log output                          core/log.c
+ * The fork handlers take ranks 1 and 3..8 in this order (runtime/lifecycle.c);
+ * the graph cache has its own, registered later, so its prepare runs first
+ * (out of rank order, harmless: no holder of the lifecycle lock takes it).
+ * Models refuse use in a fork child, so their plan and instance locks never
+ * need to be consistent there.
  *
  * Annotations for clang's -Wthread-safety (scripts/static-checks.sh, 0
  * warnings). In C, clang checks FLEET_GUARDED_BY on a global, or on a member

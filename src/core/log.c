@@ -7,7 +7,7 @@
 #include "core/log.h"
 
 static fleet_atomic_int log_level = FLEET_LOG_WARN;
-/* rank 7: innermost, may be taken while holding any other lock. */
+/* rank 8: innermost, may be taken while holding any other lock. */
 static fleet__mutex log_lock = {PTHREAD_MUTEX_INITIALIZER};
 
 static const char *const level_names[] = {"error", "warn", "info", "debug", "trace"};

@@ -16,7 +16,7 @@ void fleet__log_set_level(fleet__log_level level);
 int fleet__log_enabled(fleet__log_level level);
 void fleet__log(fleet__log_level level, const char *fmt, ...) FLEET_PRINTF(2, 3);
 
-/* Fork handlers for the output lock (rank 7). */
+/* Fork handlers for the output lock (rank 8). */
 void fleet__log_atfork_prepare(void);
 void fleet__log_atfork_release(void);
 

@@ -8,7 +8,8 @@
  * columns, so it is added afterwards with a broadcasting fleet_add of a
  * [Cout, 1(, 1)] view. A conv1d is a conv2d with H = KH = 1.
  *
- * cols comes from the caching allocator on the caller's stream and goes back
+ * cols comes from the caching allocator on the caller's stream (or, for the
+ * model runtime, from scratch space the caller planned) and goes back
  * right after the submission: stream-ordered reuse keeps it alive until the
  * GEMM that reads it ran. It is at most COLS_BUDGET bytes; larger batches
  * run in chunks of images through the same buffer (the stream orders the
@@ -22,9 +23,29 @@
 #define PARAM_MAX ((int64_t)INT32_MAX)
 
 /* sp spatial dimensions (1 or 2); stride/pad/dil have sp entries. */
+/* Bytes of cols for `n` images of `per_image` bytes: all of them, or as many
+ * as fit in COLS_BUDGET (at least one). */
+static size_t cols_bytes(size_t per_image, int64_t n, int64_t *chunk)
+{
+    *chunk = n;
+    if (per_image > 0 && (size_t)n > COLS_BUDGET / per_image)
+        *chunk = COLS_BUDGET / per_image > 0 ? (int64_t)(COLS_BUDGET / per_image) : 1;
+    return per_image * (size_t)*chunk;
+}
+
+size_t fleet__conv1d_workspace_bytes(const fleet_tensor *x, const fleet_tensor *w,
+                                     const fleet_tensor *out)
+{
+    int64_t chunk;
+    size_t per_image = sizeof(float) * (size_t)(x->shape[1] * w->shape[2]) * (size_t)out->shape[2];
+    return cols_bytes(per_image, x->shape[0], &chunk);
+}
+
+/* ws: NULL to take cols from the caching allocator, or caller-provided
+ * scratch of ws_bytes (>= what cols_bytes asks for). */
 static fleet_status conv(const char *fn, int sp, const fleet_tensor *x, const fleet_tensor *w,
                          const fleet_tensor *bias, const int64_t *stride, const int64_t *pad,
-                         const int64_t *dil, fleet_tensor *out)
+                         const int64_t *dil, void *ws, size_t ws_bytes, fleet_tensor *out)
 {
     const fleet_tensor *ts[] = {x, w, out, bias};
     static const char *const names[] = {"x", "weight", "out", "bias"};
@@ -105,11 +126,14 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x, const fl
         return FLEET_OK;
 
     size_t per_image = sizeof(float) * (size_t)ckk * (size_t)ohw;
-    int64_t chunk = g.n;
-    if (per_image > 0 && (size_t)chunk > COLS_BUDGET / per_image)
-        chunk = COLS_BUDGET / per_image > 0 ? (int64_t)(COLS_BUDGET / per_image) : 1;
+    int64_t chunk;
+    size_t need = cols_bytes(per_image, g.n, &chunk);
     fleet_allocation cols = {0};
-    if (per_image > 0) {
+    if (ws != NULL) {
+        FLEET_CHECK_ARG(ws_bytes >= need, FLEET_ERR_INTERNAL,
+                        "%s: workspace of %zu bytes, %zu needed", fn, ws_bytes, need);
+        cols.ptr = ws;
+    } else if (per_image > 0) {
         fleet_stream *s;
         if ((st = fleet__stream_current(call.device, &s)) != FLEET_OK)
             return st;
@@ -135,7 +159,7 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x, const fl
         if (st == FLEET_OK)
             st = be->gemm(call.stream, &ga);
     }
-    if (cols.ptr != NULL) {
+    if (cols.ptr != NULL && ws == NULL) {
         fleet_status fst = fleet_memory_free(&cols); /* stream-ordered: safe at once */
         FLEET_ASSERT(fst == FLEET_OK);
     }
@@ -154,7 +178,15 @@ fleet_status fleet_conv1d(const fleet_tensor *x, const fleet_tensor *weight,
                           const fleet_tensor *bias, int64_t stride, int64_t padding,
                           int64_t dilation, fleet_tensor *out)
 {
-    return conv("fleet_conv1d", 1, x, weight, bias, &stride, &padding, &dilation, out);
+    return conv("fleet_conv1d", 1, x, weight, bias, &stride, &padding, &dilation, NULL, 0, out);
+}
+
+fleet_status fleet__conv1d_ws(const fleet_tensor *x, const fleet_tensor *weight,
+                              const fleet_tensor *bias, int64_t stride, int64_t padding,
+                              int64_t dilation, void *ws, size_t ws_bytes, fleet_tensor *out)
+{
+    return conv("fleet_conv1d", 1, x, weight, bias, &stride, &padding, &dilation, ws, ws_bytes,
+                out);
 }
 
 fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
@@ -164,5 +196,5 @@ fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
 {
     const int64_t stride[2] = {stride_h, stride_w}, pad[2] = {pad_h, pad_w};
     const int64_t dil[2] = {dil_h, dil_w};
-    return conv("fleet_conv2d", 2, x, weight, bias, stride, pad, dil, out);
+    return conv("fleet_conv2d", 2, x, weight, bias, stride, pad, dil, NULL, 0, out);
 }

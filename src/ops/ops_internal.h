@@ -62,4 +62,13 @@ void fleet__view_coalesce(fleet__view *const *vs, int nv);
 fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
                            const fleet_tensor *bias, float alpha, fleet_tensor *out);
 
+/* fleet_conv1d with caller-provided scratch for its columns (the model
+ * runtime plans it in the arena: nothing is allocated while a CUDA graph is
+ * captured), and the scratch it needs for these shapes. */
+fleet_status fleet__conv1d_ws(const fleet_tensor *x, const fleet_tensor *weight,
+                              const fleet_tensor *bias, int64_t stride, int64_t padding,
+                              int64_t dilation, void *ws, size_t ws_bytes, fleet_tensor *out);
+size_t fleet__conv1d_workspace_bytes(const fleet_tensor *x, const fleet_tensor *w,
+                                     const fleet_tensor *out);
+
 #endif /* FLEET_OPS_INTERNAL_H */

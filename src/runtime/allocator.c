@@ -444,7 +444,7 @@ static bool record_use(shard *sh, struct fleet__block *b, struct fleet_stream *s
     struct fleet_device *dev = sh->allocator->device;
     void *native;
     /* record_stream created the backend stream, so this is the lock-free fast
-     * path (creating it would take the pool lock, rank 2, under ours). */
+     * path (creating it would take the pool lock, rank 3, under ours). */
     if (fleet__stream_native(s, &native) != FLEET_OK)
         return false;
     event_node *n = take_event_node(sh);
@@ -749,7 +749,9 @@ static void retire_after_sync(shard *sh, struct fleet__block *b, uint64_t stream
     struct fleet_device *dev = sh->allocator->device;
     for (uint64_t m = streams; m != 0; m &= m - 1) {
         void *native;
-        if (fleet__stream_native(&dev->pool.streams[__builtin_ctzll(m)], &native) == FLEET_OK)
+        struct fleet_stream *s = &dev->pool.streams[__builtin_ctzll(m)];
+        fleet__stream_capture_wait(s);
+        if (fleet__stream_native(s, &native) == FLEET_OK)
             (void)dev->backend->stream_synchronize(native);
     }
     fleet__mutex_lock(&sh->lock);

@@ -24,7 +24,7 @@ fleet_status fleet__allocator_create(struct fleet_device *device, uint64_t limit
  * Called by fleet_shutdown after the device was synchronized. */
 void fleet__allocator_destroy(struct fleet__allocator *allocator);
 
-/* Fork handlers: take every shard lock of the allocator (rank 3, in stream-id
+/* Fork handlers: take every shard lock of the allocator (rank 4, in stream-id
  * order) / release them. */
 void fleet__allocator_atfork_prepare(struct fleet__allocator *allocator);
 void fleet__allocator_atfork_release(struct fleet__allocator *allocator);

@@ -27,6 +27,12 @@ struct fleet_stream {
     int id;                    /* 0 = default stream, 1..capacity-1 pooled   */
     fleet_atomic_ptr native;   /* backend stream, created on first use        */
     fleet_atomic_int hold;     /* FLEET__HOLD_*                               */
+    /* CUDA graph capture gate (fleet__stream_capture_begin): threads using
+     * the stream besides its exclusive binder (sharing it because the pool
+     * was full, or having made it current explicitly), and whether a
+     * capture is in progress. */
+    fleet_atomic_int sharers;
+    fleet_atomic_int capturing;
 };
 
 typedef struct fleet__stream_pool {
@@ -40,7 +46,7 @@ typedef struct fleet__stream_pool {
     fleet_atomic_int shared_bindings;
     fleet_atomic_int streams_created;
     fleet_atomic_u64 bindings_total, shared_total, waits_total, timeouts_total;
-    fleet__mutex lock;              /* rank 2: waits and lazy stream creation */
+    fleet__mutex lock;              /* rank 3: waits and lazy stream creation */
     fleet__cond freed;              /* signalled when a slot is released      */
     struct fleet_stream streams[FLEET__MAX_STREAMS];
 } fleet__stream_pool;
@@ -83,11 +89,22 @@ fleet_status fleet__stream_native(struct fleet_stream *s, void **native);
 /* Current stream of the calling thread on `device` (binds if needed).
  * Does not call fleet__enter. */
 fleet_status fleet__stream_current(struct fleet_device *device, struct fleet_stream **out);
+/* Start capturing work submitted to `s` by the calling thread (the model
+ * runtime's CUDA graphs): true only when no other thread can submit to it
+ * meanwhile — s is a pool stream the caller holds alone (its exclusive
+ * binding, or acquired and current in no other thread) — and then, until
+ * fleet__stream_capture_end, a thread that starts sharing s or makes it
+ * current waits. */
+bool fleet__stream_capture_begin(struct fleet_stream *s);
+void fleet__stream_capture_end(struct fleet_stream *s);
+/* Wait while another thread captures s (syncing a capturing stream would
+ * break the capture); the capturing thread itself never syncs s. */
+void fleet__stream_capture_wait(const struct fleet_stream *s);
 /* Synchronize every created stream of the device. */
 fleet_status fleet__device_synchronize(struct fleet_device *device);
 /* Thread-exit hook: release the exiting thread's bindings. */
 void fleet__stream_pool_thread_exit(void *value);
-/* Fork support: take the pool lock (rank 2) / release it / in the child,
+/* Fork support: take the pool lock (rank 3) / release it / in the child,
  * reset pool state (keeps acquired slots and the forking thread's own
  * bindings; other threads' bindings are gone with them) and release it. */
 void fleet__stream_pool_atfork_prepare(struct fleet_device *device)

@@ -10,7 +10,7 @@
 
 struct fleet__event_pool {
     struct fleet_device *device;
-    fleet__mutex lock;    /* rank 4 */
+    fleet__mutex lock;    /* rank 5 */
     /* Guarded by lock (a comment: see core/lock.h on member guards in C). */
     void **free_events;
     size_t count, capacity;

@@ -19,6 +19,7 @@ typedef struct thread_binding {
     int8_t slot[FLEET__MAX_DEVICES];          /* 0: not bound              */
     bool exclusive[FLEET__MAX_DEVICES];       /* slot bit held by us       */
     struct fleet_stream *current[FLEET__MAX_DEVICES]; /* explicit choice   */
+    bool current_counted[FLEET__MAX_DEVICES]; /* in current's sharers      */
     bool armed;                               /* exit hook registered      */
 } thread_binding;
 
@@ -119,6 +120,67 @@ static fleet_status wait_for_slot(struct fleet_device *device, int64_t timeout_m
     return st;
 }
 
+/* ---- the capture gate ----------------------------------------------------- */
+
+static bool own_slot(int idx, int id)
+{
+    return tls.exclusive[idx] && tls.slot[idx] == id;
+}
+
+/* Count the calling thread among s's sharers, then wait out a capture in
+ * progress (seq_cst on both sides: a capture that begins after our
+ * increment sees it and is refused; one that began before is waited for). */
+static void sharer_enter(struct fleet_stream *s)
+{
+    atomic_fetch_add_explicit(&s->sharers, 1, memory_order_seq_cst);
+    while (atomic_load_explicit(&s->capturing, memory_order_seq_cst))
+        fleet__sleep_ns(20000);
+}
+
+static void sharer_leave(struct fleet_stream *s)
+{
+    atomic_fetch_sub_explicit(&s->sharers, 1, memory_order_seq_cst);
+}
+
+/* Forget the calling thread's explicit current stream on device idx. */
+static void drop_current(int idx)
+{
+    if (tls.current_counted[idx])
+        sharer_leave(tls.current[idx]);
+    tls.current[idx] = NULL;
+    tls.current_counted[idx] = false;
+}
+
+bool fleet__stream_capture_begin(struct fleet_stream *s)
+{
+    int idx = s->device->index;
+    bool acquired = fleet_atomic_load_relaxed(&s->hold) == FLEET__HOLD_ACQUIRED;
+    if (s->id == 0 || !(acquired || own_slot(idx, s->id)))
+        return false;
+    int self = tls.current[idx] == s && tls.current_counted[idx] ? 1 : 0;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&s->capturing, &expected, 1))
+        return false;
+    if (atomic_load_explicit(&s->sharers, memory_order_seq_cst) != self) {
+        atomic_store_explicit(&s->capturing, 0, memory_order_seq_cst);
+        return false;
+    }
+    return true;
+}
+
+void fleet__stream_capture_end(struct fleet_stream *s)
+{
+    atomic_store_explicit(&s->capturing, 0, memory_order_seq_cst);
+}
+
+void fleet__stream_capture_wait(const struct fleet_stream *s)
+{
+    while (atomic_load_explicit(&((struct fleet_stream *)s)->capturing, memory_order_seq_cst))
+        fleet__sleep_ns(20000);
+}
+
+/* ---- binding ------------------------------------------------------------------ */
+
 static fleet_status bind_thread(struct fleet_device *device)
 {
     fleet__stream_pool *pool = &device->pool;
@@ -130,6 +192,7 @@ static fleet_status bind_thread(struct fleet_device *device)
         uint32_t c = fleet_atomic_add_relaxed(&pool->share_cursor, 1u);
         slot = 1 + (int)(c % (uint32_t)(pool->capacity - 1));
         exclusive = false;
+        sharer_enter(&pool->streams[slot]);
         fleet_atomic_add_relaxed(&pool->shared_bindings, 1);
         fleet_atomic_add_relaxed(&pool->shared_total, 1);
         FLEET_LOG_DEBUGF("%s: pool full, thread shares stream %d", device->name, slot);
@@ -177,9 +240,15 @@ void fleet__stream_pool_thread_exit(void *value)
                                FLEET__HOLD_BOUND);
             release_slot(pool, b->slot[i]);
         } else {
+            sharer_leave(&pool->streams[b->slot[i]]);
             fleet_atomic_sub_relaxed(&pool->shared_bindings, 1);
         }
         b->slot[i] = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        if (b->current_counted[i])
+            sharer_leave(b->current[i]);
+        b->current_counted[i] = false;
         b->current[i] = NULL;
     }
     /* A later thread-exit destructor (another library's) may use fleet again
@@ -219,6 +288,7 @@ fleet_status fleet__device_synchronize(struct fleet_device *device)
         void *native = fleet_atomic_load_acquire(&device->pool.streams[i].native);
         if (native == NULL)
             continue;
+        fleet__stream_capture_wait(&device->pool.streams[i]);
         fleet_status st = device->backend->stream_synchronize(native);
         if (st != FLEET_OK && first == FLEET_OK)
             first = st;
@@ -283,7 +353,14 @@ fleet_status fleet_stream_set_current(fleet_stream *stream)
     fleet_status st = fleet__enter_stream(stream, "fleet_stream_set_current");
     if (st != FLEET_OK)
         return st;
-    tls.current[stream->device->index] = stream;
+    int idx = stream->device->index;
+    if (tls.current[idx] == stream)
+        return FLEET_OK;
+    drop_current(idx);
+    tls.current[idx] = stream;
+    tls.current_counted[idx] = !own_slot(idx, stream->id);
+    if (tls.current_counted[idx])
+        sharer_enter(stream);
     return FLEET_OK;
 }
 
@@ -292,7 +369,7 @@ fleet_status fleet_stream_reset_current(fleet_device *device)
     fleet_status st = fleet__enter_device(device, "fleet_stream_reset_current");
     if (st != FLEET_OK)
         return st;
-    tls.current[device->index] = NULL;
+    drop_current(device->index);
     return FLEET_OK;
 }
 
@@ -354,7 +431,7 @@ fleet_status fleet_stream_release(fleet_stream *stream)
                             "fleet_stream_acquire", stream->id, stream->device->name);
     /* Drop our own reference to the current choice if it points here. */
     if (tls.current[stream->device->index] == stream)
-        tls.current[stream->device->index] = NULL;
+        drop_current(stream->device->index);
     release_slot(&stream->device->pool, stream->id);
     return FLEET_OK;
 }
@@ -377,6 +454,7 @@ fleet_status fleet_stream_synchronize(fleet_stream *stream)
     void *native = fleet_atomic_load_acquire(&stream->native);
     if (native == NULL)
         return FLEET_OK; /* never used: nothing to wait for */
+    fleet__stream_capture_wait(stream);
     return stream->device->backend->stream_synchronize(native);
 }
 
@@ -388,6 +466,7 @@ fleet_status fleet_stream_query(fleet_stream *stream)
     void *native = fleet_atomic_load_acquire(&stream->native);
     if (native == NULL)
         return FLEET_OK;
+    fleet__stream_capture_wait(stream);
     return stream->device->backend->stream_query(native);
 }
 

@@ -151,6 +151,21 @@ fleet_status fleet_tensor_release(fleet_tensor *tensor)
     return FLEET_OK;
 }
 
+void fleet__tensor_drop(fleet_tensor *tensor)
+{
+    if (fleet__enter_device(tensor->device, "fleet__tensor_drop") == FLEET_OK) {
+        (void)fleet_tensor_release(tensor);
+        return;
+    }
+    /* Shut down (the allocator has returned every segment) or a fork child
+     * (the memory is the parent's): free the handle only. */
+    if (fleet_atomic_sub_acq_rel(&tensor->refcount, 1) == 1) {
+        if (fleet_atomic_sub_acq_rel(&tensor->storage->refcount, 1) == 1)
+            free(tensor->storage);
+        free(tensor);
+    }
+}
+
 static fleet_status check_copy(const fleet_tensor *t, const void *host, size_t bytes,
                                const char *fn)
 {

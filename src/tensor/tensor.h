@@ -33,6 +33,11 @@ fleet_status fleet__enter_tensor(const fleet_tensor *t, const char *fn, const ch
  * overflow) and give the element count. */
 fleet_status fleet__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel);
 
+/* Release a tensor fleet holds internally, also after shutdown or in a fork
+ * child, where fleet_tensor_release refuses: then only the handle is freed
+ * (the device memory went with shutdown, or belongs to the parent). */
+void fleet__tensor_drop(fleet_tensor *tensor);
+
 /* "4x3" into buf (for error messages). */
 const char *fleet__shape_str(const fleet_tensor *t, char *buf, size_t size);
 

@@ -20,7 +20,7 @@ typedef struct cpu_task {
 
 struct fleet__cpu_stream {
     int ordinal;
-    /* rank 5: guards everything below (a comment, not FLEET_GUARDED_BY:
+    /* rank 6: guards everything below (a comment, not FLEET_GUARDED_BY:
      * see core/lock.h on member guards in C). */
     fleet__mutex lock;
     fleet__cond has_work;   /* worker waits here for tasks                 */
@@ -35,7 +35,7 @@ struct fleet__cpu_stream {
 };
 
 /* Every stream ever created, for shutdown and fork. Streams are only created
- * under the runtime's pool locks (rank 2), which the fork handlers take first,
+ * under the runtime's pool locks (rank 3), which the fork handlers take first,
  * so no creation is in flight while we walk the table during fork; shutdown
  * runs alone. */
 #define CPU_STREAMS_MAX (32 * 64)
@@ -45,7 +45,7 @@ static fleet_atomic_int all_streams_count;
 /* Set by fleet__cpu_streams_quiesce_at_exit; workers stop taking tasks. */
 static fleet_atomic_bool process_exiting;
 
-/* rank 6: guards (stream, target) of every event; never held while taking a
+/* rank 7: guards (stream, target) of every event; never held while taking a
  * stream lock. */
 static fleet__mutex event_lock = {PTHREAD_MUTEX_INITIALIZER};
 

@@ -542,6 +542,54 @@ static fleet_status cuda_im2col(void *st, const fleet__im2col_args *a)
     return FLEET_OK;
 }
 
+/* ---- graphs: capture on a stream, replay ----------------------------------------
+ * Thread-local capture mode: other threads' CUDA calls (their own streams,
+ * their allocations) neither break the capture nor are recorded into it. */
+
+static fleet_status cuda_capture_begin(void *st)
+{
+    cuda_stream *s = st;
+    fleet_status status = use_device(s->ordinal);
+    if (status != FLEET_OK)
+        return status;
+    FLEET_CUDA_TRY(cudaStreamBeginCapture(s->stream, cudaStreamCaptureModeThreadLocal));
+    return FLEET_OK;
+}
+
+static fleet_status cuda_capture_end(void *st, bool keep, void **exec)
+{
+    cuda_stream *s = st;
+    cudaGraph_t graph = NULL;
+    *exec = NULL;
+    cudaError_t e = cudaStreamEndCapture(s->stream, &graph);
+    if (e != cudaSuccess || !keep) {
+        if (graph != NULL)
+            (void)cudaGraphDestroy(graph);
+        (void)cudaGetLastError(); /* an invalidated capture leaves no sticky error */
+        return e != cudaSuccess ? fleet__cuda_status(e, "cudaStreamEndCapture", __FILE__, __LINE__)
+                                : FLEET_OK;
+    }
+    cudaGraphExec_t ge = NULL;
+    e = cudaGraphInstantiate(&ge, graph, 0);
+    (void)cudaGraphDestroy(graph);
+    if (e != cudaSuccess)
+        return fleet__cuda_status(e, "cudaGraphInstantiate", __FILE__, __LINE__);
+    *exec = ge;
+    return FLEET_OK;
+}
+
+static fleet_status cuda_graph_launch(void *st, void *exec)
+{
+    cuda_stream *s = st;
+    FLEET_CUDA_TRY(cudaGraphLaunch((cudaGraphExec_t)exec, s->stream));
+    return FLEET_OK;
+}
+
+static void cuda_graph_destroy(void *exec)
+{
+    (void)cudaGraphExecDestroy((cudaGraphExec_t)exec);
+}
+
 /* ---- the vtable: every entry behind the exit guard ---------------------------- */
 
 #define GUARDED(name, params, args)                                                      \
@@ -586,6 +634,10 @@ GUARDED(cuda_elementwise, (void *s, const fleet__elementwise_args *e), (s, e))
 GUARDED(cuda_embedding, (void *s, const fleet__embedding_args *e), (s, e))
 GUARDED(cuda_im2col, (void *s, const fleet__im2col_args *a), (s, a))
 GUARDED(cuda_rowwise, (void *s, const fleet__rowwise_args *r), (s, r))
+GUARDED(cuda_capture_begin, (void *s), (s))
+GUARDED(cuda_capture_end, (void *s, bool keep, void **exec), (s, keep, exec))
+GUARDED(cuda_graph_launch, (void *s, void *exec), (s, exec))
+GUARDED_VOID(cuda_graph_destroy, (void *exec), (exec))
 
 const fleet__backend fleet__cuda_backend = {
     .name = "cuda",
@@ -615,6 +667,10 @@ const fleet__backend fleet__cuda_backend = {
     .im2col = guarded_cuda_im2col,
     .elementwise = guarded_cuda_elementwise,
     .rowwise = guarded_cuda_rowwise,
+    .capture_begin = guarded_cuda_capture_begin,
+    .capture_end = guarded_cuda_capture_end,
+    .graph_launch = guarded_cuda_graph_launch,
+    .graph_destroy = guarded_cuda_graph_destroy,
     /* No fork handlers: a CUDA context does not survive fork; the runtime
      * marks cuda devices unusable in the child (FLEET_ERR_FORKED). */
 };

@@ -15,7 +15,7 @@
 #define FLEET__CUDA_STAGING_BYTES ((size_t)2 << 20)
 
 typedef struct fleet__cuda_staging {
-    /* rank 5 (like a cpu stream's queue lock): threads sharing the stream
+    /* rank 6 (like a cpu stream's queue lock): threads sharing the stream
      * take turns with the buffer. Guards everything below. */
     fleet__mutex lock;
     void *buffer;       /* cudaHostAlloc'd, FLEET__CUDA_STAGING_BYTES, lazily */

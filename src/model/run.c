@@ -1,0 +1,241 @@
+/* model/run.c — fleet_model_run: check the inputs, find the plan, take the
+ * (plan, stream) instance, copy the inputs in, run the steps (replaying the
+ * instance's CUDA graph where there is one), copy the outputs out. */
+#include <string.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "model/graph_cache.h"
+#include "ops/ops_internal.h"
+
+/* ---- one step ---------------------------------------------------------------------- */
+
+static fleet_status run_node(const fleet__instance *in, const fleet__step *s)
+{
+    const fleet__node *n = &in->plan->model->nodes[s->node];
+    const fleet_tensor *a = &in->t[n->in[0]];
+    const fleet_tensor *b = n->n_in > 1 && n->in[1] != FLEET_NO_VALUE ? &in->t[n->in[1]] : NULL;
+    const fleet_tensor *c = n->n_in > 2 && n->in[2] != FLEET_NO_VALUE ? &in->t[n->in[2]] : NULL;
+    fleet_tensor *out = &in->t[s->out];
+    switch (n->op) {
+    case FLEET__NODE_LINEAR:
+        return fleet_linear(a, b, c, out);
+    case FLEET__NODE_MATMUL:
+        return fleet__matmul("fleet_matmul", a, b, NULL, n->attr.alpha, out);
+    case FLEET__NODE_BINARY: {
+        static fleet_status (*const fns[])(const fleet_tensor *, const fleet_tensor *,
+                                           fleet_tensor *) = {
+            [FLEET__ADD] = fleet_add, [FLEET__SUB] = fleet_sub,
+            [FLEET__MUL] = fleet_mul, [FLEET__DIV] = fleet_div};
+        return fns[n->attr.kind](a, b, out);
+    }
+    case FLEET__NODE_UNARY: {
+        static fleet_status (*const fns[])(const fleet_tensor *, fleet_tensor *) = {
+            [FLEET__RELU] = fleet_relu, [FLEET__GELU] = fleet_gelu, [FLEET__SILU] = fleet_silu,
+            [FLEET__TANH] = fleet_tanh, [FLEET__SIGMOID] = fleet_sigmoid};
+        return fns[n->attr.kind](a, out);
+    }
+    case FLEET__NODE_SOFTMAX:
+        return fleet_softmax(a, n->attr.dim, out);
+    case FLEET__NODE_LAYER_NORM:
+        return fleet_layer_norm(a, b, c, n->attr.eps, out);
+    case FLEET__NODE_CONV1D: {
+        char *ws = (char *)fleet_tensor_data(in->arena) + s->ws_offset;
+        return fleet__conv1d_ws(a, b, c, n->attr.conv.stride, n->attr.conv.pad,
+                                n->attr.conv.dil, ws, s->ws_bytes, out);
+    }
+    case FLEET__NODE_RESHAPE:
+    case FLEET__NODE_PERMUTE:
+        break; /* views: no step (a materialised reshape is a COPY step) */
+    }
+    FLEET_ASSERT(!"a view node became a step");
+    return FLEET_ERR_INTERNAL;
+}
+
+static fleet_status run_steps(const fleet__instance *in)
+{
+    const fleet__plan *p = in->plan;
+    for (int i = 0; i < p->n_steps; i++) {
+        const fleet__step *s = &p->steps[i];
+        fleet_status st;
+        if (s->kind == FLEET__STEP_COPY) {
+            /* src (any layout) into out's memory, laid out as src's shape */
+            fleet_tensor dst = in->t[s->out], src = in->t[s->src];
+            dst.ndim = src.ndim;
+            int64_t stride = 1;
+            for (int d = src.ndim - 1; d >= 0; d--) {
+                dst.shape[d] = src.shape[d];
+                dst.strides[d] = stride;
+                stride *= src.shape[d] > 0 ? src.shape[d] : 1;
+            }
+            st = fleet_copy(&src, &dst);
+        } else {
+            st = run_node(in, s);
+        }
+        if (st != FLEET_OK)
+            return st;
+    }
+    return FLEET_OK;
+}
+
+/* ---- run ---------------------------------------------------------------------------- */
+
+/* Check inputs and outputs against the declarations; the batch size. */
+static fleet_status check_io(const fleet_model *m, const char *fn,
+                             const fleet_tensor *const *inputs, int n_inputs,
+                             fleet_tensor *const *outputs, int n_outputs, int64_t *batch)
+{
+    FLEET_CHECK_ARG(m->finalized, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: finalize the model before running it", fn);
+    FLEET_CHECK_ARG(n_inputs == m->n_inputs && n_outputs == m->n_outputs,
+                    FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: the model takes %d inputs and %d outputs, got %d and %d", fn,
+                    m->n_inputs, m->n_outputs, n_inputs, n_outputs);
+    FLEET_CHECK_ARG((inputs != NULL || n_inputs == 0) && outputs != NULL,
+                    FLEET_ERR_NULL_POINTER, "%s: inputs or outputs is NULL", fn);
+    *batch = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        if (pass == 1 && *batch < 0)
+            *batch = 1; /* no input has a batch dimension */
+        int n = pass == 0 ? n_inputs : n_outputs;
+        for (int i = 0; i < n; i++) {
+            const fleet__named *io = pass == 0 ? &m->inputs[i] : &m->outputs[i];
+            const fleet_tensor *t = pass == 0 ? inputs[i] : outputs[i];
+            const char *what = pass == 0 ? "input" : "output";
+            fleet_status st = fleet__enter_tensor(t, fn, io->name);
+            if (st != FLEET_OK)
+                return st;
+            const fleet__value *v = &m->values[io->value];
+            if (t->device != m->device)
+                return fleet__error(FLEET_ERR_INVALID_DEVICE, "%s: %s '%s' is on %s, the model "
+                                    "on %s", fn, what, io->name, t->device->name, m->device->name);
+            if (t->dtype != v->dtype)
+                return fleet__error(FLEET_ERR_DTYPE_MISMATCH, "%s: %s '%s' is %s, expected %s",
+                                    fn, what, io->name, fleet_dtype_name(t->dtype),
+                                    fleet_dtype_name(v->dtype));
+            bool ok = t->ndim == v->ndim;
+            for (int d = 0; ok && d < v->ndim; d++) {
+                if (v->shape[d] != FLEET_DIM_BATCH)
+                    ok = t->shape[d] == v->shape[d];
+                else if (pass == 0 && *batch < 0)
+                    *batch = t->shape[d];
+                else
+                    ok = t->shape[d] == *batch;
+            }
+            if (!ok || (pass == 0 && *batch == 0)) {
+                char got[96];
+                return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
+                                    "%s: %s '%s' is %s: it does not match its declared shape%s",
+                                    fn, what, io->name, fleet__shape_str(t, got, sizeof got),
+                                    *batch > 0 ? " (with the batch size of the inputs)" : "");
+            }
+        }
+    }
+    FLEET_CHECK_ARG(*batch <= FLEET_MODEL_MAX_BATCH, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: batch %lld is over the limit %lld", fn, (long long)*batch,
+                    (long long)FLEET_MODEL_MAX_BATCH);
+    return FLEET_OK;
+}
+
+/* Run the steps: replay the instance's graph, capture it (from the second
+ * run on: the first, eager run has created the stream's library handles,
+ * which capturing could not), or launch them one by one. */
+static fleet_status execute(fleet__instance *in, void *native) FLEET_REQUIRES(in->lock)
+{
+    fleet_model *m = in->plan->model;
+    const fleet__backend *be = m->device->backend;
+    if (in->captured) {
+        fleet_atomic_add_relaxed(&m->graph_replays, 1);
+        return be->graph_launch(native, in->graph_exec);
+    }
+    if (be->capture_begin != NULL && in->runs > 0 && !in->capture_refused &&
+        fleet__stream_capture_begin(in->stream)) {
+        fleet_status st = be->capture_begin(native);
+        if (st == FLEET_OK) {
+            fleet_status run_st = run_steps(in);
+            st = be->capture_end(native, run_st == FLEET_OK, &in->graph_exec);
+            if (st == FLEET_OK)
+                st = run_st;
+        }
+        fleet__stream_capture_end(in->stream);
+        if (st == FLEET_OK && in->graph_exec != NULL) {
+            in->captured = true;
+            fleet_atomic_add_relaxed(&m->graph_captures, 1);
+            fleet_atomic_add_relaxed(&m->graph_replays, 1);
+            return be->graph_launch(native, in->graph_exec);
+        }
+        /* Nothing ran: fall back to launching the steps, for good. */
+        FLEET_LOG_WARNF("model %p: capturing a CUDA graph failed (%s); its runs on stream %d "
+                        "launch kernels one by one", (void *)m, fleet_last_error(),
+                        in->stream->id);
+        in->capture_refused = true;
+    }
+    fleet_atomic_add_relaxed(&m->eager_runs, 1);
+    return run_steps(in);
+}
+
+fleet_status fleet_model_run(fleet_model *model, const fleet_tensor *const *inputs, int n_inputs,
+                             fleet_tensor *const *outputs, int n_outputs)
+{
+    static const char fn[] = "fleet_model_run";
+    fleet_status st = fleet__model_enter(model, fn);
+    if (st != FLEET_OK)
+        return st;
+    int64_t batch;
+    if ((st = check_io(model, fn, inputs, n_inputs, outputs, n_outputs, &batch)) != FLEET_OK)
+        return st;
+    const fleet__plan *plan;
+    if ((st = fleet__plan_get(model, batch, &plan)) != FLEET_OK)
+        return st;
+    fleet_stream *stream;
+    void *native;
+    if ((st = fleet__stream_current(model->device, &stream)) != FLEET_OK ||
+        (st = fleet__stream_native(stream, &native)) != FLEET_OK)
+        return st;
+    fleet__instance *in;
+    if ((st = fleet__instance_acquire(plan, stream, &in)) != FLEET_OK)
+        return st;
+    fleet__mutex_lock(&in->lock);
+    if (!in->built)
+        st = fleet__instance_build(in);
+    for (int i = 0; i < n_inputs && st == FLEET_OK; i++) {
+        fleet_value v = model->inputs[i].value;
+        if (plan->needed[v])
+            st = fleet_copy(inputs[i], &in->t[v]);
+    }
+    if (st == FLEET_OK)
+        st = execute(in, native);
+    for (int i = 0; i < n_outputs && st == FLEET_OK; i++)
+        st = fleet_copy(&in->t[model->outputs[i].value], outputs[i]);
+    if (st == FLEET_OK)
+        in->runs++;
+    fleet__mutex_unlock(&in->lock);
+    fleet__instance_release(in);
+    if (st != FLEET_OK)
+        return fleet__error_prefix(st, fn);
+    fleet_atomic_add_relaxed(&model->runs, 1);
+    return FLEET_OK;
+}
+
+fleet_status fleet_model_get_stats(const fleet_model *model, fleet_model_stats *out)
+{
+    static const char fn[] = "fleet_model_get_stats";
+    fleet_status st = fleet__model_enter(model, fn);
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
+    fleet_model *m = (fleet_model *)model;
+    *out = (fleet_model_stats){
+        .runs = fleet_atomic_load_relaxed(&m->runs),
+        .compiles = fleet_atomic_load_relaxed(&m->compiles),
+        .plans = fleet_atomic_load_relaxed(&m->n_plans),
+        .instances_created = fleet_atomic_load_relaxed(&m->instances_created),
+        .graph_captures = fleet_atomic_load_relaxed(&m->graph_captures),
+        .graph_replays = fleet_atomic_load_relaxed(&m->graph_replays),
+        .eager_runs = fleet_atomic_load_relaxed(&m->eager_runs),
+        .evictions = fleet_atomic_load_relaxed(&m->evictions),
+        .arena_bytes_max = (size_t)fleet_atomic_load_relaxed(&m->arena_bytes_max),
+        .weight_bytes = m->weight_bytes,
+    };
+    return FLEET_OK;
+}

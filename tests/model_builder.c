@@ -1,0 +1,278 @@
+/* The model builder and compiler: shape inference over the batch dimension,
+ * views and materialised reshapes, the memory plan's reuse, several inputs
+ * and outputs, pruning of unused values, one plan per batch size, weights
+ * from a safetensors file. Values are checked against plain-C computations. */
+#include <unistd.h>
+
+#include "model_util.h"
+
+#define B FLEET_DIM_BATCH
+
+static fleet_device *dev;
+
+static fleet_tensor *host_tensor(int ndim, const int64_t *shape, const float *data)
+{
+    fleet_tensor *t;
+    ASSERT_OK(fleet_tensor_create(dev, FLEET_DTYPE_F32, ndim, shape, &t));
+    if (data != NULL)
+        ASSERT_OK(fleet_tensor_copy_from_host(t, data, fleet_tensor_nbytes(t)));
+    return t;
+}
+
+TEST(shape_inference_and_errors)
+{
+    fleet_model *m;
+    ASSERT_OK(fleet_model_create(dev, &m));
+    int64_t xs[] = {B, 8}, ws[] = {4, 8}, bs[] = {4}, bad[] = {4, 7};
+    fleet_value x, w, b, wbad, y, z;
+    ASSERT_OK(fleet_model_input(m, "x", FLEET_DTYPE_F32, 2, xs, &x));
+    ASSERT_OK(fleet_model_weight(m, "w", FLEET_DTYPE_F32, 2, ws, &w));
+    ASSERT_OK(fleet_model_weight(m, "b", FLEET_DTYPE_F32, 1, bs, &b));
+    ASSERT_OK(fleet_model_weight(m, "wbad", FLEET_DTYPE_F32, 2, bad, &wbad));
+    ASSERT_STATUS(fleet_model_linear(m, x, wbad, FLEET_NO_VALUE, &y), FLEET_ERR_SHAPE_MISMATCH);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "Bx8");
+    ASSERT_STATUS(fleet_model_linear(m, x, w, 77, &y), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "unknown value 77");
+    ASSERT_STATUS(fleet_model_relu(m, -5, &y), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_OK(fleet_model_linear(m, x, w, b, &y));
+    int64_t two[] = {2, 2};
+    ASSERT_STATUS(fleet_model_reshape(m, y, 2, two, &z), FLEET_ERR_SHAPE_MISMATCH);
+    ASSERT_STATUS(fleet_model_add(m, y, wbad, &z), FLEET_ERR_SHAPE_MISMATCH);
+    ASSERT_STATUS(fleet_model_input(m, "x", FLEET_DTYPE_F32, 2, xs, &z), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "already");
+    ASSERT_STATUS(fleet_model_weight(m, "w2", FLEET_DTYPE_F32, 2, xs, &z),
+                  FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "FLEET_DIM_BATCH");
+    int64_t hs[] = {B, 8};
+    fleet_value h;
+    ASSERT_OK(fleet_model_input(m, "h", FLEET_DTYPE_F16, 2, hs, &h));
+    ASSERT_STATUS(fleet_model_add(m, x, h, &z), FLEET_ERR_DTYPE_MISMATCH);
+    ASSERT_STATUS(fleet_model_finalize(m), FLEET_ERR_INVALID_ARGUMENT); /* no output */
+    ASSERT_OK(fleet_model_output(m, "y", y));
+    ASSERT_STATUS(fleet_model_output(m, "y", x), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_STATUS(fleet_model_finalize(m), FLEET_ERR_INVALID_ARGUMENT); /* no weight data */
+    ASSERT_STR_CONTAINS(fleet_last_error(), "has no data");
+    int ndim;
+    int64_t shape[FLEET_MAX_DIMS];
+    ASSERT_OK(fleet_model_output_shape(m, 0, 6, &ndim, shape));
+    ASSERT_EQ(ndim, 2);
+    ASSERT_EQ(shape[0], 6);
+    ASSERT_EQ(shape[1], 4);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
+/* y1 = relu(x @ W^T + b) ; y2 = reshape(permute(x3, 0 2 1), [B, 6]) + x2
+ * with x [B, 3], x3 [B, 2, 3] and x2 [B, 6]: two inputs feeding two outputs,
+ * a copy for the reshape of a permuted view, and an unused branch. */
+TEST(views_copies_and_two_outputs)
+{
+    fleet_model *m;
+    ASSERT_OK(fleet_model_create(dev, &m));
+    int64_t xs[] = {B, 3}, x3s[] = {B, 2, 3}, x2s[] = {B, 6}, ws[] = {2, 3}, bs[] = {2};
+    fleet_value x, x3, x2, w, b, l, y1, p, r, y2, unused;
+    ASSERT_OK(fleet_model_input(m, "x", FLEET_DTYPE_F32, 2, xs, &x));
+    ASSERT_OK(fleet_model_input(m, "x3", FLEET_DTYPE_F32, 3, x3s, &x3));
+    ASSERT_OK(fleet_model_input(m, "x2", FLEET_DTYPE_F32, 2, x2s, &x2));
+    ASSERT_OK(fleet_model_weight(m, "w", FLEET_DTYPE_F32, 2, ws, &w));
+    ASSERT_OK(fleet_model_weight(m, "b", FLEET_DTYPE_F32, 1, bs, &b));
+    ASSERT_OK(fleet_model_linear(m, x, w, b, &l));
+    ASSERT_OK(fleet_model_relu(m, l, &y1));
+    ASSERT_OK(fleet_model_transpose(m, x3, 1, 2, &p));
+    ASSERT_OK(fleet_model_reshape(m, p, 2, x2s, &r));
+    ASSERT_OK(fleet_model_add(m, r, x2, &y2));
+    ASSERT_OK(fleet_model_tanh(m, y2, &unused));
+    ASSERT_OK(fleet_model_output(m, "y1", y1));
+    ASSERT_OK(fleet_model_output(m, "y2", y2));
+    const float wv[] = {1, -2, 0.5f, -1, 3, 2}, bv[] = {0.25f, -0.5f};
+    ASSERT_OK(fleet_model_set_weight(m, "w", wv, sizeof wv));
+    ASSERT_OK(fleet_model_set_weight(m, "b", bv, sizeof bv));
+    ASSERT_OK(fleet_model_finalize(m));
+    ASSERT_STATUS(fleet_model_relu(m, l, &unused), FLEET_ERR_INVALID_ARGUMENT); /* frozen */
+
+    for (int64_t batch = 1; batch <= 3; batch++) {
+        float xv[9], x3v[18], x2v[18], g1[6], g2[18];
+        test_rng rng = test_rng_make((uint64_t)batch);
+        test_fill_random(xv, 3 * batch, &rng);
+        test_fill_random(x3v, 6 * batch, &rng);
+        test_fill_random(x2v, 6 * batch, &rng);
+        int64_t s1[] = {batch, 3}, s3[] = {batch, 2, 3}, s2[] = {batch, 6}, so[] = {batch, 2};
+        fleet_tensor *tx = host_tensor(2, s1, xv), *tx3 = host_tensor(3, s3, x3v);
+        fleet_tensor *tx2 = host_tensor(2, s2, x2v), *ty1 = host_tensor(2, so, NULL);
+        fleet_tensor *ty2 = host_tensor(2, s2, NULL);
+        const fleet_tensor *in[] = {tx, tx3, tx2};
+        fleet_tensor *out[] = {ty1, ty2};
+        ASSERT_OK(fleet_model_run(m, in, 3, out, 2));
+        ASSERT_OK(fleet_tensor_copy_to_host(ty1, g1, sizeof(float) * 2 * (size_t)batch));
+        ASSERT_OK(fleet_tensor_copy_to_host(ty2, g2, sizeof(float) * 6 * (size_t)batch));
+        for (int64_t i = 0; i < batch; i++) {
+            for (int o = 0; o < 2; o++) {
+                double acc = bv[o];
+                for (int k = 0; k < 3; k++)
+                    acc += (double)xv[i * 3 + k] * wv[o * 3 + k];
+                ASSERT_TRUE(fabs(g1[i * 2 + o] - (acc > 0 ? acc : 0)) < 1e-5);
+            }
+            /* r[i] = x3[i]^T flattened: r[i][c * 2 + a] = x3[i][a][c] */
+            for (int c = 0; c < 3; c++)
+                for (int a = 0; a < 2; a++) {
+                    float want = x3v[i * 6 + a * 3 + c] + x2v[i * 6 + c * 2 + a];
+                    ASSERT_TRUE(fabsf(g2[i * 6 + c * 2 + a] - want) < 1e-6f);
+                }
+        }
+        TEST_RELEASE(tx, tx3, tx2, ty1, ty2);
+    }
+    fleet_model_stats st;
+    ASSERT_OK(fleet_model_get_stats(m, &st));
+    ASSERT_EQ(st.compiles, 3u); /* batch 1, 2, 3 */
+    ASSERT_EQ(st.runs, 3u);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
+/* A chain of n elementwise ops over [B, 256] floats needs two buffers,
+ * however long: each op reads one and writes the other (the input's copy is
+ * dead after the first op). */
+TEST(memory_plan_reuses_buffers)
+{
+    fleet_model *m;
+    ASSERT_OK(fleet_model_create(dev, &m));
+    int64_t xs[] = {B, 256};
+    fleet_value v;
+    ASSERT_OK(fleet_model_input(m, "x", FLEET_DTYPE_F32, 2, xs, &v));
+    for (int i = 0; i < 20; i++)
+        ASSERT_OK(i % 2 ? fleet_model_tanh(m, v, &v) : fleet_model_sigmoid(m, v, &v));
+    ASSERT_OK(fleet_model_output(m, "y", v));
+    ASSERT_OK(fleet_model_finalize(m));
+    float x[4 * 256], y[4 * 256];
+    test_rng r = test_rng_make(3);
+    test_fill_random(x, 4 * 256, &r);
+    int64_t s[] = {4, 256};
+    fleet_tensor *tx = host_tensor(2, s, x), *ty = host_tensor(2, s, NULL);
+    const fleet_tensor *in[] = {tx};
+    fleet_tensor *out[] = {ty};
+    ASSERT_OK(fleet_model_run(m, in, 1, out, 1));
+    ASSERT_OK(fleet_tensor_copy_to_host(ty, y, sizeof y));
+    for (int i = 0; i < 4 * 256; i++) {
+        double a = x[i];
+        for (int k = 0; k < 20; k++)
+            a = k % 2 ? tanh(a) : 1.0 / (1.0 + exp(-a));
+        ASSERT_TRUE(fabs(y[i] - a) < 1e-5);
+    }
+    fleet_model_stats st;
+    ASSERT_OK(fleet_model_get_stats(m, &st));
+    printf("  21 values of 4 KiB in an arena of %zu bytes\n", st.arena_bytes_max);
+    ASSERT_EQ(st.arena_bytes_max, 2u * 4096u);
+    TEST_RELEASE(tx, ty);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
+/* ---- safetensors ------------------------------------------------------------------ */
+
+typedef struct st_entry {
+    const char *name;
+    const char *dtype;
+    int ndim;
+    int64_t shape[4];
+    const void *data;
+    size_t bytes;
+} st_entry;
+
+/* Write a safetensors file; returns its size. */
+static size_t write_safetensors(const char *path, const st_entry *e, int n)
+{
+    char header[4096];
+    size_t len = 0, off = 0;
+    len += (size_t)snprintf(header + len, sizeof header - len, "{");
+    for (int i = 0; i < n; i++) {
+        len += (size_t)snprintf(header + len, sizeof header - len,
+                                "%s\"%s\":{\"dtype\":\"%s\",\"shape\":[", i ? "," : "",
+                                e[i].name, e[i].dtype);
+        for (int d = 0; d < e[i].ndim; d++)
+            len += (size_t)snprintf(header + len, sizeof header - len, "%s%lld", d ? "," : "",
+                                    (long long)e[i].shape[d]);
+        len += (size_t)snprintf(header + len, sizeof header - len,
+                                "],\"data_offsets\":[%zu,%zu]}", off, off + e[i].bytes);
+        off += e[i].bytes;
+    }
+    len += (size_t)snprintf(header + len, sizeof header - len, "}");
+    FILE *f = fopen(path, "wb");
+    ASSERT_TRUE(f != NULL);
+    uint64_t hl = len;
+    unsigned char le[8];
+    for (int i = 0; i < 8; i++)
+        le[i] = (unsigned char)(hl >> (8 * i));
+    ASSERT_EQ(fwrite(le, 1, 8, f), 8u);
+    ASSERT_EQ(fwrite(header, 1, len, f), len);
+    for (int i = 0; i < n; i++)
+        ASSERT_EQ(fwrite(e[i].data, 1, e[i].bytes, f), e[i].bytes);
+    ASSERT_EQ(fclose(f), 0);
+    return 8 + len + off;
+}
+
+static fleet_model *tiny_linear(void)
+{
+    fleet_model *m;
+    ASSERT_OK(fleet_model_create(dev, &m));
+    int64_t xs[] = {B, 3}, ws[] = {2, 3}, bs[] = {2};
+    fleet_value x, w, b, y;
+    ASSERT_OK(fleet_model_input(m, "x", FLEET_DTYPE_F32, 2, xs, &x));
+    ASSERT_OK(fleet_model_weight(m, "fc.weight", FLEET_DTYPE_F32, 2, ws, &w));
+    ASSERT_OK(fleet_model_weight(m, "fc.bias", FLEET_DTYPE_F32, 1, bs, &b));
+    ASSERT_OK(fleet_model_linear(m, x, w, b, &y));
+    ASSERT_OK(fleet_model_output(m, "y", y));
+    return m;
+}
+
+TEST(weights_from_safetensors)
+{
+    char path[] = "/tmp/fleet_model_st_XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_TRUE(fd >= 0);
+    close(fd);
+    const float wv[] = {1, 2, 3, 4, 5, 6}, bv[] = {-1, 1}, extra[] = {9};
+    st_entry e[] = {
+        {"fc.bias", "F32", 1, {2}, bv, sizeof bv},
+        {"fc.weight", "F32", 2, {2, 3}, wv, sizeof wv},
+        {"unused", "F32", 1, {1}, extra, sizeof extra},
+    };
+    size_t size = write_safetensors(path, e, 3);
+
+    /* A truncated copy is refused and sets nothing. */
+    fleet_model *m = tiny_linear();
+    ASSERT_EQ(truncate(path, (off_t)(size - 3)), 0);
+    int loaded = -1;
+    ASSERT_STATUS(fleet_model_load_safetensors(m, path, &loaded), FLEET_ERR_INVALID_MODEL);
+    ASSERT_EQ(loaded, -1);
+    ASSERT_STATUS(fleet_model_finalize(m), FLEET_ERR_INVALID_ARGUMENT); /* still no data */
+    /* A tensor of the wrong shape is refused and sets nothing. */
+    st_entry wrong[] = {{"fc.bias", "F32", 1, {2}, bv, sizeof bv},
+                        {"fc.weight", "F32", 2, {3, 2}, wv, sizeof wv}};
+    write_safetensors(path, wrong, 2);
+    ASSERT_STATUS(fleet_model_load_safetensors(m, path, &loaded), FLEET_ERR_SHAPE_MISMATCH);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "fc.weight");
+    ASSERT_STATUS(fleet_model_finalize(m), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_STATUS(fleet_model_load_safetensors(m, "/nonexistent/w.safetensors", NULL),
+                  FLEET_ERR_IO);
+
+    write_safetensors(path, e, 3);
+    ASSERT_OK(fleet_model_load_safetensors(m, path, &loaded));
+    ASSERT_EQ(loaded, 2);
+    ASSERT_OK(fleet_model_finalize(m));
+    ASSERT_EQ(unlink(path), 0);
+    const float x[] = {1, 0, -1, 0.5f, 0.5f, 0.5f};
+    int64_t xs[] = {2, 3}, ys[] = {2, 2};
+    fleet_tensor *tx = host_tensor(2, xs, x), *ty = host_tensor(2, ys, NULL);
+    const fleet_tensor *in[] = {tx};
+    fleet_tensor *out[] = {ty};
+    ASSERT_OK(fleet_model_run(m, in, 1, out, 1));
+    float y[4];
+    ASSERT_OK(fleet_tensor_copy_to_host(ty, y, sizeof y));
+    const float want[] = {1 - 3 - 1, 4 - 6 + 1, 3 - 1, 7.5f + 1};
+    ASSERT_CLOSE(y, want, 4, 1e-6, 1e-6);
+    TEST_RELEASE(tx, ty);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
+int main(int argc, char **argv)
+{
+    ASSERT_OK(fleet_device_default(&dev));
+    return test_main(argc, argv);
+}
