@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The GPU check: on the GPU machine, build fleet with the cuda backend, run the
 # whole test suite with cuda as the default backend (and again with cpu), run
-# compute-sanitizer (memcheck, racecheck) on a representative subset, run the
-# demo on cuda, and print a short summary last. Logs go to $OUT (the device
+# compute-sanitizer (memcheck, racecheck) on a representative subset, check
+# the ready-made models against PyTorch (bench/model_reference.py, then
+# model_reference on cuda and cpu), run the demo on cuda, and print a short
+# summary last. Logs go to $OUT (the device
 # tool's folder) or ./gpu-check-out; commit them under bench/results/.
 #
 # The GPU machine has no package registry: if it lacks the system BLAS/LAPACK,
@@ -74,13 +76,20 @@ san="$OUT/sanitizer.log"
 rc_san=0
 for spec in memcheck:cuda_backend memcheck:backend_ops memcheck:linalg_ops_parallel \
             memcheck:simple_parallel memcheck:cross_stream_tensor memcheck:max_streams_stress \
-            racecheck:cuda_backend racecheck:backend_ops synccheck:cuda_backend; do
+            memcheck:real_models_parallel memcheck:graph_compilation_stress memcheck:model_shared_streams \
+            racecheck:cuda_backend racecheck:backend_ops racecheck:real_models_parallel \
+            synccheck:cuda_backend; do
   tool=${spec%%:*} test=${spec#*:}
   echo "---- $tool $test" >> "$san"
-  FLEET_BACKEND=cuda FLEET_TEST_SCALE=0.2 timeout 300 compute-sanitizer --tool "$tool" \
-    --error-exitcode 3 "build-cuda/tests/$test" >> "$san" 2>&1
+  # racecheck cannot follow kernels launched from CUDA graphs ("failure to
+  # track a kernel launch"): it checks the model runtime's kernels launched
+  # one by one (FLEET_MODEL_GRAPHS=0); memcheck checks them inside graphs.
+  graphs=1
+  [ "$tool" = racecheck ] && graphs=0
+  FLEET_BACKEND=cuda FLEET_MODEL_GRAPHS=$graphs FLEET_TEST_SCALE=0.2 timeout 300 \
+    compute-sanitizer --tool "$tool" --error-exitcode 3 "build-cuda/tests/$test" >> "$san" 2>&1
   rc=$?
-  errs=$(grep -Eo 'ERROR SUMMARY: [0-9]+' "$san" | tail -1)
+  errs=$(grep -Eo '(ERROR|RACECHECK) SUMMARY: .*' "$san" | tail -1)
   echo "- compute-sanitizer $tool on $test: rc $rc, ${errs:-no summary}" >> "$summary"
   [ $rc -eq 0 ] || rc_san=1
 done
@@ -89,6 +98,26 @@ echo "== backend-ops coverage"
 FLEET_BACKEND=cuda ./build-cuda/tests/backend_ops report_coverage > "$OUT/backend-ops.log" 2>&1
 grep -E '^(backends|ops covered):' "$OUT/backend-ops.log" | sed 's/^/- backend-ops /' >> "$summary"
 
+echo "== models against PyTorch"
+ref="$OUT/model-reference"
+rc_ref=0
+mkdir -p "$ref"
+if python3 bench/model_reference.py "$ref/data" > "$OUT/model-reference.log" 2>&1; then
+  {
+    echo
+    echo "Models against PyTorch ($(python3 -c 'import torch; print(torch.__version__)' 2>/dev/null)):"
+    echo
+    FLEET_BACKEND=cuda ./build-cuda/model_reference "$ref/data" || rc_ref=1
+    FLEET_BACKEND=cpu ./build-cuda/model_reference "$ref/data" > "$ref/cpu.md" || rc_ref=1
+    tail -2 "$ref/cpu.md"
+    echo
+  } >> "$summary" 2>> "$OUT/model-reference.log"
+  rm -rf "$ref/data"
+else
+  rc_ref=1
+  echo "- model reference: the PyTorch script failed (see model-reference.log)" >> "$summary"
+fi
+
 echo "== demo on cuda"
 FLEET_BACKEND=cuda ./build-cuda/fleet demo --threads 8 --iters 50 > "$OUT/demo-cuda.log" 2>&1
 rc_demo=$?
@@ -96,4 +125,4 @@ echo "- demo (8 threads x 50, cuda): $(tail -1 "$OUT/demo-cuda.log") (rc $rc_dem
 
 echo
 cat "$summary"
-[ $rc_cuda -eq 0 ] && [ $rc_cpu -eq 0 ] && [ $rc_san -eq 0 ] && [ $rc_demo -eq 0 ]
+[ $rc_cuda -eq 0 ] && [ $rc_cpu -eq 0 ] && [ $rc_san -eq 0 ] && [ $rc_demo -eq 0 ] && [ $rc_ref -eq 0 ]

@@ -14,7 +14,8 @@
 
 static const char *const config_vars[] = {"FLEET_BACKEND", "FLEET_STREAMS", "FLEET_STREAM_WAIT_MS",
                                           "FLEET_MEMORY_LIMIT", "FLEET_CPU_DEVICES",
-                                          "FLEET_LOG_LEVEL"};
+                                          "FLEET_LOG_LEVEL", "FLEET_GRAPH_CACHE",
+                                          "FLEET_MODEL_GRAPHS"};
 
 typedef struct config_case {
     const char *env[3];     /* "NAME=value", up to 3 */
@@ -73,7 +74,8 @@ TEST(malformed_values_fail_every_call)
         {"FLEET_STREAM_WAIT_MS", "-2"},  {"FLEET_MEMORY_LIMIT", "12X"},
         {"FLEET_MEMORY_LIMIT", "-1"},    {"FLEET_BACKEND", "tpu"},
         {"FLEET_LOG_LEVEL", "loud"},     {"FLEET_CPU_DEVICES", "0"},
-        {"FLEET_CPU_DEVICES", "17"},
+        {"FLEET_CPU_DEVICES", "17"},     {"FLEET_GRAPH_CACHE", "0"},
+        {"FLEET_GRAPH_CACHE", "4097"},   {"FLEET_MODEL_GRAPHS", "2"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bad_var = cases[i][0];

@@ -18,6 +18,8 @@
  *   FLEET_GRAPH_CACHE     1..4096          model instances kept, each a plan's
  *                                          arena (and CUDA graph) on one stream
  *                                          (default 64; see fleet/model.h)
+ *   FLEET_MODEL_GRAPHS    0 | 1            1: models replay CUDA graphs on cuda
+ *                                          (default); 0: launch kernels one by one
  *   FLEET_LOG_LEVEL       error|warn|info|debug|trace   (default warn)
  *
  * A malformed value makes initialisation fail with FLEET_ERR_INVALID_CONFIG

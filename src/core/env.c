@@ -79,6 +79,7 @@ fleet_status fleet__config_from_env(fleet__config *cfg)
         .memory_limit = 0,
         .cpu_devices = 1,
         .graph_cache = FLEET__DEFAULT_GRAPH_CACHE,
+        .model_graphs = 1,
         .log_level = FLEET_LOG_WARN,
     };
     if ((s = getenv("FLEET_BACKEND")) != NULL && *s != '\0') {
@@ -114,6 +115,11 @@ fleet_status fleet__config_from_env(fleet__config *cfg)
         if ((st = fleet__parse_int("FLEET_GRAPH_CACHE", s, 1, FLEET__MAX_GRAPH_CACHE, &v)) != FLEET_OK)
             return st;
         cfg->graph_cache = (int)v;
+    }
+    if ((s = getenv("FLEET_MODEL_GRAPHS")) != NULL && *s != '\0') {
+        if ((st = fleet__parse_int("FLEET_MODEL_GRAPHS", s, 0, 1, &v)) != FLEET_OK)
+            return st;
+        cfg->model_graphs = (int)v;
     }
     if ((s = getenv("FLEET_LOG_LEVEL")) != NULL && *s != '\0') {
         if ((st = parse_log_level(s, &cfg->log_level)) != FLEET_OK)

@@ -15,6 +15,7 @@ typedef struct fleet__config {
     uint64_t memory_limit;         /* FLEET_MEMORY_LIMIT, 0 = none           */
     int cpu_devices;               /* FLEET_CPU_DEVICES, 1..16               */
     int graph_cache;               /* FLEET_GRAPH_CACHE, 1..4096 instances   */
+    int model_graphs;              /* FLEET_MODEL_GRAPHS, 0 or 1 (default 1) */
     fleet__log_level log_level;    /* FLEET_LOG_LEVEL                        */
 } fleet__config;
 

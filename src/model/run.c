@@ -148,8 +148,8 @@ static fleet_status execute(fleet__instance *in, void *native) FLEET_REQUIRES(in
         fleet_atomic_add_relaxed(&m->graph_replays, 1);
         return be->graph_launch(native, in->graph_exec);
     }
-    if (be->capture_begin != NULL && in->runs > 0 && !in->capture_refused &&
-        fleet__stream_capture_begin(in->stream)) {
+    if (be->capture_begin != NULL && fleet__config_get()->model_graphs && in->runs > 0 &&
+        !in->capture_refused && fleet__stream_capture_begin(in->stream)) {
         fleet_status st = be->capture_begin(native);
         if (st == FLEET_OK) {
             fleet_status run_st = run_steps(in);
