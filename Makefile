@@ -1,4 +1,5 @@
 # Thin wrapper over CMake for the README's commands.
+#   make run        build, then run fleet's main job, `fleet bench`, on the default backend
 #   make demo       build, then run the parallel demo on the default backend
 #   make test       build, then run the whole test suite (CTest)
 #   make test-tsan  the suite under ThreadSanitizer
@@ -6,7 +7,8 @@
 #   make static     clang thread-safety analysis, cppcheck, gcc -fanalyzer
 #   make spin       model-check the concurrent protocols (verify/*.pml)
 #   make fuzz       fuzz the safetensors parser (libFuzzer, FUZZ_SECONDS, default 60)
-#   make bench      the allocator micro-benchmark
+#   make bench      alias of make run (BENCH_FLAGS passes options, e.g. --quick)
+#   make bench-alloc  the allocator micro-benchmark
 #   make install    install into PREFIX (default /usr/local)
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD   ?= build
@@ -15,8 +17,9 @@ CMAKE_FLAGS ?=
 # Sanitizer builds scale the stress tests down (see tests/harness.h).
 SAN_SCALE ?= 0.25
 FUZZ_SECONDS ?= 60
+BENCH_FLAGS ?=
 
-.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz bench install clean
+.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz bench bench-alloc install clean
 
 all: build
 
@@ -27,7 +30,10 @@ build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
 
-demo run: build
+run bench: build
+	./$(BUILD)/fleet bench $(BENCH_FLAGS)
+
+demo: build
 	./$(BUILD)/fleet demo
 
 test: build
@@ -57,7 +63,7 @@ spin:
 fuzz:
 	./scripts/fuzz.sh $(FUZZ_SECONDS)
 
-bench: build
+bench-alloc: build
 	./$(BUILD)/bench_alloc
 
 install: build

@@ -6,6 +6,10 @@
  * every result against a plain-C reference. Returns the process exit code. */
 int fleet_cli_demo(int argc, char **argv);
 
+/* `fleet bench`: ops/s of the reference workloads at 1..16 threads (see
+ * cli/bench.c for the method). */
+int fleet_cli_bench(int argc, char **argv);
+
 /* `fleet info`: backends, devices and the configuration in effect. */
 int fleet_cli_info(int argc, char **argv);
 

@@ -14,10 +14,14 @@ static void usage(FILE *f)
             "  demo [--threads N] [--iters N] [--size N]\n"
             "        N threads run matmul+relu on their own streams of the default device;\n"
             "        prints each thread's stream id and checks every result (default 8 x 50, 64)\n"
+            "  bench [--threads 1,2,4,8,16] [--workloads ...] [--backend cpu|cuda] [--quick] [--json F]\n"
+            "        ops/s, speedup and efficiency of the reference workloads per thread count\n"
+            "        (fleet bench --help lists them)\n"
             "  info  devices, backends and stream-pool configuration\n"
             "\n"
             "environment: FLEET_BACKEND, FLEET_STREAMS, FLEET_STREAM_WAIT_MS, FLEET_MEMORY_LIMIT,\n"
-            "             FLEET_CPU_DEVICES, FLEET_LOG_LEVEL (see include/fleet/runtime.h)\n");
+            "             FLEET_CPU_DEVICES, FLEET_GRAPH_CACHE, FLEET_MODEL_GRAPHS,\n"
+            "             FLEET_LOG_LEVEL (see include/fleet/runtime.h)\n");
 }
 
 int main(int argc, char **argv)
@@ -28,6 +32,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "demo") == 0)
         return fleet_cli_demo(argc - 1, argv + 1);
+    if (strcmp(argv[1], "bench") == 0)
+        return fleet_cli_bench(argc - 1, argv + 1);
     if (strcmp(argv[1], "info") == 0)
         return fleet_cli_info(argc - 1, argv + 1);
     fprintf(stderr, "fleet: unknown command '%s'\n\n", argv[1]);

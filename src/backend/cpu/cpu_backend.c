@@ -19,6 +19,7 @@ static fleet_status cpu_init(const fleet__config *cfg, int *device_count, const 
     *device_count = cfg->cpu_devices;
     *why_none = NULL;
     fleet__process_exit_hook_install(fleet__cpu_streams_quiesce_at_exit);
+    fleet__cpu_blas_single_threaded();
     return FLEET_OK;
 }
 

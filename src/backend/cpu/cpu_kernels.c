@@ -1,6 +1,9 @@
 /* backend/cpu/cpu_kernels.c — GEMM through the system BLAS, and copies. Each entry point copies its arguments into a stream
  * task; the work happens on the stream's worker. */
+#define _GNU_SOURCE /* RTLD_DEFAULT */
 #include <cblas.h>
+#include <dlfcn.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
@@ -79,4 +82,17 @@ fleet_status fleet__cpu_copy(void *stream, void *dst, const void *src, size_t by
         return FLEET_OK;
     copy_args c = {dst, src, bytes};
     return fleet__cpu_stream_submit(stream, copy_task, &c, sizeof c);
+}
+
+void fleet__cpu_blas_single_threaded(void)
+{
+    const char *env = getenv("OPENBLAS_NUM_THREADS");
+    if (env != NULL && *env != '\0')
+        return;
+    /* Looked up at run time: the system BLAS may be netlib's (no threads) or
+     * OpenBLAS, chosen by update-alternatives after fleet was built. */
+    void (*set_threads)(int);
+    *(void **)&set_threads = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (set_threads != NULL)
+        set_threads(1);
 }

@@ -10,4 +10,9 @@ fleet_status fleet__cpu_elementwise(void *stream, const fleet__elementwise_args 
 
 fleet_status fleet__cpu_copy(void *stream, void *dst, const void *src, size_t bytes);
 
+/* Parallelism comes from fleet's streams (a worker thread each): make a
+ * multi-threaded BLAS (OpenBLAS) run each call on its calling thread, unless
+ * OPENBLAS_NUM_THREADS says otherwise. No-op for a single-threaded BLAS. */
+void fleet__cpu_blas_single_threaded(void);
+
 #endif /* FLEET_BACKEND_CPU_KERNELS_H */

@@ -1,0 +1,542 @@
+/* cli/bench.c — `fleet bench`: ops/s of a workload at 1, 2, 4, 8, 16
+ * threads, each thread on its own stream looping { op; synchronize }.
+ *
+ * Method (the same as bench/cuda_floor.cu and bench/torch_bench.py): every
+ * thread checks its op's result against a plain-C reference first, then
+ * loops until told to stop, counting ops; after a warm-up the main thread
+ * reads the summed count at the edges of `windows` windows of `window_ms`
+ * each and reports the median window's ops/s with the min and max. Speedup
+ * is median over the 1-thread median, efficiency is speedup / threads. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "fleet.h"
+
+#define MAX_THREADS 256
+#define MAX_COUNTS 16
+#define MAX_WINDOWS 101
+
+/* ---- workloads ------------------------------------------------------------------ */
+
+typedef enum sync_kind { SYNC_STREAM, SYNC_DEVICE } sync_kind;
+
+typedef struct workload {
+    const char *name;
+    const char *what;
+    int64_t in, out, batch;  /* a Linear; in = 0 for the MLP            */
+    sync_kind sync;
+} workload;
+
+static const workload workloads[] = {
+    {"seed-device-sync", "Linear 256->128 batch 4, device-wide sync per op", 256, 128, 4,
+     SYNC_DEVICE},
+    {"seed-stream-sync", "Linear 256->128 batch 4, stream sync per op", 256, 128, 4, SYNC_STREAM},
+    {"linear64", "Linear 64->64 batch 4, stream sync per op", 64, 64, 4, SYNC_STREAM},
+    {"linear2048", "Linear 2048->2048 batch 64, stream sync per op", 2048, 2048, 64, SYNC_STREAM},
+    {"mlp", "MLP 512-1024-1024-512 batch 1 through the model runtime, stream sync per run", 0,
+     0, 1, SYNC_STREAM},
+};
+#define N_WORKLOADS (int)(sizeof workloads / sizeof workloads[0])
+
+static const int64_t mlp_widths[] = {512, 1024, 1024, 512};
+#define MLP_LAYERS 3
+
+/* ---- shared state of one measurement ---------------------------------------------- */
+
+typedef struct shared {
+    fleet_device *dev;
+    const workload *w;
+    int threads;
+    fleet_model *mlp;            /* mlp: one model shared by all threads    */
+    float *mlp_w[MLP_LAYERS], *mlp_b[MLP_LAYERS];
+    pthread_barrier_t ready;     /* all checked, start the loop            */
+    atomic_bool stop;
+    atomic_int failed;
+    char error[256];
+    pthread_mutex_t error_lock;
+} shared;
+
+typedef struct worker {
+    shared *sh;
+    int index;
+    _Atomic uint64_t ops;
+    pthread_t tid;
+} worker;
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void fill(float *p, int64_t n, uint64_t seed, float scale)
+{
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (int64_t i = 0; i < n; i++)
+        p[i] = scale * ((float)(rng_next(&s) >> 40) / (float)(1 << 24) * 2.0f - 1.0f);
+}
+
+/* Record the first failure as "what: detail". */
+static void fail(shared *sh, const char *what, const char *detail)
+{
+    pthread_mutex_lock(&sh->error_lock);
+    if (atomic_load(&sh->failed) == 0)
+        snprintf(sh->error, sizeof sh->error, "%s: %s", what, detail);
+    atomic_store(&sh->failed, 1);
+    pthread_mutex_unlock(&sh->error_lock);
+}
+
+#define CHECK(sh, call)                                                                    \
+    do {                                                                                   \
+        fleet_status st_ = (call);                                                         \
+        if (st_ != FLEET_OK) {                                                             \
+            fail(sh, #call, fleet_last_error());                                 \
+            goto out;                                                                      \
+        }                                                                                  \
+    } while (0)
+
+static fleet_tensor *tensor(shared *sh, int64_t rows, int64_t cols, const float *data)
+{
+    int64_t shape[2] = {rows, cols};
+    int nd = rows > 0 ? 2 : 1;
+    fleet_tensor *t = NULL;
+    if (fleet_tensor_create(sh->dev, FLEET_DTYPE_F32, nd, rows > 0 ? shape : shape + 1, &t) !=
+        FLEET_OK) {
+        fail(sh, "fleet_tensor_create", fleet_last_error());
+        return NULL;
+    }
+    if (data != NULL &&
+        fleet_tensor_copy_from_host(t, data, fleet_tensor_nbytes(t)) != FLEET_OK) {
+        fail(sh, "upload", fleet_last_error());
+        fleet_tensor_release(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Rows [0, rows) of y = x W^T + b (relu if asked), in double, compared
+ * with got (float) to rtol 1e-4 over the row's scale. */
+static bool check_linear(const float *x, const float *w, const float *b, int64_t in, int64_t out,
+                         int64_t rows, bool relu, const float *got, double *y)
+{
+    bool ok = true;
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t o = 0; o < out; o++) {
+            double acc = b[o];
+            for (int64_t i = 0; i < in; i++)
+                acc += (double)x[r * in + i] * w[o * in + i];
+            y[r * out + o] = relu && acc < 0 ? 0 : acc;
+        }
+    if (got != NULL)
+        for (int64_t i = 0; i < rows * out; i++)
+            ok &= fabs(got[i] - y[i]) <= 1e-4 * (1.0 + fabs(y[i]));
+    return ok;
+}
+
+static void *linear_main(void *arg)
+{
+    worker *wk = arg;
+    shared *sh = wk->sh;
+    const workload *w = sh->w;
+    fleet_tensor *x = NULL, *wt = NULL, *bt = NULL, *y = NULL;
+    float *hx = malloc(sizeof(float) * (size_t)(w->batch * w->in));
+    float *hw = malloc(sizeof(float) * (size_t)(w->out * w->in));
+    float *hb = malloc(sizeof(float) * (size_t)w->out);
+    float *hy = malloc(sizeof(float) * (size_t)(w->batch * w->out));
+    double *ref = malloc(sizeof(double) * (size_t)(w->batch * w->out));
+    fleet_stream *s;
+    bool entered = false;
+    CHECK(sh, fleet_stream_current(sh->dev, &s));
+    fill(hx, w->batch * w->in, 1 + (uint64_t)wk->index, 1.0f);
+    fill(hw, w->out * w->in, 1000 + (uint64_t)wk->index, 1.0f / sqrtf((float)w->in));
+    fill(hb, w->out, 2000 + (uint64_t)wk->index, 0.1f);
+    if ((x = tensor(sh, w->batch, w->in, hx)) == NULL || (wt = tensor(sh, w->out, w->in, hw)) == NULL ||
+        (bt = tensor(sh, 0, w->out, hb)) == NULL || (y = tensor(sh, w->batch, w->out, NULL)) == NULL)
+        goto out;
+    CHECK(sh, fleet_linear(x, wt, bt, y));
+    CHECK(sh, fleet_tensor_copy_to_host(y, hy, sizeof(float) * (size_t)(w->batch * w->out)));
+    /* two rows are enough to catch a wrong result and cheap at 2048 */
+    if (!check_linear(hx, hw, hb, w->in, w->out, w->batch < 2 ? w->batch : 2, false, hy, ref)) {
+        fail(sh, w->name, "fleet_linear's result differs from the reference");
+        goto out;
+    }
+    entered = true;
+    pthread_barrier_wait(&sh->ready);
+    while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
+        CHECK(sh, fleet_linear(x, wt, bt, y));
+        CHECK(sh, w->sync == SYNC_DEVICE ? fleet_device_synchronize(sh->dev)
+                                         : fleet_stream_synchronize(s));
+        atomic_fetch_add_explicit(&wk->ops, 1, memory_order_relaxed);
+    }
+out:
+    if (!entered)
+        pthread_barrier_wait(&sh->ready);
+    if (x) fleet_tensor_release(x);
+    if (wt) fleet_tensor_release(wt);
+    if (bt) fleet_tensor_release(bt);
+    if (y) fleet_tensor_release(y);
+    free(hx);
+    free(hw);
+    free(hb);
+    free(hy);
+    free(ref);
+    return NULL;
+}
+
+static void *mlp_main(void *arg)
+{
+    worker *wk = arg;
+    shared *sh = wk->sh;
+    fleet_tensor *x = NULL, *y = NULL;
+    float hx[512], hy[512];
+    double a[1024], b[1024];
+    fleet_stream *s;
+    bool entered = false;
+    CHECK(sh, fleet_stream_current(sh->dev, &s));
+    fill(hx, 512, 7 + (uint64_t)wk->index, 1.0f);
+    if ((x = tensor(sh, 1, 512, hx)) == NULL || (y = tensor(sh, 1, 512, NULL)) == NULL)
+        goto out;
+    const fleet_tensor *in[1] = {x};
+    fleet_tensor *out[1] = {y};
+    /* three runs: on cuda the first launches kernels, the second captures
+     * the graph, the third replays it; each is checked */
+    for (int k = 0; k < 3; k++) {
+        CHECK(sh, fleet_model_run(sh->mlp, in, 1, out, 1));
+        CHECK(sh, fleet_tensor_copy_to_host(y, hy, sizeof hy));
+        float cur[1024];
+        memcpy(cur, hx, sizeof hx);
+        double *ref = a;
+        for (int l = 0; l < MLP_LAYERS; l++) {
+            ref = l % 2 ? b : a;
+            check_linear(cur, sh->mlp_w[l], sh->mlp_b[l], mlp_widths[l], mlp_widths[l + 1], 1,
+                         l + 1 < MLP_LAYERS, NULL, ref);
+            for (int64_t i = 0; i < mlp_widths[l + 1]; i++)
+                cur[i] = (float)ref[i];
+        }
+        for (int i = 0; i < 512; i++)
+            if (fabs(hy[i] - ref[i]) > 1e-4 * (1.0 + fabs(ref[i]))) {
+                fail(sh, "mlp", "fleet_model_run's result differs from the reference");
+                goto out;
+            }
+    }
+    entered = true;
+    pthread_barrier_wait(&sh->ready);
+    while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
+        CHECK(sh, fleet_model_run(sh->mlp, in, 1, out, 1));
+        CHECK(sh, fleet_stream_synchronize(s));
+        atomic_fetch_add_explicit(&wk->ops, 1, memory_order_relaxed);
+    }
+out:
+    if (!entered)
+        pthread_barrier_wait(&sh->ready);
+    if (x) fleet_tensor_release(x);
+    if (y) fleet_tensor_release(y);
+    return NULL;
+}
+
+static int build_mlp(shared *sh)
+{
+    if (fleet_model_build_mlp(sh->dev, mlp_widths, 4, &sh->mlp) != FLEET_OK)
+        return -1;
+    for (int l = 0; l < MLP_LAYERS; l++) {
+        int64_t in = mlp_widths[l], out = mlp_widths[l + 1];
+        sh->mlp_w[l] = malloc(sizeof(float) * (size_t)(in * out));
+        sh->mlp_b[l] = malloc(sizeof(float) * (size_t)out);
+        fill(sh->mlp_w[l], in * out, 300 + (uint64_t)l, 1.0f / sqrtf((float)in));
+        fill(sh->mlp_b[l], out, 400 + (uint64_t)l, 0.1f);
+        char name[64];
+        snprintf(name, sizeof name, "layers.%d.weight", l);
+        if (fleet_model_set_weight(sh->mlp, name, sh->mlp_w[l], sizeof(float) * (size_t)(in * out)) !=
+            FLEET_OK)
+            return -1;
+        snprintf(name, sizeof name, "layers.%d.bias", l);
+        if (fleet_model_set_weight(sh->mlp, name, sh->mlp_b[l], sizeof(float) * (size_t)out) !=
+            FLEET_OK)
+            return -1;
+    }
+    return fleet_model_finalize(sh->mlp) == FLEET_OK ? 0 : -1;
+}
+
+/* ---- measurement ---------------------------------------------------------------------- */
+
+typedef struct options {
+    int counts[MAX_COUNTS], n_counts;
+    bool selected[N_WORKLOADS];
+    int windows, window_ms, warmup_ms;
+    const char *json;
+    const char *backend;
+} options;
+
+typedef struct result {
+    const workload *w;
+    int threads;
+    double median, min, max, speedup, efficiency;
+} result;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static uint64_t total_ops(worker *wk, int n)
+{
+    uint64_t sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += atomic_load_explicit(&wk[i].ops, memory_order_relaxed);
+    return sum;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* One thread count of one workload; 0 on success. */
+static int measure(shared *sh, const options *o, result *r)
+{
+    worker *wk = calloc((size_t)sh->threads, sizeof *wk);
+    if (wk == NULL)
+        return -1;
+    atomic_store(&sh->stop, false);
+    pthread_barrier_init(&sh->ready, NULL, (unsigned)sh->threads + 1);
+    void *(*fn)(void *) = sh->w->in == 0 ? mlp_main : linear_main;
+    for (int i = 0; i < sh->threads; i++) {
+        wk[i].sh = sh;
+        wk[i].index = i;
+        pthread_create(&wk[i].tid, NULL, fn, &wk[i]);
+    }
+    pthread_barrier_wait(&sh->ready);
+    double rates[MAX_WINDOWS];
+    if (atomic_load(&sh->failed) == 0) {
+        sleep_ms(o->warmup_ms);
+        for (int k = 0; k < o->windows; k++) {
+            uint64_t c0 = total_ops(wk, sh->threads);
+            double t0 = now_s();
+            sleep_ms(o->window_ms);
+            uint64_t c1 = total_ops(wk, sh->threads);
+            double t1 = now_s();
+            rates[k] = (double)(c1 - c0) / (t1 - t0);
+        }
+    }
+    atomic_store(&sh->stop, true);
+    for (int i = 0; i < sh->threads; i++)
+        pthread_join(wk[i].tid, NULL);
+    pthread_barrier_destroy(&sh->ready);
+    free(wk);
+    if (atomic_load(&sh->failed) != 0)
+        return -1;
+    qsort(rates, (size_t)o->windows, sizeof rates[0], cmp_double);
+    r->w = sh->w;
+    r->threads = sh->threads;
+    r->min = rates[0];
+    r->max = rates[o->windows - 1];
+    r->median = rates[o->windows / 2];
+    return 0;
+}
+
+/* ---- options and output ---------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: fleet bench [--threads 1,2,4,8,16] [--workloads a,b,...] [--windows N]\n"
+               "                   [--window-ms N] [--warmup-ms N] [--backend cpu|cuda]\n"
+               "                   [--quick] [--json FILE]\n"
+               "workloads:\n");
+    for (int i = 0; i < N_WORKLOADS; i++)
+        fprintf(f, "  %-17s %s\n", workloads[i].name, workloads[i].what);
+}
+
+static int parse_counts(const char *s, options *o)
+{
+    o->n_counts = 0;
+    while (*s != '\0') {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > MAX_THREADS || o->n_counts == MAX_COUNTS)
+            return -1;
+        o->counts[o->n_counts++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+        if (*end != ',' && *end != '\0')
+            return -1;
+    }
+    return o->n_counts > 0 ? 0 : -1;
+}
+
+static int parse_workloads(const char *s, options *o)
+{
+    memset(o->selected, 0, sizeof o->selected);
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", s);
+    for (char *save, *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        int i = 0;
+        while (i < N_WORKLOADS && strcmp(workloads[i].name, tok) != 0)
+            i++;
+        if (i == N_WORKLOADS) {
+            fprintf(stderr, "fleet bench: unknown workload '%s'\n", tok);
+            return -1;
+        }
+        o->selected[i] = true;
+    }
+    return 0;
+}
+
+static int parse_int(const char *s, int lo, int hi, int *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (end == s || *end != '\0' || v < lo || v > hi)
+        return -1;
+    *out = (int)v;
+    return 0;
+}
+
+static int parse_options(int argc, char **argv, options *o)
+{
+    *o = (options){.counts = {1, 2, 4, 8, 16}, .n_counts = 5, .windows = 5, .window_ms = 300,
+                   .warmup_ms = 200};
+    for (int i = 0; i < N_WORKLOADS; i++)
+        o->selected[i] = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int bad = 0;
+        if (strcmp(a, "--quick") == 0) {
+            o->windows = 3;
+            o->window_ms = 100;
+            o->warmup_ms = 50;
+            continue;
+        }
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        }
+        if (v == NULL)
+            bad = 1;
+        else if (strcmp(a, "--threads") == 0)
+            bad = parse_counts(v, o);
+        else if (strcmp(a, "--workloads") == 0)
+            bad = parse_workloads(v, o);
+        else if (strcmp(a, "--windows") == 0)
+            bad = parse_int(v, 1, MAX_WINDOWS, &o->windows);
+        else if (strcmp(a, "--window-ms") == 0)
+            bad = parse_int(v, 1, 600000, &o->window_ms);
+        else if (strcmp(a, "--warmup-ms") == 0)
+            bad = parse_int(v, 0, 600000, &o->warmup_ms);
+        else if (strcmp(a, "--json") == 0)
+            o->json = v;
+        else if (strcmp(a, "--backend") == 0 && (strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0))
+            o->backend = v;
+        else
+            bad = 1;
+        if (bad) {
+            fprintf(stderr, "fleet bench: bad option %s %s\n", a, v ? v : "");
+            usage(stderr);
+            return -1;
+        }
+        i++;
+    }
+    return 0;
+}
+
+static void print_json(FILE *f, const result *rs, int n, const fleet_device *dev, bool last)
+{
+    for (int i = 0; i < n; i++)
+        fprintf(f, "  {\"program\": \"fleet\", \"workload\": \"%s\", \"threads\": %d, "
+                   "\"ops_per_s\": %.0f, \"min\": %.0f, \"max\": %.0f, \"speedup\": %.3f, "
+                   "\"efficiency\": %.3f, \"device\": \"%s\"}%s\n",
+                rs[i].w->name, rs[i].threads, rs[i].median, rs[i].min, rs[i].max, rs[i].speedup,
+                rs[i].efficiency, fleet_device_name(dev), last && i == n - 1 ? "" : ",");
+}
+
+int fleet_cli_bench(int argc, char **argv)
+{
+    options o;
+    if (parse_options(argc, argv, &o) != 0)
+        return 2;
+    fleet_device *dev;
+    fleet_status st = o.backend == NULL
+                          ? fleet_device_default(&dev)
+                          : fleet_device_get(strcmp(o.backend, "cuda") == 0 ? FLEET_BACKEND_CUDA
+                                                                            : FLEET_BACKEND_CPU,
+                                             0, &dev);
+    if (st != FLEET_OK) {
+        fprintf(stderr, "fleet bench: %s\n", fleet_last_error());
+        return 1;
+    }
+    FILE *json = NULL;
+    if (o.json != NULL && (json = fopen(o.json, "w")) == NULL) {
+        fprintf(stderr, "fleet bench: cannot write %s: %s\n", o.json, strerror(errno));
+        return 1;
+    }
+    printf("fleet bench on %s: median of %d windows of %d ms after %d ms warm-up\n\n",
+           fleet_device_name(dev), o.windows, o.window_ms, o.warmup_ms);
+    printf("| workload | threads | ops/s | min | max | speedup | efficiency |\n"
+           "|---|---|---|---|---|---|---|\n");
+    if (json != NULL)
+        fprintf(json, "[\n");
+    int rc = 0, last_w = -1;
+    for (int i = 0; i < N_WORKLOADS; i++)
+        if (o.selected[i])
+            last_w = i;
+    for (int i = 0; i < N_WORKLOADS && rc == 0; i++) {
+        if (!o.selected[i])
+            continue;
+        shared sh = {.dev = dev, .w = &workloads[i]};
+        pthread_mutex_init(&sh.error_lock, NULL);
+        if (workloads[i].in == 0 && build_mlp(&sh) != 0) {
+            fprintf(stderr, "fleet bench: building the MLP: %s\n", fleet_last_error());
+            rc = 1;
+        }
+        result rs[MAX_COUNTS];
+        for (int k = 0; k < o.n_counts && rc == 0; k++) {
+            sh.threads = o.counts[k];
+            fprintf(stderr, "fleet bench: %s, %d thread%s...\n", workloads[i].name, sh.threads,
+                    sh.threads > 1 ? "s" : "");
+            if (measure(&sh, &o, &rs[k]) != 0) {
+                fprintf(stderr, "fleet bench: %s failed: %s\n", workloads[i].name, sh.error);
+                rc = 1;
+                break;
+            }
+            rs[k].speedup = rs[k].median / rs[0].median;
+            rs[k].efficiency = rs[k].speedup / (double)rs[k].threads * (double)rs[0].threads;
+            printf("| %s | %d | %.0f | %.0f | %.0f | %.2f | %.2f |\n", workloads[i].name,
+                   rs[k].threads, rs[k].median, rs[k].min, rs[k].max, rs[k].speedup,
+                   rs[k].efficiency);
+            fflush(stdout);
+        }
+        if (json != NULL && rc == 0)
+            print_json(json, rs, o.n_counts, dev, i == last_w);
+        if (sh.mlp != NULL)
+            fleet_model_destroy(sh.mlp);
+        for (int l = 0; l < MLP_LAYERS; l++) {
+            free(sh.mlp_w[l]);
+            free(sh.mlp_b[l]);
+        }
+        pthread_mutex_destroy(&sh.error_lock);
+    }
+    if (json != NULL) {
+        fprintf(json, "]\n");
+        fclose(json);
+    }
+    return rc;
+}
