@@ -44,6 +44,8 @@ static const workload workloads[] = {
     {"linear2048", "Linear 2048->2048 batch 64, stream sync per op", 2048, 2048, 64, SYNC_STREAM},
     {"mlp", "MLP 512-1024-1024-512 batch 1 through the model runtime, stream sync per run", 0,
      0, 1, SYNC_STREAM},
+    {"batcher", "the same MLP behind a batcher: each thread submits batch-1 requests and waits",
+     -1, 0, 1, SYNC_STREAM},
 };
 #define N_WORKLOADS (int)(sizeof workloads / sizeof workloads[0])
 
@@ -57,6 +59,8 @@ typedef struct shared {
     const workload *w;
     int threads;
     fleet_model *mlp;            /* mlp: one model shared by all threads    */
+    fleet_batcher *batcher;      /* batcher: over mlp                       */
+    atomic_bool recording;       /* workers record latencies (timed windows) */
     float *mlp_w[MLP_LAYERS], *mlp_b[MLP_LAYERS];
     pthread_barrier_t ready;     /* all checked, start the loop            */
     atomic_bool stop;
@@ -65,11 +69,15 @@ typedef struct shared {
     pthread_mutex_t error_lock;
 } shared;
 
+#define LATENCY_SAMPLES 8192
+
 typedef struct worker {
     shared *sh;
     int index;
     _Atomic uint64_t ops;
     pthread_t tid;
+    float *latency_us;           /* batcher: a ring of per-request latencies */
+    uint64_t n_latency;
 } worker;
 
 static uint64_t rng_next(uint64_t *s)
@@ -194,13 +202,74 @@ out:
     return NULL;
 }
 
+/* y (512) = the MLP of x (512), checked in double. */
+static bool mlp_correct(const shared *sh, const float *hx, const float *hy)
+{
+    double ref[1024]; /* layer l's output, from cur (its input, as float) */
+    float cur[1024];
+    memcpy(cur, hx, sizeof(float) * 512);
+    for (int l = 0; l < MLP_LAYERS; l++) {
+        check_linear(cur, sh->mlp_w[l], sh->mlp_b[l], mlp_widths[l], mlp_widths[l + 1], 1,
+                     l + 1 < MLP_LAYERS, NULL, ref);
+        for (int64_t i = 0; i < mlp_widths[l + 1]; i++)
+            cur[i] = (float)ref[i];
+    }
+    for (int i = 0; i < 512; i++)
+        if (fabs(hy[i] - ref[i]) > 1e-4 * (1.0 + fabs(ref[i])))
+            return false;
+    return true;
+}
+
+static double now_s(void);
+
+/* A client of the batcher: one request at a time, submit then wait. */
+static void *batcher_main(void *arg)
+{
+    worker *wk = arg;
+    shared *sh = wk->sh;
+    fleet_tensor *x = NULL, *y = NULL;
+    fleet_ticket *t = NULL;
+    float hx[512], hy[512];
+    bool entered = false;
+    fill(hx, 512, 7 + (uint64_t)wk->index, 1.0f);
+    if ((x = tensor(sh, 1, 512, hx)) == NULL || (y = tensor(sh, 1, 512, NULL)) == NULL)
+        goto out;
+    const fleet_tensor *in[1] = {x};
+    fleet_tensor *out[1] = {y};
+    CHECK(sh, fleet_batcher_submit(sh->batcher, in, 1, out, 1, 0, &t));
+    CHECK(sh, fleet_ticket_wait(t, -1));
+    fleet_ticket_release(t);
+    CHECK(sh, fleet_tensor_copy_to_host(y, hy, sizeof hy));
+    if (!mlp_correct(sh, hx, hy)) {
+        fail(sh, "batcher", "a batched result differs from the reference");
+        goto out;
+    }
+    entered = true;
+    pthread_barrier_wait(&sh->ready);
+    while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
+        double t0 = now_s();
+        CHECK(sh, fleet_batcher_submit(sh->batcher, in, 1, out, 1, 0, &t));
+        fleet_status st = fleet_ticket_wait(t, -1);
+        fleet_ticket_release(t);
+        CHECK(sh, st);
+        if (atomic_load_explicit(&sh->recording, memory_order_relaxed))
+            wk->latency_us[wk->n_latency++ % LATENCY_SAMPLES] = (float)((now_s() - t0) * 1e6);
+        atomic_fetch_add_explicit(&wk->ops, 1, memory_order_relaxed);
+    }
+out:
+    if (!entered)
+        pthread_barrier_wait(&sh->ready);
+    if (x) fleet_tensor_release(x);
+    if (y) fleet_tensor_release(y);
+    return NULL;
+}
+
 static void *mlp_main(void *arg)
 {
     worker *wk = arg;
     shared *sh = wk->sh;
     fleet_tensor *x = NULL, *y = NULL;
     float hx[512], hy[512];
-    double a[1024], b[1024];
     fleet_stream *s;
     bool entered = false;
     CHECK(sh, fleet_stream_current(sh->dev, &s));
@@ -214,21 +283,10 @@ static void *mlp_main(void *arg)
     for (int k = 0; k < 3; k++) {
         CHECK(sh, fleet_model_run(sh->mlp, in, 1, out, 1));
         CHECK(sh, fleet_tensor_copy_to_host(y, hy, sizeof hy));
-        float cur[1024];
-        memcpy(cur, hx, sizeof hx);
-        double *ref = a;
-        for (int l = 0; l < MLP_LAYERS; l++) {
-            ref = l % 2 ? b : a;
-            check_linear(cur, sh->mlp_w[l], sh->mlp_b[l], mlp_widths[l], mlp_widths[l + 1], 1,
-                         l + 1 < MLP_LAYERS, NULL, ref);
-            for (int64_t i = 0; i < mlp_widths[l + 1]; i++)
-                cur[i] = (float)ref[i];
+        if (!mlp_correct(sh, hx, hy)) {
+            fail(sh, "mlp", "fleet_model_run's result differs from the reference");
+            goto out;
         }
-        for (int i = 0; i < 512; i++)
-            if (fabs(hy[i] - ref[i]) > 1e-4 * (1.0 + fabs(ref[i]))) {
-                fail(sh, "mlp", "fleet_model_run's result differs from the reference");
-                goto out;
-            }
     }
     entered = true;
     pthread_barrier_wait(&sh->ready);
@@ -274,6 +332,7 @@ typedef struct options {
     int counts[MAX_COUNTS], n_counts;
     bool selected[N_WORKLOADS];
     int windows, window_ms, warmup_ms;
+    int64_t batch_delay_us;
     const char *json;
     const char *backend;
 } options;
@@ -282,6 +341,7 @@ typedef struct result {
     const workload *w;
     int threads;
     double median, min, max, speedup, efficiency;
+    double p50_us, p99_us, batch_rows; /* batcher only */
 } result;
 
 static double now_s(void)
@@ -312,6 +372,33 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* p50 and p99 of the latencies the workers recorded. */
+static void latency_percentiles(worker *wk, int n, result *r)
+{
+    size_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += wk[i].n_latency < LATENCY_SAMPLES ? wk[i].n_latency : LATENCY_SAMPLES;
+    float *all = malloc(sizeof(float) * (total ? total : 1));
+    size_t k = 0;
+    for (int i = 0; i < n && all != NULL; i++) {
+        size_t m = wk[i].n_latency < LATENCY_SAMPLES ? wk[i].n_latency : LATENCY_SAMPLES;
+        memcpy(all + k, wk[i].latency_us, sizeof(float) * m);
+        k += m;
+    }
+    if (all != NULL && total > 0) {
+        qsort(all, total, sizeof *all, cmp_float);
+        r->p50_us = all[total / 2];
+        r->p99_us = all[total * 99 / 100];
+    }
+    free(all);
+}
+
 /* One thread count of one workload; 0 on success. */
 static int measure(shared *sh, const options *o, result *r)
 {
@@ -320,16 +407,23 @@ static int measure(shared *sh, const options *o, result *r)
         return -1;
     atomic_store(&sh->stop, false);
     pthread_barrier_init(&sh->ready, NULL, (unsigned)sh->threads + 1);
-    void *(*fn)(void *) = sh->w->in == 0 ? mlp_main : linear_main;
+    void *(*fn)(void *) = sh->w->in == 0 ? mlp_main : sh->w->in < 0 ? batcher_main : linear_main;
+    atomic_store(&sh->recording, false);
     for (int i = 0; i < sh->threads; i++) {
         wk[i].sh = sh;
         wk[i].index = i;
+        if (sh->w->in < 0 && (wk[i].latency_us = malloc(sizeof(float) * LATENCY_SAMPLES)) == NULL)
+            fail(sh, "batcher", "no host memory for latencies");
         pthread_create(&wk[i].tid, NULL, fn, &wk[i]);
     }
+    fleet_batcher_stats bs0 = {0}, bs1 = {0};
     pthread_barrier_wait(&sh->ready);
     double rates[MAX_WINDOWS];
     if (atomic_load(&sh->failed) == 0) {
         sleep_ms(o->warmup_ms);
+        atomic_store(&sh->recording, true);
+        if (sh->batcher != NULL)
+            fleet_batcher_get_stats(sh->batcher, &bs0);
         for (int k = 0; k < o->windows; k++) {
             uint64_t c0 = total_ops(wk, sh->threads);
             double t0 = now_s();
@@ -340,9 +434,19 @@ static int measure(shared *sh, const options *o, result *r)
         }
     }
     atomic_store(&sh->stop, true);
+    if (sh->batcher != NULL)
+        fleet_batcher_get_stats(sh->batcher, &bs1);
     for (int i = 0; i < sh->threads; i++)
         pthread_join(wk[i].tid, NULL);
     pthread_barrier_destroy(&sh->ready);
+    r->p50_us = r->p99_us = r->batch_rows = 0;
+    if (sh->batcher != NULL) {
+        latency_percentiles(wk, sh->threads, r);
+        uint64_t batches = bs1.batches - bs0.batches;
+        r->batch_rows = batches ? (double)(bs1.rows - bs0.rows) / (double)batches : 0;
+    }
+    for (int i = 0; i < sh->threads; i++)
+        free(wk[i].latency_us);
     free(wk);
     if (atomic_load(&sh->failed) != 0)
         return -1;
@@ -361,7 +465,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: fleet bench [--threads 1,2,4,8,16] [--workloads a,b,...] [--windows N]\n"
                "                   [--window-ms N] [--warmup-ms N] [--backend cpu|cuda]\n"
-               "                   [--quick] [--json FILE]\n"
+               "                   [--quick] [--json FILE] [--batch-delay-us N]\n"
                "workloads:\n");
     for (int i = 0; i < N_WORKLOADS; i++)
         fprintf(f, "  %-17s %s\n", workloads[i].name, workloads[i].what);
@@ -414,7 +518,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static int parse_options(int argc, char **argv, options *o)
 {
     *o = (options){.counts = {1, 2, 4, 8, 16}, .n_counts = 5, .windows = 5, .window_ms = 300,
-                   .warmup_ms = 200};
+                   .warmup_ms = 200, .batch_delay_us = 100};
     for (int i = 0; i < N_WORKLOADS; i++)
         o->selected[i] = true;
     for (int i = 1; i < argc; i++) {
@@ -442,7 +546,11 @@ static int parse_options(int argc, char **argv, options *o)
             bad = parse_int(v, 1, 600000, &o->window_ms);
         else if (strcmp(a, "--warmup-ms") == 0)
             bad = parse_int(v, 0, 600000, &o->warmup_ms);
-        else if (strcmp(a, "--json") == 0)
+        else if (strcmp(a, "--batch-delay-us") == 0) {
+            int d;
+            bad = parse_int(v, 0, 10000000, &d);
+            o->batch_delay_us = d;
+        } else if (strcmp(a, "--json") == 0)
             o->json = v;
         else if (strcmp(a, "--backend") == 0 && (strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0))
             o->backend = v;
@@ -463,9 +571,11 @@ static void print_json(FILE *f, const result *rs, int n, const fleet_device *dev
     for (int i = 0; i < n; i++)
         fprintf(f, "  {\"program\": \"fleet\", \"workload\": \"%s\", \"threads\": %d, "
                    "\"ops_per_s\": %.0f, \"min\": %.0f, \"max\": %.0f, \"speedup\": %.3f, "
-                   "\"efficiency\": %.3f, \"device\": \"%s\"}%s\n",
+                   "\"efficiency\": %.3f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
+                   "\"batch_rows\": %.2f, \"device\": \"%s\"}%s\n",
                 rs[i].w->name, rs[i].threads, rs[i].median, rs[i].min, rs[i].max, rs[i].speedup,
-                rs[i].efficiency, fleet_device_name(dev), last && i == n - 1 ? "" : ",");
+                rs[i].efficiency, rs[i].p50_us, rs[i].p99_us, rs[i].batch_rows,
+                fleet_device_name(dev), last && i == n - 1 ? "" : ",");
 }
 
 int fleet_cli_bench(int argc, char **argv)
@@ -503,9 +613,19 @@ int fleet_cli_bench(int argc, char **argv)
             continue;
         shared sh = {.dev = dev, .w = &workloads[i]};
         pthread_mutex_init(&sh.error_lock, NULL);
-        if (workloads[i].in == 0 && build_mlp(&sh) != 0) {
+        if (workloads[i].in <= 0 && build_mlp(&sh) != 0) {
             fprintf(stderr, "fleet bench: building the MLP: %s\n", fleet_last_error());
             rc = 1;
+        }
+        if (rc == 0 && workloads[i].in < 0) {
+            fleet_batcher_config bc = fleet_batcher_config_default();
+            bc.max_batch = 64;
+            bc.max_delay_us = o.batch_delay_us;
+            bc.max_inflight = 2;
+            if (fleet_batcher_create(sh.mlp, &bc, &sh.batcher) != FLEET_OK) {
+                fprintf(stderr, "fleet bench: the batcher: %s\n", fleet_last_error());
+                rc = 1;
+            }
         }
         result rs[MAX_COUNTS];
         for (int k = 0; k < o.n_counts && rc == 0; k++) {
@@ -526,6 +646,13 @@ int fleet_cli_bench(int argc, char **argv)
         }
         if (json != NULL && rc == 0)
             print_json(json, rs, o.n_counts, dev, i == last_w);
+        if (sh.batcher != NULL) {
+            fleet_batcher_destroy(sh.batcher);
+            for (int k = 0; k < o.n_counts && rc == 0; k++)
+                printf("|   batcher latency | %d clients | p50 %.0f us | p99 %.0f us | %.1f rows "
+                       "per batch | | |\n", rs[k].threads, rs[k].p50_us, rs[k].p99_us,
+                       rs[k].batch_rows);
+        }
         if (sh.mlp != NULL)
             fleet_model_destroy(sh.mlp);
         for (int l = 0; l < MLP_LAYERS; l++) {

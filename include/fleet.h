@@ -19,5 +19,6 @@
 #include "fleet/ops.h"
 #include "fleet/linalg.h"
 #include "fleet/model.h"
+#include "fleet/batch.h"
 
 #endif /* FLEET_H */

@@ -10,6 +10,7 @@
  *      the graph cache (one)              model/graph_cache.c
  *      a (plan, stream) instance, held    model/graph_cache.h
  *      for a whole run
+ *      a batcher's queue; a ticket        batch/batcher.c
  *      (never two of these at once)
  *   3  stream pool wait (per device)       runtime/stream_pool.c
  *   4  allocator shard (per stream; taken in stream-id order when several)

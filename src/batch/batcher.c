@@ -1,0 +1,661 @@
+/* batch/batcher.c — the dynamic batcher (fleet/batch.h).
+ *
+ * Protocol (verify/batcher.pml models it): a request is queued by submit
+ * under the batcher's lock, or refused there (full, shut down); a runner
+ * takes requests off the queue under the same lock, runs them without it and
+ * completes each ticket exactly once; shutdown flips the state under the lock
+ * and, when cancelling, takes every queued request itself and completes it
+ * with FLEET_ERR_SHUTDOWN. A request is therefore always in exactly one
+ * place — the queue, one runner's batch, or completed — and runners exit only
+ * when the state is no longer RUNNING and the queue is empty, so nothing
+ * is stranded. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/prim.h"
+#include "fleet/batch.h"
+#include "fleet/ops.h"
+#include "model/graph.h"
+#include "runtime/device.h"
+#include "tensor/tensor.h"
+
+#define MAX_BUCKETS 16
+#define SAMPLES 4096
+
+typedef enum state { RUNNING, DRAINING, CANCELLING, STOPPED } state;
+
+struct fleet_ticket {
+    /* Set at submit, read-only after. */
+    struct fleet_batcher *batcher;
+    int64_t rows;
+    int n_in, n_out;
+    fleet_tensor *in[FLEET_MODEL_MAX_IO];
+    fleet_tensor *out[FLEET_MODEL_MAX_IO];
+    fleet_event *ready;         /* inputs ready on the submitter's stream */
+    uint64_t enqueued_ns, deadline_ns; /* deadline 0: none            */
+    struct fleet_ticket *next;  /* queue or batch link (batcher lock)  */
+    /* rank 2 (leaf): guards status and done. */
+    fleet__mutex lock;
+    fleet__cond cv;
+    fleet_status status;
+    bool done;
+};
+
+typedef struct runner {
+    struct fleet_batcher *b;
+    int index;
+    fleet__thread thread;
+    /* Batch tensors per bucket, on the runner's stream (runner-private). */
+    fleet_tensor *in[MAX_BUCKETS][FLEET_MODEL_MAX_IO];
+    fleet_tensor *out[MAX_BUCKETS][FLEET_MODEL_MAX_IO];
+} runner;
+
+typedef struct samples {
+    double v[SAMPLES];
+    uint64_t n;
+} samples;
+
+struct fleet_batcher {
+    fleet_model *model;
+    fleet_device *dev;
+    fleet_batcher_config cfg;
+    int64_t buckets[MAX_BUCKETS];
+    int n_buckets;
+    runner *runners;
+    /* rank 2: guards everything below. */
+    fleet__mutex lock;
+    fleet__cond work;           /* a request arrived, or the state changed */
+    state st;
+    fleet_ticket *head, *tail;
+    int queued;
+    int64_t queued_rows;
+    fleet_event **events;       /* free events, a stack                  */
+    int n_events, cap_events;
+    uint64_t submitted, completed_ok, failed, timed_out, cancelled, rejected_full;
+    uint64_t batches, rows;
+    samples wait_us, run_us;
+};
+
+fleet_batcher_config fleet_batcher_config_default(void)
+{
+    return (fleet_batcher_config){.max_batch = 32, .max_delay_us = 200, .queue_capacity = 1024,
+                                  .max_inflight = 2};
+}
+
+/* ---- tickets -------------------------------------------------------------------------- */
+
+static void ticket_free(fleet_ticket *t)
+{
+    fleet__mutex_destroy(&t->lock);
+    fleet__cond_destroy(&t->cv);
+    free(t);
+}
+
+/* Give back what the request held, then complete it. After the unlock the
+ * ticket belongs to its owner alone (who may free it at once). */
+static void complete(fleet_batcher *b, fleet_ticket *t, fleet_status status)
+{
+    for (int i = 0; i < t->n_in; i++)
+        (void)fleet_tensor_release(t->in[i]);
+    for (int i = 0; i < t->n_out; i++)
+        (void)fleet_tensor_release(t->out[i]);
+    fleet__mutex_lock(&b->lock);
+    if (b->n_events < b->cap_events)
+        b->events[b->n_events++] = t->ready;
+    else
+        (void)fleet_event_destroy(t->ready);
+    if (status == FLEET_OK)
+        b->completed_ok++;
+    else if (status == FLEET_ERR_TIMEOUT)
+        b->timed_out++;
+    else if (status == FLEET_ERR_SHUTDOWN)
+        b->cancelled++;
+    else
+        b->failed++;
+    fleet__mutex_unlock(&b->lock);
+    fleet__mutex_lock(&t->lock);
+    FLEET_DEBUG_ASSERT(!t->done); /* completed exactly once */
+    t->status = status;
+    t->done = true;
+    fleet__cond_broadcast(&t->cv);
+    fleet__mutex_unlock(&t->lock);
+}
+
+static void complete_list(fleet_batcher *b, fleet_ticket *t, fleet_status status)
+{
+    while (t != NULL) {
+        fleet_ticket *next = t->next;
+        complete(b, t, status);
+        t = next;
+    }
+}
+
+fleet_status fleet_ticket_wait(fleet_ticket *ticket, int64_t timeout_ms)
+{
+    FLEET_CHECK_ARG(ticket != NULL, FLEET_ERR_NULL_POINTER, "fleet_ticket_wait: ticket is NULL");
+    FLEET_CHECK_ARG(timeout_ms >= -1, FLEET_ERR_INVALID_ARGUMENT,
+                    "fleet_ticket_wait: timeout_ms %lld (expected -1, 0 or more)",
+                    (long long)timeout_ms);
+    uint64_t deadline = timeout_ms >= 0 ? fleet__deadline_after_ms(timeout_ms) : 0;
+    fleet__mutex_lock(&ticket->lock);
+    while (!ticket->done) {
+        if (timeout_ms < 0)
+            fleet__cond_wait(&ticket->cv, &ticket->lock);
+        else if (!fleet__cond_wait_until(&ticket->cv, &ticket->lock, deadline))
+            break;
+    }
+    bool done = ticket->done;
+    fleet_status st = ticket->status;
+    fleet__mutex_unlock(&ticket->lock);
+    if (!done)
+        return FLEET_ERR_NOT_READY;
+    if (st != FLEET_OK)
+        return fleet__error(st, "fleet_ticket_wait: the request failed: %s", fleet_status_str(st));
+    return FLEET_OK;
+}
+
+fleet_status fleet_ticket_poll(fleet_ticket *ticket)
+{
+    return fleet_ticket_wait(ticket, 0);
+}
+
+fleet_status fleet_ticket_release(fleet_ticket *ticket)
+{
+    if (ticket == NULL)
+        return FLEET_OK;
+    (void)fleet_ticket_wait(ticket, -1);
+    ticket_free(ticket);
+    return FLEET_OK;
+}
+
+/* ---- create ---------------------------------------------------------------------------- */
+
+static fleet_status check_config(const fleet_batcher_config *c)
+{
+    static const char fn[] = "fleet_batcher_create";
+    FLEET_CHECK_ARG(c->max_batch >= 1 && c->max_batch <= 4096, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: max_batch %d is outside 1..4096", fn, c->max_batch);
+    FLEET_CHECK_ARG(c->max_delay_us >= 0 && c->max_delay_us <= 10000000, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: max_delay_us %lld is outside 0..10^7", fn, (long long)c->max_delay_us);
+    FLEET_CHECK_ARG(c->queue_capacity >= 1 && c->queue_capacity <= (1 << 20),
+                    FLEET_ERR_INVALID_ARGUMENT, "%s: queue_capacity %d is outside 1..2^20", fn,
+                    c->queue_capacity);
+    FLEET_CHECK_ARG(c->max_inflight >= 1 && c->max_inflight <= 16, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: max_inflight %d is outside 1..16", fn, c->max_inflight);
+    return FLEET_OK;
+}
+
+/* Every input and output is [B, ...] with B nowhere else. */
+static fleet_status check_model(const fleet_model *m)
+{
+    static const char fn[] = "fleet_batcher_create";
+    FLEET_CHECK_ARG(m->finalized, FLEET_ERR_INVALID_ARGUMENT, "%s: finalize the model first", fn);
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass ? m->n_outputs : m->n_inputs;
+        for (int i = 0; i < n; i++) {
+            const fleet__named *io = pass ? &m->outputs[i] : &m->inputs[i];
+            const fleet__value *v = &m->values[io->value];
+            bool ok = v->ndim >= 1 && v->shape[0] == FLEET_DIM_BATCH;
+            for (int d = 1; ok && d < v->ndim; d++)
+                ok = v->shape[d] != FLEET_DIM_BATCH;
+            FLEET_CHECK_ARG(ok, FLEET_ERR_INVALID_ARGUMENT,
+                            "%s: %s '%s' must have the batch dimension first and only there", fn,
+                            pass ? "output" : "input", io->name);
+        }
+    }
+    return FLEET_OK;
+}
+
+static void *runner_main(void *arg);
+
+fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config *cfg,
+                                  fleet_batcher **out)
+{
+    static const char fn[] = "fleet_batcher_create";
+    fleet_status st = fleet__model_enter(model, fn);
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
+    fleet_batcher_config c = cfg != NULL ? *cfg : fleet_batcher_config_default();
+    if ((st = check_config(&c)) != FLEET_OK || (st = check_model(model)) != FLEET_OK)
+        return st;
+    fleet_batcher *b = calloc(1, sizeof *b);
+    if (b == NULL || (b->runners = calloc((size_t)c.max_inflight, sizeof *b->runners)) == NULL ||
+        (b->events = calloc((size_t)c.queue_capacity + (size_t)c.max_batch * (size_t)c.max_inflight,
+                            sizeof *b->events)) == NULL) {
+        if (b != NULL)
+            free(b->runners);
+        free(b);
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
+    }
+    b->cap_events = c.queue_capacity + c.max_batch * c.max_inflight;
+    b->model = model;
+    b->dev = model->device;
+    b->cfg = c;
+    for (int64_t s = 1; s < c.max_batch && b->n_buckets < MAX_BUCKETS - 1; s *= 2)
+        b->buckets[b->n_buckets++] = s;
+    b->buckets[b->n_buckets++] = c.max_batch;
+    fleet__mutex_init(&b->lock);
+    fleet__cond_init(&b->work);
+    b->st = RUNNING;
+    int started = 0;
+    for (; started < c.max_inflight; started++) {
+        runner *r = &b->runners[started];
+        r->b = b;
+        r->index = started;
+        if ((st = fleet__thread_start(&r->thread, runner_main, r, "fleet-batch")) != FLEET_OK)
+            break;
+    }
+    if (st != FLEET_OK) {
+        fleet__mutex_lock(&b->lock);
+        b->st = CANCELLING;
+        fleet__cond_broadcast(&b->work);
+        fleet__mutex_unlock(&b->lock);
+        for (int i = 0; i < started; i++)
+            fleet__thread_join(&b->runners[i].thread);
+        fleet__cond_destroy(&b->work);
+        fleet__mutex_destroy(&b->lock);
+        free(b->events);
+        free(b->runners);
+        free(b);
+        return fleet__error_prefix(st, fn);
+    }
+    *out = b;
+    return FLEET_OK;
+}
+
+/* ---- submit ----------------------------------------------------------------------------- */
+
+/* Count, device, dtype, shape of each tensor; the rows they share. */
+static fleet_status check_request(const fleet_batcher *b, const fleet_tensor *const *inputs,
+                                  int n_inputs, fleet_tensor *const *outputs, int n_outputs,
+                                  int64_t *rows)
+{
+    static const char fn[] = "fleet_batcher_submit";
+    const fleet_model *m = b->model;
+    FLEET_CHECK_ARG(n_inputs == m->n_inputs && n_outputs == m->n_outputs,
+                    FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: the model takes %d inputs and %d outputs, got %d and %d", fn, m->n_inputs,
+                    m->n_outputs, n_inputs, n_outputs);
+    FLEET_CHECK_ARG(inputs != NULL && outputs != NULL, FLEET_ERR_NULL_POINTER,
+                    "%s: inputs or outputs is NULL", fn);
+    *rows = -1;
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass ? n_outputs : n_inputs;
+        for (int i = 0; i < n; i++) {
+            const fleet__named *io = pass ? &m->outputs[i] : &m->inputs[i];
+            const fleet_tensor *t = pass ? outputs[i] : inputs[i];
+            fleet_status st = fleet__enter_tensor(t, fn, io->name);
+            if (st != FLEET_OK)
+                return st;
+            const fleet__value *v = &m->values[io->value];
+            FLEET_CHECK_ARG(t->device == b->dev, FLEET_ERR_INVALID_DEVICE,
+                            "%s: '%s' is on %s, the model on %s", fn, io->name, t->device->name,
+                            b->dev->name);
+            FLEET_CHECK_ARG(t->dtype == v->dtype, FLEET_ERR_DTYPE_MISMATCH,
+                            "%s: '%s' is %s, expected %s", fn, io->name,
+                            fleet_dtype_name(t->dtype), fleet_dtype_name(v->dtype));
+            bool ok = t->ndim == v->ndim && (*rows < 0 || t->shape[0] == *rows);
+            for (int d = 1; ok && d < v->ndim; d++)
+                ok = t->shape[d] == v->shape[d];
+            if (!ok) {
+                char got[96];
+                return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
+                                    "%s: '%s' is %s: it does not match the model's shape with the "
+                                    "request's rows", fn, io->name,
+                                    fleet__shape_str(t, got, sizeof got));
+            }
+            *rows = t->shape[0];
+        }
+    }
+    FLEET_CHECK_ARG(*rows >= 1 && *rows <= b->cfg.max_batch, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: a request of %lld rows; the batcher takes 1..%d (max_batch)", fn,
+                    (long long)*rows, b->cfg.max_batch);
+    return FLEET_OK;
+}
+
+fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *const *inputs,
+                                  int n_inputs, fleet_tensor *const *outputs, int n_outputs,
+                                  int64_t timeout_us, fleet_ticket **ticket)
+{
+    static const char fn[] = "fleet_batcher_submit";
+    FLEET_CHECK_ARG(batcher != NULL && ticket != NULL, FLEET_ERR_NULL_POINTER,
+                    "%s: batcher or ticket is NULL", fn);
+    fleet_status st = fleet__model_enter(batcher->model, fn);
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CHECK_ARG(timeout_us >= 0, FLEET_ERR_INVALID_ARGUMENT, "%s: timeout_us %lld < 0", fn,
+                    (long long)timeout_us);
+    fleet__mutex_lock(&batcher->lock);
+    state s = batcher->st;
+    fleet__mutex_unlock(&batcher->lock);
+    if (s != RUNNING)
+        return fleet__error(FLEET_ERR_SHUTDOWN, "%s: the batcher is shut down", fn);
+    int64_t rows;
+    if ((st = check_request(batcher, inputs, n_inputs, outputs, n_outputs, &rows)) != FLEET_OK)
+        return st;
+
+    fleet_ticket *t = calloc(1, sizeof *t);
+    if (t == NULL)
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
+    t->batcher = batcher;
+    t->rows = rows;
+    fleet__mutex_init(&t->lock);
+    fleet__cond_init(&t->cv);
+    /* The event that orders the runner's reads after the submitter's writes. */
+    fleet__mutex_lock(&batcher->lock);
+    t->ready = batcher->n_events > 0 ? batcher->events[--batcher->n_events] : NULL;
+    fleet__mutex_unlock(&batcher->lock);
+    fleet_stream *s_cur;
+    if ((t->ready == NULL && (st = fleet_event_create(batcher->dev, &t->ready)) != FLEET_OK) ||
+        (st = fleet__stream_current(batcher->dev, &s_cur)) != FLEET_OK ||
+        (st = fleet_event_record(t->ready, s_cur)) != FLEET_OK) {
+        if (t->ready != NULL)
+            (void)fleet_event_destroy(t->ready);
+        ticket_free(t);
+        return fleet__error_prefix(st, fn);
+    }
+    t->enqueued_ns = fleet__now_ns();
+    t->deadline_ns = timeout_us > 0 ? t->enqueued_ns + (uint64_t)timeout_us * 1000u : 0;
+
+    fleet__mutex_lock(&batcher->lock);
+    if (batcher->st != RUNNING || batcher->queued >= batcher->cfg.queue_capacity) {
+        bool full = batcher->st == RUNNING;
+        if (full)
+            batcher->rejected_full++;
+        if (batcher->n_events < batcher->cap_events)
+            batcher->events[batcher->n_events++] = t->ready;
+        else
+            (void)fleet_event_destroy(t->ready);
+        fleet__mutex_unlock(&batcher->lock);
+        ticket_free(t);
+        return full ? fleet__error(FLEET_ERR_QUEUE_FULL, "%s: %d requests are waiting (the "
+                                   "queue_capacity)", fn, batcher->cfg.queue_capacity)
+                    : fleet__error(FLEET_ERR_SHUTDOWN, "%s: the batcher is shut down", fn);
+    }
+    /* Accepted: hold the tensors until the ticket completes. */
+    t->n_in = n_inputs;
+    t->n_out = n_outputs;
+    for (int i = 0; i < n_inputs; i++) {
+        t->in[i] = (fleet_tensor *)inputs[i];
+        fleet_atomic_add_relaxed(&t->in[i]->refcount, 1);
+    }
+    for (int i = 0; i < n_outputs; i++) {
+        t->out[i] = outputs[i];
+        fleet_atomic_add_relaxed(&t->out[i]->refcount, 1);
+    }
+    if (batcher->tail != NULL)
+        batcher->tail->next = t;
+    else
+        batcher->head = t;
+    batcher->tail = t;
+    batcher->queued++;
+    batcher->queued_rows += rows;
+    batcher->submitted++;
+    fleet__cond_signal(&batcher->work);
+    fleet__mutex_unlock(&batcher->lock);
+    *ticket = t;
+    return FLEET_OK;
+}
+
+/* ---- runners ------------------------------------------------------------------------------ */
+
+static void add_sample(samples *s, double v)
+{
+    s->v[s->n++ % SAMPLES] = v;
+}
+
+/* Take the next batch off the queue (lock held): requests in arrival order
+ * while their rows fit; expired ones go to *expired instead. */
+static fleet_ticket *take_batch(fleet_batcher *b, int64_t *rows, fleet_ticket **expired)
+    FLEET_REQUIRES(b->lock)
+{
+    fleet_ticket *batch = NULL, **tail = &batch;
+    uint64_t now = fleet__now_ns();
+    *rows = 0;
+    *expired = NULL;
+    while (b->head != NULL) {
+        fleet_ticket *t = b->head;
+        bool late = t->deadline_ns != 0 && now >= t->deadline_ns;
+        if (!late && *rows + t->rows > b->cfg.max_batch)
+            break;
+        b->head = t->next;
+        if (b->head == NULL)
+            b->tail = NULL;
+        b->queued--;
+        b->queued_rows -= t->rows;
+        if (late) {
+            t->next = *expired;
+            *expired = t;
+            continue;
+        }
+        t->next = NULL;
+        *tail = t;
+        tail = &t->next;
+        *rows += t->rows;
+    }
+    return batch;
+}
+
+/* A view of rows [start, start + n) of t (dim 0), on the stack. */
+static fleet_tensor rows_view(const fleet_tensor *t, int64_t start, int64_t n)
+{
+    fleet_tensor v = *t;
+    v.offset += start * t->strides[0];
+    v.shape[0] = n;
+    return v;
+}
+
+static fleet_status bucket_tensors(runner *r, int k)
+{
+    fleet_batcher *b = r->b;
+    const fleet_model *m = b->model;
+    for (int pass = 0; pass < 2; pass++) {
+        int n = pass ? m->n_outputs : m->n_inputs;
+        for (int i = 0; i < n; i++) {
+            fleet_tensor **slot = pass ? &r->out[k][i] : &r->in[k][i];
+            if (*slot != NULL)
+                continue;
+            int nd;
+            int64_t shape[FLEET_MAX_DIMS];
+            fleet_status st = pass ? fleet_model_output_shape(m, i, b->buckets[k], &nd, shape)
+                                   : fleet_model_input_shape(m, i, b->buckets[k], &nd, shape);
+            if (st == FLEET_OK)
+                st = fleet_tensor_create(b->dev, m->values[pass ? m->outputs[i].value
+                                                                : m->inputs[i].value].dtype,
+                                         nd, shape, slot);
+            if (st != FLEET_OK)
+                return st;
+        }
+    }
+    return FLEET_OK;
+}
+
+/* Gather, run, scatter, wait: the status of the whole batch. */
+static fleet_status run_batch(runner *r, fleet_ticket *batch, int64_t rows)
+{
+    fleet_batcher *b = r->b;
+    const fleet_model *m = b->model;
+    int k = 0;
+    while (b->buckets[k] < rows)
+        k++;
+    fleet_stream *s;
+    fleet_status st = fleet__stream_current(b->dev, &s);
+    if (st == FLEET_OK)
+        st = bucket_tensors(r, k);
+    int64_t at = 0;
+    for (fleet_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
+        st = fleet_stream_wait_event(s, t->ready);
+        for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++) {
+            fleet_tensor dst = rows_view(r->in[k][i], at, t->rows);
+            st = fleet_copy(t->in[i], &dst);
+        }
+        at += t->rows;
+    }
+    if (st == FLEET_OK)
+        st = fleet_model_run(b->model, (const fleet_tensor *const *)r->in[k], m->n_inputs,
+                             r->out[k], m->n_outputs);
+    at = 0;
+    for (fleet_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
+        for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
+            fleet_tensor src = rows_view(r->out[k][i], at, t->rows);
+            st = fleet_copy(&src, t->out[i]);
+        }
+        at += t->rows;
+    }
+    fleet_status sync = fleet_stream_synchronize(s); /* always: nothing left in flight */
+    return st != FLEET_OK ? st : sync;
+}
+
+static void *runner_main(void *arg)
+{
+    runner *r = arg;
+    fleet_batcher *b = r->b;
+    fleet__mutex_lock(&b->lock);
+    for (;;) {
+        while (b->head == NULL && b->st == RUNNING)
+            fleet__cond_wait(&b->work, &b->lock);
+        if (b->head == NULL)
+            break; /* shut down and nothing left */
+        /* Give the batch up to max_delay_us from its first request to fill. */
+        uint64_t until = b->head->enqueued_ns + (uint64_t)b->cfg.max_delay_us * 1000u;
+        while (b->head != NULL && b->st == RUNNING && b->queued_rows < b->cfg.max_batch &&
+               fleet__now_ns() < until)
+            (void)fleet__cond_wait_until(&b->work, &b->lock, until);
+        if (b->head == NULL)
+            continue; /* another runner took them */
+        int64_t rows;
+        fleet_ticket *expired, *batch = take_batch(b, &rows, &expired);
+        if (b->head != NULL)
+            fleet__cond_signal(&b->work); /* more for another runner */
+        fleet__mutex_unlock(&b->lock);
+
+        complete_list(b, expired, FLEET_ERR_TIMEOUT);
+        if (batch != NULL) {
+            uint64_t start = fleet__now_ns();
+            fleet_status st = run_batch(r, batch, rows);
+            if (st != FLEET_OK)
+                FLEET_LOG_WARNF("batcher: a batch of %lld rows failed: %s", (long long)rows,
+                                fleet_last_error());
+            uint64_t end = fleet__now_ns();
+            fleet__mutex_lock(&b->lock);
+            b->batches++;
+            b->rows += (uint64_t)rows;
+            for (fleet_ticket *t = batch; t != NULL; t = t->next) {
+                add_sample(&b->wait_us, (double)(start - t->enqueued_ns) / 1e3);
+                add_sample(&b->run_us, (double)(end - start) / 1e3);
+            }
+            fleet__mutex_unlock(&b->lock);
+            complete_list(b, batch, st);
+        }
+        fleet__mutex_lock(&b->lock);
+    }
+    fleet__mutex_unlock(&b->lock);
+    for (int k = 0; k < MAX_BUCKETS; k++)
+        for (int i = 0; i < FLEET_MODEL_MAX_IO; i++) {
+            if (r->in[k][i] != NULL)
+                fleet__tensor_drop(r->in[k][i]);
+            if (r->out[k][i] != NULL)
+                fleet__tensor_drop(r->out[k][i]);
+        }
+    return NULL;
+}
+
+/* ---- shutdown, destroy, stats ------------------------------------------------------------ */
+
+fleet_status fleet_batcher_shutdown(fleet_batcher *batcher, bool drain)
+{
+    FLEET_CHECK_ARG(batcher != NULL, FLEET_ERR_NULL_POINTER,
+                    "fleet_batcher_shutdown: batcher is NULL");
+    fleet_ticket *cancelled = NULL;
+    fleet__mutex_lock(&batcher->lock);
+    bool first = batcher->st == RUNNING;
+    if (first) {
+        batcher->st = drain ? DRAINING : CANCELLING;
+        if (!drain) {
+            cancelled = batcher->head;
+            batcher->head = batcher->tail = NULL;
+            batcher->queued = 0;
+            batcher->queued_rows = 0;
+        }
+        fleet__cond_broadcast(&batcher->work);
+    }
+    fleet__mutex_unlock(&batcher->lock);
+    if (!first)
+        return FLEET_OK;
+    complete_list(batcher, cancelled, FLEET_ERR_SHUTDOWN);
+    for (int i = 0; i < batcher->cfg.max_inflight; i++)
+        fleet__thread_join(&batcher->runners[i].thread);
+    fleet__mutex_lock(&batcher->lock);
+    FLEET_ASSERT(batcher->head == NULL); /* no ticket stranded */
+    batcher->st = STOPPED;
+    fleet__mutex_unlock(&batcher->lock);
+    return FLEET_OK;
+}
+
+fleet_status fleet_batcher_destroy(fleet_batcher *batcher)
+{
+    if (batcher == NULL)
+        return FLEET_OK;
+    fleet_status st = fleet_batcher_shutdown(batcher, true);
+    for (int i = 0; i < batcher->n_events; i++)
+        (void)fleet_event_destroy(batcher->events[i]);
+    fleet__cond_destroy(&batcher->work);
+    fleet__mutex_destroy(&batcher->lock);
+    free(batcher->events);
+    free(batcher->runners);
+    free(batcher);
+    return st;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void percentiles(const samples *s, double *p50, double *p99)
+{
+    size_t n = s->n < SAMPLES ? (size_t)s->n : SAMPLES;
+    *p50 = *p99 = 0;
+    if (n == 0)
+        return;
+    double *v = malloc(sizeof(double) * n);
+    if (v == NULL)
+        return;
+    memcpy(v, s->v, sizeof(double) * n);
+    qsort(v, n, sizeof *v, cmp_double);
+    *p50 = v[n / 2];
+    *p99 = v[(n * 99) / 100 < n ? (n * 99) / 100 : n - 1];
+    free(v);
+}
+
+fleet_status fleet_batcher_get_stats(fleet_batcher *batcher, fleet_batcher_stats *out)
+{
+    FLEET_CHECK_ARG(batcher != NULL && out != NULL, FLEET_ERR_NULL_POINTER,
+                    "fleet_batcher_get_stats: NULL argument");
+    samples *w = malloc(sizeof *w), *r = malloc(sizeof *r);
+    if (w == NULL || r == NULL) {
+        free(w);
+        free(r);
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_batcher_get_stats: no host memory");
+    }
+    fleet__mutex_lock(&batcher->lock);
+    *out = (fleet_batcher_stats){
+        .submitted = batcher->submitted, .completed_ok = batcher->completed_ok,
+        .failed = batcher->failed, .timed_out = batcher->timed_out,
+        .cancelled = batcher->cancelled, .rejected_full = batcher->rejected_full,
+        .batches = batcher->batches, .rows = batcher->rows, .queued = batcher->queued,
+    };
+    *w = batcher->wait_us;
+    *r = batcher->run_us;
+    fleet__mutex_unlock(&batcher->lock);
+    out->mean_batch_rows = out->batches ? (double)out->rows / (double)out->batches : 0.0;
+    percentiles(w, &out->queue_wait_p50_us, &out->queue_wait_p99_us);
+    percentiles(r, &out->run_p50_us, &out->run_p99_us);
+    free(w);
+    free(r);
+    return FLEET_OK;
+}
