@@ -3,8 +3,9 @@
 # whole test suite with cuda as the default backend (and again with cpu), run
 # compute-sanitizer (memcheck, racecheck) on a representative subset, check
 # the ready-made models against PyTorch (bench/model_reference.py, then
-# model_reference on cuda and cpu), run the demo on cuda, and print a short
-# summary last. Logs go to $OUT (the device
+# model_reference on cuda and cpu), run fleet bench, the raw-CUDA floor and
+# the PyTorch script and their ratio table (bench/compare.py), run the demo on
+# cuda, and print a short summary last. Logs go to $OUT (the device
 # tool's folder) or ./gpu-check-out; commit them under bench/results/.
 #
 # The GPU machine has no package registry: if it lacks the system BLAS/LAPACK,
@@ -77,9 +78,10 @@ rc_san=0
 for spec in memcheck:cuda_backend memcheck:backend_ops memcheck:linalg_ops_parallel \
             memcheck:simple_parallel memcheck:cross_stream_tensor memcheck:max_streams_stress \
             memcheck:real_models_parallel memcheck:graph_compilation_stress memcheck:model_shared_streams \
-            racecheck:cuda_backend racecheck:backend_ops racecheck:real_models_parallel \
+            racecheck:cuda_backend racecheck:backend_ops racecheck:real_models_parallel:encoder_block \
             synccheck:cuda_backend; do
-  tool=${spec%%:*} test=${spec#*:}
+  # tool:test[:case] (a case: one TEST of the program, to bound the time)
+  IFS=: read -r tool test case <<< "$spec"
   echo "---- $tool $test" >> "$san"
   # racecheck cannot follow kernels launched from CUDA graphs ("failure to
   # track a kernel launch"): it checks the model runtime's kernels launched
@@ -87,10 +89,10 @@ for spec in memcheck:cuda_backend memcheck:backend_ops memcheck:linalg_ops_paral
   graphs=1
   [ "$tool" = racecheck ] && graphs=0
   FLEET_BACKEND=cuda FLEET_MODEL_GRAPHS=$graphs FLEET_TEST_SCALE=0.2 timeout 300 \
-    compute-sanitizer --tool "$tool" --error-exitcode 3 "build-cuda/tests/$test" >> "$san" 2>&1
+    compute-sanitizer --tool "$tool" --error-exitcode 3 "build-cuda/tests/$test" $case >> "$san" 2>&1
   rc=$?
   errs=$(grep -Eo '(ERROR|RACECHECK) SUMMARY: .*' "$san" | tail -1)
-  echo "- compute-sanitizer $tool on $test: rc $rc, ${errs:-no summary}" >> "$summary"
+  echo "- compute-sanitizer $tool on $test${case:+ $case}: rc $rc, ${errs:-no summary}" >> "$summary"
   [ $rc -eq 0 ] || rc_san=1
 done
 
@@ -118,6 +120,20 @@ else
   echo "- model reference: the PyTorch script failed (see model-reference.log)" >> "$summary"
 fi
 
+echo "== benchmarks: fleet bench, the raw-CUDA floor, PyTorch (same card, same run)"
+B="$OUT/bench"
+mkdir -p "$B"
+rc_bench=0
+FLEET_BACKEND=cuda ./build-cuda/fleet bench --json "$B/fleet.json" > "$B/fleet.md" 2> "$B/fleet.err" || rc_bench=1
+FLEET_BACKEND=cuda ./build-cuda/fleet bench --workloads mlp,batcher --threads 1,4,16,64 \
+  --json "$B/fleet-batcher.json" > "$B/fleet-batcher.md" 2>> "$B/fleet.err" || rc_bench=1
+./build-cuda/cuda_floor --json "$B/raw.json" > "$B/raw.md" 2> "$B/raw.err" || rc_bench=1
+python3 bench/torch_bench.py --json "$B/torch.json" > "$B/torch.md" 2> "$B/torch.err" || rc_bench=1
+python3 bench/compare.py "$B/fleet.json,$B/fleet-batcher.json" "$B/raw.json" "$B/torch.json" \
+  > "$B/compare.md" 2>&1
+{ echo; echo "Benchmarks (fleet bench, bench/cuda_floor, bench/torch_bench.py; rc $rc_bench):"; echo
+  cat "$B/compare.md"; echo; } >> "$summary"
+
 echo "== demo on cuda"
 FLEET_BACKEND=cuda ./build-cuda/fleet demo --threads 8 --iters 50 > "$OUT/demo-cuda.log" 2>&1
 rc_demo=$?
@@ -125,4 +141,5 @@ echo "- demo (8 threads x 50, cuda): $(tail -1 "$OUT/demo-cuda.log") (rc $rc_dem
 
 echo
 cat "$summary"
-[ $rc_cuda -eq 0 ] && [ $rc_cpu -eq 0 ] && [ $rc_san -eq 0 ] && [ $rc_demo -eq 0 ] && [ $rc_ref -eq 0 ]
+[ $rc_cuda -eq 0 ] && [ $rc_cpu -eq 0 ] && [ $rc_san -eq 0 ] && [ $rc_demo -eq 0 ] && [ $rc_ref -eq 0 ] \
+  && [ $rc_bench -eq 0 ]

@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Ratio table of fleet bench against the raw-CUDA floor and PyTorch.
+
+    python3 bench/compare.py fleet.json[,more.json] raw.json [torch.json]
+
+Reads the --json files of `fleet bench`, bench/cuda_floor and
+bench/torch_bench.py from one run on one card and prints, per workload and
+thread count, the three figures, fleet's ratios, and each PERFORMANCE.md goal
+with PASS or MISS (and by how much). Exit status 0 either way: the goals are
+read from the table, not enforced.
+"""
+import json
+import sys
+
+
+def load(paths):
+    """Rows of one or more JSON files (comma-separated; later ones win)."""
+    rows = {}
+    for path in paths.split(","):
+        try:
+            with open(path) as f:
+                rows.update({(r["workload"], r["threads"]): r for r in json.load(f)})
+        except (OSError, ValueError) as e:
+            print(f"compare: cannot read {path}: {e}", file=sys.stderr)
+    return rows
+
+
+def fmt(v):
+    return f"{v:,.0f}" if v else "-"
+
+
+def main():
+    if len(sys.argv) < 3:
+        print(__doc__)
+        return 2
+    fleet, raw = load(sys.argv[1]), load(sys.argv[2])
+    torch = load(sys.argv[3]) if len(sys.argv) > 3 else {}
+    # fleet workload -> the raw and torch rows it is compared with
+    pairs = {"seed-device-sync": ("seed-device-sync", "seed-device-sync"),
+             "seed-stream-sync": ("seed-stream-sync", "seed-stream-sync"),
+             "linear64": ("linear64", "linear64"),
+             "linear2048": ("linear2048", "linear2048"),
+             "mlp": ("mlp-graph", "mlp-graph")}
+    print("| workload | threads | fleet ops/s | raw CUDA | fleet/raw | PyTorch | fleet/PyTorch |")
+    print("|---|---|---|---|---|---|---|")
+    for (w, t), r in sorted(fleet.items(), key=lambda k: (list(pairs).index(k[0][0])
+                                                           if k[0][0] in pairs else 99, k[0][1])):
+        if w not in pairs:
+            continue
+        rw, tw = pairs[w]
+        fr = r["ops_per_s"]
+        rr = raw.get((rw, t), {}).get("ops_per_s")
+        tr = torch.get((tw, t), {}).get("ops_per_s")
+        cells = [w if rw == w else f"{w} (vs {rw})", str(t), fmt(fr), fmt(rr),
+                 f"{fr / rr:.2f}" if rr else "-", fmt(tr), f"{fr / tr:.2f}" if tr else "-"]
+        print("| " + " | ".join(cells) + " |")
+
+    print()
+    print("| goal (PERFORMANCE.md) | measured | result |")
+    print("|---|---|---|")
+
+    def goal(text, value, bar):
+        if value is None:
+            print(f"| {text} | not measured | - |")
+            return
+        ok = value >= bar
+        print(f"| {text} | {value:.2f} | {'PASS' if ok else f'MISS by {(1 - value / bar) * 100:.0f}%'} |")
+
+    def ratio(a, b):
+        return a / b if a and b else None
+
+    threads = sorted({t for (_, t) in fleet})
+    for w in ("linear64", "seed-stream-sync"):
+        worst = [ratio(fleet.get((w, t), {}).get("ops_per_s"), raw.get((w, t), {}).get("ops_per_s"))
+                 for t in threads]
+        worst = [x for x in worst if x is not None]
+        goal(f"1. {w}: fleet / raw CUDA, worst thread count", min(worst) if worst else None, 0.9)
+        goal(f"1. {w}: fleet / PyTorch at 8 threads",
+             ratio(fleet.get((w, 8), {}).get("ops_per_s"), torch.get((w, 8), {}).get("ops_per_s")),
+             5.0)
+    worst = [ratio(fleet.get(("linear2048", t), {}).get("ops_per_s"),
+                   raw.get(("linear2048", t), {}).get("ops_per_s")) for t in threads]
+    worst = [x for x in worst if x is not None]
+    goal("2. linear2048: fleet / raw CUDA, worst thread count", min(worst) if worst else None, 0.95)
+    tg1 = torch.get(("mlp-graph", 1), {}).get("ops_per_s")
+    goal("3. mlp 1 thread: fleet / PyTorch CUDA graph (1 thread)",
+         ratio(fleet.get(("mlp", 1), {}).get("ops_per_s"), tg1), 1.0)
+    goal("3. mlp 8 threads: fleet / PyTorch CUDA graph (1 thread)",
+         ratio(fleet.get(("mlp", 8), {}).get("ops_per_s"), tg1), 4.0)
+    for t in (16, 64):
+        goal(f"4. batcher, {t} clients: requests/s / unbatched (mlp, {t} threads)",
+             ratio(fleet.get(("batcher", t), {}).get("ops_per_s"),
+                   fleet.get(("mlp", t), {}).get("ops_per_s")), 10.0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
