@@ -7,6 +7,8 @@
 #   make static     clang thread-safety analysis, cppcheck, gcc -fanalyzer
 #   make spin       model-check the concurrent protocols (verify/*.pml)
 #   make fuzz       fuzz the safetensors parser (libFuzzer, FUZZ_SECONDS, default 60)
+#   make verify     the whole verification suite, writes verify-report.md
+#                   (VERIFY_FLAGS=--quick: shorter fuzzing and bench, as CI runs it)
 #   make bench      alias of make run (BENCH_FLAGS passes options, e.g. --quick)
 #   make bench-alloc  the allocator micro-benchmark
 #   make install    install into PREFIX (default /usr/local)
@@ -18,8 +20,9 @@ CMAKE_FLAGS ?=
 SAN_SCALE ?= 0.25
 FUZZ_SECONDS ?= 60
 BENCH_FLAGS ?=
+VERIFY_FLAGS ?=
 
-.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz bench bench-alloc install clean
+.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz verify bench bench-alloc install clean
 
 all: build
 
@@ -62,6 +65,10 @@ spin:
 
 fuzz:
 	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+verify: deps
+	@./scripts/install-deps.sh spin clang cppcheck python3
+	python3 ./scripts/verify.py $(VERIFY_FLAGS)
 
 bench-alloc: build
 	./$(BUILD)/bench_alloc
