@@ -164,6 +164,109 @@ TEST(memory_plan_reuses_buffers)
     ASSERT_OK(fleet_model_destroy(m));
 }
 
+/* relu(linear(x)) runs as one fused GEMM step when the linear's output has no
+ * other reader; not when it is also an output or read twice. Values equal
+ * the unfused computation either way. */
+TEST(relu_fused_into_its_linear)
+{
+    fleet_model *m;
+    ASSERT_OK(fleet_model_create(dev, &m));
+    int64_t xs[] = {B, 4}, ws[] = {3, 4}, bs[] = {3};
+    fleet_value x, w, b, l1, r1, l2, r2, l3, r3, t3;
+    ASSERT_OK(fleet_model_input(m, "x", FLEET_DTYPE_F32, 2, xs, &x));
+    ASSERT_OK(fleet_model_weight(m, "w", FLEET_DTYPE_F32, 2, ws, &w));
+    ASSERT_OK(fleet_model_weight(m, "b", FLEET_DTYPE_F32, 1, bs, &b));
+    ASSERT_OK(fleet_model_linear(m, x, w, b, &l1)); /* fused: relu is its only reader */
+    ASSERT_OK(fleet_model_relu(m, l1, &r1));
+    ASSERT_OK(fleet_model_linear(m, x, w, b, &l2)); /* not: l2 is an output too */
+    ASSERT_OK(fleet_model_relu(m, l2, &r2));
+    ASSERT_OK(fleet_model_linear(m, x, w, b, &l3)); /* not: l3 is read twice */
+    ASSERT_OK(fleet_model_relu(m, l3, &r3));
+    ASSERT_OK(fleet_model_tanh(m, l3, &t3));
+    ASSERT_OK(fleet_model_output(m, "r1", r1));
+    ASSERT_OK(fleet_model_output(m, "r2", r2));
+    ASSERT_OK(fleet_model_output(m, "l2", l2));
+    ASSERT_OK(fleet_model_output(m, "r3", r3));
+    ASSERT_OK(fleet_model_output(m, "t3", t3));
+    const float wv[] = {1, -1, 0.5f, 2, -2, 1, 0, 1, 0.25f, 0.25f, -1, 3}, bv[] = {0.5f, -1, 0};
+    ASSERT_OK(fleet_model_set_weight(m, "w", wv, sizeof wv));
+    ASSERT_OK(fleet_model_set_weight(m, "b", bv, sizeof bv));
+    ASSERT_OK(fleet_model_finalize(m));
+    float xv[8] = {1, 2, -1, 0.5f, -3, 1, 2, -0.5f}, got[5][6];
+    int64_t s2[] = {2, 4}, so[] = {2, 3};
+    fleet_tensor *tx = host_tensor(2, s2, xv), *outs[5];
+    for (int i = 0; i < 5; i++)
+        outs[i] = host_tensor(2, so, NULL);
+    const fleet_tensor *in[] = {tx};
+    ASSERT_OK(fleet_model_run(m, in, 1, outs, 5));
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(fleet_tensor_copy_to_host(outs[i], got[i], sizeof got[i]));
+    for (int r = 0; r < 2; r++)
+        for (int o = 0; o < 3; o++) {
+            double l = bv[o];
+            for (int k = 0; k < 4; k++)
+                l += (double)xv[r * 4 + k] * wv[o * 4 + k];
+            double relu = l > 0 ? l : 0;
+            ASSERT_TRUE(fabs(got[0][r * 3 + o] - relu) < 1e-5);
+            ASSERT_TRUE(fabs(got[1][r * 3 + o] - relu) < 1e-5);
+            ASSERT_TRUE(fabs(got[2][r * 3 + o] - l) < 1e-5); /* unfused: the linear itself */
+            ASSERT_TRUE(fabs(got[3][r * 3 + o] - relu) < 1e-5);
+            ASSERT_TRUE(fabs(got[4][r * 3 + o] - tanh(l)) < 1e-5);
+        }
+    fleet_model_stats st;
+    ASSERT_OK(fleet_model_get_stats(m, &st));
+    ASSERT_EQ(st.fusions, 1u);
+    TEST_RELEASE(tx, outs[0], outs[1], outs[2], outs[3], outs[4]);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
+/* Runs alternate between two input/output pairs that live at the same time,
+ * so on cuda the replayed graph's copy nodes must follow each run's tensors:
+ * every output must be its own input's result, never the other pair's. */
+TEST(runs_follow_their_own_tensors)
+{
+    const int64_t widths[] = {8, 16, 4};
+    test_model tm;
+    test_model_mlp(dev, widths, 3, 41, &tm);
+    float x[2][3 * 8], want[2][3 * 4], got[3 * 4];
+    int64_t xs[] = {3, 8}, ys[] = {3, 4};
+    fleet_tensor *tx[2], *ty[2];
+    for (int p = 0; p < 2; p++) {
+        test_rng r = test_rng_make(60 + (uint64_t)p);
+        test_fill_random(x[p], 3 * 8, &r);
+        test_model_reference(&tm, x[p], 3, want[p]);
+        tx[p] = host_tensor(2, xs, x[p]);
+        ty[p] = host_tensor(2, ys, NULL);
+    }
+    for (int i = 0; i < 8; i++) {
+        int p = i % 2;
+        test_fill_sentinel(ty[p]);
+        const fleet_tensor *in[] = {tx[p]};
+        fleet_tensor *out[] = {ty[p]};
+        ASSERT_OK(fleet_model_run(tm.m, in, 1, out, 1));
+        ASSERT_OK(fleet_tensor_copy_to_host(ty[p], got, sizeof got));
+        ASSERT_CLOSE(got, want[p], 12, 1e-5, 1e-6);
+    }
+    /* a non-contiguous output: the run copies outside any graph, still right */
+    fleet_tensor *wide = host_tensor(2, (int64_t[]){3, 8}, NULL), *view;
+    ASSERT_OK(fleet_tensor_slice(wide, 1, 2, 6, &view));
+    const fleet_tensor *in[] = {tx[0]};
+    fleet_tensor *out[] = {view};
+    ASSERT_OK(fleet_model_run(tm.m, in, 1, out, 1));
+    float all[3 * 8];
+    ASSERT_OK(fleet_tensor_copy_to_host(wide, all, sizeof all));
+    for (int r = 0; r < 3; r++)
+        for (int c = 0; c < 4; c++)
+            ASSERT_TRUE(fabsf(all[r * 8 + 2 + c] - want[0][r * 4 + c]) < 1e-5f);
+    fleet_model_stats st;
+    ASSERT_OK(fleet_model_get_stats(tm.m, &st));
+    ASSERT_EQ(st.runs, 9u);
+    if (fleet_device_backend(dev) == FLEET_BACKEND_CUDA && !getenv("FLEET_MODEL_GRAPHS"))
+        ASSERT_EQ(st.graph_replays, 7u); /* run 1 eager, 2 captures, 3..8 replay, 9 eager */
+    TEST_RELEASE(tx[0], tx[1], ty[0], ty[1], view, wide);
+    test_model_free(&tm);
+}
+
 /* ---- safetensors ------------------------------------------------------------------ */
 
 typedef struct st_entry {

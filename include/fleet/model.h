@@ -172,6 +172,8 @@ typedef struct fleet_model_stats {
     uint64_t graph_replays;   /* runs that replayed a captured graph         */
     uint64_t eager_runs;      /* runs that launched the plan's ops one by one */
     uint64_t evictions;       /* instances of this model evicted from the cache */
+    uint64_t fusions;         /* ops fused into another's kernel, over all plans
+                               * (a ReLU into its biased linear's GEMM)      */
     size_t arena_bytes_max;   /* largest activation arena of its plans       */
     size_t weight_bytes;      /* device memory of the weights                */
 } fleet_model_stats;

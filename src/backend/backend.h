@@ -48,6 +48,9 @@ typedef struct fleet__gemm_args {
     void *c;
     int64_t ldc;
     const void *bias; /* NULL: none */
+    bool relu;        /* then max(0, .): only with a bias; a backend that
+                       * cannot fuse it returns FLEET_ERR_UNSUPPORTED having
+                       * launched nothing, and the op applies it apart */
     float alpha, beta;
     int64_t batch;    /* >= 1 */
     int64_t stride_a, stride_b, stride_c;
@@ -70,6 +73,9 @@ typedef struct fleet__backend {
      * shutdown. `is_default` marks a device's stream 0. */
     fleet_status (*stream_create)(int ordinal, bool is_default, void **out);
     fleet_status (*stream_synchronize)(void *stream);
+    /* Optional: wait for all work of device `ordinal` in one call (cuda:
+     * cudaDeviceSynchronize); without it the runtime syncs each stream. */
+    fleet_status (*device_synchronize)(int ordinal);
     fleet_status (*stream_query)(void *stream);
     fleet_status (*stream_launch_host_func)(void *stream, fleet_host_fn fn, void *arg);
 
@@ -123,6 +129,12 @@ typedef struct fleet__backend {
     fleet_status (*capture_end)(void *stream, bool keep, void **exec);
     fleet_status (*graph_launch)(void *stream, void *exec);
     void (*graph_destroy)(void *exec);
+    /* During a capture: the node the last submission to the stream became
+     * (so a copy captured into the graph can be retargeted). After
+     * instantiation: point such a copy node of exec at other memory. */
+    fleet_status (*capture_last_node)(void *stream, void **node);
+    fleet_status (*graph_set_copy)(void *exec, void *node, void *dst, const void *src,
+                                   size_t bytes);
 
     /* Fork: prepare takes the backend's locks (after the runtime's), parent
      * releases them, child releases them and resets the backend so the child

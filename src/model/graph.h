@@ -104,7 +104,7 @@ struct fleet_model {
     fleet__mutex lock;
 
     fleet_atomic_u64 runs, compiles, n_plans, instances_created, graph_captures,
-        graph_replays, eager_runs, evictions;
+        graph_replays, eager_runs, evictions, fusions;
     fleet_atomic_u64 arena_bytes_max;
 };
 

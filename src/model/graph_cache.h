@@ -29,6 +29,11 @@ typedef struct fleet__instance {
     fleet_tensor *arena;
     fleet_tensor *t;    /* per value of the plan                     */
     void *graph_exec;   /* backend graph, when captured              */
+    /* The graph holds the run's copies too: a copy node per needed input
+     * and per output, and the caller memory each points at now. */
+    void *in_node[FLEET_MODEL_MAX_IO], *out_node[FLEET_MODEL_MAX_IO];
+    const void *in_src[FLEET_MODEL_MAX_IO];
+    void *out_dst[FLEET_MODEL_MAX_IO];
 } fleet__instance;
 
 /* Once per process (after fleet__enter): read FLEET_GRAPH_CACHE, install the

@@ -163,6 +163,7 @@ static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
     fleet__plan *p = calloc(1, sizeof *p);
     int *root = calloc((size_t)nv + 1, sizeof *root);
     int *def = calloc((size_t)nv + 1, sizeof *def);
+    int *readers = NULL; /* readers of each value, for fusion */
     item *items = calloc((size_t)nv + (size_t)m->n_nodes + 1, sizeof *items);
     fleet_status st = FLEET_OK;
     if (p == NULL || root == NULL || def == NULL || items == NULL ||
@@ -189,6 +190,19 @@ static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
                 p->needed[node->in[k]] = true;
     }
 
+    /* Readers of each value (needed nodes, and outputs), for fusion. */
+    readers = calloc((size_t)nv + 1, sizeof *readers);
+    if (readers == NULL) {
+        st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
+        goto out;
+    }
+    for (int n = 0; n < m->n_nodes; n++)
+        for (int k = 0; p->needed[m->nodes[n].out] && k < m->nodes[n].n_in; k++)
+            if (m->nodes[n].in[k] != FLEET_NO_VALUE)
+                readers[m->nodes[n].in[k]]++;
+    for (int i = 0; i < m->n_outputs; i++)
+        readers[m->outputs[i].value]++;
+
     /* Shapes, views and steps, in definition order (topological). */
     for (int v = 0; v < nv && st == FLEET_OK; v++) {
         const fleet__value *val = &m->values[v];
@@ -207,7 +221,20 @@ static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
             continue;
         const fleet__node *node = &m->nodes[val->index];
         const fleet_tensor *src = &p->tmpl[node->in[0]];
-        if (node->op == FLEET__NODE_PERMUTE ||
+        bool fuse = false;
+        if (node->op == FLEET__NODE_UNARY && node->attr.kind == FLEET__RELU &&
+            readers[node->in[0]] == 1 && def[node->in[0]] >= 0) {
+            const fleet__value *pv = &m->values[node->in[0]];
+            const fleet__node *prod = pv->kind == FLEET__VALUE_NODE ? &m->nodes[pv->index] : NULL;
+            fuse = prod != NULL && prod->op == FLEET__NODE_LINEAR &&
+                   prod->in[2] != FLEET_NO_VALUE &&
+                   p->steps[def[node->in[0]]].kind == FLEET__STEP_NODE;
+            if (fuse) {
+                p->steps[def[node->in[0]]].relu = true;
+                fleet_atomic_add_relaxed(&m->fusions, 1);
+            }
+        }
+        if (fuse || node->op == FLEET__NODE_PERMUTE ||
             (node->op == FLEET__NODE_RESHAPE && fleet_tensor_is_contiguous(src))) {
             /* A view: same base and offset, new shape and strides. */
             p->base[v] = p->base[node->in[0]];
@@ -290,6 +317,7 @@ static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
     free(slot);
 
 out:
+    free(readers);
     free(root);
     free(def);
     free(items);

@@ -1,7 +1,9 @@
 /* model/plan.h — a model compiled for one batch size.
  *
  * The compiler fixes every value's shape, decides which values are views
- * (permute, reshape of a contiguous value) and which own memory, orders the
+ * (permute, reshape of a contiguous value) and which own memory, fuses a
+ * ReLU into the biased linear that is its only producer and reader (one
+ * GEMM launch with cuBLASLt's RELU_BIAS epilogue), orders the
  * steps, and packs the values that own memory into one arena: each gets a
  * byte offset, and two values share bytes only when their lifetimes (from the
  * step that writes them to the last step that reads them) do not overlap.
@@ -24,6 +26,7 @@ typedef struct fleet__step {
     fleet__step_kind kind;
     int node;
     fleet_value out, src;
+    bool relu;                  /* LINEAR: the ReLU that reads it, fused   */
     size_t ws_offset, ws_bytes; /* scratch in the arena (conv1d's columns) */
 } fleet__step;
 

@@ -1,6 +1,7 @@
 /* model/run.c — fleet_model_run: check the inputs, find the plan, take the
- * (plan, stream) instance, copy the inputs in, run the steps (replaying the
- * instance's CUDA graph where there is one), copy the outputs out. */
+ * (plan, stream) instance, then copy the inputs in, run the steps and copy
+ * the outputs out — on cuda as one CUDA graph launch that holds all three,
+ * its copy nodes retargeted at each run's tensors. */
 #include <string.h>
 
 #include "core/error.h"
@@ -19,9 +20,9 @@ static fleet_status run_node(const fleet__instance *in, const fleet__step *s)
     fleet_tensor *out = &in->t[s->out];
     switch (n->op) {
     case FLEET__NODE_LINEAR:
-        return fleet_linear(a, b, c, out);
+        return s->relu ? fleet__linear_relu(a, b, c, out) : fleet_linear(a, b, c, out);
     case FLEET__NODE_MATMUL:
-        return fleet__matmul("fleet_matmul", a, b, NULL, n->attr.alpha, out);
+        return fleet__matmul("fleet_matmul", a, b, NULL, n->attr.alpha, false, out);
     case FLEET__NODE_BINARY: {
         static fleet_status (*const fns[])(const fleet_tensor *, const fleet_tensor *,
                                            fleet_tensor *) = {
@@ -137,26 +138,124 @@ static fleet_status check_io(const fleet_model *m, const char *fn,
     return FLEET_OK;
 }
 
-/* Run the steps: replay the instance's graph, capture it (from the second
- * run on: the first, eager run has created the stream's library handles,
- * which capturing could not), or launch them one by one. */
-static fleet_status execute(fleet__instance *in, void *native) FLEET_REQUIRES(in->lock)
+/* ---- copies in and out, and the graph that holds them ----------------------------- */
+
+static fleet_status copy_in(fleet__instance *in, const fleet_tensor *const *inputs)
+{
+    const fleet_model *m = in->plan->model;
+    fleet_status st = FLEET_OK;
+    for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++)
+        if (in->plan->needed[m->inputs[i].value])
+            st = fleet_copy(inputs[i], &in->t[m->inputs[i].value]);
+    return st;
+}
+
+static fleet_status copy_out(fleet__instance *in, fleet_tensor *const *outputs)
+{
+    const fleet_model *m = in->plan->model;
+    fleet_status st = FLEET_OK;
+    for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++)
+        st = fleet_copy(&in->t[m->outputs[i].value], outputs[i]);
+    return st;
+}
+
+/* The run's copies can live in a graph: each is one plain copy of a whole
+ * contiguous block (needed inputs and outputs contiguous, and so every
+ * output value in the arena), none empty. */
+static bool io_graphable(const fleet__instance *in, const fleet_tensor *const *inputs,
+                         fleet_tensor *const *outputs)
+{
+    const fleet_model *m = in->plan->model;
+    for (int i = 0; i < m->n_inputs; i++)
+        if (in->plan->needed[m->inputs[i].value] &&
+            (!fleet_tensor_is_contiguous(inputs[i]) || fleet_tensor_nbytes(inputs[i]) == 0))
+            return false;
+    for (int i = 0; i < m->n_outputs; i++)
+        if (!fleet_tensor_is_contiguous(outputs[i]) || fleet_tensor_nbytes(outputs[i]) == 0 ||
+            !fleet_tensor_is_contiguous(&in->t[m->outputs[i].value]))
+            return false;
+    return true;
+}
+
+/* Record copy-in, the steps and copy-out into a graph on this stream
+ * (nothing runs), keeping each copy's node. */
+static fleet_status capture(fleet__instance *in, void *native, const fleet_tensor *const *inputs,
+                            fleet_tensor *const *outputs) FLEET_REQUIRES(in->lock)
+{
+    const fleet_model *m = in->plan->model;
+    const fleet__backend *be = m->device->backend;
+    fleet_status st = be->capture_begin(native);
+    if (st != FLEET_OK)
+        return st;
+    for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++) {
+        fleet_value v = m->inputs[i].value;
+        if (!in->plan->needed[v])
+            continue;
+        in->in_src[i] = fleet_tensor_data(inputs[i]);
+        st = be->copy_device_to_device(native, fleet_tensor_data(&in->t[v]), in->in_src[i],
+                                       fleet_tensor_nbytes(inputs[i]));
+        if (st == FLEET_OK)
+            st = be->capture_last_node(native, &in->in_node[i]);
+    }
+    if (st == FLEET_OK)
+        st = run_steps(in);
+    for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
+        in->out_dst[i] = fleet_tensor_data(outputs[i]);
+        st = be->copy_device_to_device(native, in->out_dst[i],
+                                       fleet_tensor_data(&in->t[m->outputs[i].value]),
+                                       fleet_tensor_nbytes(outputs[i]));
+        if (st == FLEET_OK)
+            st = be->capture_last_node(native, &in->out_node[i]);
+    }
+    fleet_status end = be->capture_end(native, st == FLEET_OK, &in->graph_exec);
+    return st != FLEET_OK ? st : end;
+}
+
+/* Point the graph's copies at this run's tensors (where they moved), launch. */
+static fleet_status replay(fleet__instance *in, void *native, const fleet_tensor *const *inputs,
+                           fleet_tensor *const *outputs) FLEET_REQUIRES(in->lock)
+{
+    const fleet_model *m = in->plan->model;
+    const fleet__backend *be = m->device->backend;
+    fleet_status st = FLEET_OK;
+    for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++) {
+        fleet_value v = m->inputs[i].value;
+        const void *src = fleet_tensor_data(inputs[i]);
+        if (!in->plan->needed[v] || src == in->in_src[i])
+            continue;
+        st = be->graph_set_copy(in->graph_exec, in->in_node[i], fleet_tensor_data(&in->t[v]), src,
+                                fleet_tensor_nbytes(inputs[i]));
+        in->in_src[i] = st == FLEET_OK ? src : NULL;
+    }
+    for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
+        void *dst = fleet_tensor_data(outputs[i]);
+        if (dst == in->out_dst[i])
+            continue;
+        st = be->graph_set_copy(in->graph_exec, in->out_node[i], dst,
+                                fleet_tensor_data(&in->t[m->outputs[i].value]),
+                                fleet_tensor_nbytes(outputs[i]));
+        in->out_dst[i] = st == FLEET_OK ? dst : NULL;
+    }
+    return st == FLEET_OK ? be->graph_launch(native, in->graph_exec) : st;
+}
+
+/* One run: replay the instance's graph; or capture it (from the second run
+ * on: the first, eager run has created the stream's library handles, which
+ * capturing could not) and launch it; or copy in, launch the steps one by
+ * one, copy out. */
+static fleet_status execute(fleet__instance *in, void *native, const fleet_tensor *const *inputs,
+                            fleet_tensor *const *outputs) FLEET_REQUIRES(in->lock)
 {
     fleet_model *m = in->plan->model;
     const fleet__backend *be = m->device->backend;
-    if (in->captured) {
+    bool graphable = be->capture_begin != NULL && io_graphable(in, inputs, outputs);
+    if (in->captured && graphable) {
         fleet_atomic_add_relaxed(&m->graph_replays, 1);
-        return be->graph_launch(native, in->graph_exec);
+        return replay(in, native, inputs, outputs);
     }
-    if (be->capture_begin != NULL && fleet__config_get()->model_graphs && in->runs > 0 &&
+    if (graphable && !in->captured && fleet__config_get()->model_graphs && in->runs > 0 &&
         !in->capture_refused && fleet__stream_capture_begin(in->stream)) {
-        fleet_status st = be->capture_begin(native);
-        if (st == FLEET_OK) {
-            fleet_status run_st = run_steps(in);
-            st = be->capture_end(native, run_st == FLEET_OK, &in->graph_exec);
-            if (st == FLEET_OK)
-                st = run_st;
-        }
+        fleet_status st = capture(in, native, inputs, outputs);
         fleet__stream_capture_end(in->stream);
         if (st == FLEET_OK && in->graph_exec != NULL) {
             in->captured = true;
@@ -164,14 +263,17 @@ static fleet_status execute(fleet__instance *in, void *native) FLEET_REQUIRES(in
             fleet_atomic_add_relaxed(&m->graph_replays, 1);
             return be->graph_launch(native, in->graph_exec);
         }
-        /* Nothing ran: fall back to launching the steps, for good. */
+        /* Nothing ran: launch the steps one by one, from now on. */
         FLEET_LOG_WARNF("model %p: capturing a CUDA graph failed (%s); its runs on stream %d "
                         "launch kernels one by one", (void *)m, fleet_last_error(),
                         in->stream->id);
         in->capture_refused = true;
     }
     fleet_atomic_add_relaxed(&m->eager_runs, 1);
-    return run_steps(in);
+    fleet_status st = copy_in(in, inputs);
+    if (st == FLEET_OK)
+        st = run_steps(in);
+    return st == FLEET_OK ? copy_out(in, outputs) : st;
 }
 
 fleet_status fleet_model_run(fleet_model *model, const fleet_tensor *const *inputs, int n_inputs,
@@ -198,15 +300,8 @@ fleet_status fleet_model_run(fleet_model *model, const fleet_tensor *const *inpu
     fleet__mutex_lock(&in->lock);
     if (!in->built)
         st = fleet__instance_build(in);
-    for (int i = 0; i < n_inputs && st == FLEET_OK; i++) {
-        fleet_value v = model->inputs[i].value;
-        if (plan->needed[v])
-            st = fleet_copy(inputs[i], &in->t[v]);
-    }
     if (st == FLEET_OK)
-        st = execute(in, native);
-    for (int i = 0; i < n_outputs && st == FLEET_OK; i++)
-        st = fleet_copy(&in->t[model->outputs[i].value], outputs[i]);
+        st = execute(in, native, inputs, outputs);
     if (st == FLEET_OK)
         in->runs++;
     fleet__mutex_unlock(&in->lock);
@@ -234,6 +329,7 @@ fleet_status fleet_model_get_stats(const fleet_model *model, fleet_model_stats *
         .graph_replays = fleet_atomic_load_relaxed(&m->graph_replays),
         .eager_runs = fleet_atomic_load_relaxed(&m->eager_runs),
         .evictions = fleet_atomic_load_relaxed(&m->evictions),
+        .fusions = fleet_atomic_load_relaxed(&m->fusions),
         .arena_bytes_max = (size_t)fleet_atomic_load_relaxed(&m->arena_bytes_max),
         .weight_bytes = m->weight_bytes,
     };

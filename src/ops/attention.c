@@ -78,13 +78,13 @@ fleet_status fleet_attention(const fleet_tensor *q, const fleet_tensor *k, const
     fleet_tensor *scores;
     if ((st = fleet_tensor_create(q->device, q->dtype, q->ndim, shape, &scores)) != FLEET_OK)
         return fleet__error_prefix(st, fn);
-    st = fleet__matmul(fn, q, &kt, NULL, scale, scores);
+    st = fleet__matmul(fn, q, &kt, NULL, scale, false, scores);
     if (st == FLEET_OK && mask != NULL && (st = fleet_add(scores, mask, scores)) != FLEET_OK)
         fleet__error_prefix(st, fn);
     if (st == FLEET_OK && (st = fleet_softmax(scores, -1, scores)) != FLEET_OK)
         fleet__error_prefix(st, fn);
     if (st == FLEET_OK)
-        st = fleet__matmul(fn, scores, v, NULL, 1.0f, out);
+        st = fleet__matmul(fn, scores, v, NULL, 1.0f, false, out);
     fleet_tensor_release(scores); /* stream-ordered: reused only after this work */
     return st;
 }

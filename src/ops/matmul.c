@@ -71,7 +71,7 @@ static fleet_status check_batch(const char *fn, const fleet_tensor *a, const fle
 }
 
 fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
-                           const fleet_tensor *bias, float alpha, fleet_tensor *out)
+                           const fleet_tensor *bias, float alpha, bool relu, fleet_tensor *out)
 {
     const fleet_tensor *ts[] = {a, b, out, bias};
     static const char *const names[] = {"a", "b", "out", "bias"};
@@ -125,7 +125,8 @@ fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_te
     fleet__gemm_args g = {
         .dtype = out->dtype, .m = m, .n = nn, .k = k,
         .lda = la.ld, .trans_a = la.trans, .ldb = lb.ld, .trans_b = lb.trans, .ldc = lo.ld,
-        .bias = bias != NULL ? fleet_tensor_data(bias) : NULL, .alpha = alpha, .beta = 0.0f,
+        .bias = bias != NULL ? fleet_tensor_data(bias) : NULL, .relu = relu && bias != NULL,
+        .alpha = alpha, .beta = 0.0f,
         .batch = vo.shape[last], .stride_a = va.strides[last], .stride_b = vb.strides[last],
         .stride_c = vo.strides[last],
     };
@@ -160,13 +161,12 @@ fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_te
     fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
     if (st != FLEET_OK)
         return st;
-    return fleet__matmul(fn, a, b, NULL, 1.0f, out);
+    return fleet__matmul(fn, a, b, NULL, 1.0f, false, out);
 }
 
-fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
-                          const fleet_tensor *bias, fleet_tensor *y)
+static fleet_status linear(const char *fn, const fleet_tensor *x, const fleet_tensor *weight,
+                           const fleet_tensor *bias, bool relu, fleet_tensor *y)
 {
-    static const char fn[] = "fleet_linear";
     const fleet_tensor *ts[] = {x, weight, y};
     static const char *const names[] = {"x", "weight", "y"};
     fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
@@ -207,5 +207,26 @@ fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
     } else if (x->ndim == 1) {
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: a 1-D x must be contiguous", fn);
     }
-    return fleet__matmul(fn, &x2, &wt, bias, 1.0f, &y2);
+    if (!relu)
+        return fleet__matmul(fn, &x2, &wt, bias, 1.0f, false, &y2);
+    st = fleet__matmul(fn, &x2, &wt, bias, 1.0f, true, &y2);
+    if (st != FLEET_ERR_UNSUPPORTED)
+        return st;
+    /* The backend cannot fuse the ReLU for this shape (it launched nothing). */
+    if ((st = fleet__matmul(fn, &x2, &wt, bias, 1.0f, false, &y2)) != FLEET_OK)
+        return st;
+    return fleet_relu(y, y);
+}
+
+fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
+                          const fleet_tensor *bias, fleet_tensor *y)
+{
+    return linear("fleet_linear", x, weight, bias, false, y);
+}
+
+fleet_status fleet__linear_relu(const fleet_tensor *x, const fleet_tensor *weight,
+                                const fleet_tensor *bias, fleet_tensor *y)
+{
+    FLEET_ASSERT(bias != NULL);
+    return linear("fleet_linear", x, weight, bias, true, y);
 }

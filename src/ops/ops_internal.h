@@ -60,7 +60,12 @@ void fleet__view_coalesce(fleet__view *const *vs, int nv);
  * rules of fleet_matmul (ops/matmul.c); handles already checked non-NULL
  * and usable. `fn` names the public function for errors. */
 fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
-                           const fleet_tensor *bias, float alpha, fleet_tensor *out);
+                           const fleet_tensor *bias, float alpha, bool relu, fleet_tensor *out);
+/* y = relu(x @ weight^T + bias), bias required: the ReLU fused into the GEMM
+ * where the backend can (cuBLASLt's RELU_BIAS epilogue, the cpu GEMM task),
+ * else applied by a second op. For the model runtime's compiler. */
+fleet_status fleet__linear_relu(const fleet_tensor *x, const fleet_tensor *weight,
+                                const fleet_tensor *bias, fleet_tensor *y);
 
 /* fleet_conv1d with caller-provided scratch for its columns (the model
  * runtime plans it in the arena: nothing is allocated while a CUDA graph is

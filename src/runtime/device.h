@@ -65,6 +65,9 @@ struct fleet_device {
     fleet__stream_pool pool;
     struct fleet__allocator *allocator;
     struct fleet__event_pool *events;
+    /* Device-wide syncs in progress (one backend call covers every stream,
+     * so no capture may be in progress: see fleet__stream_capture_begin). */
+    fleet_atomic_int syncing;
 };
 
 /* ---- lifecycle (runtime/lifecycle.c) -------------------------------------- */

@@ -161,7 +161,8 @@ bool fleet__stream_capture_begin(struct fleet_stream *s)
     int expected = 0;
     if (!atomic_compare_exchange_strong(&s->capturing, &expected, 1))
         return false;
-    if (atomic_load_explicit(&s->sharers, memory_order_seq_cst) != self) {
+    if (atomic_load_explicit(&s->sharers, memory_order_seq_cst) != self ||
+        atomic_load_explicit(&s->device->syncing, memory_order_seq_cst) != 0) {
         atomic_store_explicit(&s->capturing, 0, memory_order_seq_cst);
         return false;
     }
@@ -283,6 +284,16 @@ out:
 
 fleet_status fleet__device_synchronize(struct fleet_device *device)
 {
+    if (device->backend->device_synchronize != NULL) {
+        /* Announce, then wait out captures already begun; one that begins
+         * later sees `syncing` and is refused (seq_cst on both sides). */
+        atomic_fetch_add_explicit(&device->syncing, 1, memory_order_seq_cst);
+        for (int i = 1; i < device->pool.capacity; i++)
+            fleet__stream_capture_wait(&device->pool.streams[i]);
+        fleet_status st = device->backend->device_synchronize(device->ordinal);
+        atomic_fetch_sub_explicit(&device->syncing, 1, memory_order_seq_cst);
+        return st;
+    }
     fleet_status first = FLEET_OK;
     for (int i = 0; i < device->pool.capacity; i++) {
         void *native = fleet_atomic_load_acquire(&device->pool.streams[i].native);

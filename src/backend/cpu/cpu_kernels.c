@@ -35,11 +35,18 @@ static void gemm_one(const fleet__gemm_args *g, const float *a, const float *b, 
             for (int64_t i = 0; i < g->m; i++)
                 for (int64_t j = 0; j < g->n; j++)
                     c[i * g->ldc + j] = beta != 0.0f ? beta * c[i * g->ldc + j] : 0.0f;
+        for (int64_t i = 0; g->relu && i < g->m; i++)
+            for (int64_t j = 0; j < g->n; j++)
+                c[i * g->ldc + j] = c[i * g->ldc + j] > 0.0f ? c[i * g->ldc + j] : 0.0f;
         return;
     }
     cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
                 g->trans_b ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, g->alpha,
                 a, (int)g->lda, b, (int)g->ldb, beta, c, (int)g->ldc);
+    if (g->relu)
+        for (int64_t i = 0; i < g->m; i++)
+            for (int64_t j = 0; j < g->n; j++)
+                c[i * g->ldc + j] = c[i * g->ldc + j] > 0.0f ? c[i * g->ldc + j] : 0.0f;
 }
 
 static void gemm_task(const void *p)

@@ -208,6 +208,15 @@ static fleet_status cuda_stream_synchronize(void *p)
     return FLEET_OK;
 }
 
+static fleet_status cuda_device_synchronize(int ordinal)
+{
+    fleet_status status = use_device(ordinal);
+    if (status != FLEET_OK)
+        return status;
+    FLEET_CUDA_TRY(cudaDeviceSynchronize());
+    return FLEET_OK;
+}
+
 static fleet_status cuda_stream_query(void *p)
 {
     cuda_stream *s = p;
@@ -411,6 +420,9 @@ static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
                                           CUBLAS_WORKSPACE_BYTES, g, &fused);
         if (status != FLEET_OK || fused)
             return status;
+        if (g->relu) /* nothing launched yet: the op applies the ReLU apart */
+            return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: no cuBLASLt algorithm "
+                                "with a bias and ReLU epilogue for this GEMM");
         if (half)
             return fleet__error(FLEET_ERR_UNSUPPORTED,
                                 "cuda backend: cuBLASLt has no algorithm for this %s GEMM with a "
@@ -590,6 +602,28 @@ static void cuda_graph_destroy(void *exec)
     (void)cudaGraphExecDestroy((cudaGraphExec_t)exec);
 }
 
+static fleet_status cuda_capture_last_node(void *st, void **node)
+{
+    cuda_stream *s = st;
+    enum cudaStreamCaptureStatus status;
+    const cudaGraphNode_t *deps = NULL;
+    size_t n = 0;
+    FLEET_CUDA_TRY(cudaStreamGetCaptureInfo(s->stream, &status, NULL, NULL, &deps, NULL, &n));
+    if (status != cudaStreamCaptureStatusActive || n != 1)
+        return fleet__error(FLEET_ERR_INTERNAL, "cuda backend: the stream is not capturing one "
+                            "sequence (status %d, %zu last nodes)", (int)status, n);
+    *node = deps[0];
+    return FLEET_OK;
+}
+
+static fleet_status cuda_graph_set_copy(void *exec, void *node, void *dst, const void *src,
+                                        size_t bytes)
+{
+    FLEET_CUDA_TRY(cudaGraphExecMemcpyNodeSetParams1D((cudaGraphExec_t)exec, (cudaGraphNode_t)node,
+                                                      dst, src, bytes, cudaMemcpyDeviceToDevice));
+    return FLEET_OK;
+}
+
 /* ---- the vtable: every entry behind the exit guard ---------------------------- */
 
 #define GUARDED(name, params, args)                                                      \
@@ -615,6 +649,7 @@ static void cuda_graph_destroy(void *exec)
 GUARDED(cuda_stream_create, (int o, bool d, void **out), (o, d, out))
 GUARDED(cuda_stream_synchronize, (void *s), (s))
 GUARDED(cuda_stream_query, (void *s), (s))
+GUARDED(cuda_device_synchronize, (int o), (o))
 GUARDED(cuda_launch_host_func, (void *s, fleet_host_fn fn, void *arg), (s, fn, arg))
 GUARDED(cuda_event_create, (int o, void **out), (o, out))
 GUARDED_VOID(cuda_event_destroy, (void *e), (e))
@@ -638,6 +673,8 @@ GUARDED(cuda_capture_begin, (void *s), (s))
 GUARDED(cuda_capture_end, (void *s, bool keep, void **exec), (s, keep, exec))
 GUARDED(cuda_graph_launch, (void *s, void *exec), (s, exec))
 GUARDED_VOID(cuda_graph_destroy, (void *exec), (exec))
+GUARDED(cuda_capture_last_node, (void *s, void **node), (s, node))
+GUARDED(cuda_graph_set_copy, (void *e, void *n, void *d, const void *src, size_t b), (e, n, d, src, b))
 
 const fleet__backend fleet__cuda_backend = {
     .name = "cuda",
@@ -648,6 +685,7 @@ const fleet__backend fleet__cuda_backend = {
     .stream_create = guarded_cuda_stream_create,
     .stream_synchronize = guarded_cuda_stream_synchronize,
     .stream_query = guarded_cuda_stream_query,
+    .device_synchronize = guarded_cuda_device_synchronize,
     .stream_launch_host_func = guarded_cuda_launch_host_func,
     .event_create = guarded_cuda_event_create,
     .event_destroy = guarded_cuda_event_destroy,
@@ -671,6 +709,8 @@ const fleet__backend fleet__cuda_backend = {
     .capture_end = guarded_cuda_capture_end,
     .graph_launch = guarded_cuda_graph_launch,
     .graph_destroy = guarded_cuda_graph_destroy,
+    .capture_last_node = guarded_cuda_capture_last_node,
+    .graph_set_copy = guarded_cuda_graph_set_copy,
     /* No fork handlers: a CUDA context does not survive fork; the runtime
      * marks cuda devices unusable in the child (FLEET_ERR_FORKED). */
 };

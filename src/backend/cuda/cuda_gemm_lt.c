@@ -73,7 +73,7 @@ fleet_status fleet__cuda_gemm_bias_lt(fleet_atomic_ptr *lt_slot, cudaStream_t st
      * [n,k] when transposed), the second is A. */
     cublasOperation_t opb = g->trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
     cublasOperation_t opa = g->trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
-    cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    cublasLtEpilogue_t epi = g->relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
     const void *bias = g->bias;
     /* f32, f16 or bf16 data (and bias), accumulated and scaled in f32. */
     cudaDataType_t type = g->dtype == FLEET_DTYPE_F16    ? CUDA_R_16F
