@@ -129,9 +129,11 @@ typedef struct fleet__backend {
     fleet_status (*capture_end)(void *stream, bool keep, void **exec);
     fleet_status (*graph_launch)(void *stream, void *exec);
     void (*graph_destroy)(void *exec);
-    /* During a capture: the node the last submission to the stream became
-     * (so a copy captured into the graph can be retargeted). After
-     * instantiation: point such a copy node of exec at other memory. */
+    /* A device-to-device copy for a capture, whose node can be pointed at
+     * other memory after instantiation: graph_copy submits it,
+     * capture_last_node gives the node the stream's last submission became,
+     * graph_set_copy retargets that node of exec (same byte count). */
+    fleet_status (*graph_copy)(void *stream, void *dst, const void *src, size_t bytes);
     fleet_status (*capture_last_node)(void *stream, void **node);
     fleet_status (*graph_set_copy)(void *exec, void *node, void *dst, const void *src,
                                    size_t bytes);

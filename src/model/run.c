@@ -192,7 +192,7 @@ static fleet_status capture(fleet__instance *in, void *native, const fleet_tenso
         if (!in->plan->needed[v])
             continue;
         in->in_src[i] = fleet_tensor_data(inputs[i]);
-        st = be->copy_device_to_device(native, fleet_tensor_data(&in->t[v]), in->in_src[i],
+        st = be->graph_copy(native, fleet_tensor_data(&in->t[v]), in->in_src[i],
                                        fleet_tensor_nbytes(inputs[i]));
         if (st == FLEET_OK)
             st = be->capture_last_node(native, &in->in_node[i]);
@@ -201,7 +201,7 @@ static fleet_status capture(fleet__instance *in, void *native, const fleet_tenso
         st = run_steps(in);
     for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
         in->out_dst[i] = fleet_tensor_data(outputs[i]);
-        st = be->copy_device_to_device(native, in->out_dst[i],
+        st = be->graph_copy(native, in->out_dst[i],
                                        fleet_tensor_data(&in->t[m->outputs[i].value]),
                                        fleet_tensor_nbytes(outputs[i]));
         if (st == FLEET_OK)

@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/graph_copy.h"
 #include "backend/cuda/cuda_linalg.h"
 #include "backend/cuda/conv.h"
 #include "backend/cuda/cuda_gemm_lt.h"
@@ -616,11 +617,17 @@ static fleet_status cuda_capture_last_node(void *st, void **node)
     return FLEET_OK;
 }
 
+static fleet_status cuda_graph_copy(void *st, void *dst, const void *src, size_t bytes)
+{
+    cuda_stream *s = st;
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_graph_copy_launch(s->stream, dst, src, bytes));
+    return FLEET_OK;
+}
+
 static fleet_status cuda_graph_set_copy(void *exec, void *node, void *dst, const void *src,
                                         size_t bytes)
 {
-    FLEET_CUDA_TRY(cudaGraphExecMemcpyNodeSetParams1D((cudaGraphExec_t)exec, (cudaGraphNode_t)node,
-                                                      dst, src, bytes, cudaMemcpyDeviceToDevice));
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_graph_copy_update(exec, node, dst, src, bytes));
     return FLEET_OK;
 }
 
@@ -674,6 +681,7 @@ GUARDED(cuda_capture_end, (void *s, bool keep, void **exec), (s, keep, exec))
 GUARDED(cuda_graph_launch, (void *s, void *exec), (s, exec))
 GUARDED_VOID(cuda_graph_destroy, (void *exec), (exec))
 GUARDED(cuda_capture_last_node, (void *s, void **node), (s, node))
+GUARDED(cuda_graph_copy, (void *s, void *d, const void *src, size_t b), (s, d, src, b))
 GUARDED(cuda_graph_set_copy, (void *e, void *n, void *d, const void *src, size_t b), (e, n, d, src, b))
 
 const fleet__backend fleet__cuda_backend = {
@@ -710,6 +718,7 @@ const fleet__backend fleet__cuda_backend = {
     .graph_launch = guarded_cuda_graph_launch,
     .graph_destroy = guarded_cuda_graph_destroy,
     .capture_last_node = guarded_cuda_capture_last_node,
+    .graph_copy = guarded_cuda_graph_copy,
     .graph_set_copy = guarded_cuda_graph_set_copy,
     /* No fork handlers: a CUDA context does not survive fork; the runtime
      * marks cuda devices unusable in the child (FLEET_ERR_FORKED). */

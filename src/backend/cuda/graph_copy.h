@@ -1,0 +1,27 @@
+/* backend/cuda/graph_copy.h — a device-to-device copy as a kernel whose node
+ * in a CUDA graph can be pointed at other memory after instantiation
+ * (cudaGraphExecKernelNodeSetParams). Captured cudaMemcpyAsync nodes cannot:
+ * cudaGraphExecMemcpyNodeSetParams1D refuses them with cudaErrorInvalidValue
+ * (seen on the H100, CUDA 13.0). C types only; each returns a cudaError_t
+ * as an int. */
+#ifndef FLEET_BACKEND_CUDA_GRAPH_COPY_H
+#define FLEET_BACKEND_CUDA_GRAPH_COPY_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Copy `bytes` from src to dst on stream (a cudaStream_t). */
+int fleet__cuda_graph_copy_launch(void *stream, void *dst, const void *src, size_t bytes);
+/* Point the copy kernel node `node` of `exec` (a cudaGraphExec_t and
+ * cudaGraphNode_t from a capture of fleet__cuda_graph_copy_launch with the
+ * same `bytes`) at dst and src. */
+int fleet__cuda_graph_copy_update(void *exec, void *node, void *dst, const void *src,
+                                  size_t bytes);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* FLEET_BACKEND_CUDA_GRAPH_COPY_H */
