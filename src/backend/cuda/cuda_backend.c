@@ -569,6 +569,14 @@ static fleet_status cuda_capture_begin(void *st)
     return FLEET_OK;
 }
 
+/* An instantiated graph and the graph it came from: node handles taken
+ * during the capture (capture_last_node) belong to the graph, which must
+ * live as long as they are used to update the exec. */
+typedef struct cuda_graph {
+    cudaGraphExec_t exec;
+    cudaGraph_t graph;
+} cuda_graph;
+
 static fleet_status cuda_capture_end(void *st, bool keep, void **exec)
 {
     cuda_stream *s = st;
@@ -582,25 +590,35 @@ static fleet_status cuda_capture_end(void *st, bool keep, void **exec)
         return e != cudaSuccess ? fleet__cuda_status(e, "cudaStreamEndCapture", __FILE__, __LINE__)
                                 : FLEET_OK;
     }
-    cudaGraphExec_t ge = NULL;
-    e = cudaGraphInstantiate(&ge, graph, 0);
-    (void)cudaGraphDestroy(graph);
-    if (e != cudaSuccess)
+    cuda_graph *g = malloc(sizeof *g);
+    if (g == NULL) {
+        (void)cudaGraphDestroy(graph);
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cuda backend: no host memory for a graph");
+    }
+    g->graph = graph;
+    e = cudaGraphInstantiate(&g->exec, graph, 0);
+    if (e != cudaSuccess) {
+        (void)cudaGraphDestroy(graph);
+        free(g);
         return fleet__cuda_status(e, "cudaGraphInstantiate", __FILE__, __LINE__);
-    *exec = ge;
+    }
+    *exec = g;
     return FLEET_OK;
 }
 
 static fleet_status cuda_graph_launch(void *st, void *exec)
 {
     cuda_stream *s = st;
-    FLEET_CUDA_TRY(cudaGraphLaunch((cudaGraphExec_t)exec, s->stream));
+    FLEET_CUDA_TRY(cudaGraphLaunch(((cuda_graph *)exec)->exec, s->stream));
     return FLEET_OK;
 }
 
 static void cuda_graph_destroy(void *exec)
 {
-    (void)cudaGraphExecDestroy((cudaGraphExec_t)exec);
+    cuda_graph *g = exec;
+    (void)cudaGraphExecDestroy(g->exec); /* freed when a running launch ends */
+    (void)cudaGraphDestroy(g->graph);
+    free(g);
 }
 
 static fleet_status cuda_capture_last_node(void *st, void **node)
@@ -627,7 +645,8 @@ static fleet_status cuda_graph_copy(void *st, void *dst, const void *src, size_t
 static fleet_status cuda_graph_set_copy(void *exec, void *node, void *dst, const void *src,
                                         size_t bytes)
 {
-    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_graph_copy_update(exec, node, dst, src, bytes));
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_graph_copy_update(((cuda_graph *)exec)->exec, node, dst,
+                                                              src, bytes));
     return FLEET_OK;
 }
 

@@ -1,9 +1,8 @@
 /* backend/cuda/graph_copy.h — a device-to-device copy as a kernel whose node
  * in a CUDA graph can be pointed at other memory after instantiation
- * (cudaGraphExecKernelNodeSetParams). Captured cudaMemcpyAsync nodes cannot:
- * cudaGraphExecMemcpyNodeSetParams1D refuses them with cudaErrorInvalidValue
- * (seen on the H100, CUDA 13.0). C types only; each returns a cudaError_t
- * as an int. */
+ * (cudaGraphExecKernelNodeSetParams): one plain kernel node, whatever the
+ * alignment, with parameters we know. C types only; each returns a
+ * cudaError_t as an int. */
 #ifndef FLEET_BACKEND_CUDA_GRAPH_COPY_H
 #define FLEET_BACKEND_CUDA_GRAPH_COPY_H
 
