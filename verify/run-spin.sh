@@ -6,8 +6,9 @@
 #   verify/stream_pool.pml  stream-slot protocol (runtime/stream_pool.c)
 #   verify/allocator.pml    allocator free/reuse, generations, record_stream
 #                           events (runtime/allocator.c)
-#   No model for a TLS small-block cache: fleet has none. No model for the
-#   batcher queue: it does not exist yet (add one when it does).
+#   verify/batcher.pml      dynamic batcher queue, tickets, runners, shutdown
+#                           drain/cancel (batch/batcher.c)
+#   No model for a TLS small-block cache: fleet has none.
 #
 # Every configuration of a correct model must finish an exhaustive search
 # (no bitstate hashing, no depth or memory truncation) with 0 errors; every
@@ -150,6 +151,24 @@ run $al ok safety "correct, 2 blocks, 3 rounds" "$P"
 for v in BROKEN_NO_GENERATION BROKEN_NO_STATE_CHECK BROKEN_HANDOUT_NO_BUMP \
          BROKEN_RECLAIM_NO_WAIT BROKEN_IGNORE_USES BROKEN_LIST_BEFORE_SYNC; do
     run $al bug safety "$v" "$P" "-D$v"
+done
+
+# ---- batcher --------------------------------------------------------------------
+# Queue capacity 2, max_batch 3 rows, requests of 1 or 2 rows; every run
+# explores drain and cancel, shutdown at any moment or only after every
+# client got its answers. N clients x K requests, R runners.
+bt=batcher
+run $bt ok safety "correct, N=3 K=2, 1 runner"                      "3 clients, 1 runner, shutdown + init" -DN=3 -DK=2 -DR=1
+run $bt ok safety "correct, N=3 K=2, 1 runner, client 0 pipelines" "3 clients, 1 runner, shutdown + init" -DN=3 -DK=2 -DR=1 -DPIPELINE=1
+run $bt ok safety "correct, N=3 K=2, 2 runners"                     "3 clients, 2 runners, shutdown + init" -DN=3 -DK=2 -DR=2
+run $bt ok safety "correct, N=3 K=1, 2 runners, unreduced run phase" "3 clients, 2 runners, shutdown + init" -DN=3 -DK=1 -DR=2 -DSPLIT_RUN
+run $bt ok safety "correct, N=4 K=1, 1 runner"                      "4 clients, 1 runner, shutdown + init" -DN=4 -DK=1 -DR=1
+run $bt ok safety "correct, N=4 K=1, 2 runners"                     "4 clients, 2 runners, shutdown + init" -DN=4 -DK=1 -DR=2
+P="3 clients, 2 runners, shutdown + init"
+for v in BROKEN_EXIT_EARLY BROKEN_CANCEL_SKIPS_QUEUE BROKEN_CHECK_OUTSIDE_LOCK BROKEN_SPLIT_OFFSET \
+         BROKEN_DOUBLE_COMPLETE BROKEN_NO_SIGNAL BROKEN_SHUTDOWN_SIGNAL BROKEN_NEXT_AFTER_COMPLETE \
+         BROKEN_WAIT_IF; do
+    run $bt bug safety "$v (N=3 K=2)" "$P" -DN=3 -DK=2 -DR=2 "-D$v"
 done
 
 wait
