@@ -87,6 +87,15 @@ def main():
          ratio(fleet.get(("mlp", 1), {}).get("ops_per_s"), tg1), 1.0)
     goal("3. mlp 8 threads: fleet / PyTorch CUDA graph (1 thread)",
          ratio(fleet.get(("mlp", 8), {}).get("ops_per_s"), tg1), 4.0)
+    f1 = fleet.get(("linear64", 1), {}).get("ops_per_s")
+    r1 = raw.get(("linear64-lt", 1), {}).get("ops_per_s")
+    if f1 and r1:
+        extra_us = 1e6 / f1 - 1e6 / r1
+        ok = extra_us < 2.0
+        print(f"| 5. linear64, 1 thread: fleet's time per op minus the raw one-launch cuBLASLt "
+              f"op's (us) | {extra_us:.2f} | {'PASS' if ok else 'MISS'} (goal < 2 us) |")
+    else:
+        print("| 5. linear64 dispatch overhead over raw cuBLASLt | not measured | - |")
     for t in (16, 64):
         goal(f"4. batcher, {t} clients: requests/s / unbatched (mlp, {t} threads)",
              ratio(fleet.get(("batcher", t), {}).get("ops_per_s"),
