@@ -333,6 +333,7 @@ typedef struct options {
     bool selected[N_WORKLOADS];
     int windows, window_ms, warmup_ms;
     int64_t batch_delay_us;
+    int batch_runners;
     const char *json;
     const char *backend;
 } options;
@@ -465,7 +466,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "usage: fleet bench [--threads 1,2,4,8,16] [--workloads a,b,...] [--windows N]\n"
                "                   [--window-ms N] [--warmup-ms N] [--backend cpu|cuda]\n"
-               "                   [--quick] [--json FILE] [--batch-delay-us N]\n"
+               "                   [--quick] [--json FILE] [--batch-delay-us N] [--batch-runners N]\n"
                "workloads:\n");
     for (int i = 0; i < N_WORKLOADS; i++)
         fprintf(f, "  %-17s %s\n", workloads[i].name, workloads[i].what);
@@ -518,7 +519,7 @@ static int parse_int(const char *s, int lo, int hi, int *out)
 static int parse_options(int argc, char **argv, options *o)
 {
     *o = (options){.counts = {1, 2, 4, 8, 16}, .n_counts = 5, .windows = 5, .window_ms = 300,
-                   .warmup_ms = 200, .batch_delay_us = 100};
+                   .warmup_ms = 200, .batch_delay_us = 100, .batch_runners = 2};
     for (int i = 0; i < N_WORKLOADS; i++)
         o->selected[i] = true;
     for (int i = 1; i < argc; i++) {
@@ -550,6 +551,8 @@ static int parse_options(int argc, char **argv, options *o)
             int d;
             bad = parse_int(v, 0, 10000000, &d);
             o->batch_delay_us = d;
+        } else if (strcmp(a, "--batch-runners") == 0) {
+            bad = parse_int(v, 1, 16, &o->batch_runners);
         } else if (strcmp(a, "--json") == 0)
             o->json = v;
         else if (strcmp(a, "--backend") == 0 && (strcmp(v, "cpu") == 0 || strcmp(v, "cuda") == 0))
@@ -621,7 +624,7 @@ int fleet_cli_bench(int argc, char **argv)
             fleet_batcher_config bc = fleet_batcher_config_default();
             bc.max_batch = 64;
             bc.max_delay_us = o.batch_delay_us;
-            bc.max_inflight = 2;
+            bc.max_inflight = o.batch_runners;
             if (fleet_batcher_create(sh.mlp, &bc, &sh.batcher) != FLEET_OK) {
                 fprintf(stderr, "fleet bench: the batcher: %s\n", fleet_last_error());
                 rc = 1;

@@ -125,7 +125,7 @@ B="$OUT/bench"
 mkdir -p "$B"
 rc_bench=0
 FLEET_BACKEND=cuda ./build-cuda/fleet bench --json "$B/fleet.json" > "$B/fleet.md" 2> "$B/fleet.err" || rc_bench=1
-FLEET_BACKEND=cuda ./build-cuda/fleet bench --workloads mlp,batcher --threads 1,4,16,64 \
+FLEET_BACKEND=cuda ./build-cuda/fleet bench --workloads mlp,batcher --threads 1,4,16,64 --batch-runners 4 \
   --json "$B/fleet-batcher.json" > "$B/fleet-batcher.md" 2>> "$B/fleet.err" || rc_bench=1
 ./build-cuda/cuda_floor --json "$B/raw.json" > "$B/raw.md" 2> "$B/raw.err" || rc_bench=1
 python3 bench/torch_bench.py --json "$B/torch.json" > "$B/torch.md" 2> "$B/torch.err" || rc_bench=1

@@ -21,10 +21,13 @@
  *                     (gather each request's rows at offset `at`, run,
  *                     scatter rows [at, at + t->rows) back, at += t->rows),
  *                     the statistics, complete_list(batch, st).
- *     complete_item   complete_list's loop body: next = t->next, then
- *     complete        complete(): FLEET_DEBUG_ASSERT(!t->done), status,
- *                     done, broadcast; afterwards the ticket is the owner's
- *                     (who may free it at once).
+ *     complete_item   complete_list's last loop body: next = t->next, then
+ *     complete        under the ticket's lock FLEET_DEBUG_ASSERT(!t->done),
+ *                     status, done, broadcast; afterwards the ticket is the
+ *                     owner's (who may free it at once). (complete_list
+ *                     first releases every ticket's tensors and returns the
+ *                     events and counts under one lock: batcher-private
+ *                     bookkeeping, not modelled.)
  *   shutdown          fleet_batcher_shutdown(drain or cancel): under the
  *                     lock st = DRAINING, or st = CANCELLING and take the
  *                     whole queue; broadcast(work); unlock;
@@ -59,7 +62,7 @@
  *     every max_delay_us. Spurious wakeups are not modelled: the C code
  *     re-checks in `while` loops, and they only add wakeups, which cannot
  *     hide a lost one (BROKEN_WAIT_IF shows a stolen wakeup is covered).
- *   - The ticket's lock + cv: complete() sets done and broadcasts under
+ *   - The ticket's lock + cv: complete_list sets done and broadcasts under
  *     t->lock, the waiter loops on !done under the same lock, so a wakeup
  *     cannot be lost there: fleet_ticket_wait(-1) is "block until DONE".
  *   - Time: `now < until` and each request's `now >= deadline` are chosen
@@ -120,7 +123,7 @@
  *      exactly once and released, every refused one never completed.
  *
  * THE SAME INVARIANTS IN THE C CODE
- *   complete()               FLEET_DEBUG_ASSERT(!t->done): completed exactly
+ *   complete_list()          FLEET_DEBUG_ASSERT(!t->done): completed exactly
  *                            once (B1; debug builds and FLEET_DEBUG_INVARIANTS,
  *                            the CMake default).
  *   fleet_batcher_shutdown   FLEET_ASSERT(batcher->head == NULL) after joining

@@ -99,6 +99,9 @@ typedef struct fleet__backend {
     fleet_status (*copy_host_to_device)(void *stream, void *dst, const void *src, size_t bytes);
     fleet_status (*copy_device_to_host)(void *stream, void *dst, const void *src, size_t bytes);
     fleet_status (*copy_device_to_device)(void *stream, void *dst, const void *src, size_t bytes);
+    /* Optional: args->n device-to-device copies in one launch; without it
+     * the caller makes them one by one. */
+    fleet_status (*copy_segments)(void *stream, const fleet__segments_args *args);
 
     /* Kernels. Arguments are validated by ops/; a backend only checks what
      * it cannot do (a dtype it lacks: FLEET_ERR_UNSUPPORTED). */

@@ -48,6 +48,16 @@ typedef struct fleet__elementwise_args {
     fleet__view out, a, b;
 } fleet__elementwise_args;
 
+/* Several device-to-device copies in one launch (the batcher's gather and
+ * scatter): segment i copies bytes[i] from src[i] to dst[i]. */
+#define FLEET__SEGMENTS_MAX 64
+typedef struct fleet__segments_args {
+    int n;
+    void *dst[FLEET__SEGMENTS_MAX];
+    const void *src[FLEET__SEGMENTS_MAX];
+    uint64_t bytes[FLEET__SEGMENTS_MAX];
+} fleet__segments_args;
+
 /* Row ops: each "row" is the n elements along one dimension of x. SOFTMAX
  * and LAYER_NORM write n elements per row into out; SUM and MEAN one. */
 typedef enum fleet__row_op {

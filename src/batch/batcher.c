@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/kernel_args.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/prim.h"
@@ -50,6 +51,7 @@ typedef struct runner {
     /* Batch tensors per bucket, on the runner's stream (runner-private). */
     fleet_tensor *in[MAX_BUCKETS][FLEET_MODEL_MAX_IO];
     fleet_tensor *out[MAX_BUCKETS][FLEET_MODEL_MAX_IO];
+    fleet__segments_args copies; /* a gather or scatter being gathered  */
 } runner;
 
 typedef struct samples {
@@ -93,41 +95,45 @@ static void ticket_free(fleet_ticket *t)
     free(t);
 }
 
-/* Give back what the request held, then complete it. After the unlock the
- * ticket belongs to its owner alone (who may free it at once). */
-static void complete(fleet_batcher *b, fleet_ticket *t, fleet_status status)
+/* Complete every ticket of a list with `status`: give back what each held
+ * (its tensors; its event, and the counts, under one lock for the whole
+ * list), then mark each done. After its unlock a ticket belongs to its
+ * owner alone, who may free it at once: the next link is read before. */
+static void complete_list(fleet_batcher *b, fleet_ticket *list, fleet_status status)
 {
-    for (int i = 0; i < t->n_in; i++)
-        (void)fleet_tensor_release(t->in[i]);
-    for (int i = 0; i < t->n_out; i++)
-        (void)fleet_tensor_release(t->out[i]);
+    if (list == NULL)
+        return;
+    uint64_t n = 0;
+    for (fleet_ticket *t = list; t != NULL; t = t->next, n++) {
+        for (int i = 0; i < t->n_in; i++)
+            (void)fleet_tensor_release(t->in[i]);
+        for (int i = 0; i < t->n_out; i++)
+            (void)fleet_tensor_release(t->out[i]);
+    }
     fleet__mutex_lock(&b->lock);
-    if (b->n_events < b->cap_events)
-        b->events[b->n_events++] = t->ready;
-    else
-        (void)fleet_event_destroy(t->ready);
+    for (fleet_ticket *t = list; t != NULL; t = t->next) {
+        if (b->n_events < b->cap_events)
+            b->events[b->n_events++] = t->ready;
+        else
+            (void)fleet_event_destroy(t->ready);
+    }
     if (status == FLEET_OK)
-        b->completed_ok++;
+        b->completed_ok += n;
     else if (status == FLEET_ERR_TIMEOUT)
-        b->timed_out++;
+        b->timed_out += n;
     else if (status == FLEET_ERR_SHUTDOWN)
-        b->cancelled++;
+        b->cancelled += n;
     else
-        b->failed++;
+        b->failed += n;
     fleet__mutex_unlock(&b->lock);
-    fleet__mutex_lock(&t->lock);
-    FLEET_DEBUG_ASSERT(!t->done); /* completed exactly once */
-    t->status = status;
-    t->done = true;
-    fleet__cond_broadcast(&t->cv);
-    fleet__mutex_unlock(&t->lock);
-}
-
-static void complete_list(fleet_batcher *b, fleet_ticket *t, fleet_status status)
-{
-    while (t != NULL) {
+    for (fleet_ticket *t = list; t != NULL;) {
         fleet_ticket *next = t->next;
-        complete(b, t, status);
+        fleet__mutex_lock(&t->lock);
+        FLEET_DEBUG_ASSERT(!t->done); /* completed exactly once */
+        t->status = status;
+        t->done = true;
+        fleet__cond_broadcast(&t->cv);
+        fleet__mutex_unlock(&t->lock);
         t = next;
     }
 }
@@ -473,15 +479,33 @@ static fleet_status bucket_tensors(runner *r, int k)
     return FLEET_OK;
 }
 
-/* dst = src: one plain device copy when both are contiguous (no op checks:
- * the request was checked at submit), else fleet_copy. */
-static fleet_status copy_rows(void *native, const fleet__backend *be, const fleet_tensor *src,
-                              fleet_tensor *dst)
+/* The copies of a gather or scatter, made in one launch where the backend
+ * can (copy_segments), else one by one. */
+static fleet_status flush_copies(void *native, const fleet__backend *be, fleet__segments_args *a)
 {
-    if (fleet_tensor_is_contiguous(src) && fleet_tensor_is_contiguous(dst))
-        return be->copy_device_to_device(native, fleet_tensor_data(dst), fleet_tensor_data(src),
-                                         fleet_tensor_nbytes(dst));
-    return fleet_copy(src, dst);
+    fleet_status st = FLEET_OK;
+    if (be->copy_segments != NULL && a->n > 0)
+        st = be->copy_segments(native, a);
+    for (int i = 0; be->copy_segments == NULL && i < a->n && st == FLEET_OK; i++)
+        st = be->copy_device_to_device(native, a->dst[i], a->src[i], (size_t)a->bytes[i]);
+    a->n = 0;
+    return st;
+}
+
+/* dst = src: a plain copy added to *a when both are contiguous (no op
+ * checks: the request was checked at submit), else fleet_copy now. */
+static fleet_status copy_rows(void *native, const fleet__backend *be, fleet__segments_args *a,
+                              const fleet_tensor *src, fleet_tensor *dst)
+{
+    if (!fleet_tensor_is_contiguous(src) || !fleet_tensor_is_contiguous(dst))
+        return fleet_copy(src, dst);
+    fleet_status st = FLEET_OK;
+    if (a->n == FLEET__SEGMENTS_MAX)
+        st = flush_copies(native, be, a);
+    a->dst[a->n] = fleet_tensor_data(dst);
+    a->src[a->n] = fleet_tensor_data(src);
+    a->bytes[a->n++] = fleet_tensor_nbytes(dst);
+    return st;
 }
 
 /* Gather, run, scatter, wait: the status of the whole batch. */
@@ -500,15 +524,19 @@ static fleet_status run_batch(runner *r, fleet_ticket *batch, int64_t rows)
         st = fleet__stream_native(s, &native);
     if (st == FLEET_OK)
         st = bucket_tensors(r, k);
+    fleet__segments_args *copies = &r->copies;
+    copies->n = 0;
     int64_t at = 0;
     for (fleet_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
         st = fleet_stream_wait_event(s, t->ready);
         for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++) {
             fleet_tensor dst = rows_view(r->in[k][i], at, t->rows);
-            st = copy_rows(native, be, t->in[i], &dst);
+            st = copy_rows(native, be, copies, t->in[i], &dst);
         }
         at += t->rows;
     }
+    if (st == FLEET_OK)
+        st = flush_copies(native, be, copies);
     if (st == FLEET_OK)
         st = fleet_model_run(b->model, (const fleet_tensor *const *)r->in[k], m->n_inputs,
                              r->out[k], m->n_outputs);
@@ -516,10 +544,12 @@ static fleet_status run_batch(runner *r, fleet_ticket *batch, int64_t rows)
     for (fleet_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
         for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
             fleet_tensor src = rows_view(r->out[k][i], at, t->rows);
-            st = copy_rows(native, be, &src, t->out[i]);
+            st = copy_rows(native, be, copies, &src, t->out[i]);
         }
         at += t->rows;
     }
+    if (st == FLEET_OK)
+        st = flush_copies(native, be, copies);
     fleet_status sync = fleet_stream_synchronize(s); /* always: nothing left in flight */
     return st != FLEET_OK ? st : sync;
 }

@@ -642,6 +642,16 @@ static fleet_status cuda_graph_copy(void *st, void *dst, const void *src, size_t
     return FLEET_OK;
 }
 
+static fleet_status cuda_copy_segments(void *st, const fleet__segments_args *a)
+{
+    cuda_stream *s = st;
+    fleet_status status = use_device(s->ordinal);
+    if (status != FLEET_OK)
+        return status;
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_copy_segments(s->stream, a));
+    return FLEET_OK;
+}
+
 static fleet_status cuda_graph_set_copy(void *exec, void *node, void *dst, const void *src,
                                         size_t bytes)
 {
@@ -701,6 +711,7 @@ GUARDED(cuda_graph_launch, (void *s, void *exec), (s, exec))
 GUARDED_VOID(cuda_graph_destroy, (void *exec), (exec))
 GUARDED(cuda_capture_last_node, (void *s, void **node), (s, node))
 GUARDED(cuda_graph_copy, (void *s, void *d, const void *src, size_t b), (s, d, src, b))
+GUARDED(cuda_copy_segments, (void *s, const fleet__segments_args *a), (s, a))
 GUARDED(cuda_graph_set_copy, (void *e, void *n, void *d, const void *src, size_t b), (e, n, d, src, b))
 
 const fleet__backend fleet__cuda_backend = {
@@ -725,6 +736,7 @@ const fleet__backend fleet__cuda_backend = {
     .copy_host_to_device = guarded_cuda_copy_to_device,
     .copy_device_to_host = guarded_cuda_copy_to_host,
     .copy_device_to_device = guarded_cuda_copy,
+    .copy_segments = guarded_cuda_copy_segments,
     .gemm = guarded_cuda_gemm,
     .linalg_workspace_size = guarded_cuda_linalg_workspace_size,
     .linalg = guarded_cuda_linalg,

@@ -27,6 +27,24 @@ __global__ void copy_kernel(char *dst, const char *src, size_t bytes)
     }
 }
 
+/* Segment blockIdx.y, its bytes strided over the blocks of gridDim.x. */
+__global__ void segments_kernel(fleet__segments_args a)
+{
+    int i = blockIdx.y;
+    char *dst = (char *)a.dst[i];
+    const char *src = (const char *)a.src[i];
+    size_t bytes = a.bytes[i];
+    size_t tid = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    size_t step = (size_t)gridDim.x * blockDim.x;
+    if ((((uintptr_t)dst | (uintptr_t)src | bytes) & 15u) == 0) {
+        for (size_t k = tid; k < bytes / 16; k += step)
+            reinterpret_cast<uint4 *>(dst)[k] = reinterpret_cast<const uint4 *>(src)[k];
+    } else {
+        for (size_t k = tid; k < bytes; k += step)
+            dst[k] = src[k];
+    }
+}
+
 dim3 grid_for(size_t bytes)
 {
     size_t words = (bytes + 15) / 16;
@@ -41,6 +59,19 @@ extern "C" int fleet__cuda_graph_copy_launch(void *stream, void *dst, const void
 {
     copy_kernel<<<grid_for(bytes), kThreads, 0, (cudaStream_t)stream>>>(
         (char *)dst, (const char *)src, bytes);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int fleet__cuda_copy_segments(void *stream, const fleet__segments_args *args)
+{
+    if (args->n <= 0)
+        return (int)cudaSuccess;
+    size_t most = 0;
+    for (int i = 0; i < args->n; i++)
+        most = args->bytes[i] > most ? args->bytes[i] : most;
+    dim3 grid = grid_for(most);
+    grid.y = (unsigned)args->n;
+    segments_kernel<<<grid, kThreads, 0, (cudaStream_t)stream>>>(*args);
     return (int)cudaGetLastError();
 }
 

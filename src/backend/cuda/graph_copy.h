@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+#include "backend/kernel_args.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -19,6 +21,9 @@ int fleet__cuda_graph_copy_launch(void *stream, void *dst, const void *src, size
  * same `bytes`) at dst and src. */
 int fleet__cuda_graph_copy_update(void *exec, void *node, void *dst, const void *src,
                                   size_t bytes);
+
+/* All of args's copies in one launch (a block row per segment). */
+int fleet__cuda_copy_segments(void *stream, const fleet__segments_args *args);
 
 #ifdef __cplusplus
 }
