@@ -196,65 +196,56 @@ static fleet_status check_decl(const char *fn, fleet_dtype dtype, int ndim, cons
     return fleet__check_shape(fn, ndim, fixed, &numel);
 }
 
-fleet_status fleet_model_input(fleet_model *model, const char *name, fleet_dtype dtype, int ndim,
-                               const int64_t *shape, fleet_value *out)
+/* A named input or weight: names unique among both, the shape valid (the
+ * batch dimension only in an input's), then the value. */
+static fleet_status declare(fleet_model *m, const char *fn, fleet__value_kind kind,
+                            const char *name, fleet_dtype dtype, int ndim, const int64_t *shape,
+                            fleet_value *out)
 {
-    static const char fn[] = "fleet_model_input";
-    fleet_status st = enter_building(model, fn);
+    fleet_status st = enter_building(m, fn);
     if (st != FLEET_OK)
         return st;
     FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
-    if ((st = check_name(model, fn, name, model->inputs, model->n_inputs, "an input")) != FLEET_OK)
+    if ((st = check_name(m, fn, name, m->inputs, m->n_inputs, "an input")) != FLEET_OK)
         return st;
-    FLEET_CHECK_ARG(find_weight(model, name) < 0, FLEET_ERR_INVALID_ARGUMENT,
+    FLEET_CHECK_ARG(find_weight(m, name) < 0, FLEET_ERR_INVALID_ARGUMENT,
                     "%s: there is already a weight named '%s'", fn, name);
-    FLEET_CHECK_ARG(model->n_inputs < FLEET_MODEL_MAX_IO, FLEET_ERR_INVALID_ARGUMENT,
+    bool input = kind == FLEET__VALUE_INPUT;
+    FLEET_CHECK_ARG(!input || m->n_inputs < FLEET_MODEL_MAX_IO, FLEET_ERR_INVALID_ARGUMENT,
                     "%s: at most %d inputs", fn, FLEET_MODEL_MAX_IO);
-    if ((st = check_decl(fn, dtype, ndim, shape, true)) != FLEET_OK)
+    if ((st = check_decl(fn, dtype, ndim, shape, input)) != FLEET_OK)
         return st;
+    if (!input && !grow((void **)&m->weights, &m->cap_weights, m->n_weights + 1,
+                        sizeof *m->weights))
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
     char *copy = strdup(name);
     if (copy == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
     fleet_value v;
-    if ((st = add_value(model, fn, FLEET__VALUE_INPUT, model->n_inputs, dtype, ndim, shape, &v)) !=
-        FLEET_OK) {
+    if ((st = add_value(m, fn, kind, input ? m->n_inputs : m->n_weights, dtype, ndim, shape,
+                        &v)) != FLEET_OK) {
         free(copy);
         return st;
     }
-    model->inputs[model->n_inputs++] = (fleet__named){.name = copy, .value = v};
+    if (input)
+        m->inputs[m->n_inputs++] = (fleet__named){.name = copy, .value = v};
+    else
+        m->weights[m->n_weights++] = (fleet__weight){.name = copy, .value = v};
     *out = v;
     return FLEET_OK;
+}
+
+fleet_status fleet_model_input(fleet_model *model, const char *name, fleet_dtype dtype, int ndim,
+                               const int64_t *shape, fleet_value *out)
+{
+    return declare(model, "fleet_model_input", FLEET__VALUE_INPUT, name, dtype, ndim, shape, out);
 }
 
 fleet_status fleet_model_weight(fleet_model *model, const char *name, fleet_dtype dtype, int ndim,
                                 const int64_t *shape, fleet_value *out)
 {
-    static const char fn[] = "fleet_model_weight";
-    fleet_status st = enter_building(model, fn);
-    if (st != FLEET_OK)
-        return st;
-    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
-    if ((st = check_name(model, fn, name, model->inputs, model->n_inputs, "an input")) != FLEET_OK)
-        return st;
-    FLEET_CHECK_ARG(find_weight(model, name) < 0, FLEET_ERR_INVALID_ARGUMENT,
-                    "%s: there is already a weight named '%s'", fn, name);
-    if ((st = check_decl(fn, dtype, ndim, shape, false)) != FLEET_OK)
-        return st;
-    if (!grow((void **)&model->weights, &model->cap_weights, model->n_weights + 1,
-              sizeof *model->weights))
-        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
-    char *copy = strdup(name);
-    if (copy == NULL)
-        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
-    fleet_value v;
-    if ((st = add_value(model, fn, FLEET__VALUE_WEIGHT, model->n_weights, dtype, ndim, shape,
-                        &v)) != FLEET_OK) {
-        free(copy);
-        return st;
-    }
-    model->weights[model->n_weights++] = (fleet__weight){.name = copy, .value = v};
-    *out = v;
-    return FLEET_OK;
+    return declare(model, "fleet_model_weight", FLEET__VALUE_WEIGHT, name, dtype, ndim, shape,
+                   out);
 }
 
 fleet_status fleet_model_output(fleet_model *model, const char *name, fleet_value value)
