@@ -50,6 +50,11 @@
  * does not hold alone (the default stream, a stream shared because the pool
  * was full, another thread's bound stream) runs the plan without capturing
  * it: the same kernels, launched one by one. On cpu plans always run that way.
+ * The graph holds the copies of the inputs in and the outputs out too, so a
+ * replay is one launch; a run whose inputs or outputs are not contiguous
+ * launches its kernels one by one. FLEET_MODEL_GRAPHS=0 turns graphs off.
+ * The compiler also fuses a ReLU into the biased linear before it when
+ * nothing else reads the linear's output (stats: fusions).
  *
  * Thread-safety: building and finalize are for one thread; after finalize,
  * run, stats and the accessors may be called from any thread at once.
