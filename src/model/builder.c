@@ -336,19 +336,29 @@ static bool broadcast(const fleet__value *a, const fleet__value *b, int *ndim, i
     return true;
 }
 
+/* The start every op with operands shares: building, out given, the
+ * operands known and of one dtype (FLEET_NO_VALUE allowed where optional). */
+static fleet_status op_begin(fleet_model *m, const char *fn, fleet_value *out,
+                             const fleet_value *ids, int n, unsigned optional_mask,
+                             const fleet__value **vs)
+{
+    fleet_status st = enter_building(m, fn);
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
+    return operands(m, fn, ids, n, optional_mask, vs);
+}
+
 /* ---- ops ---------------------------------------------------------------------- */
 
 fleet_status fleet_model_linear(fleet_model *model, fleet_value x, fleet_value weight,
                                 fleet_value bias, fleet_value *out)
 {
     static const char fn[] = "fleet_model_linear";
-    fleet_status st = enter_building(model, fn);
-    if (st != FLEET_OK)
-        return st;
-    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
     const fleet_value ids[] = {x, weight, bias};
     const fleet__value *v[3];
-    if ((st = operands(model, fn, ids, 3, 4u, v)) != FLEET_OK)
+    fleet_status st = op_begin(model, fn, out, ids, 3, 4u, v);
+    if (st != FLEET_OK)
         return st;
     if (v[0]->ndim < 1 || v[1]->ndim != 2)
         return shape_error(fn, "expected x[..., in] and weight[out, in]", v[0], "x", v[1],
@@ -369,13 +379,10 @@ fleet_status fleet_model_matmul(fleet_model *model, fleet_value a, fleet_value b
                                 fleet_value *out)
 {
     static const char fn[] = "fleet_model_matmul";
-    fleet_status st = enter_building(model, fn);
-    if (st != FLEET_OK)
-        return st;
-    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
     const fleet_value ids[] = {a, b};
     const fleet__value *v[2];
-    if ((st = operands(model, fn, ids, 2, 0u, v)) != FLEET_OK)
+    fleet_status st = op_begin(model, fn, out, ids, 2, 0u, v);
+    if (st != FLEET_OK)
         return st;
     if (v[0]->ndim < 2 || v[1]->ndim < 2)
         return shape_error(fn, "expected a[..., M, K] and b[..., K, N]", v[0], "a", v[1], "b");
@@ -397,13 +404,10 @@ fleet_status fleet_model_matmul(fleet_model *model, fleet_value a, fleet_value b
 static fleet_status binary(fleet_model *m, const char *fn, fleet__binary_kind kind, fleet_value a,
                            fleet_value b, fleet_value *out)
 {
-    fleet_status st = enter_building(m, fn);
-    if (st != FLEET_OK)
-        return st;
-    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
     const fleet_value ids[] = {a, b};
     const fleet__value *v[2];
-    if ((st = operands(m, fn, ids, 2, 0u, v)) != FLEET_OK)
+    fleet_status st = op_begin(m, fn, out, ids, 2, 0u, v);
+    if (st != FLEET_OK)
         return st;
     int64_t shape[FLEET_MAX_DIMS];
     int nd;
@@ -473,13 +477,10 @@ fleet_status fleet_model_layer_norm(fleet_model *model, fleet_value x, fleet_val
                                     fleet_value beta, float eps, fleet_value *out)
 {
     static const char fn[] = "fleet_model_layer_norm";
-    fleet_status st = enter_building(model, fn);
-    if (st != FLEET_OK)
-        return st;
-    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
     const fleet_value ids[] = {x, gamma, beta};
     const fleet__value *v[3];
-    if ((st = operands(model, fn, ids, 3, 0u, v)) != FLEET_OK)
+    fleet_status st = op_begin(model, fn, out, ids, 3, 0u, v);
+    if (st != FLEET_OK)
         return st;
     if (v[0]->ndim < 1)
         return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: x must have a dimension", fn);
@@ -500,13 +501,10 @@ fleet_status fleet_model_conv1d(fleet_model *model, fleet_value x, fleet_value w
                                 int64_t dilation, fleet_value *out)
 {
     static const char fn[] = "fleet_model_conv1d";
-    fleet_status st = enter_building(model, fn);
-    if (st != FLEET_OK)
-        return st;
-    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
     const fleet_value ids[] = {x, weight, bias};
     const fleet__value *v[3];
-    if ((st = operands(model, fn, ids, 3, 4u, v)) != FLEET_OK)
+    fleet_status st = op_begin(model, fn, out, ids, 3, 4u, v);
+    if (st != FLEET_OK)
         return st;
     FLEET_CHECK_ARG(stride >= 1 && dilation >= 1 && padding >= 0 && stride <= INT32_MAX &&
                         dilation <= INT32_MAX && padding <= INT32_MAX,
@@ -622,13 +620,10 @@ fleet_status fleet_model_attention(fleet_model *model, fleet_value q, fleet_valu
                                    float scale, fleet_value *out)
 {
     static const char fn[] = "fleet_model_attention";
-    fleet_status st = enter_building(model, fn);
-    if (st != FLEET_OK)
-        return st;
-    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
     const fleet_value ids[] = {q, k, v};
     const fleet__value *vs[3];
-    if ((st = operands(model, fn, ids, 3, 0u, vs)) != FLEET_OK)
+    fleet_status st = op_begin(model, fn, out, ids, 3, 0u, vs);
+    if (st != FLEET_OK)
         return st;
     if (vs[0]->ndim < 2 || vs[1]->ndim < 2 || vs[2]->ndim < 2)
         return shape_error(fn, "expected q[..., Lq, D], k[..., Lk, D], v[..., Lk, Dv]", vs[0],
