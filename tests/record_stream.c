@@ -503,6 +503,39 @@ TEST(record_on_another_device_is_refused)
     expect_clean(d);
 }
 
+/* The same through tensors on the default device (cuda where present): a
+ * tensor released while a busy stream still reads it is withheld and counted
+ * as pending until that stream passes, on every backend. */
+TEST(a_tensor_withheld_for_a_busy_stream_counts_as_pending)
+{
+    fleet_device *d = NULL;
+    ASSERT_OK(fleet_device_default(&d));
+    fleet_stream *a = acquire(d), *b = acquire(d);
+    ASSERT_OK(fleet_stream_set_current(a));
+    fleet_memory_stats before = stats(d);
+    gate g;
+    gate_init(&g);
+    int64_t shape[1] = {1024};
+    fleet_tensor *t = NULL;
+    ASSERT_OK(fleet_tensor_create(d, FLEET_DTYPE_F32, 1, shape, &t));
+    hold(b, &g);
+    ASSERT_OK(fleet_tensor_record_stream(t, b));
+    ASSERT_OK(fleet_tensor_release(t));
+    fleet_memory_stats held = stats(d);
+    ASSERT_EQ(held.pending, before.pending + 4096);
+    ASSERT_EQ(held.allocated, before.allocated);
+    ASSERT_EQ(atomic_load(&g.passed), 0);
+    gate_open(&g);
+    ASSERT_OK(fleet_stream_synchronize(b));
+    fleet_memory_stats after = stats(d);
+    ASSERT_EQ(after.pending, before.pending);
+    ASSERT_EQ(after.allocated, before.allocated);
+    ASSERT_OK(fleet_stream_reset_current(d));
+    ASSERT_OK(fleet_stream_release(a));
+    ASSERT_OK(fleet_stream_release(b));
+    gate_destroy(&g);
+}
+
 int main(int argc, char **argv)
 {
     setenv("FLEET_CPU_DEVICES", "2", 1);

@@ -49,9 +49,17 @@ static void handler_registered_after(void)
     CHILD_CHECK(fleet_tensor_copy_to_host(tc, got, sizeof got) == FLEET_OK, "copy_to_host");
     CHILD_CHECK(equal(got, want_mm, M * N), "queued matmul value");
     CHILD_CHECK(fleet_relu(tc, tc) == FLEET_OK, "relu");
+    /* Fresh work from inside the handler: new tensors, a GEMM, a read. */
+    int64_t sc[2] = {M, N};
+    fleet_tensor *fresh = NULL;
+    CHILD_CHECK(fleet_tensor_create(dev, FLEET_DTYPE_F32, 2, sc, &fresh) == FLEET_OK, "create");
+    CHILD_CHECK(fleet_matmul(ta, tb, fresh) == FLEET_OK, "matmul in handler");
+    CHILD_CHECK(fleet_tensor_copy_to_host(fresh, got, sizeof got) == FLEET_OK, "copy_to_host");
+    CHILD_CHECK(equal(got, want_mm, M * N), "matmul in handler value");
+    CHILD_CHECK(fleet_tensor_release(fresh) == FLEET_OK, "release fresh");
     CHILD_CHECK(fleet_tensor_release(ta) == FLEET_OK, "release a");
     CHILD_CHECK(fleet_tensor_release(tb) == FLEET_OK, "release b");
-    printf("PASS handler-after: synchronized, value checked, freed\n");
+    printf("PASS handler-after: synchronized, value checked, fresh matmul checked, freed\n");
     fflush(stdout);
 }
 
@@ -117,6 +125,9 @@ static int child_main(void)
 {
     atexit(handler_registered_before);
     CHILD_CHECK(fleet_device_default(&dev) == FLEET_OK, "device_default");
+    bool after_init = strcmp(mode, "after-init") == 0;
+    if (after_init) /* after fleet's first call, before any op */
+        atexit(handler_registered_after);
     fleet_memory_stats st;
     CHILD_CHECK(fleet_memory_get_stats(dev, &st) == FLEET_OK, "get_stats");
     base_allocated = st.allocated;
@@ -131,7 +142,8 @@ static int child_main(void)
     tc = test_tensor_2d(dev, M, N, NULL);
     for (int i = 0; i < 10; i++) /* queued when main ends */
         CHILD_CHECK(fleet_matmul(ta, tb, tc) == FLEET_OK, "matmul");
-    atexit(handler_registered_after);
+    if (!after_init)
+        atexit(handler_registered_after);
     printf("main done (%s)\n", mode);
     fflush(stdout);
     if (strcmp(mode, "thread-exit") == 0) {
@@ -162,6 +174,7 @@ static void run_mode(const char *m)
 TEST(atexit_after_return_from_main) { run_mode("return"); }
 TEST(atexit_after_exit_in_thread) { run_mode("thread-exit"); }
 TEST(atexit_with_explicit_shutdown) { run_mode("shutdown"); }
+TEST(atexit_registered_after_init_before_any_op) { run_mode("after-init"); }
 
 TEST(repeated)
 {
