@@ -8,6 +8,8 @@
 #                           events (runtime/allocator.c)
 #   verify/batcher.pml      dynamic batcher queue, tickets, runners, shutdown
 #                           drain/cancel (batch/batcher.c)
+#   verify/capture_gate.pml the CUDA graph capture gate of a stream: sharers,
+#                           foreign submitters, device syncs (stream_pool.c)
 #   No model for a TLS small-block cache: fleet has none.
 #
 # Every configuration of a correct model must finish an exhaustive search
@@ -151,6 +153,15 @@ run $al ok safety "correct, 2 blocks, 3 rounds" "$P"
 for v in BROKEN_NO_GENERATION BROKEN_NO_STATE_CHECK BROKEN_HANDOUT_NO_BUMP \
          BROKEN_RECLAIM_NO_WAIT BROKEN_IGNORE_USES BROKEN_LIST_BEFORE_SYNC; do
     run $al bug safety "$v" "$P" "-D$v"
+done
+
+# ---- capture gate ----------------------------------------------------------------
+P="capturer, sharer, foreign, foreign try, syncer"
+cg=capture_gate
+run $cg ok safety "correct, 2 captures, 2 submits" "$P"
+run $cg ok safety "correct, 3 captures, 3 submits" "$P" -DCAPTURES=3 -DSUBMITS=3
+for v in BROKEN_LATE_ANNOUNCE BROKEN_NO_RECHECK BROKEN_TRY_LOOK_FIRST BROKEN_SYNC_NO_WAIT; do
+    run $cg bug safety "$v" "$P" "-D$v"
 done
 
 # ---- batcher --------------------------------------------------------------------

@@ -18,6 +18,8 @@
  *   5  event pool (per device)             runtime/event_pool.c
  *   6  cpu stream queue (per cpu stream)   backend/cpu/cpu_stream.c
  *      cuda staging buffer (per stream)   backend/cuda/cuda_staging.c
+ *      cuda library lock (per stream)     backend/cuda/cuda_backend.c
+ *      (never two of these at once)
  *   7  cpu events (one for all)            backend/cpu/cpu_stream.c
  *   8  log output                          core/log.c
  * The fork handlers take ranks 1 and 3..8 in this order (runtime/lifecycle.c);

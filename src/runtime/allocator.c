@@ -454,7 +454,17 @@ static bool record_use(shard *sh, struct fleet__block *b, struct fleet_stream *s
         recycle_event_node(sh, n);
         return false;
     }
-    if (dev->backend->event_record(n->event, native) != FLEET_OK) {
+    /* Another thread may be capturing s: an event recorded then would be a
+     * node of its graph, never completing here. Waiting is not allowed
+     * under our lock, so the caller synchronizes s instead. */
+    bool recorded = fleet__stream_foreign_try_enter(s);
+    if (!recorded)
+        (void)fleet__error(FLEET_ERR_NOT_READY, "another thread is capturing a CUDA graph on it");
+    if (recorded) {
+        recorded = dev->backend->event_record(n->event, native) == FLEET_OK;
+        fleet__stream_foreign_leave(s);
+    }
+    if (!recorded) {
         fleet__event_pool_put(dev->events, n->event);
         recycle_event_node(sh, n);
         return false;

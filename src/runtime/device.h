@@ -100,6 +100,16 @@ fleet_status fleet__stream_current(struct fleet_device *device, struct fleet_str
  * current waits. */
 bool fleet__stream_capture_begin(struct fleet_stream *s);
 void fleet__stream_capture_end(struct fleet_stream *s);
+/* Around a submission to s made by a thread that may not be among s's
+ * counted users (the calls that name a stream: fleet_event_record,
+ * fleet_stream_wait_event, fleet_stream_launch_host_func; the allocator's
+ * event on a using stream): counted like a sharer meanwhile, so a capture
+ * that begins then is refused, and one in progress is waited out (enter) or
+ * makes try_enter return false (the caller then must not submit). Work on a
+ * capturing stream would be recorded into another thread's graph. */
+void fleet__stream_foreign_enter(struct fleet_stream *s);
+bool fleet__stream_foreign_try_enter(struct fleet_stream *s);
+void fleet__stream_foreign_leave(struct fleet_stream *s);
 /* Wait while another thread captures s (syncing a capturing stream would
  * break the capture); the capturing thread itself never syncs s. */
 void fleet__stream_capture_wait(const struct fleet_stream *s);

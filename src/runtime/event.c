@@ -56,8 +56,11 @@ fleet_status fleet_event_record(fleet_event *event, fleet_stream *stream)
 {
     fleet_status st = enter_pair(event, stream, "fleet_event_record");
     void *native;
-    if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK)
+    if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK) {
+        fleet__stream_foreign_enter(stream);
         st = stream->device->backend->event_record(event->native, native);
+        fleet__stream_foreign_leave(stream);
+    }
     return st;
 }
 
@@ -65,8 +68,11 @@ fleet_status fleet_stream_wait_event(fleet_stream *stream, fleet_event *event)
 {
     fleet_status st = enter_pair(event, stream, "fleet_stream_wait_event");
     void *native;
-    if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK)
+    if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK) {
+        fleet__stream_foreign_enter(stream);
         st = stream->device->backend->stream_wait_event(native, event->native);
+        fleet__stream_foreign_leave(stream);
+    }
     return st;
 }
 

@@ -151,6 +151,25 @@ static void drop_current(int idx)
     tls.current_counted[idx] = false;
 }
 
+void fleet__stream_foreign_enter(struct fleet_stream *s)
+{
+    sharer_enter(s);
+}
+
+bool fleet__stream_foreign_try_enter(struct fleet_stream *s)
+{
+    atomic_fetch_add_explicit(&s->sharers, 1, memory_order_seq_cst);
+    if (!atomic_load_explicit(&s->capturing, memory_order_seq_cst))
+        return true;
+    sharer_leave(s);
+    return false;
+}
+
+void fleet__stream_foreign_leave(struct fleet_stream *s)
+{
+    sharer_leave(s);
+}
+
 bool fleet__stream_capture_begin(struct fleet_stream *s)
 {
     int idx = s->device->index;
@@ -494,7 +513,10 @@ fleet_status fleet_stream_launch_host_func(fleet_stream *stream, fleet_host_fn f
     void *native;
     if ((st = fleet__stream_native(stream, &native)) != FLEET_OK)
         return st;
-    return be->stream_launch_host_func(native, fn, arg);
+    fleet__stream_foreign_enter(stream);
+    st = be->stream_launch_host_func(native, fn, arg);
+    fleet__stream_foreign_leave(stream);
+    return st;
 }
 
 fleet_status fleet_stream_pool_get_stats(fleet_device *device, fleet_stream_pool_stats *out)

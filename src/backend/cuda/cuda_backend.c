@@ -25,6 +25,14 @@
 typedef struct cuda_stream {
     cudaStream_t stream;
     int ordinal;
+    /* Rank 6 (like the staging lock; never held with it). Threads that
+     * share a stream share its library handles and workspace, and one
+     * library call may be several kernels (a split-K GEMM writes partial
+     * sums into the workspace, then reduces them): two threads' calls must
+     * not interleave their kernels in the stream. Held for each whole
+     * cuBLAS, cuBLASLt or cuSOLVER submission, and while the handles below
+     * are created. */
+    fleet__mutex library_lock;
     fleet_atomic_ptr blas;      /* cublasHandle_t, created on first gemm */
     fleet_atomic_ptr workspace; /* cuBLAS/cuBLASLt scratch, published before the
                                  * handle that uses it                         */
@@ -170,6 +178,7 @@ static void cuda_shutdown(void)
             fleet__cuda_staging_destroy(&s->staging);
             cudaStreamDestroy(s->stream);
         }
+        fleet__mutex_destroy(&s->library_lock);
         free(s);
         fleet_atomic_store_relaxed(&all_streams[i], NULL);
     }
@@ -187,9 +196,11 @@ static fleet_status cuda_stream_create(int ordinal, bool is_default, void **out)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cuda backend: cannot allocate a stream");
     s->ordinal = ordinal;
     fleet__cuda_staging_init(&s->staging);
+    fleet__mutex_init(&s->library_lock);
     cudaError_t err = cudaStreamCreateWithFlags(&s->stream, cudaStreamNonBlocking);
     if (err != cudaSuccess) {
         fleet__cuda_staging_destroy(&s->staging);
+        fleet__mutex_destroy(&s->library_lock);
         free(s);
         return fleet__cuda_status(err, "cudaStreamCreateWithFlags", __FILE__, __LINE__);
     }
@@ -341,31 +352,24 @@ static fleet_status cuda_copy(void *st, void *dst, const void *src, size_t bytes
     return FLEET_OK;
 }
 
-/* The stream's cuBLAS handle, created on first use; racing creators keep
- * the first and destroy their own. */
 /* The stream's scratch for cuBLAS and cuBLASLt (both run in stream order,
- * so they can share it), created on first use; racing creators keep one. */
-static fleet_status stream_workspace(cuda_stream *s, void **out)
+ * so they can share it), created on first use. */
+static fleet_status stream_workspace(cuda_stream *s, void **out) FLEET_REQUIRES(s->library_lock)
 {
-    void *ws = fleet_atomic_load_acquire(&s->workspace);
+    void *ws = fleet_atomic_load_relaxed(&s->workspace);
     if (ws == NULL) {
         FLEET_CUDA_TRY(cudaMalloc(&ws, CUBLAS_WORKSPACE_BYTES));
-        void *expected = NULL;
-        if (!fleet_atomic_cas_acq_rel(&s->workspace, &expected, ws)) {
-            cudaFree(ws);
-            ws = expected;
-        }
+        fleet_atomic_store_release(&s->workspace, ws);
     }
     *out = ws;
     return FLEET_OK;
 }
 
-/* The stream's cuBLAS handle, created on first use; racing creators keep
- * the first and destroy their own. The workspace is published first, so a
- * thread that sees the handle also sees it. */
-static fleet_status stream_blas(cuda_stream *s, cublasHandle_t *out)
+/* The stream's cuBLAS handle, created on first use, bound to the stream and
+ * its workspace. */
+static fleet_status stream_blas(cuda_stream *s, cublasHandle_t *out) FLEET_REQUIRES(s->library_lock)
 {
-    cublasHandle_t h = fleet_atomic_load_acquire(&s->blas);
+    cublasHandle_t h = fleet_atomic_load_relaxed(&s->blas);
     if (h != NULL) {
         *out = h;
         return FLEET_OK;
@@ -385,18 +389,14 @@ static fleet_status stream_blas(cuda_stream *s, cublasHandle_t *out)
         cublasDestroy(h);
         return fleet__cublas_status(bs, "cublasSetStream/Workspace/MathMode", __FILE__, __LINE__);
     }
-    void *expected = NULL;
-    if (!fleet_atomic_cas_acq_rel(&s->blas, &expected, (void *)h)) {
-        cublasDestroy(h);
-        h = expected;
-    }
+    fleet_atomic_store_release(&s->blas, (void *)h);
     *out = h;
     return FLEET_OK;
 }
 
-static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
+static fleet_status gemm_locked(cuda_stream *s, const fleet__gemm_args *g)
+    FLEET_REQUIRES(s->library_lock)
 {
-    cuda_stream *s = st;
     bool half = g->dtype == FLEET_DTYPE_F16 || g->dtype == FLEET_DTYPE_BF16;
     if (g->dtype != FLEET_DTYPE_F32 && !half)
         return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: gemm on %s",
@@ -460,6 +460,15 @@ static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
     return FLEET_OK;
 }
 
+static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
+{
+    cuda_stream *s = st;
+    fleet__mutex_lock(&s->library_lock);
+    fleet_status status = gemm_locked(s, g);
+    fleet__mutex_unlock(&s->library_lock);
+    return status;
+}
+
 static fleet_status cuda_elementwise(void *st, const fleet__elementwise_args *e)
 {
     cuda_stream *s = st;
@@ -482,20 +491,16 @@ static fleet_status cuda_rowwise(void *st, const fleet__rowwise_args *r)
 
 /* ---- linear algebra (cuda_linalg.c) ------------------------------------------ */
 
-/* The stream's cuSOLVER handle, created on first use; racing creators keep
- * the first and destroy their own. */
+/* The stream's cuSOLVER handle, created on first use. */
 static fleet_status stream_solver(cuda_stream *s, cusolverDnHandle_t *out)
+    FLEET_REQUIRES(s->library_lock)
 {
-    cusolverDnHandle_t h = fleet_atomic_load_acquire(&s->solver);
+    cusolverDnHandle_t h = fleet_atomic_load_relaxed(&s->solver);
     if (h == NULL) {
         fleet_status st = fleet__cuda_solver_create(s->stream, &h);
         if (st != FLEET_OK)
             return st;
-        void *expected = NULL;
-        if (!fleet_atomic_cas_acq_rel(&s->solver, &expected, (void *)h)) {
-            fleet__cuda_solver_destroy(h);
-            h = expected;
-        }
+        fleet_atomic_store_release(&s->solver, (void *)h);
     }
     *out = h;
     return FLEET_OK;
@@ -506,19 +511,24 @@ static fleet_status cuda_linalg_workspace_size(void *st, const fleet__linalg_arg
 {
     cuda_stream *s = st;
     cusolverDnHandle_t h = NULL;
+    fleet__mutex_lock(&s->library_lock);
     fleet_status status = use_device(s->ordinal);
     if (status == FLEET_OK)
         status = stream_solver(s, &h);
     if (status == FLEET_OK)
         status = fleet__cuda_linalg_workspace_size(h, args, bytes);
+    fleet__mutex_unlock(&s->library_lock);
     return status;
 }
 
+/* The whole batch under the library lock: cuSOLVER and cuBLAS calls of
+ * other threads of this stream go before or after it, never between. */
 static fleet_status cuda_linalg(void *st, const fleet__linalg_args *args)
 {
     cuda_stream *s = st;
     cusolverDnHandle_t h = NULL;
     cublasHandle_t blas = NULL;
+    fleet__mutex_lock(&s->library_lock);
     fleet_status status = use_device(s->ordinal);
     if (status == FLEET_OK)
         status = stream_solver(s, &h);
@@ -526,6 +536,7 @@ static fleet_status cuda_linalg(void *st, const fleet__linalg_args *args)
         status = stream_blas(s, &blas);
     if (status == FLEET_OK)
         status = fleet__cuda_linalg(s->stream, blas, h, args);
+    fleet__mutex_unlock(&s->library_lock);
     return status;
 }
 

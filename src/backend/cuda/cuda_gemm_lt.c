@@ -15,18 +15,16 @@ static fleet_status lt_status(cublasStatus_t s, const char *call)
     return fleet__cublas_status(s, call, __FILE__, __LINE__);
 }
 
+/* The stream's cuBLASLt handle, created on first use (the caller holds the
+ * stream's library lock, so there is no race to create it). */
 static fleet_status handle(fleet_atomic_ptr *slot, cublasLtHandle_t *out)
 {
-    cublasLtHandle_t h = fleet_atomic_load_acquire(slot);
+    cublasLtHandle_t h = fleet_atomic_load_relaxed(slot);
     if (h == NULL) {
         cublasStatus_t s = cublasLtCreate(&h);
         if (s != CUBLAS_STATUS_SUCCESS)
             return lt_status(s, "cublasLtCreate");
-        void *expected = NULL;
-        if (!fleet_atomic_cas_acq_rel(slot, &expected, (void *)h)) {
-            cublasLtDestroy(h); /* another thread won the race */
-            h = expected;
-        }
+        fleet_atomic_store_release(slot, (void *)h);
     }
     *out = h;
     return FLEET_OK;

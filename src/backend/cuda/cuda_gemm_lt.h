@@ -12,7 +12,8 @@
 #include "core/atomic.h"
 
 /* Run g (with a bias; f32, f16 or bf16) as one cublasLtMatmul on `stream`, creating the
- * cublasLt handle in *lt_slot on first use. *fused is false (and FLEET_OK
+ * cublasLt handle in *lt_slot on first use. The caller holds the stream's
+ * library lock (cuda_backend.c). *fused is false (and FLEET_OK
  * returned) when cuBLASLt offers no algorithm for the shape: the caller then
  * applies the bias itself. */
 fleet_status fleet__cuda_gemm_bias_lt(fleet_atomic_ptr *lt_slot, cudaStream_t stream,
