@@ -9,8 +9,13 @@
  * the device, checks the new values, frees the rest, checks that the
  * allocator is back to its baseline, and (in mode "shutdown") shuts fleet
  * down explicitly. The parent checks the exit status, the PASS lines and
- * their order. Modes: return from main, exit() from another thread, and
- * explicit shutdown inside the last handler.
+ * their order. Modes: return from main, exit() from another thread,
+ * explicit shutdown inside the last handler, and "after-init", where the
+ * first-running handler is registered right after fleet's first call, before
+ * any op. The first-running handler also does fresh work (a new tensor, a
+ * GEMM, a read). On cuda the CUDA runtime tears itself down between the two
+ * handlers: the last one must get FLEET_ERR_SHUTDOWN naming process exit,
+ * also from a tensor_create that needs a new segment (not "out of memory").
  */
 #include "test_util.h"
 
@@ -75,6 +80,14 @@ static void handler_registered_before(void)
          * still works. */
         CHILD_CHECK(fleet_device_synchronize(dev) == FLEET_ERR_SHUTDOWN, "cuda: SHUTDOWN expected");
         CHILD_CHECK(strstr(fleet_last_error(), "process exit") != NULL, "cuda: error text");
+        /* A tensor that needs a new segment: the closed backend, not "out of
+         * memory". */
+        int64_t big[1] = {(int64_t)16 << 20};
+        fleet_tensor *t = NULL;
+        CHILD_CHECK(fleet_tensor_create(dev, FLEET_DTYPE_F32, 1, big, &t) == FLEET_ERR_SHUTDOWN,
+                    "cuda: tensor_create SHUTDOWN expected");
+        CHILD_CHECK(strstr(fleet_last_error(), "process exit") != NULL, "cuda: create error text");
+        CHILD_CHECK(t == NULL, "cuda: no tensor");
         CHILD_CHECK(fleet_shutdown() == FLEET_OK, "shutdown after the CUDA runtime unloaded");
         printf("PASS handler-before: cuda runtime already unloaded, FLEET_ERR_SHUTDOWN\n");
         if (strcmp(mode, "shutdown") == 0)

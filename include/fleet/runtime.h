@@ -35,11 +35,14 @@
  * last atexit handler, a library destructor lets each cpu worker finish its
  * current task and parks it, so libraries finalised next (OpenBLAS) never
  * run under a task. On cuda, the CUDA runtime unloads itself from an atexit
- * handler it registers when fleet first uses a GPU; fleet registers one right
- * after it, which runs first, closes the cuda backend and waits (up to 2 s)
- * for CUDA calls in flight in other threads. atexit handlers registered after
- * fleet's first use of a GPU run before both and work normally; those
- * registered earlier get FLEET_ERR_SHUTDOWN from cuda devices.
+ * handler it registers at its first call, which fleet makes when it
+ * initialises; fleet registers one right after it, which runs first, closes
+ * the cuda backend and waits (up to 2 s) for CUDA calls in flight in other
+ * threads. atexit handlers registered after fleet's initialisation (any
+ * first fleet call, or fleet_init()) run before both and use cuda devices
+ * normally; those registered earlier run after the CUDA runtime is gone and
+ * get FLEET_ERR_SHUTDOWN, with a text naming process exit, from every call
+ * that needs a cuda device. On cpu, handlers work in either order.
  *
  * fork(): the parent continues unaffected. In the child, the cpu backend works
  * (fresh streams and workers; work that was still queued at the fork is not

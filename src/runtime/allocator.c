@@ -149,7 +149,10 @@ struct fleet__allocator {
 typedef enum grow_result {
     GROW_OK = 0,
     GROW_LIMIT,   /* FLEET_MEMORY_LIMIT would be exceeded          */
-    GROW_BACKEND, /* the backend (or fault injection) refused      */
+    GROW_BACKEND, /* the backend (or fault injection) is out of memory */
+    GROW_BROKEN,  /* the backend failed otherwise (closed at process
+                   * exit, a device error): not a memory shortage, so no
+                   * cascade; its status and text are the caller's answer */
     GROW_HOST,    /* no host memory for the allocator's metadata   */
 } grow_result;
 
@@ -356,9 +359,10 @@ static bool injected_failure(struct fleet__allocator *a)
 }
 
 /* Get a segment for a request of `rounded` bytes from the backend; its whole
- * span becomes one FREE block, returned unindexed in *out. */
-static grow_result grow(shard *sh, size_t rounded, struct fleet__block **out)
-    FLEET_REQUIRES(sh->lock)
+ * span becomes one FREE block, returned unindexed in *out. On GROW_BROKEN,
+ * *broken is the backend's status (its text is the thread's last error). */
+static grow_result grow(shard *sh, size_t rounded, struct fleet__block **out,
+                        fleet_status *broken) FLEET_REQUIRES(sh->lock)
 {
     struct fleet__allocator *a = sh->allocator;
     struct fleet_device *dev = a->device;
@@ -381,7 +385,8 @@ static grow_result grow(shard *sh, size_t rounded, struct fleet__block **out)
     if (st != FLEET_OK) {
         fleet_atomic_sub_relaxed(&a->reserved, (uint64_t)seg_size);
         free(seg);
-        return GROW_BACKEND;
+        *broken = st;
+        return st == FLEET_ERR_OUT_OF_MEMORY ? GROW_BACKEND : GROW_BROKEN;
     }
     struct fleet__block *b = take_block(sh);
     *seg = (segment){.ptr = ptr, .size = seg_size, .small = rounded <= SMALL_MAX, .first = b,
@@ -537,9 +542,10 @@ static void hand_out(shard *sh, struct fleet__block *b, size_t bytes, bool hit,
     SHARD_CHECK(sh);
 }
 
-/* Under sh->lock: serve from the shard's cache, else from a new segment. */
+/* Under sh->lock: serve from the shard's cache, else from a new segment
+ * (*why and *broken as grow sets them when that fails). */
 static bool try_alloc(shard *sh, size_t bytes, size_t rounded, grow_result *why,
-                      fleet_allocation *out) FLEET_REQUIRES(sh->lock)
+                      fleet_status *broken, fleet_allocation *out) FLEET_REQUIRES(sh->lock)
 {
     if (sh->pending_list != NULL)
         reclaim_pending(sh);
@@ -549,7 +555,7 @@ static bool try_alloc(shard *sh, size_t bytes, size_t rounded, grow_result *why,
     if (hit) {
         index_remove(sh, b);
     } else {
-        *why = grow(sh, rounded, &b);
+        *why = grow(sh, rounded, &b, broken);
         if (*why != GROW_OK)
             return false;
     }
@@ -653,14 +659,17 @@ static fleet_status alloc_slow(struct fleet__allocator *a, shard *sh,
         reserved_seen = reserved_now;
         if (!progress)
             continue;
+        fleet_status broken = FLEET_OK;
         fleet__mutex_lock(&sh->lock);
-        bool ok = try_alloc(sh, bytes, rounded, &why, out);
+        bool ok = try_alloc(sh, bytes, rounded, &why, &broken, out);
         fleet__mutex_unlock(&sh->lock);
         if (ok) {
             FLEET_LOG_DEBUGF("fleet_memory_alloc: %zu bytes on %s stream %d succeeded after"
                              " cascade step %d", bytes, a->device->name, stream->id, step);
             return FLEET_OK;
         }
+        if (why == GROW_BROKEN)
+            return fleet__error_prefix(broken, "fleet_memory_alloc");
     }
     return out_of_memory(a, stream, bytes, rounded, why);
 }
@@ -682,11 +691,14 @@ fleet_status fleet_memory_alloc(fleet_stream *stream, size_t bytes, fleet_alloca
     size_t rounded = round_up(bytes, ROUNDING);
     shard *sh = &a->shards[stream->id];
     grow_result why = GROW_OK;
+    fleet_status broken = FLEET_OK;
     fleet__mutex_lock(&sh->lock);
-    bool ok = try_alloc(sh, bytes, rounded, &why, out);
+    bool ok = try_alloc(sh, bytes, rounded, &why, &broken, out);
     fleet__mutex_unlock(&sh->lock);
     if (FLEET_LIKELY(ok))
         return FLEET_OK;
+    if (why == GROW_BROKEN)
+        return fleet__error_prefix(broken, "fleet_memory_alloc");
     return alloc_slow(a, sh, stream, bytes, rounded, why, out);
 }
 

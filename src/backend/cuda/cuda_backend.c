@@ -47,10 +47,14 @@ typedef struct cuda_stream {
  * while threads run ops), and a call in flight during that teardown can
  * crash. So every entry into CUDA is counted, in a counter picked by thread
  * (no shared cache line between threads bound to different slots), and
- * fleet's own atexit handler — registered after the first context exists, so
- * it runs before the runtime's — closes the backend and waits (at most 2 s)
- * for the counts to drain. Calls after that return FLEET_ERR_SHUTDOWN
- * without touching CUDA. */
+ * fleet's own atexit handler — registered right after the runtime's, so it
+ * runs just before it — closes the backend and waits (at most 2 s) for the
+ * counts to drain. Calls after that return FLEET_ERR_SHUTDOWN without
+ * touching CUDA. The runtime registers its handler during its first call
+ * (seen on the H200 with CUDA 13.0: a handler registered before
+ * cudaGetDeviceCount met cudaErrorCudartUnloading, one registered right after
+ * it could still allocate), and that call is cuda_init's: so every handler a
+ * program registers after fleet's initialisation runs while CUDA still works. */
 #define GUARD_SHARDS 64
 typedef struct guard_shard {
     _Alignas(64) fleet_atomic_u64 inflight;
@@ -82,7 +86,8 @@ static fleet_status closed_error(const char *fn)
 {
     return fleet__error(FLEET_ERR_SHUTDOWN,
                         "%s: the cuda backend closed at process exit, before the CUDA runtime "
-                        "unloads", fn);
+                        "unloads (an atexit handler that uses a cuda device must be registered "
+                        "after fleet's initialisation)", fn);
 }
 
 static void close_at_exit(void)
@@ -99,8 +104,8 @@ static void close_at_exit(void)
     }
 }
 
-/* After the first context-creating call: from then on the runtime's own
- * exit handler is registered, and ours, registered later, runs first. */
+/* Right after the runtime's first call: its exit handler is registered
+ * then, and ours, registered next, runs just before it. */
 static void arm_exit_guard(void)
 {
     bool expected = false;
@@ -148,7 +153,8 @@ static fleet_status cuda_init(const fleet__config *cfg, int *device_count, const
     (void)cfg;
     static char why[256];
     int n = 0;
-    cudaError_t err = cudaGetDeviceCount(&n);
+    cudaError_t err = cudaGetDeviceCount(&n); /* the runtime's first call */
+    arm_exit_guard();
     *device_count = 0;
     *why_none = NULL;
     if (err != cudaSuccess) {
@@ -208,7 +214,6 @@ static fleet_status cuda_stream_create(int ordinal, bool is_default, void **out)
     int slot = fleet_atomic_add_acq_rel(&all_streams_count, 1);
     FLEET_ASSERT(slot < CUDA_STREAMS_MAX); /* 32 devices x 64 streams at most */
     fleet_atomic_store_release(&all_streams[slot], s);
-    arm_exit_guard();
     *out = s;
     return FLEET_OK;
 }
@@ -317,7 +322,6 @@ static fleet_status cuda_segment_alloc(int ordinal, size_t bytes, void **out)
     if (st != FLEET_OK)
         return st;
     FLEET_CUDA_TRY(cudaMalloc(out, bytes));
-    arm_exit_guard();
     return FLEET_OK;
 }
 
