@@ -35,7 +35,7 @@ struct fleet_ticket {
     fleet_tensor *in[FLEET_MODEL_MAX_IO];
     fleet_tensor *out[FLEET_MODEL_MAX_IO];
     fleet_event *ready;         /* inputs ready on the submitter's stream */
-    uint64_t enqueued_ns, deadline_ns; /* deadline 0: none            */
+    uint64_t enqueued_ns, deadline_ns; /* FLEET__FOREVER: none        */
     struct fleet_ticket *next;  /* queue or batch link (batcher lock)  */
     /* rank 2 (leaf): guards status and done. */
     fleet__mutex lock;
@@ -144,14 +144,11 @@ fleet_status fleet_ticket_wait(fleet_ticket *ticket, int64_t timeout_ms)
     FLEET_CHECK_ARG(timeout_ms >= -1, FLEET_ERR_INVALID_ARGUMENT,
                     "fleet_ticket_wait: timeout_ms %lld (expected -1, 0 or more)",
                     (long long)timeout_ms);
-    uint64_t deadline = timeout_ms >= 0 ? fleet__deadline_after_ms(timeout_ms) : 0;
+    uint64_t deadline = fleet__deadline_after_ms(timeout_ms); /* -1: FLEET__FOREVER */
     fleet__mutex_lock(&ticket->lock);
-    while (!ticket->done) {
-        if (timeout_ms < 0)
-            fleet__cond_wait(&ticket->cv, &ticket->lock);
-        else if (!fleet__cond_wait_until(&ticket->cv, &ticket->lock, deadline))
+    while (!ticket->done)
+        if (!fleet__cond_wait_until(&ticket->cv, &ticket->lock, deadline))
             break;
-    }
     bool done = ticket->done;
     fleet_status st = ticket->status;
     fleet__mutex_unlock(&ticket->lock);
@@ -364,7 +361,7 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
         return fleet__error_prefix(st, fn);
     }
     t->enqueued_ns = fleet__now_ns();
-    t->deadline_ns = timeout_us > 0 ? t->enqueued_ns + (uint64_t)timeout_us * 1000u : 0;
+    t->deadline_ns = timeout_us > 0 ? fleet__deadline_after_us(timeout_us) : FLEET__FOREVER;
 
     fleet__mutex_lock(&batcher->lock);
     if (batcher->st != RUNNING || batcher->queued >= batcher->cfg.queue_capacity) {
@@ -424,7 +421,7 @@ static fleet_ticket *take_batch(fleet_batcher *b, int64_t *rows, fleet_ticket **
     *expired = NULL;
     while (b->head != NULL) {
         fleet_ticket *t = b->head;
-        bool late = t->deadline_ns != 0 && now >= t->deadline_ns;
+        bool late = now >= t->deadline_ns;
         if (!late && *rows + t->rows > b->cfg.max_batch)
             break;
         b->head = t->next;

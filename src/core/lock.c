@@ -4,6 +4,7 @@
 
 #include "core/assert.h"
 #include "core/lock.h"
+#include "core/prim.h"
 
 void fleet__mutex_init(fleet__mutex *mu)
 {
@@ -48,6 +49,10 @@ void fleet__cond_wait(fleet__cond *cv, fleet__mutex *mu)
 
 bool fleet__cond_wait_until(fleet__cond *cv, fleet__mutex *mu, uint64_t deadline_ns)
 {
+    if (deadline_ns == FLEET__FOREVER) {
+        fleet__cond_wait(cv, mu);
+        return true;
+    }
     struct timespec ts = {
         .tv_sec = (time_t)(deadline_ns / 1000000000u),
         .tv_nsec = (long)(deadline_ns % 1000000000u),

@@ -76,7 +76,8 @@ void fleet__mutex_unlock(fleet__mutex *mu) FLEET_RELEASE(mu);
 void fleet__cond_init(fleet__cond *cv);
 void fleet__cond_destroy(fleet__cond *cv);
 void fleet__cond_wait(fleet__cond *cv, fleet__mutex *mu) FLEET_REQUIRES(mu);
-/* Wait until the monotonic deadline (ns, see fleet__now_ns); false on timeout. */
+/* Wait until the monotonic deadline (ns, see fleet__now_ns; FLEET__FOREVER:
+ * no timeout); false on timeout. */
 bool fleet__cond_wait_until(fleet__cond *cv, fleet__mutex *mu, uint64_t deadline_ns)
     FLEET_REQUIRES(mu);
 void fleet__cond_signal(fleet__cond *cv);

@@ -18,9 +18,27 @@ uint64_t fleet__now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t fleet__deadline_after_ns(uint64_t ns)
+{
+    uint64_t now = fleet__now_ns();
+    return ns >= FLEET__FOREVER - now ? FLEET__FOREVER : now + ns;
+}
+
+static uint64_t deadline_after_units(int64_t n, uint64_t ns_per_unit)
+{
+    if (n < 0 || (uint64_t)n > FLEET__FOREVER / ns_per_unit)
+        return FLEET__FOREVER;
+    return fleet__deadline_after_ns((uint64_t)n * ns_per_unit);
+}
+
+uint64_t fleet__deadline_after_us(int64_t us)
+{
+    return deadline_after_units(us, 1000u);
+}
+
 uint64_t fleet__deadline_after_ms(int64_t ms)
 {
-    return fleet__now_ns() + (uint64_t)ms * 1000000u;
+    return deadline_after_units(ms, 1000000u);
 }
 
 void fleet__sleep_ns(uint64_t ns)

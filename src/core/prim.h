@@ -16,7 +16,14 @@
 
 /* Monotonic clock in nanoseconds. */
 uint64_t fleet__now_ns(void);
-/* Deadline `ms` milliseconds from now, in fleet__now_ns units. */
+/* Deadlines, in fleet__now_ns units: the one home of timeout arithmetic.
+ * It saturates: a timeout too large to represent (INT64_MAX ms, 2^62 us)
+ * is FLEET__FOREVER, as is a negative one, so a huge timeout means "wait
+ * forever", never "already expired". fleet__cond_wait_until(FOREVER)
+ * waits without a timeout. */
+#define FLEET__FOREVER UINT64_MAX
+uint64_t fleet__deadline_after_ns(uint64_t ns);
+uint64_t fleet__deadline_after_us(int64_t us);
 uint64_t fleet__deadline_after_ms(int64_t ms);
 void fleet__sleep_ns(uint64_t ns);
 

@@ -91,7 +91,7 @@ static fleet_status wait_for_slot(struct fleet_device *device, int64_t timeout_m
                                   int *out, const char *fn)
 {
     fleet__stream_pool *pool = &device->pool;
-    uint64_t deadline = timeout_ms > 0 ? fleet__deadline_after_ms(timeout_ms) : 0;
+    uint64_t deadline = fleet__deadline_after_ms(timeout_ms); /* -1: FLEET__FOREVER */
     fleet_status st = FLEET_OK;
     int slot;
 
@@ -102,9 +102,7 @@ static fleet_status wait_for_slot(struct fleet_device *device, int64_t timeout_m
      * hold until we sleep, so the wakeup cannot be lost. */
     atomic_fetch_add_explicit(&pool->waiters, 1, memory_order_seq_cst);
     while ((slot = try_take_free(pool, hold)) == 0) {
-        if (timeout_ms < 0) {
-            fleet__cond_wait(&pool->freed, &pool->lock);
-        } else if (!fleet__cond_wait_until(&pool->freed, &pool->lock, deadline)) {
+        if (!fleet__cond_wait_until(&pool->freed, &pool->lock, deadline)) {
             if ((slot = try_take_free(pool, hold)) != 0)
                 break;
             fleet_atomic_add_relaxed(&pool->timeouts_total, 1);
