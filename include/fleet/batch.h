@@ -68,7 +68,11 @@ typedef struct fleet_batcher_config {
 fleet_batcher_config fleet_batcher_config_default(void);
 
 /* cfg NULL: the defaults. The model must be finalized, every input and output
- * [FLEET_DIM_BATCH, ...] with no other batch dimension. */
+ * [FLEET_DIM_BATCH, ...] with no other batch dimension. Each runner binds
+ * its pool stream before create returns and holds it until the batcher is
+ * destroyed; when the pool is full and FLEET_STREAM_WAIT_MS makes bindings
+ * wait, a runner that gets none fails create with FLEET_ERR_POOL_EXHAUSTED
+ * (never a batch later). */
 fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config *cfg,
                                   fleet_batcher **out);
 
@@ -85,7 +89,12 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
 fleet_status fleet_ticket_wait(fleet_ticket *ticket, int64_t timeout_ms);
 /* The request's status if complete, else FLEET_ERR_NOT_READY. */
 fleet_status fleet_ticket_poll(fleet_ticket *ticket);
-/* Wait for completion if still pending, then free the ticket. NULL ignored. */
+/* Wait for completion if still pending, then free the ticket. NULL ignored.
+ * The handle is checked: a ticket released already (twice, or from two
+ * threads at once) is FLEET_ERR_STALE_HANDLE, as are waits and polls on it,
+ * never a crash. A wait in one thread may race a release in another: the
+ * release waits for the request, and the waiter gets the request's status,
+ * or FLEET_ERR_STALE_HANDLE if it came after the release. */
 fleet_status fleet_ticket_release(fleet_ticket *ticket);
 
 /* Stop accepting requests; drain = true runs every queued request, false

@@ -9,11 +9,13 @@
  * place — the queue, one runner's batch, or completed — and runners exit only
  * when the state is no longer RUNNING and the queue is empty, so nothing
  * is stranded. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/kernel_args.h"
 #include "core/error.h"
+#include "core/handle.h"
 #include "core/log.h"
 #include "core/prim.h"
 #include "fleet/batch.h"
@@ -27,7 +29,11 @@
 
 typedef enum state { RUNNING, DRAINING, CANCELLING, STOPPED } state;
 
-struct fleet_ticket {
+/* A ticket; the public request_ticket * is its handle in `tickets`. References:
+ * the owner's (until fleet_ticket_release), the batcher's (from queueing
+ * to completion), and one per thread inside fleet_ticket_wait; the last to
+ * go destroys it (ticket_put). */
+typedef struct request_ticket {
     /* Set at submit, read-only after. */
     struct fleet_batcher *batcher;
     int64_t rows;
@@ -36,18 +42,21 @@ struct fleet_ticket {
     fleet_tensor *out[FLEET_MODEL_MAX_IO];
     fleet_event *ready;         /* inputs ready on the submitter's stream */
     uint64_t enqueued_ns, deadline_ns; /* FLEET__FOREVER: none        */
-    struct fleet_ticket *next;  /* queue or batch link (batcher lock)  */
+    struct request_ticket *next;        /* queue or batch link (batcher lock)  */
     /* rank 2 (leaf): guards status and done. */
     fleet__mutex lock;
     fleet__cond cv;
     fleet_status status;
     bool done;
-};
+} request_ticket;
+
+static fleet__handle_table tickets = FLEET__HANDLE_TABLE_INIT("ticket", request_ticket);
 
 typedef struct runner {
     struct fleet_batcher *b;
     int index;
     fleet__thread thread;
+    fleet_stream *stream;        /* bound at start, held for its life    */
     /* Batch tensors per bucket, on the runner's stream (runner-private). */
     fleet_tensor *in[MAX_BUCKETS][FLEET_MODEL_MAX_IO];
     fleet_tensor *out[MAX_BUCKETS][FLEET_MODEL_MAX_IO];
@@ -69,8 +78,12 @@ struct fleet_batcher {
     /* rank 2: guards everything below. */
     fleet__mutex lock;
     fleet__cond work;           /* a request arrived, or the state changed */
+    fleet__cond started;        /* a runner bound its stream, or failed to */
+    int n_started;              /* runners that reported                 */
+    fleet_status start_status;  /* the first runner's failure to bind    */
+    char start_error[256];
     state st;
-    fleet_ticket *head, *tail;
+    request_ticket *head, *tail;
     int queued;
     int64_t queued_rows;
     fleet_event **events;       /* free events, a stack                  */
@@ -88,30 +101,51 @@ fleet_batcher_config fleet_batcher_config_default(void)
 
 /* ---- tickets -------------------------------------------------------------------------- */
 
-static void ticket_free(fleet_ticket *t)
+static fleet_status ticket_new(request_ticket **out, uintptr_t *handle)
+{
+    void *p;
+    fleet_status st = fleet__handle_new(&tickets, &p, handle);
+    if (st != FLEET_OK)
+        return st;
+    request_ticket *t = p;
+    fleet__mutex_init(&t->lock);
+    fleet__cond_init(&t->cv);
+    *out = t;
+    return FLEET_OK;
+}
+
+/* After the last reference. */
+static void ticket_destroy(request_ticket *t)
 {
     fleet__mutex_destroy(&t->lock);
     fleet__cond_destroy(&t->cv);
-    free(t);
+    fleet__handle_recycle(&tickets, t);
+}
+
+/* Drop one reference; the last destroys the ticket. */
+static void ticket_put(request_ticket *t)
+{
+    if (fleet__handle_put(&tickets, t))
+        ticket_destroy(t);
 }
 
 /* Complete every ticket of a list with `status`: give back what each held
  * (its tensors; its event, and the counts, under one lock for the whole
- * list), then mark each done. After its unlock a ticket belongs to its
- * owner alone, who may free it at once: the next link is read before. */
-static void complete_list(fleet_batcher *b, fleet_ticket *list, fleet_status status)
+ * list), then mark each done and drop the batcher's reference (the next
+ * link is read before). */
+static void complete_list(fleet_batcher *b, request_ticket *list, fleet_status status)
 {
     if (list == NULL)
         return;
     uint64_t n = 0;
-    for (fleet_ticket *t = list; t != NULL; t = t->next, n++) {
+    for (request_ticket *t = list; t != NULL; t = t->next, n++) {
         for (int i = 0; i < t->n_in; i++)
             (void)fleet_tensor_release(t->in[i]);
         for (int i = 0; i < t->n_out; i++)
             (void)fleet_tensor_release(t->out[i]);
     }
     fleet__mutex_lock(&b->lock);
-    for (fleet_ticket *t = list; t != NULL; t = t->next) {
+    for (request_ticket *t = list; t != NULL; t = t->next) {
         if (b->n_events < b->cap_events)
             b->events[b->n_events++] = t->ready;
         else
@@ -126,36 +160,48 @@ static void complete_list(fleet_batcher *b, fleet_ticket *list, fleet_status sta
     else
         b->failed += n;
     fleet__mutex_unlock(&b->lock);
-    for (fleet_ticket *t = list; t != NULL;) {
-        fleet_ticket *next = t->next;
+    for (request_ticket *t = list; t != NULL;) {
+        request_ticket *next = t->next;
         fleet__mutex_lock(&t->lock);
         FLEET_DEBUG_ASSERT(!t->done); /* completed exactly once */
         t->status = status;
         t->done = true;
         fleet__cond_broadcast(&t->cv);
         fleet__mutex_unlock(&t->lock);
+        ticket_put(t);
         t = next;
     }
 }
 
-fleet_status fleet_ticket_wait(fleet_ticket *ticket, int64_t timeout_ms)
+/* Wait for t (a reference held) until the deadline; whether it is done. */
+static bool ticket_wait_until(request_ticket *t, uint64_t deadline, fleet_status *status)
 {
-    FLEET_CHECK_ARG(ticket != NULL, FLEET_ERR_NULL_POINTER, "fleet_ticket_wait: ticket is NULL");
-    FLEET_CHECK_ARG(timeout_ms >= -1, FLEET_ERR_INVALID_ARGUMENT,
-                    "fleet_ticket_wait: timeout_ms %lld (expected -1, 0 or more)",
-                    (long long)timeout_ms);
-    uint64_t deadline = fleet__deadline_after_ms(timeout_ms); /* -1: FLEET__FOREVER */
-    fleet__mutex_lock(&ticket->lock);
-    while (!ticket->done)
-        if (!fleet__cond_wait_until(&ticket->cv, &ticket->lock, deadline))
+    fleet__mutex_lock(&t->lock);
+    while (!t->done)
+        if (!fleet__cond_wait_until(&t->cv, &t->lock, deadline))
             break;
-    bool done = ticket->done;
-    fleet_status st = ticket->status;
-    fleet__mutex_unlock(&ticket->lock);
+    bool done = t->done;
+    *status = t->status;
+    fleet__mutex_unlock(&t->lock);
+    return done;
+}
+
+fleet_status fleet_ticket_wait(fleet_ticket *handle, int64_t timeout_ms)
+{
+    static const char fn[] = "fleet_ticket_wait";
+    FLEET_CHECK_ARG(handle != NULL, FLEET_ERR_NULL_POINTER, "%s: ticket is NULL", fn);
+    FLEET_CHECK_ARG(timeout_ms >= -1, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: timeout_ms %lld (expected -1, 0 or more)", fn, (long long)timeout_ms);
+    request_ticket *t = fleet__handle_acquire(&tickets, (uintptr_t)handle);
+    if (t == NULL)
+        return fleet__handle_stale(&tickets, fn, "ticket");
+    fleet_status st;
+    bool done = ticket_wait_until(t, fleet__deadline_after_ms(timeout_ms), &st);
+    ticket_put(t);
     if (!done)
         return FLEET_ERR_NOT_READY;
     if (st != FLEET_OK)
-        return fleet__error(st, "fleet_ticket_wait: the request failed: %s", fleet_status_str(st));
+        return fleet__error(st, "%s: the request failed: %s", fn, fleet_status_str(st));
     return FLEET_OK;
 }
 
@@ -164,13 +210,24 @@ fleet_status fleet_ticket_poll(fleet_ticket *ticket)
     return fleet_ticket_wait(ticket, 0);
 }
 
-fleet_status fleet_ticket_release(fleet_ticket *ticket)
+fleet_status fleet_ticket_release(fleet_ticket *handle)
 {
-    if (ticket == NULL)
+    static const char fn[] = "fleet_ticket_release";
+    if (handle == NULL)
         return FLEET_OK;
-    (void)fleet_ticket_wait(ticket, -1);
-    ticket_free(ticket);
-    return FLEET_OK;
+    request_ticket *t = fleet__handle_acquire(&tickets, (uintptr_t)handle);
+    if (t == NULL)
+        return fleet__handle_stale(&tickets, fn, "ticket");
+    fleet_status ignored;
+    (void)ticket_wait_until(t, FLEET__FOREVER, &ignored);
+    ticket_put(t);
+    /* The owner's reference; a concurrent second release finds it closed. */
+    void *p;
+    bool last;
+    fleet_status st = fleet__handle_close(&tickets, (uintptr_t)handle, fn, &p, &last);
+    if (st == FLEET_OK && last)
+        ticket_destroy(p);
+    return st;
 }
 
 /* ---- create ---------------------------------------------------------------------------- */
@@ -242,6 +299,7 @@ fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config
     b->buckets[b->n_buckets++] = c.max_batch;
     fleet__mutex_init(&b->lock);
     fleet__cond_init(&b->work);
+    fleet__cond_init(&b->started);
     b->st = RUNNING;
     int started = 0;
     for (; started < c.max_inflight; started++) {
@@ -251,6 +309,14 @@ fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config
         if ((st = fleet__thread_start(&r->thread, runner_main, r, "fleet-batch")) != FLEET_OK)
             break;
     }
+    /* Each runner binds its stream before serving: with a pool full and
+     * FLEET_STREAM_WAIT_MS set, create fails here, never a batch later. */
+    fleet__mutex_lock(&b->lock);
+    while (b->n_started < started)
+        fleet__cond_wait(&b->started, &b->lock);
+    if (st == FLEET_OK && b->start_status != FLEET_OK)
+        st = fleet__error(b->start_status, "%s", b->start_error);
+    fleet__mutex_unlock(&b->lock);
     if (st != FLEET_OK) {
         fleet__mutex_lock(&b->lock);
         b->st = CANCELLING;
@@ -258,6 +324,7 @@ fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config
         fleet__mutex_unlock(&b->lock);
         for (int i = 0; i < started; i++)
             fleet__thread_join(&b->runners[i].thread);
+        fleet__cond_destroy(&b->started);
         fleet__cond_destroy(&b->work);
         fleet__mutex_destroy(&b->lock);
         free(b->events);
@@ -340,13 +407,12 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
     if ((st = check_request(batcher, inputs, n_inputs, outputs, n_outputs, &rows)) != FLEET_OK)
         return st;
 
-    fleet_ticket *t = calloc(1, sizeof *t);
-    if (t == NULL)
-        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
+    request_ticket *t;
+    uintptr_t handle;
+    if ((st = ticket_new(&t, &handle)) != FLEET_OK)
+        return fleet__error_prefix(st, fn);
     t->batcher = batcher;
     t->rows = rows;
-    fleet__mutex_init(&t->lock);
-    fleet__cond_init(&t->cv);
     /* The event that orders the runner's reads after the submitter's writes. */
     fleet__mutex_lock(&batcher->lock);
     t->ready = batcher->n_events > 0 ? batcher->events[--batcher->n_events] : NULL;
@@ -357,7 +423,7 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
         (st = fleet_event_record(t->ready, s_cur)) != FLEET_OK) {
         if (t->ready != NULL)
             (void)fleet_event_destroy(t->ready);
-        ticket_free(t);
+        ticket_put(t);
         return fleet__error_prefix(st, fn);
     }
     t->enqueued_ns = fleet__now_ns();
@@ -373,12 +439,14 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
         else
             (void)fleet_event_destroy(t->ready);
         fleet__mutex_unlock(&batcher->lock);
-        ticket_free(t);
+        ticket_put(t);
         return full ? fleet__error(FLEET_ERR_QUEUE_FULL, "%s: %d requests are waiting (the "
                                    "queue_capacity)", fn, batcher->cfg.queue_capacity)
                     : fleet__error(FLEET_ERR_SHUTDOWN, "%s: the batcher is shut down", fn);
     }
-    /* Accepted: hold the tensors until the ticket completes. */
+    /* Accepted: the batcher holds the ticket, and the tensors, until it
+     * completes. */
+    fleet__handle_retain(&tickets, t);
     t->n_in = n_inputs;
     t->n_out = n_outputs;
     for (int i = 0; i < n_inputs; i++) {
@@ -399,7 +467,7 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
     batcher->submitted++;
     fleet__cond_signal(&batcher->work);
     fleet__mutex_unlock(&batcher->lock);
-    *ticket = t;
+    *ticket = (fleet_ticket *)handle;
     return FLEET_OK;
 }
 
@@ -412,15 +480,15 @@ static void add_sample(samples *s, double v)
 
 /* Take the next batch off the queue (lock held): requests in arrival order
  * while their rows fit; expired ones go to *expired instead. */
-static fleet_ticket *take_batch(fleet_batcher *b, int64_t *rows, fleet_ticket **expired)
+static request_ticket *take_batch(fleet_batcher *b, int64_t *rows, request_ticket **expired)
     FLEET_REQUIRES(b->lock)
 {
-    fleet_ticket *batch = NULL, **tail = &batch;
+    request_ticket *batch = NULL, **tail = &batch;
     uint64_t now = fleet__now_ns();
     *rows = 0;
     *expired = NULL;
     while (b->head != NULL) {
-        fleet_ticket *t = b->head;
+        request_ticket *t = b->head;
         bool late = now >= t->deadline_ns;
         if (!late && *rows + t->rows > b->cfg.max_batch)
             break;
@@ -506,25 +574,23 @@ static fleet_status copy_rows(void *native, const fleet__backend *be, fleet__seg
 }
 
 /* Gather, run, scatter, wait: the status of the whole batch. */
-static fleet_status run_batch(runner *r, fleet_ticket *batch, int64_t rows)
+static fleet_status run_batch(runner *r, request_ticket *batch, int64_t rows)
 {
     fleet_batcher *b = r->b;
     const fleet_model *m = b->model;
     int k = 0;
     while (b->buckets[k] < rows)
         k++;
-    fleet_stream *s;
+    fleet_stream *s = r->stream;
     void *native = NULL;
     const fleet__backend *be = b->dev->backend;
-    fleet_status st = fleet__stream_current(b->dev, &s);
-    if (st == FLEET_OK)
-        st = fleet__stream_native(s, &native);
+    fleet_status st = fleet__stream_native(s, &native);
     if (st == FLEET_OK)
         st = bucket_tensors(r, k);
     fleet__segments_args *copies = &r->copies;
     copies->n = 0;
     int64_t at = 0;
-    for (fleet_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
+    for (request_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
         st = fleet_stream_wait_event(s, t->ready);
         for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++) {
             fleet_tensor dst = rows_view(r->in[k][i], at, t->rows);
@@ -538,7 +604,7 @@ static fleet_status run_batch(runner *r, fleet_ticket *batch, int64_t rows)
         st = fleet_model_run(b->model, (const fleet_tensor *const *)r->in[k], m->n_inputs,
                              r->out[k], m->n_outputs);
     at = 0;
-    for (fleet_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
+    for (request_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
         for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
             fleet_tensor src = rows_view(r->out[k][i], at, t->rows);
             st = copy_rows(native, be, copies, &src, t->out[i]);
@@ -555,7 +621,19 @@ static void *runner_main(void *arg)
 {
     runner *r = arg;
     fleet_batcher *b = r->b;
+    fleet_status bound = fleet__stream_current(b->dev, &r->stream);
     fleet__mutex_lock(&b->lock);
+    if (bound != FLEET_OK && b->start_status == FLEET_OK) {
+        b->start_status = bound;
+        snprintf(b->start_error, sizeof b->start_error, "fleet_batcher_create: runner %d: %s",
+                 r->index, fleet_last_error());
+    }
+    b->n_started++;
+    fleet__cond_broadcast(&b->started);
+    if (bound != FLEET_OK) {
+        fleet__mutex_unlock(&b->lock);
+        return NULL;
+    }
     for (;;) {
         while (b->head == NULL && b->st == RUNNING)
             fleet__cond_wait(&b->work, &b->lock);
@@ -569,7 +647,7 @@ static void *runner_main(void *arg)
         if (b->head == NULL)
             continue; /* another runner took them */
         int64_t rows;
-        fleet_ticket *expired, *batch = take_batch(b, &rows, &expired);
+        request_ticket *expired, *batch = take_batch(b, &rows, &expired);
         if (b->head != NULL)
             fleet__cond_signal(&b->work); /* more for another runner */
         fleet__mutex_unlock(&b->lock);
@@ -585,7 +663,7 @@ static void *runner_main(void *arg)
             fleet__mutex_lock(&b->lock);
             b->batches++;
             b->rows += (uint64_t)rows;
-            for (fleet_ticket *t = batch; t != NULL; t = t->next) {
+            for (request_ticket *t = batch; t != NULL; t = t->next) {
                 add_sample(&b->wait_us, (double)(start - t->enqueued_ns) / 1e3);
                 add_sample(&b->run_us, (double)(end - start) / 1e3);
             }
@@ -611,7 +689,7 @@ fleet_status fleet_batcher_shutdown(fleet_batcher *batcher, bool drain)
 {
     FLEET_CHECK_ARG(batcher != NULL, FLEET_ERR_NULL_POINTER,
                     "fleet_batcher_shutdown: batcher is NULL");
-    fleet_ticket *cancelled = NULL;
+    request_ticket *cancelled = NULL;
     fleet__mutex_lock(&batcher->lock);
     bool first = batcher->st == RUNNING;
     if (first) {
@@ -644,6 +722,7 @@ fleet_status fleet_batcher_destroy(fleet_batcher *batcher)
     fleet_status st = fleet_batcher_shutdown(batcher, true);
     for (int i = 0; i < batcher->n_events; i++)
         (void)fleet_event_destroy(batcher->events[i]);
+    fleet__cond_destroy(&batcher->started);
     fleet__cond_destroy(&batcher->work);
     fleet__mutex_destroy(&batcher->lock);
     free(batcher->events);

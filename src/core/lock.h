@@ -22,7 +22,8 @@
  *      (never two of these at once)
  *   7  cpu events (one for all)            backend/cpu/cpu_stream.c
  *   8  log output                          core/log.c
- * The fork handlers take ranks 1 and 3..8 in this order (runtime/lifecycle.c);
+ *   9  a handle table's free list          core/handle.c
+ * The fork handlers take ranks 1 and 3..9 in this order (runtime/lifecycle.c);
  * the graph cache has its own, registered later, so its prepare runs first
  * (out of rank order, harmless: no holder of the lifecycle lock takes it).
  * Models refuse use in a fork child, so their plan and instance locks never

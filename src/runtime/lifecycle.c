@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/handle.h"
 #include "core/log.h"
 #include "core/prim.h"
 #include "runtime/allocator.h"
@@ -214,10 +215,12 @@ static void atfork_prepare(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
                 backends[b]->atfork_prepare();
     }
     fleet__log_atfork_prepare();
+    fleet__handle_tables_atfork_prepare();
 }
 
 static void atfork_parent(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
+    fleet__handle_tables_atfork_release();
     fleet__log_atfork_release();
     if (fleet_atomic_load_relaxed(&state) == STATE_READY) {
         for (int b = backend_count - 1; b >= 0; b--)
@@ -235,6 +238,7 @@ static void atfork_parent(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 
 static void atfork_child(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
+    fleet__handle_tables_atfork_release();
     fleet__log_atfork_release();
     if (fleet_atomic_load_relaxed(&state) == STATE_READY) {
         for (int b = backend_count - 1; b >= 0; b--)
