@@ -22,13 +22,21 @@ static uintptr_t encode(uint32_t index, uint64_t gen)
     return (uintptr_t)(((uint64_t)index + 1) << 32 | (gen & GEN_MASK) << 1 | 1u);
 }
 
-static fleet__handle_slot *slot_at(fleet__handle_table *t, uint32_t index)
+/* The slot of an index on the free list (its chunk is published). */
+static fleet__handle_slot *free_slot(fleet__handle_table *t, uint32_t index)
 {
     char *chunk = atomic_load_explicit(&t->chunks[index / FLEET__HANDLE_CHUNK_SLOTS],
                                        memory_order_acquire);
-    if (chunk == NULL)
-        return NULL;
     return (fleet__handle_slot *)(chunk + (size_t)(index % FLEET__HANDLE_CHUNK_SLOTS) * t->stride);
+}
+
+/* The slot of any index, or NULL when its chunk does not exist yet. */
+static fleet__handle_slot *slot_at(fleet__handle_table *t, uint32_t index)
+{
+    if (atomic_load_explicit(&t->chunks[index / FLEET__HANDLE_CHUNK_SLOTS],
+                             memory_order_acquire) == NULL)
+        return NULL;
+    return free_slot(t, index);
 }
 
 static fleet__handle_slot *slot_of(const void *payload)
@@ -91,7 +99,7 @@ fleet_status fleet__handle_new(fleet__handle_table *t, void **payload, uintptr_t
                             "no host memory for another %s (%" PRIu64 " live)", t->what,
                             fleet_atomic_load_relaxed(&t->live));
     }
-    fleet__handle_slot *s = slot_at(t, t->free_head - 1);
+    fleet__handle_slot *s = free_slot(t, t->free_head - 1);
     t->free_head = s->next_free;
     fleet__mutex_unlock(&t->lock);
     s->next_free = 0;
