@@ -20,8 +20,13 @@
  *                     with no lock held, then put the block on the list).
  *   reclaim_pending   a listed PENDING block whose events all passed (query
  *                     != NOT_READY) becomes FREE (pending -> cached).
- *   release_free_segments / recycle_block   a FREE whole-segment block goes
- *                     back to SPARE, generation++ (cached, reserved -= size).
+ *   release_everywhere / release_free_segments / recycle_block
+ *                     under the lock: note free_seq; without it: an event on
+ *                     stream A, waited for (empty_cache, OOM step 2) or
+ *                     queried (OOM step 1: not passed means skip); under the
+ *                     lock again: a FREE whole-segment block whose last free
+ *                     came at or before the noted free_seq goes back to SPARE,
+ *                     generation++ (cached, reserved -= size).
  *   SHARD_CHECK       allocated + pending + cached == reserved.
  *
  * HOW (what is abstracted away, and why that is sound)
@@ -35,9 +40,10 @@
  *     shard lock, which the stale thread models.
  *   - Streams as counters: stream B has b_enq (work submitted) and b_done
  *     (work finished); an event recorded on B is the value of b_enq at record
- *     time and has passed when b_done >= it. Stream A's own work is stream-
- *     ordered with A's later allocations, so it needs no tracking (that is the
- *     premise of "free at once").
+ *     time and has passed when b_done >= it. Stream A, the shard's own, is
+ *     modelled the same way (a_enq, a_done): its work is stream-ordered with
+ *     A's later allocations (the premise of "free at once"), but a segment
+ *     returned to the backend is gone for work A has still queued.
  *   - Each region under the shard lock touches lock-protected state plus at
  *     most one access to state outside it (b_enq at record time, b_done per
  *     event query), so each is one atomic step, except reclaim_pending, which
@@ -67,6 +73,8 @@
  *      of one hand-out exactly one succeeds.
  *   A3 accounting: allocated + pending + cached == reserved after every
  *      region under the lock, and at the end.
+ *   A4 a segment goes back to the backend only after stream A passed every
+ *      piece of work that used its block (ghost busy_a[]), and stream B too.
  *   The search also checks that no process is stuck (invalid end states):
  *   retire_after_sync and the cascade's synchronize always return.
  *
@@ -93,6 +101,10 @@
  *   -DBROKEN_IGNORE_USES       free ignores record_stream: FREE at once (A1)
  *   -DBROKEN_LIST_BEFORE_SYNC  retire_after_sync lists the block before the
  *                              synchronize (A1)
+ *   -DBROKEN_RELEASE_NO_WAIT   release_everywhere gives segments back without
+ *                              waiting for stream A (A4)
+ *   -DBROKEN_RELEASE_LATE_SEQ  free_seq noted after the event, not before: a
+ *                              block freed in between is released (A4)
  */
 
 #define NB 2
@@ -118,19 +130,23 @@ byte ev[NB];                     /* ... recorded when b_enq was this */
 bool onlist[NB];                 /* on pending_list */
 byte allocated, pending, cached, reserved;
 
-/* ---- stream B ---- */
+/* ---- streams A (the shard's) and B ---- */
 byte b_enq, b_done;
+byte a_enq, a_done;
+byte free_seq;                   /* the shard's count of blocks becoming FREE */
+byte freed_at[NB];               /* free_seq at the block's last free */
 
 /* ---- the leaked (stale) handle copy ---- */
 bool leak_valid;
 byte leak_blk, leak_gen, leak_serial;
-bool owner_done;
+bool owner_done, stale_done;
 
 /* ---- ghost ---- */
 byte serial[NB];                 /* hand-out number of the block's hand-out */
 byte serials;
 bool live[NB];                   /* a live handle holds the block */
 byte busy_until[NB];             /* stream B touches it until b_done >= this */
+byte busy_a[NB];                 /* stream A touches it until a_done >= this */
 
 #define ACCT assert(allocated + pending + cached == reserved)
 
@@ -156,7 +172,8 @@ inline reclaim_one(i) {
 #endif
            hasev[i] = 0; ev[i] = 0; onlist[i] = 0;
            pending--; cached++;
-           state[i] = FREE                      /* make_free */
+           state[i] = FREE;                     /* make_free */
+           free_seq++; freed_at[i] = free_seq
         :: else
         fi;
         ACCT
@@ -164,14 +181,21 @@ inline reclaim_one(i) {
 }
 inline reclaim_pending() { reclaim_one(0); reclaim_one(1) }
 
-/* release_free_segments: FREE -> SPARE (recycle_block: generation++). */
+/* release_free_segments(seen): FREE -> SPARE (recycle_block:
+ * generation++) for blocks freed at or before `seen`, once `passed`. */
 inline release_free_segments() {
     atomic {
         i = 0;
         do
         :: i < NB ->
            if
-           :: state[i] == FREE -> state[i] = SPARE; gen[i]++; cached--; reserved--
+#ifdef BROKEN_RELEASE_NO_WAIT
+           :: state[i] == FREE ->
+#else
+           :: state[i] == FREE && passed && freed_at[i] <= seen ->
+#endif
+              assert(a_done >= busy_a[i] && b_done >= busy_until[i]);   /* A4 */
+              state[i] = SPARE; gen[i]++; cached--; reserved--
            :: else
            fi;
            i++
@@ -179,6 +203,33 @@ inline release_free_segments() {
         od;
         ACCT
     }
+}
+
+/* release_everywhere for this shard: `wait` 1 waits for stream A to pass
+ * the event (empty_cache, OOM step 2), 0 only queries it (OOM step 1).
+ * With `reclaim`, pending blocks whose events passed are freed first. */
+inline release_everywhere(reclaim, wait) {
+    lock_acquire();
+    if
+    :: reclaim -> reclaim_pending()
+    :: else
+    fi;
+#ifndef BROKEN_RELEASE_LATE_SEQ
+    d_step { seen = free_seq };
+#endif
+    lock_release();
+    atomic { tgt = a_enq };                      /* event_record on A */
+#ifdef BROKEN_RELEASE_LATE_SEQ
+    d_step { seen = free_seq };
+#endif
+    if
+    :: wait -> a_done >= tgt; passed = 1         /* event_synchronize */
+    :: else -> atomic { passed = (a_done >= tgt) }   /* event_query */
+    fi;
+    lock_acquire();
+    release_free_segments();
+    lock_release();
+    d_step { passed = 0; seen = 0; tgt = 0 }
 }
 
 /* try_alloc after reclaim_pending: best fit, else grow, then hand_out.
@@ -248,7 +299,8 @@ inline mem_free() {
 #endif
               uses[blk] = 0;
               allocated--; cached++;
-              state[blk] = FREE                  /* make_free */
+              state[blk] = FREE;                 /* make_free */
+              free_seq++; freed_at[blk] = free_seq
 #ifndef BROKEN_IGNORE_USES
            fi;
 #endif
@@ -289,8 +341,8 @@ inline record_stream() {
 
 proctype owner()
 {
-    byte r, i, blk, g, sr, tgt;
-    bool got, ok, unrec, early;
+    byte r, i, blk, g, sr, tgt, seen;
+    bool got, ok, unrec, early, passed;
 
     do
     :: r < ROUNDS ->
@@ -301,12 +353,18 @@ proctype owner()
        pick_and_hand_out();
        lock_release();
        if
-       :: !got ->                                /* alloc_slow, step 2 */
-          b_done == b_enq;                       /* fleet__device_synchronize */
+       :: !got ->                                /* alloc_slow, step 1 */
+          release_everywhere(0, 0);
           lock_acquire();
           reclaim_pending();
-          release_free_segments();
-          lock_release();
+          pick_and_hand_out();
+          lock_release()
+       :: else
+       fi;
+       if
+       :: !got ->                                /* step 2 */
+          b_done == b_enq && a_done == a_enq;    /* fleet__device_synchronize */
+          release_everywhere(1, 1);
           lock_acquire();
           reclaim_pending();
           pick_and_hand_out();
@@ -315,6 +373,7 @@ proctype owner()
        fi;
        if
        :: got ->
+          atomic { a_enq++; busy_a[blk] = a_enq };   /* work on A uses it */
           if
           :: /* launch work on stream B that uses the block, record B */
              atomic { b_enq++; busy_until[blk] = b_enq };
@@ -344,8 +403,8 @@ proctype owner()
 
 proctype stale()
 {
-    byte k, i, blk, g, sr, tgt;
-    bool got, ok, unrec;
+    byte k, i, blk, g, sr, tgt, seen;
+    bool got, ok, unrec, passed;
 
     do
     :: k < STALE_TRIES ->
@@ -364,17 +423,17 @@ proctype stale()
           pick_and_hand_out();
           lock_release();
           if
-          :: got -> mem_free(); assert(ok); d_step { blk = 0; g = 0; sr = 0; got = 0 }
+          :: got ->
+             atomic { a_enq++; busy_a[blk] = a_enq };   /* work on A uses it */
+             mem_free(); assert(ok); d_step { blk = 0; g = 0; sr = 0; got = 0 }
           :: else                                /* FLEET_ERR_OUT_OF_MEMORY */
           fi
        :: /* fleet_memory_empty_cache */
-          lock_acquire();
-          reclaim_pending();
-          release_free_segments();
-          lock_release()
+          release_everywhere(1, 1)
        fi
     :: else -> break
-    od
+    od;
+    stale_done = 1
 }
 
 proctype streamB()
@@ -385,11 +444,20 @@ proctype streamB()
     od
 }
 
+proctype streamA()
+{
+    do
+    :: atomic { a_done < a_enq -> a_done++ }
+    :: atomic { owner_done && stale_done && a_done == a_enq -> break }
+    od
+}
+
 init {
     atomic {
         run owner();
         run stale();
-        run streamB()
+        run streamB();
+        run streamA()
     }
     _nr_pr == 1;
     assert(lock == 0);

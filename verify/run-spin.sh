@@ -67,9 +67,12 @@ run_one() {
     cp "$here/$model.pml" "$dir/"
     # Broken variants stop at their first error after a few thousand states:
     # compiling pan.c fast matters more there than running it fast.
-    local opt=-O2
-    [ "$expect" = ok ] || opt=-O0
-    local out="$dir/pan.out" ccflags=("$opt" -w "-DMEMLIM=$memlim") panflags=("-m$depth" -n)
+    # Exhaustive runs store states with COLLAPSE compression (exact, not an
+    # approximation like hash compaction): the allocator model needs ~1.3 GB
+    # so, 2.0 GB without.
+    local opt=(-O2 -DCOLLAPSE)
+    [ "$expect" = ok ] || opt=(-O0)
+    local out="$dir/pan.out" ccflags=("${opt[@]}" -w "-DMEMLIM=$memlim") panflags=("-m$depth" -n)
     if [ "$mode" = safety ]; then
         ccflags+=(-DSAFETY)
     else
@@ -147,11 +150,12 @@ done
 run $sp bug safety "CHECK_STALE_RELEASE: API limitation (cap 3)" "$P" "${A[@]}" -DWAIT_INF -DCHECK_STALE_RELEASE
 
 # ---- allocator ------------------------------------------------------------------
-P="owner, stale, stream B + init"
+P="owner, stale, streams A and B + init"
 al=allocator
-run $al ok safety "correct, 2 blocks, 3 rounds" "$P"
+run $al ok safety "correct, 2 blocks, 3 rounds, segment release" "$P"
 for v in BROKEN_NO_GENERATION BROKEN_NO_STATE_CHECK BROKEN_HANDOUT_NO_BUMP \
-         BROKEN_RECLAIM_NO_WAIT BROKEN_IGNORE_USES BROKEN_LIST_BEFORE_SYNC; do
+         BROKEN_RECLAIM_NO_WAIT BROKEN_IGNORE_USES BROKEN_LIST_BEFORE_SYNC \
+         BROKEN_RELEASE_NO_WAIT BROKEN_RELEASE_LATE_SEQ; do
     run $al bug safety "$v" "$P" "-D$v"
 done
 

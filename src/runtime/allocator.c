@@ -78,6 +78,8 @@ typedef struct segment {
     char *ptr;
     size_t size;
     bool small;                  /* its blocks live in the small index      */
+    uint64_t freed_at;           /* the shard's free_seq when a block of it
+                                  * last became FREE (0: never used)         */
     struct fleet__block *first;  /* the block at ptr; never merged away     */
     struct segment *prev, *next; /* the shard's segments                    */
 } segment;
@@ -124,6 +126,10 @@ typedef struct fleet__shard {
     /* Metadata created so far. Both indexes have room for this many entries,
      * so inserting a free block never allocates. */
     size_t block_count;
+    /* Counts blocks becoming FREE: a segment may go back to the backend
+     * only once the stream has passed the work queued before its last
+     * free (release_everywhere). */
+    uint64_t free_seq;
     /* Bytes; allocated + pending + cached == reserved. */
     uint64_t allocated, pending, cached, reserved;
     uint64_t segments_held, live_blocks, alloc_requests, cache_hits;
@@ -306,10 +312,13 @@ static void carve(shard *sh, struct fleet__block *b, size_t size) FLEET_REQUIRES
 }
 
 /* `b` just became FREE (its bytes already counted in cached): merge it with
- * FREE neighbours and index the result. */
+ * FREE neighbours and index the result. Work queued before now may still
+ * use it: reusable at once on this stream (stream order), but its segment
+ * is returned to the backend only after the stream passes this point. */
 static void make_free(shard *sh, struct fleet__block *b) FLEET_REQUIRES(sh->lock)
 {
     b->state = BLOCK_FREE;
+    b->segment->freed_at = ++sh->free_seq;
     struct fleet__block *p = b->prev;
     if (p != NULL && p->state == BLOCK_FREE) {
         index_remove(sh, p);
@@ -406,9 +415,16 @@ static grow_result grow(shard *sh, size_t rounded, struct fleet__block **out,
     return GROW_OK;
 }
 
-/* Give every segment that is one FREE block back to the backend. Returns the
+/* A segment that is one FREE block. */
+static bool segment_unused(const segment *seg)
+{
+    return seg->first->state == BLOCK_FREE && seg->first->next == NULL;
+}
+
+/* Give every unused segment whose last free came at or before free_seq
+ * `passed` (work queued before it has run) back to the backend. Returns the
  * bytes released. */
-static uint64_t release_free_segments(shard *sh) FLEET_REQUIRES(sh->lock)
+static uint64_t release_free_segments(shard *sh, uint64_t passed) FLEET_REQUIRES(sh->lock)
 {
     struct fleet__allocator *a = sh->allocator;
     uint64_t released = 0;
@@ -416,7 +432,7 @@ static uint64_t release_free_segments(shard *sh) FLEET_REQUIRES(sh->lock)
     for (segment *seg = sh->segments; seg != NULL; seg = next) {
         next = seg->next;
         struct fleet__block *b = seg->first;
-        if (b->state != BLOCK_FREE || b->next != NULL)
+        if (!segment_unused(seg) || seg->freed_at > passed)
             continue;
         index_remove(sh, b);
         recycle_block(sh, b);
@@ -437,6 +453,55 @@ static uint64_t release_free_segments(shard *sh) FLEET_REQUIRES(sh->lock)
     }
     SHARD_CHECK(sh);
     return released;
+}
+
+/* The newest freed_at among the unused segments: 0 when each of them was
+ * never handed out, UINT64_MAX when there is none. */
+static uint64_t newest_unused(shard *sh) FLEET_REQUIRES(sh->lock)
+{
+    uint64_t newest = 0;
+    bool any = false;
+    for (const segment *seg = sh->segments; seg != NULL; seg = seg->next)
+        if (segment_unused(seg)) {
+            any = true;
+            newest = seg->freed_at > newest ? seg->freed_at : newest;
+        }
+    return any ? newest : UINT64_MAX;
+}
+
+/* Has stream s run everything queued on it so far? With `wait`, make it so
+ * (waiting out another thread's capture first); without, answer now. An
+ * event marks the point, so work queued later is not waited for. Called
+ * without locks. */
+static bool stream_passed(struct fleet_device *dev, struct fleet_stream *s, bool wait)
+{
+    void *native = fleet_atomic_load_acquire(&s->native);
+    if (native == NULL)
+        return true; /* never used */
+    const fleet__backend *be = dev->backend;
+    void *ev;
+    if (fleet__event_pool_get(dev->events, &ev) != FLEET_OK)
+        return wait && be->stream_synchronize(native) == FLEET_OK;
+    bool recorded;
+    if (wait) {
+        fleet__stream_foreign_enter(s);
+        recorded = true;
+    } else {
+        recorded = fleet__stream_foreign_try_enter(s);
+    }
+    if (recorded) {
+        recorded = be->event_record(ev, native) == FLEET_OK;
+        fleet__stream_foreign_leave(s);
+    }
+    bool passed;
+    if (!recorded)
+        passed = wait && be->stream_synchronize(native) == FLEET_OK;
+    else if (wait)
+        passed = be->event_synchronize(ev) == FLEET_OK;
+    else
+        passed = be->event_query(ev) == FLEET_OK;
+    fleet__event_pool_put(dev->events, ev);
+    return passed;
 }
 
 /* ---- pending blocks (record_stream) ------------------------------------------ */
@@ -591,10 +656,16 @@ static void sum_stats(struct fleet__allocator *a, fleet_memory_stats *s)
     s->ooms = fleet_atomic_load_relaxed(&a->ooms);
 }
 
-/* Steps 1 and 2 of the OOM cascade over every shard, one lock at a time in id
- * order. Step 2 (`reclaim`) first frees pending blocks whose events passed.
- * Returns whether anything was freed or released. */
-static bool release_everywhere(struct fleet__allocator *a, bool reclaim)
+/* Release the unused segments of every shard, one lock at a time in id
+ * order: a segment whose blocks work on its stream may still read goes back
+ * only once the stream has passed that work (one rule for every backend;
+ * cuda's cudaFree would also wait, cpu's free would not). With `wait`
+ * (empty_cache, and OOM step 2 after its device sync) each stream with
+ * such segments is waited for; without (OOM step 1), only what has already
+ * passed is released. `reclaim` first frees pending blocks whose events
+ * passed. Called without locks. Returns whether anything was freed or
+ * released. */
+static bool release_everywhere(struct fleet__allocator *a, bool reclaim, bool wait)
 {
     bool progress = false;
     for (int i = 0; i < a->nshards; i++) {
@@ -602,7 +673,16 @@ static bool release_everywhere(struct fleet__allocator *a, bool reclaim)
         fleet__mutex_lock(&sh->lock);
         if (reclaim && sh->pending_list != NULL)
             progress |= reclaim_pending(sh);
-        progress |= release_free_segments(sh) > 0;
+        uint64_t newest = newest_unused(sh), seen = sh->free_seq;
+        if (newest == 0) /* only segments that were never used */
+            progress |= release_free_segments(sh, 0) > 0;
+        fleet__mutex_unlock(&sh->lock);
+        if (newest == 0 || newest == UINT64_MAX)
+            continue;
+        if (!stream_passed(a->device, &a->device->pool.streams[i], wait))
+            continue;
+        fleet__mutex_lock(&sh->lock);
+        progress |= release_free_segments(sh, seen) > 0;
         fleet__mutex_unlock(&sh->lock);
     }
     return progress;
@@ -647,12 +727,12 @@ static fleet_status alloc_slow(struct fleet__allocator *a, shard *sh,
     for (int step = 1; step <= 2; step++) {
         bool progress;
         if (step == 1) {
-            progress = release_everywhere(a, false);
+            progress = release_everywhere(a, false, false);
         } else {
             /* Must hold no shard lock: a stream may be waiting for one. A sticky
              * stream error does not stop the memory from being reclaimed. */
             (void)fleet__device_synchronize(a->device);
-            progress = release_everywhere(a, true);
+            progress = release_everywhere(a, true, true);
         }
         uint64_t reserved_now = fleet_atomic_load_relaxed(&a->reserved);
         progress |= reserved_now < reserved_seen;
@@ -877,7 +957,7 @@ fleet_status fleet_memory_empty_cache(fleet_device *device)
     fleet_status st = fleet__enter_device(device, "fleet_memory_empty_cache");
     if (st != FLEET_OK)
         return st;
-    release_everywhere(device->allocator, true);
+    release_everywhere(device->allocator, true, true);
     return FLEET_OK;
 }
 
