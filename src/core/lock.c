@@ -28,6 +28,11 @@ void fleet__mutex_unlock(fleet__mutex *mu) FLEET_NO_THREAD_SAFETY_ANALYSIS
     FLEET_ASSERT(pthread_mutex_unlock(&mu->m) == 0);
 }
 
+void fleet__mutex_reset_in_child(fleet__mutex *mu) FLEET_NO_THREAD_SAFETY_ANALYSIS
+{
+    FLEET_ASSERT(pthread_mutex_init(&mu->m, NULL) == 0);
+}
+
 void fleet__cond_init(fleet__cond *cv)
 {
     pthread_condattr_t attr;

@@ -72,6 +72,11 @@ void fleet__mutex_init(fleet__mutex *mu);
 void fleet__mutex_destroy(fleet__mutex *mu);
 void fleet__mutex_lock(fleet__mutex *mu) FLEET_ACQUIRE(mu);
 void fleet__mutex_unlock(fleet__mutex *mu) FLEET_RELEASE(mu);
+/* In a fork child, instead of unlocking a mutex the fork handler took: make
+ * it a fresh, unlocked mutex. The child's copy may still count the parent's
+ * threads that were waiting on a condition variable with it (glibc keeps
+ * them among the mutex's users), which would make a later destroy fail. */
+void fleet__mutex_reset_in_child(fleet__mutex *mu) FLEET_RELEASE(mu);
 
 /* Condition variables wait on CLOCK_MONOTONIC. */
 void fleet__cond_init(fleet__cond *cv);

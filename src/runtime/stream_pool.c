@@ -352,7 +352,7 @@ void fleet__stream_pool_atfork_child(struct fleet_device *device)
     fleet_atomic_store_relaxed(&pool->shared_bindings,
                                tls.slot[idx] != 0 && !tls.exclusive[idx] ? 1 : 0);
     fleet__cond_init(&pool->freed);
-    fleet__mutex_unlock(&device->pool.lock);
+    fleet__mutex_reset_in_child(&device->pool.lock);
 }
 
 /* ---- public API ------------------------------------------------------------ */

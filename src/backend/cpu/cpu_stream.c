@@ -318,6 +318,6 @@ void fleet__cpu_streams_atfork_child(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
          * waited on them; start them afresh. */
         fleet__cond_init(&s->has_work);
         fleet__cond_init(&s->progress);
-        fleet__mutex_unlock(&s->lock);
+        fleet__mutex_reset_in_child(&s->lock);
     }
 }
