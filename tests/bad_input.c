@@ -324,6 +324,21 @@ TEST(ops)
     st16 = fleet_relu(c16, e16);
     ASSERT_TRUE(st16 == FLEET_ERR_UNSUPPORTED || st16 == FLEET_ERR_DTYPE_MISMATCH);
 
+    /* In place means out is the input itself: its transpose (the same
+     * memory in another layout) and a shifted slice are refused, each
+     * named for what it is. */
+    fleet_tensor *sqt = NULL, *rows_a = NULL, *rows_b = NULL;
+    ASSERT_OK(fleet_tensor_transpose(sq, 0, 1, &sqt));
+    BAD(fleet_copy(sqt, sq), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "out is x's memory in another layout");
+    BAD(fleet_softmax(sqt, -1, sq), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "another layout");
+    ASSERT_OK(fleet_tensor_slice(sq, 0, 0, M - 1, &rows_a));
+    ASSERT_OK(fleet_tensor_slice(sq, 0, 1, M, &rows_b));
+    BAD(fleet_relu(rows_a, rows_b), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "out partly overlaps x");
+    TEST_RELEASE(sqt, rows_a, rows_b);
+
     /* Nothing was written, and no stream carries an error. */
     fleet_tensor *all[] = {a, b, c, c44, b45, bias4, v3, sq, b1, c1, a16, b16, c16, e16};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)

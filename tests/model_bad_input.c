@@ -64,6 +64,7 @@ TEST(run_refuses_bad_inputs_and_changes_nothing)
     fleet_tensor *empty = make(dev, FLEET_DTYPE_F32, 0, 8);
     const fleet_tensor *zero_batch[] = {empty};
     ASSERT_STATUS(fleet_model_run(tm.m, zero_batch, 1, out, 1), FLEET_ERR_SHAPE_MISMATCH);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "batch 0 is refused");
     test_assert_sentinel(y); /* no failed run wrote the output */
 
     fleet_model_stats st;

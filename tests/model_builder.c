@@ -127,6 +127,50 @@ TEST(views_copies_and_two_outputs)
     ASSERT_OK(fleet_model_destroy(m));
 }
 
+/* layer_norm with no gamma and beta (FLEET_NO_VALUE), as fleet_layer_norm
+ * takes NULL: y = (x - mean) / sqrt(var + eps) over the last dimension; and
+ * with gamma only. */
+TEST(layer_norm_without_gamma_or_beta)
+{
+    for (int with_gamma = 0; with_gamma < 2; with_gamma++) {
+        fleet_model *m;
+        ASSERT_OK(fleet_model_create(dev, &m));
+        int64_t xs[] = {B, 5}, gs[] = {5};
+        fleet_value x, g = FLEET_NO_VALUE, y;
+        ASSERT_OK(fleet_model_input(m, "x", FLEET_DTYPE_F32, 2, xs, &x));
+        if (with_gamma)
+            ASSERT_OK(fleet_model_weight(m, "g", FLEET_DTYPE_F32, 1, gs, &g));
+        ASSERT_OK(fleet_model_layer_norm(m, x, g, FLEET_NO_VALUE, 1e-5f, &y));
+        ASSERT_OK(fleet_model_output(m, "y", y));
+        const float gv[5] = {1, 2, -1, 0.5f, 3};
+        if (with_gamma)
+            ASSERT_OK(fleet_model_set_weight(m, "g", gv, sizeof gv));
+        ASSERT_OK(fleet_model_finalize(m));
+        float xv[3 * 5], got[3 * 5];
+        test_rng r = test_rng_make(77);
+        test_fill_random(xv, 15, &r);
+        int64_t s[] = {3, 5};
+        fleet_tensor *tx = host_tensor(2, s, xv), *ty = host_tensor(2, s, NULL);
+        const fleet_tensor *in[] = {tx};
+        fleet_tensor *out[] = {ty};
+        ASSERT_OK(fleet_model_run(m, in, 1, out, 1));
+        ASSERT_OK(fleet_tensor_copy_to_host(ty, got, sizeof got));
+        for (int i = 0; i < 3; i++) {
+            double mean = 0, var = 0;
+            for (int k = 0; k < 5; k++)
+                mean += xv[i * 5 + k] / 5.0;
+            for (int k = 0; k < 5; k++)
+                var += (xv[i * 5 + k] - mean) * (xv[i * 5 + k] - mean) / 5.0;
+            for (int k = 0; k < 5; k++) {
+                double want = (xv[i * 5 + k] - mean) / sqrt(var + 1e-5) * (with_gamma ? gv[k] : 1);
+                ASSERT_TRUE(fabs(got[i * 5 + k] - want) < 1e-5 * (1 + fabs(want)));
+            }
+        }
+        TEST_RELEASE(tx, ty);
+        ASSERT_OK(fleet_model_destroy(m));
+    }
+}
+
 /* A chain of n elementwise ops over [B, 256] floats needs two buffers,
  * however long: each op reads one and writes the other (the input's copy is
  * dead after the first op). */
@@ -350,7 +394,15 @@ TEST(weights_from_safetensors)
                         {"fc.weight", "F32", 2, {3, 2}, wv, sizeof wv}};
     write_safetensors(path, wrong, 2);
     ASSERT_STATUS(fleet_model_load_safetensors(m, path, &loaded), FLEET_ERR_SHAPE_MISMATCH);
-    ASSERT_STR_CONTAINS(fleet_last_error(), "fc.weight");
+    ASSERT_STR_CONTAINS(fleet_last_error(), "tensor 'fc.weight' is 3x2, the model declares 2x3");
+    ASSERT_STATUS(fleet_model_finalize(m), FLEET_ERR_INVALID_ARGUMENT);
+    /* ... and one of the wrong dtype says so, with both dtypes. */
+    const uint16_t wh[6] = {0};
+    st_entry half[] = {{"fc.bias", "F32", 1, {2}, bv, sizeof bv},
+                       {"fc.weight", "F16", 2, {2, 3}, wh, sizeof wh}};
+    write_safetensors(path, half, 2);
+    ASSERT_STATUS(fleet_model_load_safetensors(m, path, &loaded), FLEET_ERR_DTYPE_MISMATCH);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "tensor 'fc.weight' is F16, the model declares f32");
     ASSERT_STATUS(fleet_model_finalize(m), FLEET_ERR_INVALID_ARGUMENT);
     ASSERT_STATUS(fleet_model_load_safetensors(m, "/nonexistent/w.safetensors", NULL),
                   FLEET_ERR_IO);

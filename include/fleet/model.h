@@ -115,6 +115,8 @@ fleet_status fleet_model_silu(fleet_model *model, fleet_value x, fleet_value *ou
 fleet_status fleet_model_tanh(fleet_model *model, fleet_value x, fleet_value *out);
 fleet_status fleet_model_sigmoid(fleet_model *model, fleet_value x, fleet_value *out);
 fleet_status fleet_model_softmax(fleet_model *model, fleet_value x, int dim, fleet_value *out);
+/* gamma and beta may each be FLEET_NO_VALUE (no scale, no shift), as
+ * fleet_layer_norm takes NULL. */
 fleet_status fleet_model_layer_norm(fleet_model *model, fleet_value x, fleet_value gamma,
                                     fleet_value beta, float eps, fleet_value *out);
 fleet_status fleet_model_conv1d(fleet_model *model, fleet_value x, fleet_value weight,

@@ -23,7 +23,10 @@
  *   FLEET_LOG_LEVEL       error|warn|info|debug|trace   (default warn)
  *
  * A malformed value makes initialisation fail with FLEET_ERR_INVALID_CONFIG
- * and every later call return the same status.
+ * and every later call return the same status; so does FLEET_BACKEND naming
+ * a backend with no usable device here (the text says why: no GPU, the
+ * driver, a build without cuda). Numbers are plain decimal digits, with a
+ * leading '-' only where a negative value is allowed: no blanks, no '+'.
  *
  * Lifetime. fleet_shutdown() synchronises every device, stops the backend
  * workers and returns all memory; it is idempotent, and every other call made

@@ -2,6 +2,7 @@
  * silently ignored setting. */
 #include <ctype.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -9,13 +10,25 @@
 #include "core/env.h"
 #include "core/error.h"
 
+/* One rule for every number: decimal digits, a '-' first where negative
+ * values are allowed, nothing else (no blanks, no '+'). */
+static bool plain_decimal(const char *text, bool negative_ok)
+{
+    const char *p = text + (negative_ok && text[0] == '-');
+    if (!isdigit((unsigned char)*p))
+        return false;
+    while (isdigit((unsigned char)*p))
+        p++;
+    return *p == '\0';
+}
+
 fleet_status fleet__parse_int(const char *var, const char *text, int64_t lo, int64_t hi,
                               int64_t *out)
 {
     char *end = NULL;
     errno = 0;
-    long long v = strtoll(text, &end, 10);
-    if (end == text || *end != '\0' || errno == ERANGE || v < lo || v > hi)
+    long long v = plain_decimal(text, lo < 0) ? strtoll(text, &end, 10) : 0;
+    if (end == NULL || *end != '\0' || errno == ERANGE || v < lo || v > hi)
         return fleet__error(FLEET_ERR_INVALID_CONFIG,
                             "%s=\"%s\": expected an integer in [%lld, %lld]", var, text,
                             (long long)lo, (long long)hi);

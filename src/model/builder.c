@@ -270,22 +270,9 @@ fleet_status fleet_model_output(fleet_model *model, const char *name, fleet_valu
 
 /* ---- shape inference helpers ------------------------------------------------- */
 
-/* "Bx4x3" for error messages. */
 static const char *shape_str(const fleet__value *v, char *buf, size_t size)
 {
-    size_t n = 0;
-    buf[0] = '\0';
-    if (v->ndim == 0)
-        snprintf(buf, size, "scalar");
-    for (int d = 0; d < v->ndim && n < size; d++) {
-        int w = v->shape[d] == B ? snprintf(buf + n, size - n, "%sB", d ? "x" : "")
-                                 : snprintf(buf + n, size - n, "%s%lld", d ? "x" : "",
-                                            (long long)v->shape[d]);
-        if (w < 0)
-            break;
-        n += (size_t)w;
-    }
-    return buf;
+    return fleet__dims_str(v->ndim, v->shape, buf, size);
 }
 
 static fleet_status shape_error(const char *fn, const char *what, const fleet__value *x,
@@ -479,14 +466,14 @@ fleet_status fleet_model_layer_norm(fleet_model *model, fleet_value x, fleet_val
     static const char fn[] = "fleet_model_layer_norm";
     const fleet_value ids[] = {x, gamma, beta};
     const fleet__value *v[3];
-    fleet_status st = op_begin(model, fn, out, ids, 3, 0u, v);
+    fleet_status st = op_begin(model, fn, out, ids, 3, 6u, v); /* gamma, beta optional */
     if (st != FLEET_OK)
         return st;
     if (v[0]->ndim < 1)
         return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: x must have a dimension", fn);
     int64_t last = v[0]->shape[v[0]->ndim - 1];
     for (int i = 1; i < 3; i++)
-        if (v[i]->ndim != 1 || v[i]->shape[0] != last)
+        if (v[i] != NULL && (v[i]->ndim != 1 || v[i]->shape[0] != last))
             return shape_error(fn, "gamma and beta must be [x's last dimension]", v[i],
                                i == 1 ? "gamma" : "beta", v[0], "x");
     FLEET_CHECK_ARG(eps >= 0.0f, FLEET_ERR_INVALID_ARGUMENT, "%s: eps must be >= 0", fn);

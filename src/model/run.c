@@ -123,7 +123,11 @@ static fleet_status check_io(const fleet_model *m, const char *fn,
                 else
                     ok = t->shape[d] == *batch;
             }
-            if (!ok || (pass == 0 && *batch == 0)) {
+            if (ok && pass == 0 && *batch == 0)
+                return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
+                                    "%s: %s '%s' has batch 0: batch 0 is refused (a run needs at "
+                                    "least one row)", fn, what, io->name);
+            if (!ok) {
                 char got[96];
                 return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
                                     "%s: %s '%s' is %s: it does not match its declared shape%s",

@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "model/graph.h"
 #include "model/safetensors.h"
+#include "tensor/tensor.h"
 
 fleet_status fleet_model_load_safetensors(fleet_model *model, const char *path, int *loaded)
 {
@@ -25,14 +26,19 @@ fleet_status fleet_model_load_safetensors(fleet_model *model, const char *path, 
         if (t == NULL)
             continue;
         const fleet__value *v = &model->values[w->value];
-        bool same = t->dtype == (int)v->dtype && t->ndim == v->ndim;
+        bool same = t->ndim == v->ndim;
         for (int d = 0; same && d < v->ndim; d++)
             same = t->shape[d] == v->shape[d];
-        if (!same)
+        char got[96], want[96];
+        if (t->dtype != (int)v->dtype)
+            st = fleet__error(FLEET_ERR_DTYPE_MISMATCH,
+                              "%s: %s: tensor '%s' is %s, the model declares %s", fn, path,
+                              w->name, t->dtype_name, fleet_dtype_name(v->dtype));
+        else if (!same)
             st = fleet__error(FLEET_ERR_SHAPE_MISMATCH,
-                              "%s: %s: tensor '%s' is %s with %d dims, the model declares %s "
-                              "with %d dims (or the sizes differ)", fn, path, w->name,
-                              t->dtype_name, t->ndim, fleet_dtype_name(v->dtype), v->ndim);
+                              "%s: %s: tensor '%s' is %s, the model declares %s", fn, path,
+                              w->name, fleet__dims_str(t->ndim, t->shape, got, sizeof got),
+                              fleet__dims_str(v->ndim, v->shape, want, sizeof want));
         matched++;
     }
     for (int i = 0; i < model->n_weights && st == FLEET_OK; i++) {

@@ -75,10 +75,9 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a,
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
         return st;
-    if ((!fleet__same_view(out, a) && fleet__overlaps(out, a)) ||
-        (binary && !fleet__same_view(out, b) && fleet__overlaps(out, b)))
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
-                            "%s: out partly overlaps an input (it may only be an input itself)", fn);
+    if ((st = fleet__check_in_place(fn, out, a, names[0])) != FLEET_OK ||
+        (binary && (st = fleet__check_in_place(fn, out, b, names[1])) != FLEET_OK))
+        return st;
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
     fleet__elementwise_args args;

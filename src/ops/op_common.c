@@ -129,6 +129,22 @@ void fleet__view_coalesce(fleet__view *const *vs, int nv)
         vs[k]->ndim = nd;
 }
 
+fleet_status fleet__check_in_place(const char *fn, const fleet_tensor *out, const fleet_tensor *x,
+                                   const char *xn)
+{
+    if (fleet__same_view(out, x) || !fleet__overlaps(out, x))
+        return FLEET_OK;
+    uintptr_t ol, oh, xl, xh;
+    bool same_span = span(out, &ol, &oh) && span(x, &xl, &xh) && ol == xl && oh == xh;
+    if (same_span)
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                            "%s: out is %s's memory in another layout (in place, out must be %s "
+                            "itself, the same view; copy to a separate tensor instead)", fn, xn,
+                            xn);
+    return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                        "%s: out partly overlaps %s (in place, out must be %s itself)", fn, xn, xn);
+}
+
 bool fleet__same_view(const fleet_tensor *x, const fleet_tensor *y)
 {
     if (fleet_tensor_data(x) != fleet_tensor_data(y) || !fleet__same_shape(x, y))

@@ -47,6 +47,13 @@ bool fleet__overlaps(const fleet_tensor *x, const fleet_tensor *y);
  * writing it may run in place on such a view; any other overlap is unsafe. */
 bool fleet__same_view(const fleet_tensor *x, const fleet_tensor *y);
 
+/* The in-place rule of ops that read each element (or row) before writing
+ * it: out may be x itself (the same view) or apart from it; anything else
+ * (a partial overlap, or x's memory in another layout, like a transpose of
+ * x) is FLEET_ERR_INVALID_ARGUMENT, with text naming which. */
+fleet_status fleet__check_in_place(const char *fn, const fleet_tensor *out, const fleet_tensor *x,
+                                   const char *xn);
+
 /* FLEET_ERR_INVALID_ARGUMENT if out's strides make two elements share
  * memory (a zero stride on a dimension longer than 1). */
 fleet_status fleet__out_distinct(const char *fn, const fleet_tensor *out);

@@ -74,9 +74,8 @@ fleet_status fleet_softmax(const fleet_tensor *x, int dim, fleet_tensor *out)
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, 2, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
         return st;
-    if (!fleet__same_view(out, x) && fleet__overlaps(out, x))
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
-                            "%s: out partly overlaps x (it may only be x itself)", fn);
+    if ((st = fleet__check_in_place(fn, out, x, "x")) != FLEET_OK)
+        return st;
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
     fleet__rowwise_args a;
@@ -125,9 +124,8 @@ fleet_status fleet_layer_norm(const fleet_tensor *x, const fleet_tensor *gamma,
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
         return st;
-    if (!fleet__same_view(out, x) && fleet__overlaps(out, x))
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
-                            "%s: out partly overlaps x (it may only be x itself)", fn);
+    if ((st = fleet__check_in_place(fn, out, x, "x")) != FLEET_OK)
+        return st;
     for (int i = 2; i < n; i++)
         if (fleet__overlaps(out, ts[i]))
             return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps %s", fn, names[i]);

@@ -103,6 +103,12 @@ static fleet_status init_locked(void) FLEET_REQUIRES(lifecycle_lock)
     if ((st = add_backend(&fleet__cuda_backend)) != FLEET_OK)
         return st;
 #endif
+    if (config.backend_set && devices_of[config.backend] == 0)
+        return fleet__error(FLEET_ERR_INVALID_CONFIG,
+                            "FLEET_BACKEND=%s, but there is no %s device: %s",
+                            fleet_backend_name(config.backend), fleet_backend_name(config.backend),
+                            why_no_devices[config.backend] ? why_no_devices[config.backend]
+                                                           : "none found");
     default_backend = config.backend_set ? config.backend
                       : devices_of[FLEET_BACKEND_CUDA] > 0 ? FLEET_BACKEND_CUDA
                                                             : FLEET_BACKEND_CPU;
@@ -316,10 +322,7 @@ fleet_status fleet_device_default(fleet_device **out)
     if (st != FLEET_OK)
         return st;
     FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "fleet_device_default: out is NULL");
-    st = fleet_device_get(default_backend, 0, out);
-    if (st != FLEET_OK && config.backend_set)
-        return fleet__error_prefix(st, "FLEET_BACKEND names an unusable backend");
-    return st;
+    return fleet_device_get(default_backend, 0, out);
 }
 
 fleet_backend_kind fleet_device_backend(const fleet_device *device)

@@ -31,16 +31,26 @@ const char *fleet_dtype_name(fleet_dtype dtype)
     return "unknown";
 }
 
-const char *fleet__shape_str(const fleet_tensor *t, char *buf, size_t size)
+const char *fleet__dims_str(int ndim, const int64_t *shape, char *buf, size_t size)
 {
     size_t used = 0;
     buf[0] = '\0';
-    if (t->ndim == 0)
+    if (ndim == 0)
         snprintf(buf, size, "scalar");
-    for (int i = 0; i < t->ndim && used < size; i++)
-        used += (size_t)snprintf(buf + used, size - used, i ? "x%lld" : "%lld",
-                                 (long long)t->shape[i]);
+    for (int i = 0; i < ndim && used < size; i++) {
+        int w = shape[i] < 0 ? snprintf(buf + used, size - used, i ? "xB" : "B")
+                             : snprintf(buf + used, size - used, i ? "x%lld" : "%lld",
+                                        (long long)shape[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
     return buf;
+}
+
+const char *fleet__shape_str(const fleet_tensor *t, char *buf, size_t size)
+{
+    return fleet__dims_str(t->ndim, t->shape, buf, size);
 }
 
 fleet_status fleet__check_shape(const char *fn, int ndim, const int64_t *shape, int64_t *numel)

@@ -38,7 +38,9 @@ fleet_status fleet__check_shape(const char *fn, int ndim, const int64_t *shape, 
  * (the device memory went with shutdown, or belongs to the parent). */
 void fleet__tensor_drop(fleet_tensor *tensor);
 
-/* "4x3" into buf (for error messages). */
+/* "4x3" into buf (for error messages); a negative dimension (a model's
+ * symbolic batch, FLEET_DIM_BATCH) prints as B: "Bx4". */
+const char *fleet__dims_str(int ndim, const int64_t *shape, char *buf, size_t size);
 const char *fleet__shape_str(const fleet_tensor *t, char *buf, size_t size);
 
 #endif /* FLEET_TENSOR_INTERNAL_H */
