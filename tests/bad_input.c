@@ -356,6 +356,61 @@ TEST(ops)
     assert_texts_named();
 }
 
+/* A released tensor's or event's handle is FLEET_ERR_STALE_HANDLE wherever
+ * it goes — ops, copies, views, retain, a second release, a destroy — never
+ * a read of freed memory (ASan checks), also once its slot holds a new
+ * tensor; accessors read it as no tensor. */
+TEST(stale_handles)
+{
+    setup();
+    fleet_tensor *x = filled(d0, FLEET_DTYPE_F32, 2, M, N), *y = filled(d0, FLEET_DTYPE_F32, 2, M, N);
+    fleet_tensor *gone = filled(d0, FLEET_DTYPE_F32, 2, M, N), *view = NULL;
+    ASSERT_OK(fleet_tensor_release(gone));
+    snapshot();
+    BAD(fleet_tensor_release(gone), FLEET_ERR_STALE_HANDLE);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "stale tensor handle");
+    BAD(fleet_tensor_retain(gone), FLEET_ERR_STALE_HANDLE);
+    BAD(fleet_relu(gone, y), FLEET_ERR_STALE_HANDLE);
+    ASSERT_STR_CONTAINS(fleet_last_error(), "fleet_relu: x is a stale tensor handle");
+    BAD(fleet_add(x, gone, y), FLEET_ERR_STALE_HANDLE);
+    BAD(fleet_matmul(x, gone, y), FLEET_ERR_STALE_HANDLE);
+    BAD(fleet_copy(x, gone), FLEET_ERR_STALE_HANDLE);
+    BAD(fleet_tensor_copy_to_host(gone, sentinel, sizeof(float) * M * N), FLEET_ERR_STALE_HANDLE);
+    BAD(fleet_tensor_transpose(gone, 0, 1, &view), FLEET_ERR_STALE_HANDLE);
+    ASSERT_TRUE(view == NULL);
+    ASSERT_EQ(fleet_tensor_dim(gone, 0), -1);
+    ASSERT_EQ(fleet_tensor_numel(gone), 0);
+    ASSERT_TRUE(fleet_tensor_data(gone) == NULL);
+    /* A view keeps its storage: the base can go first. */
+    ASSERT_OK(fleet_tensor_transpose(x, 0, 1, &view));
+    ASSERT_OK(fleet_tensor_release(x));
+    BAD(fleet_copy(x, y), FLEET_ERR_STALE_HANDLE);
+    fleet_tensor *back = filled(d0, FLEET_DTYPE_F32, 2, N, M); /* may reuse x's slot */
+    snapshot();
+    BAD(fleet_relu(x, y), FLEET_ERR_STALE_HANDLE);
+    ASSERT_OK(fleet_copy(view, back));
+    assert_sentinel(y);
+    /* Retained twice: the third release is stale. */
+    ASSERT_OK(fleet_tensor_retain(back));
+    ASSERT_OK(fleet_tensor_release(back));
+    ASSERT_OK(fleet_tensor_release(back));
+    ASSERT_STATUS(fleet_tensor_release(back), FLEET_ERR_STALE_HANDLE);
+    TEST_RELEASE(view, y);
+
+    fleet_event *e = NULL;
+    fleet_stream *s = NULL;
+    ASSERT_OK(fleet_event_create(d0, &e));
+    ASSERT_OK(fleet_stream_current(d0, &s));
+    ASSERT_OK(fleet_event_destroy(e));
+    snapshot();
+    BAD(fleet_event_destroy(e), FLEET_ERR_STALE_HANDLE);
+    BAD(fleet_event_record(e, s), FLEET_ERR_STALE_HANDLE);
+    BAD(fleet_stream_wait_event(s, e), FLEET_ERR_STALE_HANDLE);
+    BAD(fleet_event_query(e), FLEET_ERR_STALE_HANDLE);
+    BAD(fleet_event_synchronize(e), FLEET_ERR_STALE_HANDLE);
+    assert_texts_named();
+}
+
 TEST(status_text)
 {
 #define CHECK_STATUS_(name, value, text)                                                  \

@@ -5,10 +5,10 @@
  * kind of call afterwards — init, devices, streams, events, memory, tensors,
  * ops, from this thread or a new one — returns FLEET_ERR_SHUTDOWN with text
  * and touches nothing (a host buffer given to a refused copy is unchanged, a
- * refused host function never runs). Handle accessors stay valid.
- *
- * Handles live in globals so that LeakSanitizer sees them as reachable: after
- * shutdown they can no longer be released.
+ * refused host function never runs). Handle accessors stay valid. Releasing
+ * a handle (a tensor, an event, a ticket, a batcher) still works after
+ * shutdown and frees its host memory (LeakSanitizer checks), and a second
+ * release of it is FLEET_ERR_STALE_HANDLE.
  */
 #include <strings.h>
 
@@ -132,7 +132,9 @@ TEST(shutdown_is_idempotent_and_final)
     ASSERT_SHUT(fleet_stream_wait_event(cur, ev));
     ASSERT_SHUT(fleet_event_query(ev));
     ASSERT_SHUT(fleet_event_synchronize(ev));
-    ASSERT_SHUT(fleet_event_destroy(ev));
+    ASSERT_OK(fleet_event_destroy(ev)); /* frees its host memory */
+    ASSERT_STATUS(fleet_event_destroy(ev), FLEET_ERR_STALE_HANDLE);
+    ASSERT_STATUS(fleet_event_query(ev), FLEET_ERR_SHUTDOWN);
 
     /* Memory. */
     fleet_allocation al2;
@@ -155,7 +157,6 @@ TEST(shutdown_is_idempotent_and_final)
         got[i] = sentinel[i] = -123.0f - (float)i;
     ASSERT_SHUT(fleet_tensor_create(dev, FLEET_DTYPE_F32, 2, shape, &t2));
     ASSERT_SHUT(fleet_tensor_retain(tc));
-    ASSERT_SHUT(fleet_tensor_release(tc));
     ASSERT_SHUT(fleet_tensor_copy_from_host(tc, want, nbytes));
     ASSERT_SHUT(fleet_tensor_copy_to_host(tc, got, nbytes));
     ASSERT_CLOSE(got, sentinel, M * N, 0, 0);
@@ -181,6 +182,14 @@ TEST(shutdown_is_idempotent_and_final)
     ASSERT_TRUE(fleet_stream_device(cur) == dev);
     ASSERT_STR_CONTAINS(fleet_status_str(FLEET_ERR_SHUTDOWN), "shut down");
     ASSERT_STR_CONTAINS(fleet_status_name(FLEET_ERR_SHUTDOWN), "FLEET_ERR_SHUTDOWN");
+
+    /* Handles can still be released: host memory is freed, once. */
+    ASSERT_EQ(fleet_tensor_dim(tc, 0), M); /* accessors still read them */
+    fleet_tensor *views[] = {ta, tb, tc, tbias};
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(fleet_tensor_release(views[i]));
+    ASSERT_STATUS(fleet_tensor_release(tc), FLEET_ERR_STALE_HANDLE);
+    ASSERT_EQ(fleet_tensor_dim(tc, 0), -1);
 
     /* Still idempotent after all that. */
     ASSERT_OK(fleet_shutdown());

@@ -117,7 +117,10 @@ fleet_status fleet_stream_pool_get_stats(fleet_device *device, fleet_stream_pool
 /* Events mark a point in a stream's work. */
 fleet_status fleet_event_create(fleet_device *device, fleet_event **out);
 /* Destroying an event another stream still waits on is allowed; the wait
- * completes as recorded. NULL is ignored. */
+ * completes as recorded. NULL is ignored. The handle is checked: a destroyed
+ * event is FLEET_ERR_STALE_HANDLE in every later call (a second destroy
+ * too); destroy must not run concurrently with other calls on the event.
+ * It still works after fleet_shutdown() and frees the event's host memory. */
 fleet_status fleet_event_destroy(fleet_event *event);
 /* Capture all work submitted to `stream` so far. Re-recording moves the mark.
  * The stream must be on the event's device. */

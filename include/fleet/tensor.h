@@ -5,8 +5,11 @@
  * allocated on the creating thread's current stream. Tensors are reference
  * counted: fleet_tensor_create returns one reference; fleet_tensor_retain adds
  * one; fleet_tensor_release drops one and frees the tensor and (stream-
- * ordered) its block when the last goes. Releasing a tensor twice is a bug of
- * the caller (the handle is gone after the last release).
+ * ordered) its block when the last goes. The handle is checked: using a
+ * tensor after its last release (a second release, an op, a copy, a view)
+ * is FLEET_ERR_STALE_HANDLE, never undefined behaviour, and accessors read
+ * it as no tensor (NULL, 0, -1). Releasing still works after
+ * fleet_shutdown() and in a fork child: it frees the handle's host memory.
  *
  * If a stream other than the allocation stream uses the tensor, call
  * fleet_tensor_record_stream() so the memory is not reused before that

@@ -129,6 +129,16 @@ static void ticket_put(request_ticket *t)
         ticket_destroy(t);
 }
 
+/* Give back the references a ticket holds on its tensors. */
+static void release_tensors(request_ticket *t)
+{
+    for (int i = 0; i < t->n_in; i++)
+        (void)fleet_tensor_release(t->in[i]);
+    for (int i = 0; i < t->n_out; i++)
+        (void)fleet_tensor_release(t->out[i]);
+    t->n_in = t->n_out = 0;
+}
+
 /* Complete every ticket of a list with `status`: give back what each held
  * (its tensors; its event, and the counts, under one lock for the whole
  * list), then mark each done and drop the batcher's reference (the next
@@ -138,12 +148,8 @@ static void complete_list(fleet_batcher *b, request_ticket *list, fleet_status s
     if (list == NULL)
         return;
     uint64_t n = 0;
-    for (request_ticket *t = list; t != NULL; t = t->next, n++) {
-        for (int i = 0; i < t->n_in; i++)
-            (void)fleet_tensor_release(t->in[i]);
-        for (int i = 0; i < t->n_out; i++)
-            (void)fleet_tensor_release(t->out[i]);
-    }
+    for (request_ticket *t = list; t != NULL; t = t->next, n++)
+        release_tensors(t);
     fleet__mutex_lock(&b->lock);
     for (request_ticket *t = list; t != NULL; t = t->next) {
         if (b->n_events < b->cap_events)
@@ -357,7 +363,7 @@ static fleet_status check_request(const fleet_batcher *b, const fleet_tensor *co
         for (int i = 0; i < n; i++) {
             const fleet__named *io = pass ? &m->outputs[i] : &m->inputs[i];
             const fleet_tensor *t = pass ? outputs[i] : inputs[i];
-            fleet_status st = fleet__enter_tensor(t, fn, io->name);
+            fleet_status st = fleet__enter_tensor(&t, fn, io->name);
             if (st != FLEET_OK)
                 return st;
             const fleet__value *v = &m->values[io->value];
@@ -384,6 +390,23 @@ static fleet_status check_request(const fleet_batcher *b, const fleet_tensor *co
                     "%s: a request of %lld rows; the batcher takes 1..%d (max_batch)", fn,
                     (long long)*rows, b->cfg.max_batch);
     return FLEET_OK;
+}
+
+/* A reference on each of the request's tensor handles, held until the ticket
+ * completes (the caller may release its own meanwhile). */
+static fleet_status hold_tensors(request_ticket *t, const fleet_tensor *const *inputs, int n_in,
+                                 fleet_tensor *const *outputs, int n_out)
+{
+    fleet_status st = FLEET_OK;
+    for (int i = 0; i < n_in && st == FLEET_OK; i++)
+        if ((st = fleet_tensor_retain((fleet_tensor *)inputs[i])) == FLEET_OK)
+            t->in[t->n_in++] = (fleet_tensor *)inputs[i];
+    for (int i = 0; i < n_out && st == FLEET_OK; i++)
+        if ((st = fleet_tensor_retain(outputs[i])) == FLEET_OK)
+            t->out[t->n_out++] = outputs[i];
+    if (st != FLEET_OK)
+        release_tensors(t);
+    return st;
 }
 
 fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *const *inputs,
@@ -426,6 +449,11 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
         ticket_put(t);
         return fleet__error_prefix(st, fn);
     }
+    if ((st = hold_tensors(t, inputs, n_inputs, outputs, n_outputs)) != FLEET_OK) {
+        (void)fleet_event_destroy(t->ready);
+        ticket_put(t);
+        return fleet__error_prefix(st, fn);
+    }
     t->enqueued_ns = fleet__now_ns();
     t->deadline_ns = timeout_us > 0 ? fleet__deadline_after_us(timeout_us) : FLEET__FOREVER;
 
@@ -439,24 +467,15 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
         else
             (void)fleet_event_destroy(t->ready);
         fleet__mutex_unlock(&batcher->lock);
+        release_tensors(t);
         ticket_put(t);
         return full ? fleet__error(FLEET_ERR_QUEUE_FULL, "%s: %d requests are waiting (the "
                                    "queue_capacity)", fn, batcher->cfg.queue_capacity)
                     : fleet__error(FLEET_ERR_SHUTDOWN, "%s: the batcher is shut down", fn);
     }
-    /* Accepted: the batcher holds the ticket, and the tensors, until it
-     * completes. */
+    /* Accepted: the batcher holds the ticket (and, from hold_tensors, its
+     * tensors) until it completes. */
     fleet__handle_retain(&tickets, t);
-    t->n_in = n_inputs;
-    t->n_out = n_outputs;
-    for (int i = 0; i < n_inputs; i++) {
-        t->in[i] = (fleet_tensor *)inputs[i];
-        fleet_atomic_add_relaxed(&t->in[i]->refcount, 1);
-    }
-    for (int i = 0; i < n_outputs; i++) {
-        t->out[i] = outputs[i];
-        fleet_atomic_add_relaxed(&t->out[i]->refcount, 1);
-    }
     if (batcher->tail != NULL)
         batcher->tail->next = t;
     else
@@ -534,9 +553,9 @@ static fleet_status bucket_tensors(runner *r, int k)
             fleet_status st = pass ? fleet_model_output_shape(m, i, b->buckets[k], &nd, shape)
                                    : fleet_model_input_shape(m, i, b->buckets[k], &nd, shape);
             if (st == FLEET_OK)
-                st = fleet_tensor_create(b->dev, m->values[pass ? m->outputs[i].value
-                                                                : m->inputs[i].value].dtype,
-                                         nd, shape, slot);
+                st = fleet__tensor_new(b->dev, m->values[pass ? m->outputs[i].value
+                                                              : m->inputs[i].value].dtype,
+                                       nd, shape, "fleet_batcher", slot);
             if (st != FLEET_OK)
                 return st;
         }
@@ -676,9 +695,9 @@ static void *runner_main(void *arg)
     for (int k = 0; k < MAX_BUCKETS; k++)
         for (int i = 0; i < FLEET_MODEL_MAX_IO; i++) {
             if (r->in[k][i] != NULL)
-                fleet__tensor_drop(r->in[k][i]);
+                fleet__tensor_free(r->in[k][i]);
             if (r->out[k][i] != NULL)
-                fleet__tensor_drop(r->out[k][i]);
+                fleet__tensor_free(r->out[k][i]);
         }
     return NULL;
 }

@@ -152,6 +152,22 @@ bool fleet__handle_put(fleet__handle_table *t, void *payload)
     return (before & REFS_MASK) == 1;
 }
 
+bool fleet__handle_drop(fleet__handle_table *t, uintptr_t handle, void **payload, bool *last)
+{
+    uint64_t gen;
+    fleet__handle_slot *s = decode(t, handle, &gen);
+    if (s == NULL)
+        return false;
+    uint64_t w = fleet_atomic_load_acquire(&s->word);
+    do {
+        if (!live_word(w, gen))
+            return false;
+    } while (!fleet_atomic_cas_acq_rel(&s->word, &w, w - 1));
+    *payload = payload_of(s);
+    *last = (w & REFS_MASK) == 1;
+    return true;
+}
+
 fleet_status fleet__handle_close(fleet__handle_table *t, uintptr_t handle, const char *fn,
                                  void **payload, bool *last)
 {

@@ -85,6 +85,10 @@ void *fleet__handle_acquire(fleet__handle_table *t, uintptr_t handle);
 void fleet__handle_retain(fleet__handle_table *t, void *payload);
 /* Drop a reference; true if it was the last (destroy, then recycle). */
 bool fleet__handle_put(fleet__handle_table *t, void *payload);
+/* Drop one reference through `handle` itself (checked, so two releases of
+ * one handle from two threads cannot both drop one): false if the handle
+ * is stale or closed; else *payload and *last as for put. */
+bool fleet__handle_drop(fleet__handle_table *t, uintptr_t handle, void **payload, bool *last);
 /* The owner's release of `handle`: FLEET_OK with *last as for put, or
  * FLEET_ERR_STALE_HANDLE (with text naming `fn`) if the handle was already
  * closed or released. */

@@ -139,7 +139,7 @@ fleet_status fleet_model_destroy(fleet_model *model)
     for (int i = 0; i < model->n_weights; i++) {
         fleet__weight *w = &model->weights[i];
         if (w->tensor != NULL)
-            fleet__tensor_drop(w->tensor);
+            fleet__tensor_free(w->tensor);
         free(w->host);
         free(w->name);
     }
@@ -685,7 +685,7 @@ fleet_status fleet_model_finalize(fleet_model *model)
     for (int i = 0; i < model->n_weights && st == FLEET_OK; i++) {
         fleet__weight *w = &model->weights[i];
         const fleet__value *v = &model->values[w->value];
-        if ((st = fleet_tensor_create(model->device, v->dtype, v->ndim, v->shape, &w->tensor)) ==
+        if ((st = fleet__tensor_new(model->device, v->dtype, v->ndim, v->shape, fn, &w->tensor)) ==
             FLEET_OK)
             st = fleet_tensor_copy_from_host(w->tensor, w->host, w->bytes);
         total += w->bytes;
@@ -696,7 +696,7 @@ fleet_status fleet_model_finalize(fleet_model *model)
     if (st != FLEET_OK) {
         for (int i = 0; i < model->n_weights; i++) {
             if (model->weights[i].tensor != NULL)
-                (void)fleet_tensor_release(model->weights[i].tensor);
+                fleet__tensor_free(model->weights[i].tensor);
             model->weights[i].tensor = NULL;
         }
         return fleet__error_prefix(st, fn);

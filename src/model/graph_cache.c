@@ -94,7 +94,7 @@ static void instance_free(fleet__instance *in)
     if (in->graph_exec != NULL)
         be->graph_destroy(in->graph_exec); /* freed once a running launch ends */
     if (in->arena != NULL)
-        fleet__tensor_drop(in->arena); /* stream-ordered on its stream */
+        fleet__tensor_free(in->arena); /* stream-ordered on its stream */
     free(in->t);
     fleet__mutex_destroy(&in->lock);
     free(in);
@@ -180,11 +180,11 @@ fleet_status fleet__instance_build(fleet__instance *in)
     /* The arena: f32 elements covering arena_bytes (offsets are multiples of
      * FLEET__ARENA_ALIGN, so every dtype's view lands on a whole element). */
     int64_t n = (int64_t)((p->arena_bytes + sizeof(float) - 1) / sizeof(float));
-    fleet_status st = fleet_tensor_create(m->device, FLEET_DTYPE_F32, 1, &n, &in->arena);
+    fleet_status st = fleet__tensor_new(m->device, FLEET_DTYPE_F32, 1, &n, "fleet_model_run", &in->arena);
     if (st != FLEET_OK)
         return fleet__error_prefix(st, "fleet_model_run: the activation arena");
     if ((in->t = calloc((size_t)p->n_values + 1, sizeof *in->t)) == NULL) {
-        (void)fleet_tensor_release(in->arena);
+        fleet__tensor_free(in->arena);
         in->arena = NULL;
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory");
     }

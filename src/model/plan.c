@@ -142,7 +142,6 @@ static fleet_status concretize(const fleet__value *v, int64_t batch, fleet_tenso
     t->device = dev;
     t->dtype = v->dtype;
     t->ndim = v->ndim;
-    t->refcount = 1;
     int64_t numel = 1;
     for (int d = 0; d < v->ndim; d++) {
         int64_t s = v->shape[d] == FLEET_DIM_BATCH ? batch : v->shape[d];

@@ -26,16 +26,19 @@ static bool broadcasts_to(const fleet_tensor *x, const int64_t *shape, int ndim)
     return true;
 }
 
-fleet_status fleet_attention(const fleet_tensor *q, const fleet_tensor *k, const fleet_tensor *v,
-                             const fleet_tensor *mask, float scale, fleet_tensor *out)
+fleet_status fleet_attention(const fleet_tensor *q_h, const fleet_tensor *k_h,
+                             const fleet_tensor *v_h, const fleet_tensor *mask_h, float scale,
+                             fleet_tensor *out_h)
 {
     static const char fn[] = "fleet_attention";
-    const fleet_tensor *ts[] = {q, k, v, out, mask};
+    const fleet_tensor *ts[] = {q_h, k_h, v_h, out_h, mask_h};
     static const char *const names[] = {"q", "k", "v", "out", "mask"};
-    int n = mask != NULL ? 5 : 4;
+    int n = mask_h != NULL ? 5 : 4;
     fleet_status st = fleet__op_enter_all(fn, ts, names, n);
     if (st != FLEET_OK)
         return st;
+    const fleet_tensor *q = ts[0], *k = ts[1], *v = ts[2], *mask = mask_h != NULL ? ts[4] : NULL;
+    fleet_tensor *out = (fleet_tensor *)ts[3];
     if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2 || out->ndim != q->ndim)
         return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
                             "%s: expected q[..., Lq, D], k[..., Lk, D], v[..., Lk, Dv], "
@@ -76,8 +79,8 @@ fleet_status fleet_attention(const fleet_tensor *q, const fleet_tensor *k, const
     kt.strides[k->ndim - 1] = k->strides[k->ndim - 2];
 
     fleet_tensor *scores;
-    if ((st = fleet_tensor_create(q->device, q->dtype, q->ndim, shape, &scores)) != FLEET_OK)
-        return fleet__error_prefix(st, fn);
+    if ((st = fleet__tensor_new(q->device, q->dtype, q->ndim, shape, fn, &scores)) != FLEET_OK)
+        return st;
     st = fleet__matmul(fn, q, &kt, NULL, scale, false, scores);
     if (st == FLEET_OK && mask != NULL && (st = fleet_add(scores, mask, scores)) != FLEET_OK)
         fleet__error_prefix(st, fn);
@@ -85,6 +88,6 @@ fleet_status fleet_attention(const fleet_tensor *q, const fleet_tensor *k, const
         fleet__error_prefix(st, fn);
     if (st == FLEET_OK)
         st = fleet__matmul(fn, scores, v, NULL, 1.0f, false, out);
-    fleet_tensor_release(scores); /* stream-ordered: reused only after this work */
+    fleet__tensor_free(scores); /* stream-ordered: reused only after this work */
     return st;
 }

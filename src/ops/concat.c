@@ -5,26 +5,16 @@
  * without its allocation), so once the checks passed nothing can fail
  * half-way for want of memory. */
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core/error.h"
 #include "ops/ops_internal.h"
 
-fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fleet_tensor *out)
+static fleet_status concat(const char *fn, const fleet_tensor *const *inputs, int n, int dim,
+                           fleet_tensor *out)
 {
-    static const char fn[] = "fleet_concat";
-    fleet_status st = fleet__enter_tensor(out, fn, "out");
-    if (st != FLEET_OK)
-        return st;
-    if (inputs == NULL)
-        return fleet__error(FLEET_ERR_NULL_POINTER, "%s: inputs is NULL", fn);
-    if (n < 1)
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: n is %d, need at least 1 input", fn, n);
+    fleet_status st;
     char name[32];
-    for (int i = 0; i < n; i++) {
-        snprintf(name, sizeof name, "inputs[%d]", i);
-        if ((st = fleet__enter_tensor(inputs[i], fn, name)) != FLEET_OK)
-            return st;
-    }
     int d = dim < 0 ? dim + out->ndim : dim;
     if (d < 0 || d >= out->ndim)
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: dim %d of a %d-D out", fn, dim,
@@ -70,4 +60,30 @@ fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fle
             return st; /* a backend failure mid-way: out is then unspecified */
     }
     return FLEET_OK;
+}
+
+fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fleet_tensor *out_h)
+{
+    static const char fn[] = "fleet_concat";
+    const fleet_tensor *out = out_h;
+    fleet_status st = fleet__enter_tensor(&out, fn, "out");
+    if (st != FLEET_OK)
+        return st;
+    if (inputs == NULL)
+        return fleet__error(FLEET_ERR_NULL_POINTER, "%s: inputs is NULL", fn);
+    if (n < 1)
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: n is %d, need at least 1 input", fn, n);
+    const fleet_tensor **in = malloc(sizeof *in * (size_t)n);
+    if (in == NULL)
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
+    char name[32];
+    for (int i = 0; i < n && st == FLEET_OK; i++) {
+        snprintf(name, sizeof name, "inputs[%d]", i);
+        in[i] = inputs[i];
+        st = fleet__enter_tensor(&in[i], fn, name);
+    }
+    if (st == FLEET_OK)
+        st = concat(fn, in, n, dim, (fleet_tensor *)out);
+    free(in);
+    return st;
 }

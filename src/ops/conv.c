@@ -43,16 +43,18 @@ size_t fleet__conv1d_workspace_bytes(const fleet_tensor *x, const fleet_tensor *
 
 /* ws: NULL to take cols from the caching allocator, or caller-provided
  * scratch of ws_bytes (>= what cols_bytes asks for). */
-static fleet_status conv(const char *fn, int sp, const fleet_tensor *x, const fleet_tensor *w,
-                         const fleet_tensor *bias, const int64_t *stride, const int64_t *pad,
-                         const int64_t *dil, void *ws, size_t ws_bytes, fleet_tensor *out)
+static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const fleet_tensor *w_h,
+                         const fleet_tensor *bias_h, const int64_t *stride, const int64_t *pad,
+                         const int64_t *dil, void *ws, size_t ws_bytes, fleet_tensor *out_h)
 {
-    const fleet_tensor *ts[] = {x, w, out, bias};
+    const fleet_tensor *ts[] = {x_h, w_h, out_h, bias_h};
     static const char *const names[] = {"x", "weight", "out", "bias"};
-    int nt = bias != NULL ? 4 : 3;
+    int nt = bias_h != NULL ? 4 : 3;
     fleet_status st = fleet__op_enter_all(fn, ts, names, nt);
     if (st != FLEET_OK)
         return st;
+    const fleet_tensor *x = ts[0], *w = ts[1], *bias = bias_h != NULL ? ts[3] : NULL;
+    fleet_tensor *out = (fleet_tensor *)ts[2];
     for (int k = 0; k < sp; k++) {
         if (stride[k] < 1 || stride[k] > PARAM_MAX || dil[k] < 1 || dil[k] > PARAM_MAX ||
             pad[k] < 0 || pad[k] > PARAM_MAX)

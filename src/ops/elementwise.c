@@ -41,11 +41,11 @@ static bool broadcasts_to(const fleet_tensor *x, const fleet_tensor *out)
     return true;
 }
 
-static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a,
-                        const fleet_tensor *b, fleet_tensor *out)
+static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a_h,
+                        const fleet_tensor *b_h, fleet_tensor *out_h)
 {
     bool binary = fleet__ew_is_binary(op);
-    const fleet_tensor *ts[] = {a, binary ? b : out, out};
+    const fleet_tensor *ts[] = {a_h, binary ? b_h : out_h, out_h};
     static const char *const bnames[] = {"a", "b", "out"};
     static const char *const unames[] = {"x", "out", "out"};
     const char *const *names = binary ? bnames : unames;
@@ -53,6 +53,10 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a,
     fleet_status st = fleet__op_enter_all(fn, ts, names, n);
     if (st != FLEET_OK)
         return st;
+    if (!binary)
+        ts[2] = ts[1];
+    const fleet_tensor *a = ts[0], *b = binary ? ts[1] : NULL;
+    fleet_tensor *out = (fleet_tensor *)ts[2];
     if ((st = fleet__out_distinct(fn, out)) != FLEET_OK)
         return st;
     if (binary) {

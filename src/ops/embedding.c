@@ -7,15 +7,17 @@
 #include "core/error.h"
 #include "ops/ops_internal.h"
 
-fleet_status fleet_embedding(const fleet_tensor *weight, const fleet_tensor *indices,
-                             fleet_tensor *out)
+fleet_status fleet_embedding(const fleet_tensor *weight_h, const fleet_tensor *indices_h,
+                             fleet_tensor *out_h)
 {
     static const char fn[] = "fleet_embedding";
-    const fleet_tensor *ts[] = {weight, indices, out};
+    const fleet_tensor *ts[] = {weight_h, indices_h, out_h};
     static const char *const names[] = {"weight", "indices", "out"};
     fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
     if (st != FLEET_OK)
         return st;
+    const fleet_tensor *weight = ts[0], *indices = ts[1];
+    fleet_tensor *out = (fleet_tensor *)ts[2];
     char s[96];
     if (weight->ndim != 2)
         return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: weight must be [V, D], got %s", fn,

@@ -143,16 +143,17 @@ static fleet_status run(const fleet__op_call *call, fleet__linalg_args *args)
 }
 
 /* Ops that solve a[..., n, n] x = b[..., n, k] (LU, triangular). */
-static fleet_status solve_like(const char *fn, fleet__linalg_op op, const fleet_tensor *a,
-                               const fleet_tensor *b, bool upper, fleet_tensor *x)
+static fleet_status solve_like(const char *fn, fleet__linalg_op op, const fleet_tensor *a_h,
+                               const fleet_tensor *b_h, bool upper, fleet_tensor *x_h)
 {
-    const fleet_tensor *ts[] = {a, b, x};
+    const fleet_tensor *ts[] = {a_h, b_h, x_h};
     static const char *const names[] = {"a", "b", "x"};
     fleet__op_call call;
     fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
-    if (st == FLEET_OK)
-        st = need_square(fn, a, "a");
     if (st != FLEET_OK)
+        return st;
+    const fleet_tensor *a = ts[0], *b = ts[1], *x = ts[2];
+    if ((st = need_square(fn, a, "a")) != FLEET_OK)
         return st;
     if (!same_batch(a, b) || rows(b) != rows(a))
         return fleet__op_shape_error(fn, "b must be [..., n, k] for a [..., n, n]", a, "a", b, "b");
@@ -177,16 +178,18 @@ fleet_status fleet_linalg_solve(const fleet_tensor *a, const fleet_tensor *b, fl
 }
 
 /* Ops from one square matrix to one of the same shape (Cholesky, inverse). */
-static fleet_status square_to_square(const char *fn, fleet__linalg_op op, const fleet_tensor *a,
-                                     fleet_tensor *out, const char *out_name)
+static fleet_status square_to_square(const char *fn, fleet__linalg_op op,
+                                     const fleet_tensor *a_h, fleet_tensor *out_h,
+                                     const char *out_name)
 {
-    const fleet_tensor *ts[] = {a, out};
+    const fleet_tensor *ts[] = {a_h, out_h};
     const char *const names[] = {"a", out_name};
     fleet__op_call call;
     fleet_status st = fleet__op_enter_all(fn, ts, names, 2);
-    if (st == FLEET_OK)
-        st = need_square(fn, a, "a");
     if (st != FLEET_OK)
+        return st;
+    const fleet_tensor *a = ts[0], *out = ts[1];
+    if ((st = need_square(fn, a, "a")) != FLEET_OK)
         return st;
     if (!fleet__same_shape(out, a))
         return fleet__op_shape_error(fn, "the output must have a's shape", out, out_name, a, "a");
@@ -214,16 +217,17 @@ fleet_status fleet_linalg_solve_triangular(const fleet_tensor *a, const fleet_te
                       upper != 0, x);
 }
 
-fleet_status fleet_linalg_qr(const fleet_tensor *a, fleet_tensor *q, fleet_tensor *r)
+fleet_status fleet_linalg_qr(const fleet_tensor *a_h, fleet_tensor *q_h, fleet_tensor *r_h)
 {
     static const char fn[] = "fleet_linalg_qr";
-    const fleet_tensor *ts[] = {a, q, r};
+    const fleet_tensor *ts[] = {a_h, q_h, r_h};
     static const char *const names[] = {"a", "q", "r"};
     fleet__op_call call;
     char s[96];
     fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
     if (st != FLEET_OK)
         return st;
+    const fleet_tensor *a = ts[0], *q = ts[1], *r = ts[2];
     if (a->ndim < 2)
         return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
                             "%s: a must be a matrix or a batch of them ([..., m, n]), got %s", fn,

@@ -161,19 +161,19 @@ fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_te
     fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
     if (st != FLEET_OK)
         return st;
-    return fleet__matmul(fn, a, b, NULL, 1.0f, false, out);
+    return fleet__matmul(fn, ts[0], ts[1], NULL, 1.0f, false, (fleet_tensor *)ts[2]);
 }
 
-static fleet_status linear(const char *fn, const fleet_tensor *x, const fleet_tensor *weight,
-                           const fleet_tensor *bias, bool relu, fleet_tensor *y)
+static fleet_status linear(const char *fn, const fleet_tensor *x_h, const fleet_tensor *weight_h,
+                           const fleet_tensor *bias_h, bool relu, fleet_tensor *y_h)
 {
-    const fleet_tensor *ts[] = {x, weight, y};
-    static const char *const names[] = {"x", "weight", "y"};
-    fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
-    if (st == FLEET_OK && bias != NULL)
-        st = fleet__enter_tensor(bias, fn, "bias");
+    const fleet_tensor *ts[] = {x_h, weight_h, y_h, bias_h};
+    static const char *const names[] = {"x", "weight", "y", "bias"};
+    fleet_status st = fleet__op_enter_all(fn, ts, names, bias_h != NULL ? 4 : 3);
     if (st != FLEET_OK)
         return st;
+    const fleet_tensor *x = ts[0], *weight = ts[1], *bias = bias_h != NULL ? ts[3] : NULL;
+    fleet_tensor *y = (fleet_tensor *)ts[2];
     if (weight->ndim != 2 || x->ndim < 1 || y->ndim != x->ndim)
         return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
                             "%s: expected x[..., in], weight[out, in], y[..., out]: x is %d-D, "

@@ -4,11 +4,11 @@
 #include "core/error.h"
 #include "ops/ops_internal.h"
 
-fleet_status fleet__op_enter_all(const char *fn, const fleet_tensor *const *ts,
-                              const char *const *names, int n)
+fleet_status fleet__op_enter_all(const char *fn, const fleet_tensor **ts,
+                                 const char *const *names, int n)
 {
     for (int i = 0; i < n; i++) {
-        fleet_status st = fleet__enter_tensor(ts[i], fn, names[i]);
+        fleet_status st = fleet__enter_tensor(&ts[i], fn, names[i]);
         if (st != FLEET_OK)
             return st;
     }

@@ -23,8 +23,10 @@ enum {
     FLEET__OP_HALF_ON_CUDA = 1u << 1, /* f16/bf16 allowed on cuda devices */
 };
 
-/* First check of every op: each tensor non-NULL, fleet and device usable. */
-fleet_status fleet__op_enter_all(const char *fn, const fleet_tensor *const *ts,
+/* First check of every op: each tensor non-NULL, not stale, fleet and
+ * device usable; resolves ts[] in place (fleet__enter_tensor). A public op
+ * works on the resolved pointers from then on. */
+fleet_status fleet__op_enter_all(const char *fn, const fleet_tensor **ts,
                                  const char *const *names, int n);
 
 /* After an op's shape rules: one device, one dtype the op supports (f32;

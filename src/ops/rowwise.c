@@ -57,14 +57,16 @@ static fleet_status submit(const fleet__op_call *call, const fleet__rowwise_args
     return call->device->backend->rowwise(call->stream, a);
 }
 
-fleet_status fleet_softmax(const fleet_tensor *x, int dim, fleet_tensor *out)
+fleet_status fleet_softmax(const fleet_tensor *x_h, int dim, fleet_tensor *out_h)
 {
     static const char fn[] = "fleet_softmax";
-    const fleet_tensor *ts[] = {x, out};
+    const fleet_tensor *ts[] = {x_h, out_h};
     static const char *const names[] = {"x", "out"};
     fleet_status st = fleet__op_enter_all(fn, ts, names, 2);
     if (st != FLEET_OK)
         return st;
+    const fleet_tensor *x = ts[0];
+    fleet_tensor *out = (fleet_tensor *)ts[1];
     int d;
     if ((st = norm_dim(fn, x, dim, &d)) != FLEET_OK ||
         (st = fleet__out_distinct(fn, out)) != FLEET_OK)
@@ -86,24 +88,28 @@ fleet_status fleet_softmax(const fleet_tensor *x, int dim, fleet_tensor *out)
     return submit(&call, &a);
 }
 
-fleet_status fleet_layer_norm(const fleet_tensor *x, const fleet_tensor *gamma,
-                              const fleet_tensor *beta, float eps, fleet_tensor *out)
+fleet_status fleet_layer_norm(const fleet_tensor *x_h, const fleet_tensor *gamma_h,
+                              const fleet_tensor *beta_h, float eps, fleet_tensor *out_h)
 {
     static const char fn[] = "fleet_layer_norm";
-    const fleet_tensor *ts[4] = {x, out};
+    const fleet_tensor *ts[4] = {x_h, out_h};
     const char *names[4] = {"x", "out"};
-    int n = 2;
-    if (gamma != NULL) {
-        ts[n] = gamma;
+    int n = 2, gi = -1, bi = -1;
+    if (gamma_h != NULL) {
+        gi = n;
+        ts[n] = gamma_h;
         names[n++] = "gamma";
     }
-    if (beta != NULL) {
-        ts[n] = beta;
+    if (beta_h != NULL) {
+        bi = n;
+        ts[n] = beta_h;
         names[n++] = "beta";
     }
     fleet_status st = fleet__op_enter_all(fn, ts, names, n);
     if (st != FLEET_OK)
         return st;
+    const fleet_tensor *x = ts[0], *gamma = gi >= 0 ? ts[gi] : NULL, *beta = bi >= 0 ? ts[bi] : NULL;
+    fleet_tensor *out = (fleet_tensor *)ts[1];
     if (x->ndim < 1)
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: x is 0-D (it needs a last dimension)",
                             fn);
@@ -148,14 +154,16 @@ fleet_status fleet_layer_norm(const fleet_tensor *x, const fleet_tensor *gamma,
     return submit(&call, &a);
 }
 
-static fleet_status reduce(fleet__row_op op, const char *fn, const fleet_tensor *x, int dim,
-                           int keepdim, fleet_tensor *out)
+static fleet_status reduce(fleet__row_op op, const char *fn, const fleet_tensor *x_h, int dim,
+                           int keepdim, fleet_tensor *out_h)
 {
-    const fleet_tensor *ts[] = {x, out};
+    const fleet_tensor *ts[] = {x_h, out_h};
     static const char *const names[] = {"x", "out"};
     fleet_status st = fleet__op_enter_all(fn, ts, names, 2);
     if (st != FLEET_OK)
         return st;
+    const fleet_tensor *x = ts[0];
+    fleet_tensor *out = (fleet_tensor *)ts[1];
     int d;
     if ((st = norm_dim(fn, x, dim, &d)) != FLEET_OK ||
         (st = fleet__out_distinct(fn, out)) != FLEET_OK)

@@ -1,13 +1,25 @@
-/* runtime/event.c — public events over backend events. */
+/* runtime/event.c — public events over backend events.
+ *
+ * A fleet_event * is a handle in `events` (core/handle.h): a destroyed
+ * event's handle is FLEET_ERR_STALE_HANDLE, never a read of freed memory. */
 #include <stdlib.h>
 
 #include "core/error.h"
+#include "core/handle.h"
 #include "runtime/device.h"
 
-struct fleet_event {
+typedef struct event {
     struct fleet_device *device;
     void *native;
-};
+} event;
+
+static fleet__handle_table events = FLEET__HANDLE_TABLE_INIT("event", event);
+
+/* The event of a handle, or NULL (stale). */
+static event *resolve(const fleet_event *h)
+{
+    return fleet__handle_get(&events, (uintptr_t)h);
+}
 
 fleet_status fleet_event_create(fleet_device *device, fleet_event **out)
 {
@@ -15,85 +27,112 @@ fleet_status fleet_event_create(fleet_device *device, fleet_event **out)
     if (st != FLEET_OK)
         return st;
     FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "fleet_event_create: out is NULL");
-    fleet_event *e = malloc(sizeof *e);
-    if (e == NULL)
-        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_event_create: out of host memory");
+    void *p;
+    uintptr_t h;
+    if ((st = fleet__handle_new(&events, &p, &h)) != FLEET_OK)
+        return fleet__error_prefix(st, "fleet_event_create");
+    event *e = p;
     e->device = device;
     if ((st = device->backend->event_create(device->ordinal, &e->native)) != FLEET_OK) {
-        free(e);
+        (void)fleet__handle_put(&events, e);
+        fleet__handle_recycle(&events, e);
         return st;
     }
-    *out = e;
+    *out = (fleet_event *)h;
     return FLEET_OK;
 }
 
-fleet_status fleet_event_destroy(fleet_event *event)
+/* Also after fleet_shutdown and in a fork child: the handle and its host
+ * memory are freed (the backend event too where its device still works, or
+ * was shut down: a fork child's cuda events are the parent's). */
+fleet_status fleet_event_destroy(fleet_event *handle)
 {
-    if (event == NULL)
+    static const char fn[] = "fleet_event_destroy";
+    if (handle == NULL)
         return FLEET_OK;
-    fleet_status st = fleet__enter_device(event->device, "fleet_event_destroy");
+    void *p;
+    bool last;
+    fleet_status st = fleet__handle_close(&events, (uintptr_t)handle, fn, &p, &last);
     if (st != FLEET_OK)
         return st;
-    event->device->backend->event_destroy(event->native);
-    free(event);
+    event *e = p;
+    if (fleet__enter_device(e->device, fn) != FLEET_ERR_FORKED)
+        e->device->backend->event_destroy(e->native);
+    FLEET_ASSERT(last); /* no call keeps an event across a destroy */
+    fleet__handle_recycle(&events, e);
     return FLEET_OK;
 }
 
-static fleet_status enter_pair(fleet_event *event, fleet_stream *stream, const char *fn)
+static fleet_status enter_pair(const fleet_event *handle, fleet_stream *stream, const char *fn,
+                               event **out)
 {
     fleet_status st = fleet__enter_stream(stream, fn);
     if (st != FLEET_OK)
         return st;
-    if (event == NULL)
+    if (handle == NULL)
         return fleet__error(FLEET_ERR_NULL_POINTER, "%s: event is NULL", fn);
-    if (event->device != stream->device)
+    event *e = resolve(handle);
+    if (e == NULL)
+        return fleet__handle_stale(&events, fn, "event");
+    if (e->device != stream->device)
         return fleet__error(FLEET_ERR_INVALID_DEVICE, "%s: event of %s, stream of %s", fn,
-                            event->device->name, stream->device->name);
+                            e->device->name, stream->device->name);
+    *out = e;
     return FLEET_OK;
 }
 
-fleet_status fleet_event_record(fleet_event *event, fleet_stream *stream)
+fleet_status fleet_event_record(fleet_event *handle, fleet_stream *stream)
 {
-    fleet_status st = enter_pair(event, stream, "fleet_event_record");
+    event *e;
+    fleet_status st = enter_pair(handle, stream, "fleet_event_record", &e);
     void *native;
     if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK) {
         fleet__stream_foreign_enter(stream);
-        st = stream->device->backend->event_record(event->native, native);
+        st = stream->device->backend->event_record(e->native, native);
         fleet__stream_foreign_leave(stream);
     }
     return st;
 }
 
-fleet_status fleet_stream_wait_event(fleet_stream *stream, fleet_event *event)
+fleet_status fleet_stream_wait_event(fleet_stream *stream, fleet_event *handle)
 {
-    fleet_status st = enter_pair(event, stream, "fleet_stream_wait_event");
+    event *e;
+    fleet_status st = enter_pair(handle, stream, "fleet_stream_wait_event", &e);
     void *native;
     if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK) {
         fleet__stream_foreign_enter(stream);
-        st = stream->device->backend->stream_wait_event(native, event->native);
+        st = stream->device->backend->stream_wait_event(native, e->native);
         fleet__stream_foreign_leave(stream);
     }
     return st;
 }
 
-fleet_status fleet_event_query(fleet_event *event)
+/* Resolve a handle for a call that names no stream. */
+static fleet_status enter_event(const fleet_event *handle, const char *fn, event **out)
 {
     fleet_status st = fleet__enter();
     if (st != FLEET_OK)
         return st;
-    FLEET_CHECK_ARG(event != NULL, FLEET_ERR_NULL_POINTER, "fleet_event_query: event is NULL");
-    if ((st = fleet__enter_device(event->device, "fleet_event_query")) != FLEET_OK)
+    FLEET_CHECK_ARG(handle != NULL, FLEET_ERR_NULL_POINTER, "%s: event is NULL", fn);
+    event *e = resolve(handle);
+    if (e == NULL)
+        return fleet__handle_stale(&events, fn, "event");
+    if ((st = fleet__enter_device(e->device, fn)) != FLEET_OK)
         return st;
-    return event->device->backend->event_query(event->native);
+    *out = e;
+    return FLEET_OK;
 }
 
-fleet_status fleet_event_synchronize(fleet_event *event)
+fleet_status fleet_event_query(fleet_event *handle)
 {
-    fleet_status st = fleet__enter();
-    if (st != FLEET_OK)
-        return st;
-    FLEET_CHECK_ARG(event != NULL, FLEET_ERR_NULL_POINTER, "fleet_event_synchronize: event is NULL");
-    if ((st = fleet__enter_device(event->device, "fleet_event_synchronize")) != FLEET_OK)
-        return st;
-    return event->device->backend->event_synchronize(event->native);
+    event *e;
+    fleet_status st = enter_event(handle, "fleet_event_query", &e);
+    return st != FLEET_OK ? st : e->device->backend->event_query(e->native);
+}
+
+fleet_status fleet_event_synchronize(fleet_event *handle)
+{
+    event *e;
+    fleet_status st = enter_event(handle, "fleet_event_synchronize", &e);
+    return st != FLEET_OK ? st : e->device->backend->event_synchronize(e->native);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/handle.h"
 #include "runtime/device.h"
 #include "tensor/tensor.h"
 
@@ -70,14 +71,98 @@ fleet_status fleet__check_shape(const char *fn, int ndim, const int64_t *shape, 
     return FLEET_OK;
 }
 
-fleet_status fleet__enter_tensor(const fleet_tensor *t, const char *fn, const char *arg)
+/* ---- handles -------------------------------------------------------------------
+ * A fleet_tensor * the caller holds is a handle into `tensors` (core/handle.h):
+ * a released tensor's handle resolves to nothing, FLEET_ERR_STALE_HANDLE.
+ * fleet's own tensors (weights, arenas, scratch, views on the stack) are
+ * plain structs whose addresses are not handles (their low bit is clear);
+ * they resolve to themselves, and only fleet's code holds them. */
+
+static fleet__handle_table tensors = FLEET__HANDLE_TABLE_INIT("tensor", fleet_tensor);
+
+const fleet_tensor *fleet__tensor_get(const fleet_tensor *h)
+{
+    if (!fleet__handle_tagged(h))
+        return h;
+    return fleet__handle_get(&tensors, (uintptr_t)h);
+}
+
+fleet_status fleet__enter_tensor(const fleet_tensor **t, const char *fn, const char *arg)
 {
     fleet_status st = fleet__enter();
     if (st != FLEET_OK)
         return st;
-    if (t == NULL)
+    if (*t == NULL)
         return fleet__error(FLEET_ERR_NULL_POINTER, "%s: %s is NULL", fn, arg);
-    return fleet__enter_device(t->device, fn);
+    const fleet_tensor *r = fleet__tensor_get(*t);
+    if (r == NULL)
+        return fleet__handle_stale(&tensors, fn, arg);
+    if ((st = fleet__enter_device(r->device, fn)) != FLEET_OK)
+        return st;
+    *t = r;
+    return FLEET_OK;
+}
+
+/* Fill t (zeroed) as a contiguous tensor with a fresh allocation on the
+ * calling thread's current stream. */
+static fleet_status tensor_init(fleet_tensor *t, fleet_device *device, fleet_dtype dtype,
+                                int ndim, const int64_t *shape, const char *fn)
+{
+    int64_t numel;
+    fleet_status st = fleet__check_shape(fn, ndim, shape, &numel);
+    if (st != FLEET_OK)
+        return st;
+    fleet_stream *stream;
+    if ((st = fleet__stream_current(device, &stream)) != FLEET_OK)
+        return st;
+    fleet__storage *storage = calloc(1, sizeof *storage);
+    if (storage == NULL)
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: out of host memory", fn);
+    size_t bytes = (size_t)numel * fleet_dtype_size(dtype);
+    if (bytes > 0 && (st = fleet_memory_alloc(stream, bytes, &storage->alloc)) != FLEET_OK) {
+        free(storage);
+        return fleet__error_prefix(st, fn);
+    }
+    fleet_atomic_init(&storage->refcount, 1);
+    storage->stream = stream;
+    t->device = device;
+    t->dtype = dtype;
+    t->ndim = ndim;
+    int64_t stride = 1;
+    for (int i = ndim - 1; i >= 0; i--) {
+        t->shape[i] = shape[i];
+        t->strides[i] = stride;
+        stride *= shape[i] > 0 ? shape[i] : 1;
+    }
+    t->storage = storage;
+    return FLEET_OK;
+}
+
+/* Drop one storage reference; the last frees its block (stream-ordered), or
+ * only the host struct where the device can no longer be used (after
+ * shutdown the allocator has returned every segment; in a fork child whose
+ * device does not survive fork the memory is the parent's). */
+static void storage_release(fleet__storage *s, struct fleet_device *device)
+{
+    if (fleet_atomic_sub_acq_rel(&s->refcount, 1) != 1)
+        return;
+    if (s->alloc.ptr != NULL && fleet__enter_device(device, "fleet_tensor_release") == FLEET_OK) {
+        fleet_status st = fleet_memory_free(&s->alloc);
+        FLEET_ASSERT(st == FLEET_OK); /* the storage owns its only handle */
+    }
+    free(s);
+}
+
+fleet_status fleet__tensor_publish(const fleet_tensor *t, fleet_tensor **out)
+{
+    void *p;
+    uintptr_t h;
+    fleet_status st = fleet__handle_new(&tensors, &p, &h);
+    if (st != FLEET_OK)
+        return st;
+    memcpy(p, t, sizeof *t);
+    *out = (fleet_tensor *)h;
+    return FLEET_OK;
 }
 
 fleet_status fleet_tensor_create(fleet_device *device, fleet_dtype dtype, int ndim,
@@ -90,102 +175,90 @@ fleet_status fleet_tensor_create(fleet_device *device, fleet_dtype dtype, int nd
     FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
     FLEET_CHECK_ARG(fleet_dtype_size(dtype) != 0, FLEET_ERR_INVALID_ARGUMENT,
                     "%s: unknown dtype %d", fn, (int)dtype);
-    int64_t numel;
-    if ((st = fleet__check_shape(fn, ndim, shape, &numel)) != FLEET_OK)
+    fleet_tensor t;
+    memset(&t, 0, sizeof t);
+    if ((st = tensor_init(&t, device, dtype, ndim, shape, fn)) != FLEET_OK)
         return st;
+    if ((st = fleet__tensor_publish(&t, out)) != FLEET_OK) {
+        storage_release(t.storage, device);
+        return fleet__error_prefix(st, fn);
+    }
+    return FLEET_OK;
+}
 
-    fleet_stream *stream;
-    if ((st = fleet__stream_current(device, &stream)) != FLEET_OK)
-        return st;
+fleet_status fleet__tensor_new(fleet_device *device, fleet_dtype dtype, int ndim,
+                               const int64_t *shape, const char *fn, fleet_tensor **out)
+{
     fleet_tensor *t = calloc(1, sizeof *t);
-    fleet__storage *storage = calloc(1, sizeof *storage);
-    if (t == NULL || storage == NULL) {
-        st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: out of host memory", fn);
-        goto fail;
+    if (t == NULL)
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: out of host memory", fn);
+    fleet_status st = tensor_init(t, device, dtype, ndim, shape, fn);
+    if (st != FLEET_OK) {
+        free(t);
+        return st;
     }
-    size_t bytes = (size_t)numel * fleet_dtype_size(dtype);
-    if (bytes > 0 && (st = fleet_memory_alloc(stream, bytes, &storage->alloc)) != FLEET_OK) {
-        fleet__error_prefix(st, fn);
-        goto fail;
-    }
-    fleet_atomic_init(&storage->refcount, 1);
-    storage->stream = stream;
-    fleet_atomic_init(&t->refcount, 1);
-    t->device = device;
-    t->dtype = dtype;
-    t->ndim = ndim;
-    int64_t stride = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        t->shape[i] = shape[i];
-        t->strides[i] = stride;
-        stride *= shape[i] > 0 ? shape[i] : 1;
-    }
-    t->storage = storage;
     *out = t;
     return FLEET_OK;
-fail:
-    free(storage);
+}
+
+void fleet__tensor_free(fleet_tensor *t)
+{
+    if (t == NULL)
+        return;
+    FLEET_ASSERT(!fleet__handle_tagged(t)); /* fleet's own, not a caller's handle */
+    storage_release(t->storage, t->device);
     free(t);
-    return st;
 }
 
 fleet_status fleet_tensor_retain(fleet_tensor *tensor)
 {
-    fleet_status st = fleet__enter_tensor(tensor, "fleet_tensor_retain", "tensor");
+    static const char fn[] = "fleet_tensor_retain";
+    const fleet_tensor *t = tensor;
+    fleet_status st = fleet__enter_tensor(&t, fn, "tensor");
     if (st != FLEET_OK)
         return st;
-    fleet_atomic_add_relaxed(&tensor->refcount, 1);
+    FLEET_ASSERT(fleet__handle_tagged(tensor)); /* only callers hold references */
+    if (fleet__handle_acquire(&tensors, (uintptr_t)tensor) == NULL)
+        return fleet__handle_stale(&tensors, fn, "tensor"); /* released meanwhile */
     return FLEET_OK;
 }
 
-static void storage_release(fleet__storage *s)
-{
-    if (fleet_atomic_sub_acq_rel(&s->refcount, 1) != 1)
-        return;
-    if (s->alloc.ptr != NULL) {
-        fleet_status st = fleet_memory_free(&s->alloc);
-        FLEET_ASSERT(st == FLEET_OK); /* the storage owns its only handle */
-    }
-    free(s);
-}
-
+/* Also after fleet_shutdown and in a fork child, where no other call on the
+ * tensor works: the last reference then frees the handle and its host
+ * memory (the device memory went with shutdown, or is the parent's). */
 fleet_status fleet_tensor_release(fleet_tensor *tensor)
 {
-    fleet_status st = fleet__enter_tensor(tensor, "fleet_tensor_release", "tensor");
-    if (st != FLEET_OK)
-        return st;
-    if (fleet_atomic_sub_acq_rel(&tensor->refcount, 1) == 1) {
-        storage_release(tensor->storage);
-        free(tensor);
+    static const char fn[] = "fleet_tensor_release";
+    if (tensor == NULL)
+        return fleet__error(FLEET_ERR_NULL_POINTER, "%s: tensor is NULL", fn);
+    FLEET_ASSERT(fleet__handle_tagged(tensor)); /* fleet's own use fleet__tensor_free */
+    void *p;
+    bool last;
+    if (!fleet__handle_drop(&tensors, (uintptr_t)tensor, &p, &last))
+        return fleet__handle_stale(&tensors, fn, "tensor");
+    if (last) {
+        fleet_tensor *t = p;
+        storage_release(t->storage, t->device);
+        fleet__handle_recycle(&tensors, t);
     }
     return FLEET_OK;
 }
 
-void fleet__tensor_drop(fleet_tensor *tensor)
+uint64_t fleet__tensor_handles_live(void)
 {
-    if (fleet__enter_device(tensor->device, "fleet__tensor_drop") == FLEET_OK) {
-        (void)fleet_tensor_release(tensor);
-        return;
-    }
-    /* Shut down (the allocator has returned every segment) or a fork child
-     * (the memory is the parent's): free the handle only. */
-    if (fleet_atomic_sub_acq_rel(&tensor->refcount, 1) == 1) {
-        if (fleet_atomic_sub_acq_rel(&tensor->storage->refcount, 1) == 1)
-            free(tensor->storage);
-        free(tensor);
-    }
+    return fleet__handle_live(&tensors);
 }
 
-static fleet_status check_copy(const fleet_tensor *t, const void *host, size_t bytes,
+static fleet_status check_copy(const fleet_tensor **t, const void *host, size_t bytes,
                                const char *fn)
 {
     fleet_status st = fleet__enter_tensor(t, fn, "tensor");
     if (st != FLEET_OK)
         return st;
     FLEET_CHECK_ARG(host != NULL || bytes == 0, FLEET_ERR_NULL_POINTER, "%s: host buffer is NULL", fn);
-    FLEET_CHECK_ARG(bytes == fleet_tensor_nbytes(t), FLEET_ERR_INVALID_ARGUMENT,
-                    "%s: %zu bytes given, the tensor holds %zu", fn, bytes, fleet_tensor_nbytes(t));
-    FLEET_CHECK_ARG(fleet_tensor_is_contiguous(t), FLEET_ERR_INVALID_ARGUMENT,
+    FLEET_CHECK_ARG(bytes == fleet_tensor_nbytes(*t), FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: %zu bytes given, the tensor holds %zu", fn, bytes, fleet_tensor_nbytes(*t));
+    FLEET_CHECK_ARG(fleet_tensor_is_contiguous(*t), FLEET_ERR_INVALID_ARGUMENT,
                     "%s: tensor is not contiguous", fn);
     return FLEET_OK;
 }
@@ -212,53 +285,62 @@ static fleet_status copy_and_wait(const fleet_tensor *t, void *dst, const void *
 
 fleet_status fleet_tensor_copy_from_host(fleet_tensor *tensor, const void *src, size_t bytes)
 {
-    fleet_status st = check_copy(tensor, src, bytes, "fleet_tensor_copy_from_host");
+    const fleet_tensor *t = tensor;
+    fleet_status st = check_copy(&t, src, bytes, "fleet_tensor_copy_from_host");
     if (st != FLEET_OK)
         return st;
-    return copy_and_wait(tensor, fleet_tensor_data(tensor), src, bytes, false);
+    return copy_and_wait(t, fleet_tensor_data(t), src, bytes, false);
 }
 
 fleet_status fleet_tensor_copy_to_host(const fleet_tensor *tensor, void *dst, size_t bytes)
 {
-    fleet_status st = check_copy(tensor, dst, bytes, "fleet_tensor_copy_to_host");
+    const fleet_tensor *t = tensor;
+    fleet_status st = check_copy(&t, dst, bytes, "fleet_tensor_copy_to_host");
     if (st != FLEET_OK)
         return st;
-    return copy_and_wait(tensor, dst, fleet_tensor_data(tensor), bytes, true);
+    return copy_and_wait(t, dst, fleet_tensor_data(t), bytes, true);
 }
 
 fleet_status fleet_tensor_record_stream(fleet_tensor *tensor, fleet_stream *stream)
 {
-    fleet_status st = fleet__enter_tensor(tensor, "fleet_tensor_record_stream", "tensor");
+    const fleet_tensor *t = tensor;
+    fleet_status st = fleet__enter_tensor(&t, "fleet_tensor_record_stream", "tensor");
     if (st != FLEET_OK)
         return st;
     if ((st = fleet__enter_stream(stream, "fleet_tensor_record_stream")) != FLEET_OK)
         return st;
-    if (stream->device != tensor->device)
+    if (stream->device != t->device)
         return fleet__error(FLEET_ERR_INVALID_DEVICE,
                             "fleet_tensor_record_stream: tensor on %s, stream on %s",
-                            tensor->device->name, stream->device->name);
-    if (tensor->storage->alloc.ptr == NULL)
+                            t->device->name, stream->device->name);
+    if (t->storage->alloc.ptr == NULL)
         return FLEET_OK; /* empty tensor: no memory to protect */
-    return fleet_memory_record_stream(&tensor->storage->alloc, stream);
+    return fleet_memory_record_stream(&t->storage->alloc, stream);
 }
 
-fleet_device *fleet_tensor_device(const fleet_tensor *t)
+/* Accessors: a stale handle reads as no tensor (NULL, 0, -1). */
+
+fleet_device *fleet_tensor_device(const fleet_tensor *h)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     return t ? t->device : NULL;
 }
 
-fleet_dtype fleet_tensor_dtype(const fleet_tensor *t)
+fleet_dtype fleet_tensor_dtype(const fleet_tensor *h)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     return t ? t->dtype : FLEET_DTYPE_F32;
 }
 
-int fleet_tensor_ndim(const fleet_tensor *t)
+int fleet_tensor_ndim(const fleet_tensor *h)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     return t ? t->ndim : 0;
 }
 
-int64_t fleet_tensor_dim(const fleet_tensor *t, int dim)
+int64_t fleet_tensor_dim(const fleet_tensor *h, int dim)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     if (t == NULL)
         return -1;
     if (dim < 0)
@@ -266,8 +348,9 @@ int64_t fleet_tensor_dim(const fleet_tensor *t, int dim)
     return dim >= 0 && dim < t->ndim ? t->shape[dim] : -1;
 }
 
-int64_t fleet_tensor_stride(const fleet_tensor *t, int dim)
+int64_t fleet_tensor_stride(const fleet_tensor *h, int dim)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     if (t == NULL)
         return -1;
     if (dim < 0)
@@ -275,8 +358,9 @@ int64_t fleet_tensor_stride(const fleet_tensor *t, int dim)
     return dim >= 0 && dim < t->ndim ? t->strides[dim] : -1;
 }
 
-int64_t fleet_tensor_numel(const fleet_tensor *t)
+int64_t fleet_tensor_numel(const fleet_tensor *h)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     if (t == NULL)
         return 0;
     int64_t n = 1;
@@ -285,13 +369,15 @@ int64_t fleet_tensor_numel(const fleet_tensor *t)
     return n;
 }
 
-size_t fleet_tensor_nbytes(const fleet_tensor *t)
+size_t fleet_tensor_nbytes(const fleet_tensor *h)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     return t ? (size_t)fleet_tensor_numel(t) * fleet_dtype_size(t->dtype) : 0;
 }
 
-int fleet_tensor_is_contiguous(const fleet_tensor *t)
+int fleet_tensor_is_contiguous(const fleet_tensor *h)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     if (t == NULL)
         return 0;
     if (fleet_tensor_numel(t) == 0)
@@ -305,14 +391,16 @@ int fleet_tensor_is_contiguous(const fleet_tensor *t)
     return 1;
 }
 
-void *fleet_tensor_data(const fleet_tensor *t)
+void *fleet_tensor_data(const fleet_tensor *h)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     if (t == NULL || t->storage->alloc.ptr == NULL)
         return NULL;
     return (char *)t->storage->alloc.ptr + t->offset * (int64_t)fleet_dtype_size(t->dtype);
 }
 
-fleet_stream *fleet_tensor_stream(const fleet_tensor *t)
+fleet_stream *fleet_tensor_stream(const fleet_tensor *h)
 {
+    const fleet_tensor *t = fleet__tensor_get(h);
     return t ? t->storage->stream : NULL;
 }

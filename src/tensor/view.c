@@ -7,20 +7,21 @@
 #include "runtime/device.h"
 #include "tensor/tensor.h"
 
-/* A copy of t's header sharing its storage (one more storage reference). */
-static fleet_status clone_header(const fleet_tensor *t, const char *fn, fleet_tensor **out)
+/* A handle for v, a header sharing t's storage (one more storage
+ * reference). */
+static fleet_status publish_view(const fleet_tensor *t, fleet_tensor *v, const char *fn,
+                                 fleet_tensor **out)
 {
-    fleet_tensor *v = malloc(sizeof *v);
-    if (v == NULL)
-        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: out of host memory", fn);
-    memcpy(v, t, sizeof *v);
-    fleet_atomic_init(&v->refcount, 1);
     fleet_atomic_add_relaxed(&t->storage->refcount, 1);
-    *out = v;
+    fleet_status st = fleet__tensor_publish(v, out);
+    if (st != FLEET_OK) {
+        fleet_atomic_sub_relaxed(&t->storage->refcount, 1);
+        return fleet__error_prefix(st, fn);
+    }
     return FLEET_OK;
 }
 
-static fleet_status enter(const fleet_tensor *t, fleet_tensor **out, const char *fn)
+static fleet_status enter(const fleet_tensor **t, fleet_tensor **out, const char *fn)
 {
     fleet_status st = fleet__enter_tensor(t, fn, "tensor");
     if (st != FLEET_OK)
@@ -36,30 +37,29 @@ static bool norm_dim(const fleet_tensor *t, int *dim)
     return *dim >= 0 && *dim < t->ndim;
 }
 
-fleet_status fleet_tensor_transpose(const fleet_tensor *t, int dim0, int dim1, fleet_tensor **out)
+fleet_status fleet_tensor_transpose(const fleet_tensor *h, int dim0, int dim1, fleet_tensor **out)
 {
     static const char fn[] = "fleet_tensor_transpose";
-    fleet_status st = enter(t, out, fn);
+    const fleet_tensor *t = h;
+    fleet_status st = enter(&t, out, fn);
     if (st != FLEET_OK)
         return st;
     int d0 = dim0, d1 = dim1;
     FLEET_CHECK_ARG(norm_dim(t, &d0) && norm_dim(t, &d1), FLEET_ERR_INVALID_ARGUMENT,
                     "%s: dims %d and %d of a %d-D tensor", fn, dim0, dim1, t->ndim);
-    fleet_tensor *v;
-    if ((st = clone_header(t, fn, &v)) != FLEET_OK)
-        return st;
-    v->shape[d0] = t->shape[d1];
-    v->shape[d1] = t->shape[d0];
-    v->strides[d0] = t->strides[d1];
-    v->strides[d1] = t->strides[d0];
-    *out = v;
-    return FLEET_OK;
+    fleet_tensor v = *t;
+    v.shape[d0] = t->shape[d1];
+    v.shape[d1] = t->shape[d0];
+    v.strides[d0] = t->strides[d1];
+    v.strides[d1] = t->strides[d0];
+    return publish_view(t, &v, fn, out);
 }
 
-fleet_status fleet_tensor_permute(const fleet_tensor *t, const int *dims, fleet_tensor **out)
+fleet_status fleet_tensor_permute(const fleet_tensor *h, const int *dims, fleet_tensor **out)
 {
     static const char fn[] = "fleet_tensor_permute";
-    fleet_status st = enter(t, out, fn);
+    const fleet_tensor *t = h;
+    fleet_status st = enter(&t, out, fn);
     if (st != FLEET_OK)
         return st;
     FLEET_CHECK_ARG(dims != NULL || t->ndim == 0, FLEET_ERR_NULL_POINTER, "%s: dims is NULL", fn);
@@ -71,22 +71,20 @@ fleet_status fleet_tensor_permute(const fleet_tensor *t, const int *dims, fleet_
                         i, dims[i]);
         seen[dims[i]] = true;
     }
-    fleet_tensor *v;
-    if ((st = clone_header(t, fn, &v)) != FLEET_OK)
-        return st;
+    fleet_tensor v = *t;
     for (int i = 0; i < t->ndim; i++) {
-        v->shape[i] = t->shape[dims[i]];
-        v->strides[i] = t->strides[dims[i]];
+        v.shape[i] = t->shape[dims[i]];
+        v.strides[i] = t->strides[dims[i]];
     }
-    *out = v;
-    return FLEET_OK;
+    return publish_view(t, &v, fn, out);
 }
 
-fleet_status fleet_tensor_reshape(const fleet_tensor *t, int ndim, const int64_t *shape,
+fleet_status fleet_tensor_reshape(const fleet_tensor *h, int ndim, const int64_t *shape,
                                   fleet_tensor **out)
 {
     static const char fn[] = "fleet_tensor_reshape";
-    fleet_status st = enter(t, out, fn);
+    const fleet_tensor *t = h;
+    fleet_status st = enter(&t, out, fn);
     if (st != FLEET_OK)
         return st;
     int64_t numel;
@@ -100,25 +98,23 @@ fleet_status fleet_tensor_reshape(const fleet_tensor *t, int ndim, const int64_t
     }
     FLEET_CHECK_ARG(fleet_tensor_is_contiguous(t), FLEET_ERR_INVALID_ARGUMENT,
                     "%s: the tensor is not contiguous; copy it with fleet_copy first", fn);
-    fleet_tensor *v;
-    if ((st = clone_header(t, fn, &v)) != FLEET_OK)
-        return st;
-    v->ndim = ndim;
+    fleet_tensor v = *t;
+    v.ndim = ndim;
     int64_t stride = 1;
     for (int i = ndim - 1; i >= 0; i--) {
-        v->shape[i] = shape[i];
-        v->strides[i] = stride;
+        v.shape[i] = shape[i];
+        v.strides[i] = stride;
         stride *= shape[i] > 0 ? shape[i] : 1;
     }
-    *out = v;
-    return FLEET_OK;
+    return publish_view(t, &v, fn, out);
 }
 
-fleet_status fleet_tensor_slice(const fleet_tensor *t, int dim, int64_t start, int64_t end,
+fleet_status fleet_tensor_slice(const fleet_tensor *h, int dim, int64_t start, int64_t end,
                                 fleet_tensor **out)
 {
     static const char fn[] = "fleet_tensor_slice";
-    fleet_status st = enter(t, out, fn);
+    const fleet_tensor *t = h;
+    fleet_status st = enter(&t, out, fn);
     if (st != FLEET_OK)
         return st;
     int d = dim;
@@ -127,11 +123,8 @@ fleet_status fleet_tensor_slice(const fleet_tensor *t, int dim, int64_t start, i
     FLEET_CHECK_ARG(0 <= start && start <= end && end <= t->shape[d], FLEET_ERR_INVALID_ARGUMENT,
                     "%s: [%lld, %lld) outside dimension %d of size %lld", fn, (long long)start,
                     (long long)end, d, (long long)t->shape[d]);
-    fleet_tensor *v;
-    if ((st = clone_header(t, fn, &v)) != FLEET_OK)
-        return st;
-    v->shape[d] = end - start;
-    v->offset += start * t->strides[d];
-    *out = v;
-    return FLEET_OK;
+    fleet_tensor v = *t;
+    v.shape[d] = end - start;
+    v.offset += start * t->strides[d];
+    return publish_view(t, &v, fn, out);
 }
