@@ -287,9 +287,9 @@ fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config
     fleet_batcher_config c = cfg != NULL ? *cfg : fleet_batcher_config_default();
     if ((st = check_config(&c)) != FLEET_OK || (st = check_model(model)) != FLEET_OK)
         return st;
-    fleet_batcher *b = calloc(1, sizeof *b);
-    if (b == NULL || (b->runners = calloc((size_t)c.max_inflight, sizeof *b->runners)) == NULL ||
-        (b->events = calloc((size_t)c.queue_capacity + (size_t)c.max_batch * (size_t)c.max_inflight,
+    fleet_batcher *b = fleet__calloc(1, sizeof *b);
+    if (b == NULL || (b->runners = fleet__calloc((size_t)c.max_inflight, sizeof *b->runners)) == NULL ||
+        (b->events = fleet__calloc((size_t)c.queue_capacity + (size_t)c.max_batch * (size_t)c.max_inflight,
                             sizeof *b->events)) == NULL) {
         if (b != NULL)
             free(b->runners);
@@ -762,7 +762,7 @@ static void percentiles(const samples *s, double *p50, double *p99)
     *p50 = *p99 = 0;
     if (n == 0)
         return;
-    double *v = malloc(sizeof(double) * n);
+    double *v = fleet__malloc(sizeof(double) * n);
     if (v == NULL)
         return;
     memcpy(v, s->v, sizeof(double) * n);
@@ -776,7 +776,7 @@ fleet_status fleet_batcher_get_stats(fleet_batcher *batcher, fleet_batcher_stats
 {
     FLEET_CHECK_ARG(batcher != NULL && out != NULL, FLEET_ERR_NULL_POINTER,
                     "fleet_batcher_get_stats: NULL argument");
-    samples *w = malloc(sizeof *w), *r = malloc(sizeof *r);
+    samples *w = fleet__malloc(sizeof *w), *r = fleet__malloc(sizeof *r);
     if (w == NULL || r == NULL) {
         free(w);
         free(r);

@@ -6,6 +6,7 @@
 #include "core/assert.h"
 #include "core/error.h"
 #include "core/handle.h"
+#include "core/prim.h"
 
 _Static_assert(sizeof(fleet__handle_slot) == 16, "objects start 16-byte aligned");
 
@@ -74,7 +75,7 @@ static bool grow(fleet__handle_table *t) FLEET_REQUIRES(t->lock)
     uint32_t n = fleet_atomic_load_relaxed(&t->n_chunks);
     if (n == FLEET__HANDLE_MAX_CHUNKS)
         return false;
-    char *chunk = calloc(FLEET__HANDLE_CHUNK_SLOTS, t->stride);
+    char *chunk = fleet__calloc(FLEET__HANDLE_CHUNK_SLOTS, t->stride);
     if (chunk == NULL)
         return false;
     for (uint32_t i = FLEET__HANDLE_CHUNK_SLOTS; i-- > 0;) {

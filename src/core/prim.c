@@ -51,7 +51,7 @@ void fleet__sleep_ns(uint64_t ns)
 fleet_status fleet__thread_start(fleet__thread *t, void *(*fn)(void *), void *arg,
                                  const char *name)
 {
-    int rc = pthread_create(&t->handle, NULL, fn, arg);
+    int rc = fleet__fault() ? EAGAIN : pthread_create(&t->handle, NULL, fn, arg);
     if (rc != 0)
         return fleet__error(FLEET_ERR_BACKEND, "cannot start thread %s: %s", name, strerror(rc));
     if (name != NULL)
@@ -112,10 +112,54 @@ void fleet__atfork_install(void (*prepare)(void), void (*parent)(void), void (*c
     FLEET_ASSERT(pthread_atfork(prepare, parent, child) == 0);
 }
 
+/* ---- fault injection ----------------------------------------------------------- */
+
+static fleet_atomic_u64 fault_countdown; /* 0: disarmed */
+static fleet_atomic_u64 fault_seen;
+
+bool fleet__fault(void)
+{
+    uint64_t n = fleet_atomic_load_relaxed(&fault_countdown);
+    if (FLEET_LIKELY(n == 0))
+        return false;
+    fleet_atomic_add_relaxed(&fault_seen, 1);
+    while (n > 0) {
+        if (fleet_atomic_cas_relaxed(&fault_countdown, &n, n - 1))
+            return n == 1;
+    }
+    return false;
+}
+
+void fleet__fault_arm(uint64_t nth)
+{
+    fleet_atomic_store_relaxed(&fault_seen, 0);
+    fleet_atomic_store_relaxed(&fault_countdown, nth);
+}
+
+uint64_t fleet__fault_seen(void)
+{
+    return fleet_atomic_load_relaxed(&fault_seen);
+}
+
+void *fleet__malloc(size_t bytes)
+{
+    return fleet__fault() ? NULL : malloc(bytes);
+}
+
+void *fleet__calloc(size_t n, size_t size)
+{
+    return fleet__fault() ? NULL : calloc(n, size);
+}
+
+void *fleet__realloc(void *p, size_t bytes)
+{
+    return fleet__fault() ? NULL : realloc(p, bytes);
+}
+
 void *fleet__host_alloc_aligned(size_t alignment, size_t bytes)
 {
     void *p = NULL;
-    if (posix_memalign(&p, alignment, bytes) != 0)
+    if (fleet__fault() || posix_memalign(&p, alignment, bytes) != 0)
         return NULL;
     return p;
 }

@@ -53,6 +53,22 @@ bool fleet__atexit_install(void (*fn)(void));
 /* Fork handlers (prepare in the parent before fork, then parent or child). */
 void fleet__atfork_install(void (*prepare)(void), void (*parent)(void), void (*child)(void));
 
+/* Host memory. Every raw host allocation of the library goes through these
+ * (free() releases them), so that fault injection reaches it. */
+void *fleet__malloc(size_t bytes);
+void *fleet__calloc(size_t n, size_t size);
+void *fleet__realloc(void *p, size_t bytes);
+
+/* Fault injection (tests): every raw allocation fleet makes — host memory
+ * above, device segments, pinned staging buffers, backend streams and
+ * events, handle-table chunks — first calls fleet__fault(); after
+ * fleet__fault_arm(n), the nth such call returns true and that allocation
+ * fails as if out of memory. n = 0 disarms; fleet__fault_seen() counts the
+ * calls since the last arm (arm UINT64_MAX to count a scenario's). */
+bool fleet__fault(void);
+void fleet__fault_arm(uint64_t nth);
+uint64_t fleet__fault_seen(void);
+
 /* Host memory for backends: `alignment` a power of two. NULL on failure. */
 void *fleet__host_alloc_aligned(size_t alignment, size_t bytes);
 void fleet__host_free(void *p);

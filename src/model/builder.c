@@ -11,6 +11,7 @@
 #include "model/plan.h"
 #include "runtime/device.h"
 #include "tensor/tensor.h"
+#include "core/prim.h"
 
 #define NAME_MAX_LEN 255
 #define B FLEET_DIM_BATCH
@@ -60,7 +61,7 @@ static bool grow(void **p, int *cap, int need, size_t elem)
     int n = *cap > 0 ? *cap * 2 : 16;
     while (n < need)
         n *= 2;
-    void *q = realloc(*p, (size_t)n * elem);
+    void *q = fleet__realloc(*p, (size_t)n * elem);
     if (q == NULL)
         return false;
     *p = q;
@@ -115,7 +116,7 @@ fleet_status fleet_model_create(fleet_device *device, fleet_model **out)
     FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
     if ((st = fleet__graph_cache_init()) != FLEET_OK)
         return st;
-    fleet_model *m = calloc(1, sizeof *m);
+    fleet_model *m = fleet__calloc(1, sizeof *m);
     if (m == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
     m->device = device;
@@ -652,7 +653,7 @@ fleet_status fleet_model_set_weight(fleet_model *model, const char *name, const 
     size_t want = fleet__model_value_bytes(&model->values[model->weights[i].value], 1);
     FLEET_CHECK_ARG(bytes == want, FLEET_ERR_SHAPE_MISMATCH,
                     "%s: weight '%s' takes %zu bytes, got %zu", fn, name, want, bytes);
-    void *copy = malloc(bytes > 0 ? bytes : 1);
+    void *copy = fleet__malloc(bytes > 0 ? bytes : 1);
     if (copy == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory for %zu bytes", fn, bytes);
     memcpy(copy, data, bytes);

@@ -108,7 +108,7 @@ fleet_status fleet__instance_acquire(const fleet__plan *plan, struct fleet_strea
     fleet__mutex_lock(&cache_lock);
     in = p->instances[stream->id];
     if (in == NULL) {
-        if ((in = calloc(1, sizeof *in)) == NULL) {
+        if ((in = fleet__calloc(1, sizeof *in)) == NULL) {
             fleet__mutex_unlock(&cache_lock);
             return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory");
         }
@@ -180,13 +180,14 @@ fleet_status fleet__instance_build(fleet__instance *in)
     /* The arena: f32 elements covering arena_bytes (offsets are multiples of
      * FLEET__ARENA_ALIGN, so every dtype's view lands on a whole element). */
     int64_t n = (int64_t)((p->arena_bytes + sizeof(float) - 1) / sizeof(float));
-    fleet_status st = fleet__tensor_new(m->device, FLEET_DTYPE_F32, 1, &n, "fleet_model_run", &in->arena);
+    fleet_status st =
+        fleet__tensor_new(m->device, FLEET_DTYPE_F32, 1, &n, "the activation arena", &in->arena);
     if (st != FLEET_OK)
-        return fleet__error_prefix(st, "fleet_model_run: the activation arena");
-    if ((in->t = calloc((size_t)p->n_values + 1, sizeof *in->t)) == NULL) {
+        return st;
+    if ((in->t = fleet__calloc((size_t)p->n_values + 1, sizeof *in->t)) == NULL) {
         fleet__tensor_free(in->arena);
         in->arena = NULL;
-        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory");
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "no host memory for the instance");
     }
     for (int v = 0; v < p->n_values; v++) {
         const fleet_tensor *base = p->base[v] < 0 ? in->arena : m->weights[p->base[v]].tensor;

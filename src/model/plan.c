@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "model/plan.h"
 #include "ops/ops_internal.h"
+#include "core/prim.h"
 
 /* ---- the plan list -------------------------------------------------------------- */
 
@@ -159,17 +160,17 @@ static fleet_status concretize(const fleet__value *v, int64_t batch, fleet_tenso
 static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
 {
     int nv = m->n_values;
-    fleet__plan *p = calloc(1, sizeof *p);
-    int *root = calloc((size_t)nv + 1, sizeof *root);
-    int *def = calloc((size_t)nv + 1, sizeof *def);
+    fleet__plan *p = fleet__calloc(1, sizeof *p);
+    int *root = fleet__calloc((size_t)nv + 1, sizeof *root);
+    int *def = fleet__calloc((size_t)nv + 1, sizeof *def);
     int *readers = NULL; /* readers of each value, for fusion */
-    item *items = calloc((size_t)nv + (size_t)m->n_nodes + 1, sizeof *items);
+    item *items = fleet__calloc((size_t)nv + (size_t)m->n_nodes + 1, sizeof *items);
     fleet_status st = FLEET_OK;
     if (p == NULL || root == NULL || def == NULL || items == NULL ||
-        (p->tmpl = calloc((size_t)nv + 1, sizeof *p->tmpl)) == NULL ||
-        (p->base = calloc((size_t)nv + 1, sizeof *p->base)) == NULL ||
-        (p->needed = calloc((size_t)nv + 1, sizeof *p->needed)) == NULL ||
-        (p->steps = calloc((size_t)m->n_nodes + 1, sizeof *p->steps)) == NULL) {
+        (p->tmpl = fleet__calloc((size_t)nv + 1, sizeof *p->tmpl)) == NULL ||
+        (p->base = fleet__calloc((size_t)nv + 1, sizeof *p->base)) == NULL ||
+        (p->needed = fleet__calloc((size_t)nv + 1, sizeof *p->needed)) == NULL ||
+        (p->steps = fleet__calloc((size_t)m->n_nodes + 1, sizeof *p->steps)) == NULL) {
         st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
         goto out;
     }
@@ -190,7 +191,7 @@ static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
     }
 
     /* Readers of each value (needed nodes, and outputs), for fusion. */
-    readers = calloc((size_t)nv + 1, sizeof *readers);
+    readers = fleet__calloc((size_t)nv + 1, sizeof *readers);
     if (readers == NULL) {
         st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
         goto out;
@@ -258,7 +259,7 @@ static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
      * copy-in, step -1) to the last step reading it or any view of it
      * (outputs: to the copy-out, step n_steps). */
     int n_items = 0;
-    int *last = calloc((size_t)nv + 1, sizeof *last);
+    int *last = fleet__calloc((size_t)nv + 1, sizeof *last);
     if (last == NULL) {
         st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
         goto out;
@@ -299,7 +300,7 @@ static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
     p->arena_bytes = pack(items, n_items);
 
     /* Offsets: each arena value's own block, plus its view's offset. */
-    size_t *slot = calloc((size_t)nv + 1, sizeof *slot);
+    size_t *slot = fleet__calloc((size_t)nv + 1, sizeof *slot);
     if (slot == NULL) {
         st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
         goto out;

@@ -20,6 +20,7 @@
 
 #include "core/error.h"
 #include "model/safetensors.h"
+#include "core/prim.h"
 
 /* ---- dtypes --------------------------------------------------------------- */
 
@@ -590,7 +591,7 @@ static fleet_status st_grow(st_parser *p)
     int cap = p->cap ? p->cap * 2 : 16;
     if (cap > FLEET__ST_MAX_TENSORS)
         cap = FLEET__ST_MAX_TENSORS;
-    fleet__st_tensor *t = realloc(p->t, (size_t)cap * sizeof *t);
+    fleet__st_tensor *t = fleet__realloc(p->t, (size_t)cap * sizeof *t);
     if (t == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "safetensors: no memory for %d tensors", cap);
     p->t = t;
@@ -684,7 +685,7 @@ static fleet_status st_check_file(st_parser *p)
         if (strcmp(p->t[k - 1].name, p->t[k].name) == 0)
             return st_invalid(p, "tensor name '%.96s' appears twice", p->t[k].name);
 
-    const fleet__st_tensor **by = malloc(((size_t)p->count + 1) * sizeof *by);
+    const fleet__st_tensor **by = fleet__malloc(((size_t)p->count + 1) * sizeof *by);
     if (by == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "safetensors: no memory to sort %d tensors",
                             p->count);
@@ -745,7 +746,7 @@ fleet_status fleet__safetensors_parse(const uint8_t *buf, size_t len, fleet__st_
         .data_size = len - 8 - n,
         .names_cap = (size_t)n + 1,
     };
-    p.names = malloc(p.names_cap);
+    p.names = fleet__malloc(p.names_cap);
     if (p.names == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "safetensors: no memory for a %zu-byte header",
                             p.names_cap);
@@ -800,7 +801,7 @@ fleet_status fleet__safetensors_open(const char *path, fleet__st_file *out)
         goto out;
     }
     size = (size_t)sb.st_size;
-    bytes = malloc(size ? size : 1);
+    bytes = fleet__malloc(size ? size : 1);
     if (bytes == NULL) {
         st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "safetensors: no memory to read '%s' (%zu bytes)",
                           path, size);

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "ops/ops_internal.h"
+#include "core/prim.h"
 
 static fleet_status concat(const char *fn, const fleet_tensor *const *inputs, int n, int dim,
                            fleet_tensor *out)
@@ -73,7 +74,7 @@ fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fle
         return fleet__error(FLEET_ERR_NULL_POINTER, "%s: inputs is NULL", fn);
     if (n < 1)
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: n is %d, need at least 1 input", fn, n);
-    const fleet_tensor **in = malloc(sizeof *in * (size_t)n);
+    const fleet_tensor **in = fleet__malloc(sizeof *in * (size_t)n);
     if (in == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
     char name[32];

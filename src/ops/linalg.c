@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "fleet/linalg.h"
 #include "ops/ops_internal.h"
+#include "core/prim.h"
 
 /* Leading (batch) dimensions of x and y equal, given each has `mat` trailing
  * matrix dimensions. */
@@ -105,7 +106,7 @@ static fleet_status run(const fleet__op_call *call, fleet__linalg_args *args)
     st = fleet__stream_current(call->device, &s);
     if (st != FLEET_OK)
         return st;
-    int *info = calloc((size_t)args->batch, sizeof *info);
+    int *info = fleet__calloc((size_t)args->batch, sizeof *info);
     if (info == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory for %lld status words",
                             call->fn, (long long)args->batch);

@@ -200,7 +200,7 @@ static bool add_block_chunk(shard *sh) FLEET_REQUIRES(sh->lock)
     if (!fleet__block_index_reserve(&sh->small_free, want) ||
         !fleet__block_index_reserve(&sh->large_free, want))
         return false;
-    block_chunk *c = calloc(1, sizeof *c);
+    block_chunk *c = fleet__calloc(1, sizeof *c);
     if (c == NULL)
         return false;
     c->next = sh->block_chunks;
@@ -252,7 +252,7 @@ static void recycle_block(shard *sh, struct fleet__block *b) FLEET_REQUIRES(sh->
 static event_node *take_event_node(shard *sh) FLEET_REQUIRES(sh->lock)
 {
     if (sh->spare_events == NULL) {
-        event_chunk *c = calloc(1, sizeof *c);
+        event_chunk *c = fleet__calloc(1, sizeof *c);
         if (c == NULL)
             return NULL;
         c->next = sh->event_chunks;
@@ -380,7 +380,7 @@ static grow_result grow(shard *sh, size_t rounded, struct fleet__block **out,
      * failure then has nothing to undo. */
     if (!have_spare_blocks(sh, 2))
         return GROW_HOST;
-    segment *seg = malloc(sizeof *seg);
+    segment *seg = fleet__malloc(sizeof *seg);
     if (seg == NULL)
         return GROW_HOST;
     if (!reserve_bytes(a, seg_size)) {

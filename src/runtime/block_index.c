@@ -5,6 +5,7 @@
 
 #include "core/assert.h"
 #include "runtime/block_index.h"
+#include "core/prim.h"
 
 void fleet__block_index_init(fleet__block_index *idx)
 {
@@ -28,7 +29,7 @@ bool fleet__block_index_reserve(fleet__block_index *idx, size_t capacity)
     size_t want = idx->capacity * 2;
     if (want < capacity)
         want = capacity;
-    fleet__block_index_entry *p = realloc(idx->entries, want * sizeof *p);
+    fleet__block_index_entry *p = fleet__realloc(idx->entries, want * sizeof *p);
     if (p == NULL)
         return false;
     idx->entries = p;

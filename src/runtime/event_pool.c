@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "runtime/device.h"
+#include "core/prim.h"
 
 struct fleet__event_pool {
     struct fleet_device *device;
@@ -18,7 +19,7 @@ struct fleet__event_pool {
 
 fleet_status fleet__event_pool_create(struct fleet_device *device, struct fleet__event_pool **out)
 {
-    struct fleet__event_pool *p = calloc(1, sizeof *p);
+    struct fleet__event_pool *p = fleet__calloc(1, sizeof *p);
     if (p == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: cannot allocate the event pool", device->name);
     p->device = device;
@@ -57,7 +58,7 @@ void fleet__event_pool_put(struct fleet__event_pool *p, void *native_event)
     fleet__mutex_lock(&p->lock);
     if (p->count == p->capacity) {
         size_t cap = p->capacity ? p->capacity * 2 : 16;
-        void **grown = realloc(p->free_events, cap * sizeof *grown);
+        void **grown = fleet__realloc(p->free_events, cap * sizeof *grown);
         if (grown == NULL) {
             fleet__mutex_unlock(&p->lock);
             p->device->backend->event_destroy(native_event);

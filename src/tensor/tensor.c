@@ -7,6 +7,7 @@
 #include "core/handle.h"
 #include "runtime/device.h"
 #include "tensor/tensor.h"
+#include "core/prim.h"
 
 size_t fleet_dtype_size(fleet_dtype dtype)
 {
@@ -115,7 +116,7 @@ static fleet_status tensor_init(fleet_tensor *t, fleet_device *device, fleet_dty
     fleet_stream *stream;
     if ((st = fleet__stream_current(device, &stream)) != FLEET_OK)
         return st;
-    fleet__storage *storage = calloc(1, sizeof *storage);
+    fleet__storage *storage = fleet__calloc(1, sizeof *storage);
     if (storage == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: out of host memory", fn);
     size_t bytes = (size_t)numel * fleet_dtype_size(dtype);
@@ -189,7 +190,7 @@ fleet_status fleet_tensor_create(fleet_device *device, fleet_dtype dtype, int nd
 fleet_status fleet__tensor_new(fleet_device *device, fleet_dtype dtype, int ndim,
                                const int64_t *shape, const char *fn, fleet_tensor **out)
 {
-    fleet_tensor *t = calloc(1, sizeof *t);
+    fleet_tensor *t = fleet__calloc(1, sizeof *t);
     if (t == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: out of host memory", fn);
     fleet_status st = tensor_init(t, device, dtype, ndim, shape, fn);

@@ -92,7 +92,7 @@ static void *worker_main(void *arg)
 
 fleet_status fleet__cpu_stream_create(int ordinal, fleet__cpu_stream **out)
 {
-    fleet__cpu_stream *s = calloc(1, sizeof *s);
+    fleet__cpu_stream *s = fleet__calloc(1, sizeof *s);
     if (s == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cpu backend: cannot allocate a stream");
     /* Devices create streams under their own pool locks, so creations on two
@@ -174,7 +174,7 @@ fleet_status fleet__cpu_stream_query(fleet__cpu_stream *s)
 
 fleet_status fleet__cpu_event_create(fleet__cpu_event **out)
 {
-    fleet__cpu_event *e = calloc(1, sizeof *e);
+    fleet__cpu_event *e = fleet__calloc(1, sizeof *e);
     if (e == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cpu backend: cannot allocate an event");
     *out = e;

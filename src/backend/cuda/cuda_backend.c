@@ -197,7 +197,7 @@ static fleet_status cuda_stream_create(int ordinal, bool is_default, void **out)
     fleet_status st = use_device(ordinal);
     if (st != FLEET_OK)
         return st;
-    cuda_stream *s = calloc(1, sizeof *s);
+    cuda_stream *s = fleet__calloc(1, sizeof *s);
     if (s == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cuda backend: cannot allocate a stream");
     s->ordinal = ordinal;
@@ -262,7 +262,7 @@ static fleet_status cuda_event_create(int ordinal, void **out)
     fleet_status st = use_device(ordinal);
     if (st != FLEET_OK)
         return st;
-    cuda_event *e = malloc(sizeof *e);
+    cuda_event *e = fleet__malloc(sizeof *e);
     if (e == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cuda backend: cannot allocate an event");
     e->ordinal = ordinal;
@@ -321,6 +321,8 @@ static fleet_status cuda_segment_alloc(int ordinal, size_t bytes, void **out)
     fleet_status st = use_device(ordinal);
     if (st != FLEET_OK)
         return st;
+    if (fleet__fault())
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cudaMalloc: injected failure");
     FLEET_CUDA_TRY(cudaMalloc(out, bytes));
     return FLEET_OK;
 }
@@ -362,6 +364,8 @@ static fleet_status stream_workspace(cuda_stream *s, void **out) FLEET_REQUIRES(
 {
     void *ws = fleet_atomic_load_relaxed(&s->workspace);
     if (ws == NULL) {
+        if (fleet__fault())
+            return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cuBLAS workspace: injected failure");
         FLEET_CUDA_TRY(cudaMalloc(&ws, CUBLAS_WORKSPACE_BYTES));
         fleet_atomic_store_release(&s->workspace, ws);
     }
@@ -605,7 +609,7 @@ static fleet_status cuda_capture_end(void *st, bool keep, void **exec)
         return e != cudaSuccess ? fleet__cuda_status(e, "cudaStreamEndCapture", __FILE__, __LINE__)
                                 : FLEET_OK;
     }
-    cuda_graph *g = malloc(sizeof *g);
+    cuda_graph *g = fleet__malloc(sizeof *g);
     if (g == NULL) {
         (void)cudaGraphDestroy(graph);
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cuda backend: no host memory for a graph");

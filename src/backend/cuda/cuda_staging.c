@@ -8,6 +8,8 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_staging.h"
+#include "core/error.h"
+#include "core/prim.h"
 
 void fleet__cuda_staging_init(fleet__cuda_staging *st)
 {
@@ -26,8 +28,11 @@ void fleet__cuda_staging_destroy(fleet__cuda_staging *st)
 
 static fleet_status ready(fleet__cuda_staging *st) FLEET_REQUIRES(st->lock)
 {
-    if (st->buffer == NULL)
+    if (st->buffer == NULL) {
+        if (fleet__fault())
+            return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "cudaHostAlloc: injected failure");
         FLEET_CUDA_TRY(cudaHostAlloc(&st->buffer, FLEET__CUDA_STAGING_BYTES, cudaHostAllocDefault));
+    }
     if (!st->have_event) {
         FLEET_CUDA_TRY(cudaEventCreateWithFlags(&st->done, cudaEventDisableTiming));
         st->have_event = true;
