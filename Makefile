@@ -7,6 +7,8 @@
 #   make static     clang thread-safety analysis, cppcheck, gcc -fanalyzer
 #   make spin       model-check the concurrent protocols (verify/*.pml)
 #   make fuzz       fuzz the safetensors parser (libFuzzer, FUZZ_SECONDS, default 60)
+#   make soak       16 threads of mixed work under a 32M memory limit for
+#                   SOAK_SECONDS (default 300), every value checked
 #   make verify     the whole verification suite, writes verify-report.md
 #                   (VERIFY_FLAGS=--quick: shorter fuzzing and bench, as CI runs it)
 #   make bench      alias of make run (BENCH_FLAGS passes options, e.g. --quick)
@@ -19,10 +21,11 @@ CMAKE_FLAGS ?=
 # Sanitizer builds scale the stress tests down (see tests/harness.h).
 SAN_SCALE ?= 0.25
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 300
 BENCH_FLAGS ?=
 VERIFY_FLAGS ?=
 
-.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz verify bench bench-alloc install clean
+.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz soak verify bench bench-alloc install clean
 
 all: build
 
@@ -65,6 +68,9 @@ spin:
 
 fuzz:
 	./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+soak: build
+	./$(BUILD)/tests/fleet-soak $(SOAK_SECONDS)
 
 verify: deps
 	@./scripts/install-deps.sh spin clang cppcheck python3

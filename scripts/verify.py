@@ -201,14 +201,53 @@ def main():
         res = run_suite(d, f"suite-{kind}", env)
         san[kind] = (res, sanitizer_reports(res, kind))
 
+    # Every failed test by name, with the end of its output (the report's
+    # "Failed tests" section).
+    failed_tests = []
     for b, res in suites.items():
-        for name, (status, _, _) in res.items():
+        for name, (status, _, out) in res.items():
             if status == "FAIL":
                 failures.append(f"{name} on {b}")
+                failed_tests.append((f"{name} (suite on {b})", out))
     for kind, (res, reports) in san.items():
-        bad = [n for n, (s, _, _) in res.items() if s == "FAIL"]
+        bad = sorted(n for n, (s, _, _) in res.items() if s == "FAIL")
         if bad or reports:
-            failures.append(f"{kind} sanitizer: {len(bad)} failed, {reports} reports")
+            failures.append(f"{kind} sanitizer: {len(bad)} failed" +
+                            (f" ({', '.join(bad)})" if bad else "") + f", {reports} reports")
+        failed_tests += [(f"{n} (under the {kind} sanitizer)", res[n][2]) for n in bad]
+
+    # ---- soak: mixed work under a tight memory limit, every value checked;
+    # under ASan+UBSan always, and in the normal build too in full mode.
+    soaks = []
+    soak_runs = [("build-asan-cpu", "ASan+UBSan", 60)]
+    if not args.quick:
+        soak_runs.append(("build", "normal build", 120))
+    for d, label, secs in soak_runs:
+        exe = os.path.join(ROOT, d, "tests", "fleet-soak")
+        if not built.get(d) or not os.path.exists(exe):
+            soaks.append((label, "FAIL", ["not built"]))
+            failures.append(f"soak ({label}): not built")
+            continue
+        env = {"FLEET_BACKEND": "cpu", "ASAN_OPTIONS": "detect_leaks=1 abort_on_error=1",
+               "UBSAN_OPTIONS": "print_stacktrace=1 halt_on_error=1"}
+        rc, out = sh([exe, str(secs)], env=env, timeout=secs + 600,
+                     log_path=f"{LOGS}/soak-{d}.log")
+        figs = [l[len("soak: "):] for l in out.splitlines() if l.startswith("soak: ")]
+        reports = sum(len(re.findall(p, out)) for p in SANITIZER_PATTERNS["address"])
+        status = "PASS" if rc == 0 and reports == 0 else "FAIL"
+        if status == "FAIL":
+            failures.append(f"soak ({label})")
+            failed_tests.append((f"soak ({label})", out))
+        soaks.append((label, status, figs + ([f"{reports} sanitizer reports"] if reports else [])))
+
+    # The fault-injection walk's figures, from its output in each suite.
+    walks = []
+    for label, res in [(f"suite on {b}", r) for b, r in suites.items()] + \
+                      [(f"{k} sanitizer", r) for k, (r, _) in san.items()]:
+        out = res.get("fault_injection_walk", ("", 0, ""))[2]
+        for l in out.splitlines():
+            if "allocation points walked" in l:
+                walks.append(f"{label}: {l.strip()}")
 
     # Tools `make verify` installs; where they cannot be installed (the GPU
     # machine has no package registry) their part is SKIP, saying so.
@@ -339,6 +378,38 @@ def main():
         failed = sum(1 for s, _, _ in res.values() if s == "FAIL")
         w(f"| {label} | {passed} of {len(res)} | {failed} | {reports} |")
     w("")
+    w("## Robustness")
+    w("")
+    w("Soak (tests/soak/soak.c: 16 threads of op chains, model runs, batcher requests and")
+    w("record_stream churn under FLEET_MEMORY_LIMIT=32M with empty_cache every 50 ms; every")
+    w("value checked; allocator, handles and RSS back to baseline at the end):")
+    w("")
+    w("| build | result | figures |")
+    w("|---|---|---|")
+    for label, status, figs in soaks:
+        w(f"| {label} | {status} | {'; '.join(figs)} |")
+    w("")
+    w("Fault injection (tests/fault_injection_walk: each raw allocation failing in turn):")
+    w("")
+    for l in walks or ["(no figures: fault_injection_walk did not run)"]:
+        w(f"- {l}")
+    w("")
+    leaks = sum(len(re.findall(r"ERROR: LeakSanitizer", o)) for _, _, o in
+                san.get("address", ({}, 0))[0].values())
+    w(f"Leaks (LeakSanitizer over the whole suite): {leaks}; sanitizer reports: " +
+      ", ".join(f"{k} {n}" for k, (_, n) in san.items()))
+    w("")
+    if failed_tests:
+        w("## Failed tests")
+        w("")
+        for name, out in failed_tests:
+            tail = [l for l in out.rstrip().splitlines() if l.strip()][-8:]
+            w(f"- {name}, last lines:")
+            w("")
+            w("```")
+            lines.extend(tail or ["(no output)"])
+            w("```")
+            w("")
     w("## Model checking (Spin, exhaustive)")
     w("")
     lines.extend(spin_table or ["(no table: see build-verify-logs/spin.log)"])

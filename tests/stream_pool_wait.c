@@ -1,13 +1,18 @@
-/* Stream Pool Wait: FLEET_STREAMS=4 (3 pool slots) and FLEET_STREAM_WAIT_MS=200.
- * With every slot held, a binding thread waits 200 ms and then gets
+/* Stream Pool Wait: FLEET_STREAMS=4 (3 pool slots) and FLEET_STREAM_WAIT_MS=1000.
+ * With every slot held, a binding thread waits 1 s and then gets
  * FLEET_ERR_POOL_EXHAUSTED (and holds nothing); when a holder exits during
  * the wait the waiter gets its slot. fleet_stream_acquire_timeout with 0,
  * > 0 and -1, and fleet_stream_acquire following FLEET_STREAM_WAIT_MS without
  * ever sharing. The main thread never binds. (-1 for binding is in
- * stream_pool_wait_forever.c.) */
+ * stream_pool_wait_forever.c.)
+ *
+ * Timing holds on a loaded machine: whether a call waited is read from the
+ * pool's wait counters, not from how long it took; only lower bounds on
+ * elapsed time are asserted (a wait cannot end early), and a holder is let go
+ * only once the waiter is seen waiting. */
 #include "test_util.h"
 
-#define WAIT_MS 200
+#define WAIT_MS 1000
 
 static fleet_device *dev;
 static test_holder holders[3];
@@ -71,7 +76,6 @@ TEST(bind_times_out)
     ASSERT_EQ(w.st, FLEET_ERR_POOL_EXHAUSTED);
     ASSERT_EQ(w.again, FLEET_ERR_POOL_EXHAUSTED);
     ASSERT_GE(w.elapsed_ms, WAIT_MS - 5);
-    ASSERT_LE(w.elapsed_ms, 5000);
     fleet_stream_pool_stats st1 = test_pool_stats(dev);
     ASSERT_EQ(st1.waits_total - st0.waits_total, 2);
     ASSERT_EQ(st1.timeouts_total - st0.timeouts_total, 2);
@@ -88,7 +92,8 @@ TEST(holder_exit_hands_slot_to_waiter)
     waiter w = {.id = -1};
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, bind_waiter, &w), 0);
-    test_sleep_ms(50);
+    while (test_pool_stats(dev).waits_total == st0.waits_total) /* it waits now */
+        test_sleep_ms(1);
     int freed = holders[1].id;
     test_holder_stop(&holders[1]);
     holders[1].dev = NULL;
@@ -96,8 +101,6 @@ TEST(holder_exit_hands_slot_to_waiter)
     printf("  got slot %d after %.1f ms\n", w.id, w.elapsed_ms);
     ASSERT_OK(w.st);
     ASSERT_EQ(w.id, freed); /* the only free slot */
-    ASSERT_GE(w.elapsed_ms, 40);
-    ASSERT_LE(w.elapsed_ms, WAIT_MS + 1000);
     fleet_stream_pool_stats st1 = test_pool_stats(dev);
     ASSERT_EQ(st1.waits_total - st0.waits_total, 1);
     ASSERT_EQ(st1.timeouts_total, st0.timeouts_total);
@@ -136,20 +139,18 @@ TEST(acquire_timeouts)
     hold_all();
     fleet_stream_pool_stats st0 = test_pool_stats(dev);
 
-    acquirer q = acquire_now(0); /* try once */
+    acquirer q = acquire_now(0); /* try once: no wait (the counters below) */
     ASSERT_STATUS(q.st, FLEET_ERR_POOL_EXHAUSTED);
-    ASSERT_LE(q.elapsed_ms, 50);
     ASSERT_TRUE(q.s == NULL);
+    ASSERT_EQ(test_pool_stats(dev).waits_total, st0.waits_total);
 
     q = acquire_now(100); /* wait 100 ms */
     ASSERT_STATUS(q.st, FLEET_ERR_POOL_EXHAUSTED);
     ASSERT_GE(q.elapsed_ms, 95);
-    ASSERT_LE(q.elapsed_ms, 3000);
 
-    q = acquire_now(-2); /* FLEET_STREAM_WAIT_MS = 200, never shares */
+    q = acquire_now(-2); /* FLEET_STREAM_WAIT_MS = WAIT_MS, never shares */
     ASSERT_STATUS(q.st, FLEET_ERR_POOL_EXHAUSTED);
     ASSERT_GE(q.elapsed_ms, WAIT_MS - 5);
-    ASSERT_LE(q.elapsed_ms, 5000);
     fleet_stream_pool_stats st1 = test_pool_stats(dev);
     ASSERT_EQ(st1.timeouts_total - st0.timeouts_total, 2); /* 0 does not wait */
     ASSERT_EQ(st1.waits_total - st0.waits_total, 2);
@@ -174,9 +175,10 @@ TEST(acquire_timeouts)
 
     /* With a slot free, acquire_timeout(0) succeeds at once. */
     ASSERT_OK(fleet_stream_release(fq.s));
+    uint64_t waits = test_pool_stats(dev).waits_total;
     q = acquire_now(0);
     ASSERT_OK(q.st);
-    ASSERT_LE(q.elapsed_ms, 50);
+    ASSERT_EQ(test_pool_stats(dev).waits_total, waits);
     ASSERT_EQ(fleet_stream_id(q.s), freed);
     ASSERT_OK(fleet_stream_release(q.s));
     ASSERT_STATUS(fleet_stream_acquire_timeout(dev, -5, &q.s), FLEET_ERR_INVALID_ARGUMENT);
@@ -186,6 +188,6 @@ TEST(acquire_timeouts)
 int main(int argc, char **argv)
 {
     setenv("FLEET_STREAMS", "4", 1);
-    setenv("FLEET_STREAM_WAIT_MS", "200", 1);
+    setenv("FLEET_STREAM_WAIT_MS", "1000", 1);
     return test_main(argc, argv);
 }
