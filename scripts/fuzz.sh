@@ -5,7 +5,7 @@
 #   scripts/fuzz.sh [seconds]        (default 60; `make fuzz FUZZ_SECONDS=...`)
 #
 # Builds fuzz/safetensors_fuzz.c with the parser and the error functions it
-# uses (src/model/safetensors.c, src/core/status.c) under clang's
+# uses (src/model/safetensors.c, src/core/status.c, src/core/prim.c) under clang's
 # -fsanitize=fuzzer,address,undefined into build-fuzz/, then runs it on a copy
 # of fuzz/corpus/safetensors/ (the committed seeds stay as they are; what the
 # run adds stays in build-fuzz/corpus-safetensors/). A crash, leak, timeout or
@@ -35,7 +35,7 @@ mkdir -p "$out"
     -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
     -Wformat=2 -Wvla -Werror \
     -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DFLEET_DEBUG_INVARIANTS=1 \
-    fuzz/safetensors_fuzz.c src/model/safetensors.c src/core/status.c \
+    fuzz/safetensors_fuzz.c src/model/safetensors.c src/core/status.c src/core/prim.c -lpthread \
     -o "$out/safetensors_fuzz"
 
 corpus=$out/corpus-safetensors

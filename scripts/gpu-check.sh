@@ -8,6 +8,12 @@
 # cuda, and print a short summary last. Logs go to $OUT (the device
 # tool's folder) or ./gpu-check-out; commit them under bench/results/.
 #
+# GPU_CHECK_STEPS (default: all) runs some of the steps — tests sanitizer
+# models bench demo — so that the check fits the device tool's 10-minute
+# calls: run "tests sanitizer" in one call and "models bench demo" in the
+# next while the machine is warm (the build is kept); each call appends to
+# summary.md in $OUT.
+#
 # The GPU machine has no package registry: if it lacks the system BLAS/LAPACK,
 # carry Debian's packages in .deps/ (see bench/results/README.md) and this
 # script unpacks them under /opt/fleetdeps.
@@ -18,6 +24,9 @@ mkdir -p "$OUT"
 JOBS=$(nproc)
 EXTRA=()
 summary="$OUT/summary.md"
+STEPS=${GPU_CHECK_STEPS:-tests sanitizer models bench demo}
+step() { [[ " $STEPS " == *" $1 "* ]]; }
+rc_cuda=0; rc_cpu=0; rc_san=0; rc_ref=0; rc_bench=0; rc_demo=0
 
 if ! ls /usr/include/cblas.h /usr/include/*/cblas.h >/dev/null 2>&1; then
   if ! ls .deps/*.deb >/dev/null 2>&1; then
@@ -43,8 +52,9 @@ gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,nohea
   echo "- card: $gpu"
   echo "- commit: ${FLEET_COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}"
   echo "- nvcc: $(nvcc --version | tail -1)"
+  echo "- steps: $STEPS"
   echo
-} > "$summary"
+} >> "$summary"
 
 echo "== configure and build (cuda)"
 if ! cmake -S . -B build-cuda -DFLEET_CUDA=ON -DFLEET_WERROR=ON "${EXTRA[@]}" > "$OUT/build.log" 2>&1 ||
@@ -66,11 +76,14 @@ run_suite() { # $1 backend
   grep -E '\*\*\*Failed|\*\*\*Timeout|Skipped|\*\*\*Not Run' "$OUT/ctest-$1.log" | sed 's/^/    /' >> "$summary"
   return $rc
 }
+if step tests; then
 echo "== test suite on cuda"
 run_suite cuda; rc_cuda=$?
 echo "== test suite on cpu"
 run_suite cpu; rc_cpu=$?
+fi
 
+if step sanitizer; then
 echo "== compute-sanitizer"
 san="$OUT/sanitizer.log"
 : > "$san"
@@ -78,8 +91,14 @@ rc_san=0
 for spec in memcheck:cuda_backend memcheck:backend_ops memcheck:linalg_ops_parallel \
             memcheck:simple_parallel memcheck:cross_stream_tensor memcheck:max_streams_stress \
             memcheck:real_models_parallel memcheck:graph_compilation_stress memcheck:model_shared_streams \
+            memcheck:shared_stream_ops memcheck:shared_stream_models memcheck:segment_release \
+            memcheck:record_stream memcheck:fault_injection_walk memcheck:huge_timeouts \
+            memcheck:ticket_lifetime \
             racecheck:cuda_backend racecheck:backend_ops racecheck:real_models_parallel:encoder_block \
-            synccheck:cuda_backend; do
+            racecheck:shared_stream_ops:threads_sharing_one_acquired_stream_get_their_own_values \
+            racecheck:shared_stream_models \
+            synccheck:cuda_backend synccheck:shared_stream_ops:threads_sharing_one_acquired_stream_get_their_own_values \
+            synccheck:shared_stream_models; do
   # tool:test[:case] (a case: one TEST of the program, to bound the time)
   IFS=: read -r tool test case <<< "$spec"
   echo "---- $tool $test" >> "$san"
@@ -96,10 +115,13 @@ for spec in memcheck:cuda_backend memcheck:backend_ops memcheck:linalg_ops_paral
   [ $rc -eq 0 ] || rc_san=1
 done
 
+
 echo "== backend-ops coverage"
 FLEET_BACKEND=cuda ./build-cuda/tests/backend_ops report_coverage > "$OUT/backend-ops.log" 2>&1
 grep -E '^(backends|ops covered):' "$OUT/backend-ops.log" | sed 's/^/- backend-ops /' >> "$summary"
+fi
 
+if step models; then
 echo "== models against PyTorch"
 ref="$OUT/model-reference"
 rc_ref=0
@@ -119,7 +141,9 @@ else
   rc_ref=1
   echo "- model reference: the PyTorch script failed (see model-reference.log)" >> "$summary"
 fi
+fi
 
+if step bench; then
 echo "== benchmarks: fleet bench, the raw-CUDA floor, PyTorch (same card, same run)"
 B="$OUT/bench"
 mkdir -p "$B"
@@ -133,11 +157,14 @@ python3 bench/compare.py "$B/fleet.json,$B/fleet-batcher.json" "$B/raw.json" "$B
   > "$B/compare.md" 2>&1
 { echo; echo "Benchmarks (fleet bench, bench/cuda_floor, bench/torch_bench.py; rc $rc_bench):"; echo
   cat "$B/compare.md"; echo; } >> "$summary"
+fi
 
+if step demo; then
 echo "== demo on cuda"
 FLEET_BACKEND=cuda ./build-cuda/fleet demo --threads 8 --iters 50 > "$OUT/demo-cuda.log" 2>&1
 rc_demo=$?
 echo "- demo (8 threads x 50, cuda): $(tail -1 "$OUT/demo-cuda.log") (rc $rc_demo)" >> "$summary"
+fi
 
 echo
 cat "$summary"

@@ -398,6 +398,7 @@ static grow_result grow(shard *sh, size_t rounded, struct fleet__block **out,
         return st == FLEET_ERR_OUT_OF_MEMORY ? GROW_BACKEND : GROW_BROKEN;
     }
     struct fleet__block *b = take_block(sh);
+    FLEET_ASSERT(b != NULL); /* have_spare_blocks(sh, 2) above */
     *seg = (segment){.ptr = ptr, .size = seg_size, .small = rounded <= SMALL_MAX, .first = b,
                      .next = sh->segments};
     if (sh->segments != NULL)
