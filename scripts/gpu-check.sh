@@ -92,7 +92,7 @@ for spec in memcheck:cuda_backend memcheck:backend_ops memcheck:linalg_ops_paral
             memcheck:simple_parallel memcheck:cross_stream_tensor memcheck:max_streams_stress \
             memcheck:real_models_parallel memcheck:graph_compilation_stress memcheck:model_shared_streams \
             memcheck:shared_stream_ops memcheck:shared_stream_models memcheck:segment_release \
-            memcheck:record_stream memcheck:fault_injection_walk memcheck:huge_timeouts \
+            memcheck:record_stream memcheck:huge_timeouts \
             memcheck:ticket_lifetime \
             racecheck:cuda_backend racecheck:backend_ops racecheck:real_models_parallel:encoder_block \
             racecheck:shared_stream_ops:threads_sharing_one_acquired_stream_get_their_own_values \
