@@ -41,11 +41,16 @@
  * handler it registers at its first call, which fleet makes when it
  * initialises; fleet registers one right after it, which runs first, closes
  * the cuda backend and waits (up to 2 s) for CUDA calls in flight in other
- * threads. atexit handlers registered after fleet's initialisation (any
- * first fleet call, or fleet_init()) run before both and use cuda devices
- * normally; those registered earlier run after the CUDA runtime is gone and
- * get FLEET_ERR_SHUTDOWN, with a text naming process exit, from every call
- * that needs a cuda device. On cpu, handlers work in either order.
+ * threads. The runtime and cuBLAS/cuSOLVER also load kernels lazily, on
+ * their first launch, and register those kernels' teardown then; fleet
+ * registers its guard again after the first launch of each kind of kernel
+ * it makes (GEMMs, elementwise, row ops, ...). So on cuda an atexit handler
+ * works when it was registered after fleet's first use of the kinds of op
+ * it runs; one registered earlier gets FLEET_ERR_SHUTDOWN, with a text
+ * naming process exit, from every call that needs a cuda device — never a
+ * crash. (A kernel the libraries first load after the handler's
+ * registration for a kind fleet had used before — a new GEMM shape, say —
+ * is outside what fleet can see.) On cpu, handlers work in either order.
  *
  * fork(): the parent continues unaffected. In the child, the cpu backend works
  * (fresh streams and workers; work that was still queued at the fork is not

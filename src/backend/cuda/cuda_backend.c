@@ -114,6 +114,29 @@ static void arm_exit_guard(void)
         FLEET_LOG_WARNF("cuda backend: cannot register the exit guard");
 }
 
+/* Kernels load lazily: the CUDA runtime and cuBLAS/cuSOLVER load a kernel's
+ * module on its first launch and register its teardown then (seen on the
+ * H200, CUDA 13.0: a cuBLAS GEMM in an atexit handler registered after
+ * cudaGetDeviceCount but before the first GEMM crashed, with no fleet at
+ * all). So the guard is registered again after the first launch of each
+ * kind of kernel fleet makes: it runs before that teardown, and a handler
+ * registered before it gets FLEET_ERR_SHUTDOWN instead of a crash. */
+typedef enum kernel_kind {
+    KERNELS_GEMM, KERNELS_LINALG, KERNELS_ELEMENTWISE, KERNELS_ROWWISE, KERNELS_EMBEDDING,
+    KERNELS_IM2COL, KERNELS_COPY, KERNELS_GRAPH, KERNEL_KINDS
+} kernel_kind;
+static fleet_atomic_bool first_launch_seen[KERNEL_KINDS];
+
+static void guard_after_first_launch(kernel_kind k)
+{
+    if (FLEET_LIKELY(fleet_atomic_load_relaxed(&first_launch_seen[k])))
+        return;
+    bool expected = false;
+    if (fleet_atomic_cas_acq_rel(&first_launch_seen[k], &expected, true) &&
+        !fleet__atexit_install(close_at_exit))
+        FLEET_LOG_WARNF("cuda backend: cannot register the exit guard");
+}
+
 #define CUDA_STREAMS_MAX (32 * 64)
 static _Atomic(cuda_stream *) all_streams[CUDA_STREAMS_MAX];
 static fleet_atomic_int all_streams_count;
@@ -691,6 +714,19 @@ static fleet_status cuda_graph_set_copy(void *exec, void *node, void *dst, const
         guard_leave(guard_);                                                             \
         return st_;                                                                      \
     }
+/* The same for an entry that launches kernels of one kind. */
+#define GUARDED_KERNELS(name, kind, params, args)                                        \
+    static fleet_status guarded_##name params                                           \
+    {                                                                                    \
+        guard_shard *guard_;                                                             \
+        if (!guard_enter(&guard_))                                                       \
+            return closed_error(#name);                                                  \
+        fleet_status st_ = name args;                                                    \
+        guard_leave(guard_);                                                             \
+        if (st_ == FLEET_OK)                                                             \
+            guard_after_first_launch(kind);                                              \
+        return st_;                                                                      \
+    }
 #define GUARDED_VOID(name, params, args)                                                 \
     static void guarded_##name params                                                   \
     {                                                                                    \
@@ -717,20 +753,22 @@ GUARDED_VOID(cuda_segment_free, (int o, void *p), (o, p))
 GUARDED(cuda_copy_to_device, (void *s, void *d, const void *src, size_t n), (s, d, src, n))
 GUARDED(cuda_copy_to_host, (void *s, void *d, const void *src, size_t n), (s, d, src, n))
 GUARDED(cuda_copy, (void *s, void *d, const void *src, size_t n), (s, d, src, n))
-GUARDED(cuda_gemm, (void *s, const fleet__gemm_args *g), (s, g))
+GUARDED_KERNELS(cuda_gemm, KERNELS_GEMM, (void *s, const fleet__gemm_args *g), (s, g))
 GUARDED(cuda_linalg_workspace_size, (void *s, const fleet__linalg_args *l, size_t *n), (s, l, n))
-GUARDED(cuda_linalg, (void *s, const fleet__linalg_args *l), (s, l))
-GUARDED(cuda_elementwise, (void *s, const fleet__elementwise_args *e), (s, e))
-GUARDED(cuda_embedding, (void *s, const fleet__embedding_args *e), (s, e))
-GUARDED(cuda_im2col, (void *s, const fleet__im2col_args *a), (s, a))
-GUARDED(cuda_rowwise, (void *s, const fleet__rowwise_args *r), (s, r))
+GUARDED_KERNELS(cuda_linalg, KERNELS_LINALG, (void *s, const fleet__linalg_args *l), (s, l))
+GUARDED_KERNELS(cuda_elementwise, KERNELS_ELEMENTWISE, (void *s, const fleet__elementwise_args *e),
+                (s, e))
+GUARDED_KERNELS(cuda_embedding, KERNELS_EMBEDDING, (void *s, const fleet__embedding_args *e), (s, e))
+GUARDED_KERNELS(cuda_im2col, KERNELS_IM2COL, (void *s, const fleet__im2col_args *a), (s, a))
+GUARDED_KERNELS(cuda_rowwise, KERNELS_ROWWISE, (void *s, const fleet__rowwise_args *r), (s, r))
 GUARDED(cuda_capture_begin, (void *s), (s))
 GUARDED(cuda_capture_end, (void *s, bool keep, void **exec), (s, keep, exec))
-GUARDED(cuda_graph_launch, (void *s, void *exec), (s, exec))
+GUARDED_KERNELS(cuda_graph_launch, KERNELS_GRAPH, (void *s, void *exec), (s, exec))
 GUARDED_VOID(cuda_graph_destroy, (void *exec), (exec))
 GUARDED(cuda_capture_last_node, (void *s, void **node), (s, node))
-GUARDED(cuda_graph_copy, (void *s, void *d, const void *src, size_t b), (s, d, src, b))
-GUARDED(cuda_copy_segments, (void *s, const fleet__segments_args *a), (s, a))
+GUARDED_KERNELS(cuda_graph_copy, KERNELS_COPY, (void *s, void *d, const void *src, size_t b),
+                (s, d, src, b))
+GUARDED_KERNELS(cuda_copy_segments, KERNELS_COPY, (void *s, const fleet__segments_args *a), (s, a))
 GUARDED(cuda_graph_set_copy, (void *e, void *n, void *d, const void *src, size_t b), (e, n, d, src, b))
 
 const fleet__backend fleet__cuda_backend = {
