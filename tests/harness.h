@@ -222,11 +222,23 @@ static inline void test_ref_matmul(const float *a, const float *b, float *c, int
 
 /* ---- main ------------------------------------------------------------------ */
 
+/* Line-buffered from the start (a program's main may print before
+ * test_main), so a test that hangs and is ended by the alarm still shows
+ * every line it printed. */
+__attribute__((constructor)) static void test_line_buffered_(void)
+{
+    setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
 static void test_alarm_(int sig)
 {
     (void)sig;
-    static const char msg[] = "FAIL: test timed out\n0 passed, 1 failed\n";
-    (void)!write(2, msg, sizeof msg - 1);
+    static const char head[] = "FAIL: test timed out: ";
+    (void)!write(2, head, sizeof head - 1);
+    if (test_current_ != NULL)
+        (void)!write(2, test_current_, strlen(test_current_));
+    static const char tail[] = "\n0 passed, 1 failed\n";
+    (void)!write(2, tail, sizeof tail - 1);
     _exit(124);
 }
 
@@ -237,7 +249,6 @@ static inline int test_main(int argc, char **argv)
         test_seed_ = strtoull(seed, NULL, 0);
     int timeout = test_env_int("FLEET_TEST_TIMEOUT", 120);
     signal(SIGALRM, test_alarm_);
-    setvbuf(stdout, NULL, _IOLBF, 0);
     printf("seed 0x%" PRIx64 "\n", test_seed_);
     int passed = 0, ran = 0;
     for (int i = 0; i < test_case_count_; i++) {

@@ -60,12 +60,15 @@ static void relu_behind_gate(int64_t n, other *o)
     ASSERT_OK(fleet_stream_launch_host_func(s, test_gate_wait, &g));
     ASSERT_OK(fleet_relu(x, y));
     ASSERT_OK(fleet_tensor_release(x)); /* the relu has not run yet */
+    printf("  relu queued behind the gate, x released\n");
     pthread_t th;
     ASSERT_EQ(pthread_create(&th, NULL, other_main, o), 0);
     test_sleep_ms(100);
     ASSERT_EQ(atomic_load(&o->done), 0); /* it waits for the gate */
+    printf("  the other thread waits; opening the gate\n");
     test_gate_open(&g);
     ASSERT_EQ(pthread_join(th, NULL), 0);
+    printf("  the other thread returned %s\n", fleet_status_name(o->st));
     test_tensor_read(y, got);
     for (int64_t i = 0; i < n; i++)
         ASSERT_TRUE(got[i] == (host[i] > 0 ? host[i] : 0.0f));
@@ -131,12 +134,15 @@ TEST(conv_scratch_survives_another_threads_oom_recovery)
     ASSERT_OK(fleet_stream_launch_host_func(s, test_gate_wait, &g));
     ASSERT_OK(fleet_conv1d(tx, tw, tb, 1, K / 2, 1, ty)); /* scratch freed, work queued */
     other o = {.alloc_floats = 3 * MIB}; /* 12 MiB: over the limit unless released */
+    printf("  conv1d queued behind the gate, its scratch released\n");
     pthread_t th;
     ASSERT_EQ(pthread_create(&th, NULL, other_main, &o), 0);
     test_sleep_ms(100);
     ASSERT_EQ(atomic_load(&o.done), 0);
+    printf("  the other thread waits; opening the gate\n");
     test_gate_open(&g);
     ASSERT_EQ(pthread_join(th, NULL), 0);
+    printf("  the other thread returned %s\n", fleet_status_name(o.st));
     ASSERT_OK(o.st);
     test_tensor_read(ty, got);
     for (int64_t b = 0; b < B; b++)
