@@ -124,8 +124,9 @@ TEST(conv_scratch_survives_another_threads_oom_recovery)
     /* room for the scratch (C*K*L floats per image, 20 MiB for the four: a
      * segment of its own) and no more */
     ASSERT_OK(fleet_memory_set_limit(dev, base.reserved + (uint64_t)20 * MIB));
-    /* A GEMM first: creating the stream's cuBLAS handle synchronizes the
-     * device, which must not happen behind the gate (it would wait for it). */
+    /* A GEMM first: creating the stream's cuBLAS handle and workspace may
+     * synchronize the device (cuda), which behind the gate would wait for
+     * the gate this thread opens later. */
     test_matmul_check(dev, 4, 4, 4, 1);
     test_gate g;
     test_gate_init(&g);
