@@ -34,6 +34,12 @@ static int first_device[2], devices_of[2];   /* per fleet_backend_kind */
 static const char *why_no_devices[2];
 static fleet_backend_kind default_backend;
 static bool hooks_installed FLEET_GUARDED_BY(lifecycle_lock);
+/* This thread holds lifecycle_lock for init or shutdown; and it forked from
+ * inside them. A library may fork while fleet initialises it (a CUDA tool's
+ * agent forks inside cuInit, which cuda_init reaches under the lock): the
+ * fork handlers then take nothing, instead of waiting for the lock this very
+ * thread holds. */
+static _Thread_local bool in_lifecycle, forked_in_lifecycle;
 
 static void atfork_prepare(void);
 static void atfork_parent(void);
@@ -122,6 +128,7 @@ fleet_status fleet_init(void)
     int s = fleet_atomic_load_acquire(&state);
     if (s == STATE_UNINIT) {
         fleet__mutex_lock(&lifecycle_lock);
+        in_lifecycle = true;
         s = fleet_atomic_load_acquire(&state);
         if (s == STATE_UNINIT) {
             init_status = init_locked();
@@ -130,6 +137,7 @@ fleet_status fleet_init(void)
             s = init_status == FLEET_OK ? STATE_READY : STATE_FAILED;
             fleet_atomic_store_release(&state, s);
         }
+        in_lifecycle = false;
         fleet__mutex_unlock(&lifecycle_lock);
     }
     switch (s) {
@@ -169,6 +177,7 @@ fleet_status fleet__enter_device(const struct fleet_device *device, const char *
 fleet_status fleet_shutdown(void)
 {
     fleet__mutex_lock(&lifecycle_lock);
+    in_lifecycle = true;
     int s = fleet_atomic_load_acquire(&state);
     fleet_atomic_store_release(&state, STATE_SHUTDOWN);
     if (s != STATE_READY)
@@ -197,6 +206,7 @@ fleet_status fleet_shutdown(void)
     }
     FLEET_LOG_INFOF("shut down");
 out:
+    in_lifecycle = false;
     fleet__mutex_unlock(&lifecycle_lock);
     return FLEET_OK;
 }
@@ -208,6 +218,10 @@ out:
 
 static void atfork_prepare(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
+    if (in_lifecycle) {
+        forked_in_lifecycle = true; /* the locks stay as they are */
+        return;
+    }
     fleet__mutex_lock(&lifecycle_lock);
     if (fleet_atomic_load_relaxed(&state) == STATE_READY) {
         for (int i = 0; i < device_count; i++)
@@ -226,6 +240,10 @@ static void atfork_prepare(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 
 static void atfork_parent(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
+    if (forked_in_lifecycle) {
+        forked_in_lifecycle = false;
+        return;
+    }
     fleet__handle_tables_atfork_release();
     fleet__log_atfork_release();
     if (fleet_atomic_load_relaxed(&state) == STATE_READY) {
@@ -244,6 +262,10 @@ static void atfork_parent(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 
 static void atfork_child(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
+    if (forked_in_lifecycle) {
+        forked_in_lifecycle = false; /* a helper that execs; fleet is mid-init here */
+        return;
+    }
     fleet__handle_tables_atfork_release();
     fleet__log_atfork_release();
     if (fleet_atomic_load_relaxed(&state) == STATE_READY) {
