@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Static checks: clang's thread-safety analysis over the lock annotations,
-# cppcheck, and gcc's static analyzer. Prints every finding, then a table
+# cppcheck, gcc's static analyzer, and the house rules
+# (scripts/house-rules.sh). Prints every finding, then a table
 # (tool | files | findings | result), and exits non-zero on any finding.
 #
 #   scripts/static-checks.sh        (needs clang, gcc and cppcheck:
@@ -140,6 +141,16 @@ if command -v "$GCC" >/dev/null 2>&1; then
 else
     missing "$GCC" gcc
 fi
+
+# ---- (d) the house rules (scripts/house-rules.sh) -----------------------------------
+echo "== house rules"
+./scripts/house-rules.sh >"$log/rules" 2>&1
+status=$?
+cat "$log/rules"
+while read -r _ name n _; do
+    add_row "rule: ${name%:}" "-" "$n" 0
+done < <(grep '^rule ' "$log/rules")
+[ "$status" -eq 0 ] || grep -q '^rule ' "$log/rules" || add_row "house rules" "-" 1 "$status"
 
 # ---- summary -----------------------------------------------------------------------
 echo

@@ -18,7 +18,7 @@
  *     fleet_model_linear(m, x, w, b, &h);
  *     fleet_model_relu(m, h, &y);
  *     fleet_model_output(m, "y", y);
- *     fleet_model_load_safetensors(m, "weights.safetensors");   // or set_weight
+ *     fleet_model_load_safetensors(m, "weights.safetensors", NULL); // or set_weight
  *     fleet_model_finalize(m);        // checks, uploads the weights once
  *     ...                             // any thread, any number at once:
  *     fleet_model_run(m, &x_tensor, 1, &y_tensor, 1);

@@ -26,16 +26,14 @@ static uintptr_t encode(uint32_t index, uint64_t gen)
 /* The slot of an index on the free list (its chunk is published). */
 static fleet__handle_slot *free_slot(fleet__handle_table *t, uint32_t index)
 {
-    char *chunk = atomic_load_explicit(&t->chunks[index / FLEET__HANDLE_CHUNK_SLOTS],
-                                       memory_order_acquire);
+    char *chunk = fleet_atomic_load_acquire(&t->chunks[index / FLEET__HANDLE_CHUNK_SLOTS]);
     return (fleet__handle_slot *)(chunk + (size_t)(index % FLEET__HANDLE_CHUNK_SLOTS) * t->stride);
 }
 
 /* The slot of any index, or NULL when its chunk does not exist yet. */
 static fleet__handle_slot *slot_at(fleet__handle_table *t, uint32_t index)
 {
-    if (atomic_load_explicit(&t->chunks[index / FLEET__HANDLE_CHUNK_SLOTS],
-                             memory_order_acquire) == NULL)
+    if (fleet_atomic_load_acquire(&t->chunks[index / FLEET__HANDLE_CHUNK_SLOTS]) == NULL)
         return NULL;
     return free_slot(t, index);
 }
@@ -84,7 +82,7 @@ static bool grow(fleet__handle_table *t) FLEET_REQUIRES(t->lock)
         s->next_free = t->free_head;
         t->free_head = s->index + 1;
     }
-    atomic_store_explicit(&t->chunks[n], chunk, memory_order_release);
+    fleet_atomic_store_release(&t->chunks[n], chunk);
     fleet_atomic_store_release(&t->n_chunks, n + 1);
     return true;
 }
@@ -204,7 +202,7 @@ uintptr_t fleet__handle_of(fleet__handle_table *t, const void *payload)
 {
     (void)t;
     const fleet__handle_slot *s = slot_of(payload);
-    uint64_t w = atomic_load_explicit((fleet_atomic_u64 *)&s->word, memory_order_relaxed);
+    uint64_t w = fleet_atomic_load_relaxed((fleet_atomic_u64 *)&s->word);
     return encode(s->index, (w >> GEN_SHIFT) & GEN_MASK);
 }
 
@@ -233,7 +231,7 @@ static void register_table(fleet__handle_table *t)
         return;
     int i = fleet_atomic_add_acq_rel(&n_tables, 1);
     FLEET_ASSERT(i < MAX_TABLES);
-    atomic_store_explicit(&tables[i], t, memory_order_release);
+    fleet_atomic_store_release(&tables[i], t);
 }
 
 /* The tables locked by the last prepare (fork handlers run one at a time,
@@ -248,7 +246,7 @@ void fleet__handle_tables_atfork_prepare(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
     int n = fleet_atomic_load_acquire(&n_tables);
     n_locked = 0;
     for (int i = 0; i < n; i++) {
-        fleet__handle_table *t = atomic_load_explicit(&tables[i], memory_order_acquire);
+        fleet__handle_table *t = fleet_atomic_load_acquire(&tables[i]);
         if (t != NULL) {
             fleet__mutex_lock(&t->lock);
             locked[n_locked++] = t;

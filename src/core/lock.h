@@ -4,25 +4,26 @@
  * file:line. Style: lock, then `goto out` to a single unlock.
  *
  * Lock ranks (lower rank is taken first; never take a lower rank while holding
- * a higher one). Each lock's declaration repeats its rank.
+ * a higher one). Each lock's declaration repeats its rank; the file named
+ * here is the one that declares it (scripts/house-rules.sh checks both).
  *   1  lifecycle: init/shutdown            runtime/lifecycle.c
- *   2  model runtime: a model's plan list  model/plan.c
+ *   2  model runtime: a model's plan list  model/graph.h
  *      the graph cache (one)              model/graph_cache.c
  *      a (plan, stream) instance, held    model/graph_cache.h
  *      for a whole run
  *      a batcher's queue; a ticket        batch/batcher.c
  *      (never two of these at once)
- *   3  stream pool wait (per device)       runtime/stream_pool.c
- *   4  allocator shard (per stream; taken in stream-id order when several)
+ *   3  stream pool wait (per device)       runtime/device.h
+ *   4  allocator shard (per stream; in stream-id order when several)
  *                                           runtime/allocator.c
  *   5  event pool (per device)             runtime/event_pool.c
  *   6  cpu stream queue (per cpu stream)   backend/cpu/cpu_stream.c
- *      cuda staging buffer (per stream)   backend/cuda/cuda_staging.c
+ *      cuda staging buffer (per stream)   backend/cuda/cuda_staging.h
  *      cuda library lock (per stream)     backend/cuda/cuda_backend.c
  *      (never two of these at once)
  *   7  cpu events (one for all)            backend/cpu/cpu_stream.c
  *   8  log output                          core/log.c
- *   9  a handle table's free list          core/handle.c
+ *   9  a handle table's free list          core/handle.h
  * The fork handlers take ranks 1 and 3..9 in this order (runtime/lifecycle.c);
  * the graph cache has its own, registered later, so its prepare runs first
  * (out of rank order, harmless: no holder of the lifecycle lock takes it).

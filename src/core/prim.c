@@ -90,14 +90,14 @@ static void (*_Atomic process_exit_hook)(void);
 
 void fleet__process_exit_hook_install(void (*fn)(void))
 {
-    atomic_store_explicit(&process_exit_hook, fn, memory_order_release);
+    fleet_atomic_store_release(&process_exit_hook, fn);
 }
 
 /* Destructors of the program (and of libfleet.so) run in _dl_fini after all
  * atexit handlers, and before those of the libraries fleet depends on. */
 __attribute__((destructor)) static void run_process_exit_hook(void)
 {
-    void (*fn)(void) = atomic_load_explicit(&process_exit_hook, memory_order_acquire);
+    void (*fn)(void) = fleet_atomic_load_acquire(&process_exit_hook);
     if (fn != NULL)
         fn();
 }

@@ -30,7 +30,7 @@ fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_t
                                 fleet_dtype_name(ts[i]->dtype));
         if ((flags & FLEET__OP_CONTIGUOUS) && !fleet_tensor_is_contiguous(ts[i]))
             return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
-                                "%s: %s is not contiguous (fleet_contiguous makes a copy that is)",
+                                "%s: %s is not contiguous (fleet_copy it into a new tensor first)",
                                 fn, names[i]);
     }
     bool half = ts[0]->dtype == FLEET_DTYPE_F16 || ts[0]->dtype == FLEET_DTYPE_BF16;

@@ -108,7 +108,7 @@ typedef struct event_chunk {
 } event_chunk;
 
 typedef struct fleet__shard {
-    /* Rank 3. Several shards are only ever locked one at a time, or all in id
+    /* Rank 4. Several shards are only ever locked one at a time, or all in id
      * order (fork). Aligned so shards never share a cache line. Guards every
      * field below but `allocator` and `id`, and the shard's block metadata
      * (a comment, see core/lock.h; clang checks the helpers' FLEET_REQUIRES). */

@@ -100,7 +100,7 @@ static fleet_status wait_for_slot(struct fleet_device *device, int64_t timeout_m
     /* Announce ourselves before looking: a releaser that clears a bit after
      * our look will then see waiters > 0 and broadcast under the lock we
      * hold until we sleep, so the wakeup cannot be lost. */
-    atomic_fetch_add_explicit(&pool->waiters, 1, memory_order_seq_cst);
+    fleet_atomic_add_seq_cst(&pool->waiters, 1);
     while ((slot = try_take_free(pool, hold)) == 0) {
         if (!fleet__cond_wait_until(&pool->freed, &pool->lock, deadline)) {
             if ((slot = try_take_free(pool, hold)) != 0)
@@ -112,7 +112,7 @@ static fleet_status wait_for_slot(struct fleet_device *device, int64_t timeout_m
             break;
         }
     }
-    atomic_fetch_sub_explicit(&pool->waiters, 1, memory_order_seq_cst);
+    fleet_atomic_sub_seq_cst(&pool->waiters, 1);
     fleet__mutex_unlock(&pool->lock);
     *out = slot;
     return st;
@@ -130,14 +130,14 @@ static bool own_slot(int idx, int id)
  * increment sees it and is refused; one that began before is waited for). */
 static void sharer_enter(struct fleet_stream *s)
 {
-    atomic_fetch_add_explicit(&s->sharers, 1, memory_order_seq_cst);
-    while (atomic_load_explicit(&s->capturing, memory_order_seq_cst))
+    fleet_atomic_add_seq_cst(&s->sharers, 1);
+    while (fleet_atomic_load_seq_cst(&s->capturing))
         fleet__sleep_ns(20000);
 }
 
 static void sharer_leave(struct fleet_stream *s)
 {
-    atomic_fetch_sub_explicit(&s->sharers, 1, memory_order_seq_cst);
+    fleet_atomic_sub_seq_cst(&s->sharers, 1);
 }
 
 /* Forget the calling thread's explicit current stream on device idx. */
@@ -156,8 +156,8 @@ void fleet__stream_foreign_enter(struct fleet_stream *s)
 
 bool fleet__stream_foreign_try_enter(struct fleet_stream *s)
 {
-    atomic_fetch_add_explicit(&s->sharers, 1, memory_order_seq_cst);
-    if (!atomic_load_explicit(&s->capturing, memory_order_seq_cst))
+    fleet_atomic_add_seq_cst(&s->sharers, 1);
+    if (!fleet_atomic_load_seq_cst(&s->capturing))
         return true;
     sharer_leave(s);
     return false;
@@ -176,11 +176,11 @@ bool fleet__stream_capture_begin(struct fleet_stream *s)
         return false;
     int self = tls.current[idx] == s && tls.current_counted[idx] ? 1 : 0;
     int expected = 0;
-    if (!atomic_compare_exchange_strong(&s->capturing, &expected, 1))
+    if (!fleet_atomic_cas_seq_cst(&s->capturing, &expected, 1))
         return false;
-    if (atomic_load_explicit(&s->sharers, memory_order_seq_cst) != self ||
-        atomic_load_explicit(&s->device->syncing, memory_order_seq_cst) != 0) {
-        atomic_store_explicit(&s->capturing, 0, memory_order_seq_cst);
+    if (fleet_atomic_load_seq_cst(&s->sharers) != self ||
+        fleet_atomic_load_seq_cst(&s->device->syncing) != 0) {
+        fleet_atomic_store_seq_cst(&s->capturing, 0);
         return false;
     }
     return true;
@@ -188,12 +188,12 @@ bool fleet__stream_capture_begin(struct fleet_stream *s)
 
 void fleet__stream_capture_end(struct fleet_stream *s)
 {
-    atomic_store_explicit(&s->capturing, 0, memory_order_seq_cst);
+    fleet_atomic_store_seq_cst(&s->capturing, 0);
 }
 
 void fleet__stream_capture_wait(const struct fleet_stream *s)
 {
-    while (atomic_load_explicit(&((struct fleet_stream *)s)->capturing, memory_order_seq_cst))
+    while (fleet_atomic_load_seq_cst(&((struct fleet_stream *)s)->capturing))
         fleet__sleep_ns(20000);
 }
 
@@ -304,11 +304,11 @@ fleet_status fleet__device_synchronize(struct fleet_device *device)
     if (device->backend->device_synchronize != NULL) {
         /* Announce, then wait out captures already begun; one that begins
          * later sees `syncing` and is refused (seq_cst on both sides). */
-        atomic_fetch_add_explicit(&device->syncing, 1, memory_order_seq_cst);
+        fleet_atomic_add_seq_cst(&device->syncing, 1);
         for (int i = 1; i < device->pool.capacity; i++)
             fleet__stream_capture_wait(&device->pool.streams[i]);
         fleet_status st = device->backend->device_synchronize(device->ordinal);
-        atomic_fetch_sub_explicit(&device->syncing, 1, memory_order_seq_cst);
+        fleet_atomic_sub_seq_cst(&device->syncing, 1);
         return st;
     }
     fleet_status first = FLEET_OK;

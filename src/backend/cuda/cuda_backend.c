@@ -68,8 +68,8 @@ static bool guard_enter(guard_shard **out)
     guard_shard *g = &guards[fleet__thread_token() % GUARD_SHARDS];
     /* seq_cst pair with close_at_exit: either it sees our count, or we see
      * `closing` (store-load on both sides). */
-    atomic_fetch_add_explicit(&g->inflight, 1, memory_order_seq_cst);
-    if (atomic_load_explicit(&closing, memory_order_seq_cst)) {
+    fleet_atomic_add_seq_cst(&g->inflight, 1);
+    if (fleet_atomic_load_seq_cst(&closing)) {
         fleet_atomic_sub_acq_rel(&g->inflight, 1);
         return false;
     }
@@ -92,7 +92,7 @@ static fleet_status closed_error(const char *fn)
 
 static void close_at_exit(void)
 {
-    atomic_store_explicit(&closing, true, memory_order_seq_cst);
+    fleet_atomic_store_seq_cst(&closing, true);
     uint64_t deadline = fleet__deadline_after_ms(2000);
     for (;;) {
         uint64_t busy = 0;
