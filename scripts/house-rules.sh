@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/house-rules.sh — the written contract, checked (make static runs it).
 #
-#   scripts/house-rules.sh [RULE...]     rules: atomics ranks ring (default: all)
+#   scripts/house-rules.sh [RULE...]     rules: atomics ranks ring exports (default: all)
 #
 # Each rule prints its violations as path:line: message and a count line
 # "rule NAME: N violations"; the script exits non-zero if any rule has one.
@@ -11,10 +11,13 @@
 #             lock-order table of core/lock.h, for that file
 #   ring      docs/ARCHITECTURE.md states the cpu task ring's size and argument
 #             bytes that backend/cpu/cpu_stream.h defines
+#   exports   libfleet.so exports exactly the FLEET_API functions of include/
+#             (nothing internal, nothing missing); it is built into
+#             build-exports/ (cpu only) unless FLEET_SHARED_LIB names one
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rules=("$@")
-[ ${#rules[@]} -gt 0 ] || rules=(atomics ranks ring)
+[ ${#rules[@]} -gt 0 ] || rules=(atomics ranks ring exports)
 failed=0
 
 report() { # NAME COUNT
@@ -73,6 +76,27 @@ PY
             n=1
         fi
         report ring "$n"
+        ;;
+    exports)
+        lib=${FLEET_SHARED_LIB:-}
+        if [ -z "$lib" ]; then
+            cmake -S . -B build-exports -DBUILD_SHARED_LIBS=ON -DFLEET_CUDA=OFF \
+                -DFLEET_BUILD_TESTS=OFF >build-exports.log 2>&1 &&
+                cmake --build build-exports -j "$(nproc)" --target fleet >>build-exports.log 2>&1 ||
+                { echo "exports: the shared library did not build (build-exports.log)"; report exports 1; continue; }
+            lib=build-exports/libfleet.so
+        fi
+        exported=$(nm -D --defined-only "$lib" | awk '$2 ~ /^[TtDdBbRrVvWw]$/ {print $3}' | sort)
+        # every function a public header declares (at column 0), marked or not
+        declared=$(grep -rhE '^[A-Za-z_][A-Za-z0-9_ *]*\bfleet_[a-z0-9_]+\(' include/fleet | \
+                   grep -v '^typedef' | grep -oE '\bfleet_[a-z0-9_]+\(' | head -n -0 | \
+                   awk '{print}' | tr -d '(' | sort -u)
+        out=$(comm -23 <(echo "$exported") <(echo "$declared") | sed 's/^/exported but not public API: /')
+        missing=$(comm -13 <(echo "$exported") <(echo "$declared") | sed 's/^/public API not exported: /')
+        out=$(printf '%s\n%s' "$out" "$missing" | grep . || true)
+        [ -z "$out" ] || echo "$out"
+        echo "exports: $(echo "$exported" | grep -c .) symbols exported, $(echo "$declared" | grep -c .) functions declared in include/"
+        report exports "$(printf '%s' "$out" | grep -c . || true)"
         ;;
     *)
         echo "house-rules.sh: unknown rule '$rule'" >&2

@@ -65,7 +65,7 @@ typedef struct fleet_batcher_config {
     int max_inflight;       /* runner threads = batches in flight, 1..16 (2)     */
 } fleet_batcher_config;
 
-fleet_batcher_config fleet_batcher_config_default(void);
+FLEET_API fleet_batcher_config fleet_batcher_config_default(void);
 
 /* cfg NULL: the defaults. The model must be finalized, every input and output
  * [FLEET_DIM_BATCH, ...] with no other batch dimension. Each runner binds
@@ -73,12 +73,12 @@ fleet_batcher_config fleet_batcher_config_default(void);
  * destroyed; when the pool is full and FLEET_STREAM_WAIT_MS makes bindings
  * wait, a runner that gets none fails create with FLEET_ERR_POOL_EXHAUSTED
  * (never a batch later). */
-fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config *cfg,
+FLEET_API fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config *cfg,
                                   fleet_batcher **out);
 
 /* Queue a request. timeout_us > 0: its deadline, from now; 0: none. On
  * success *ticket is the request's ticket (release it once done with it). */
-fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *const *inputs,
+FLEET_API fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *const *inputs,
                                   int n_inputs, fleet_tensor *const *outputs, int n_outputs,
                                   int64_t timeout_us, fleet_ticket **ticket);
 
@@ -86,23 +86,23 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
  * takes), and return the request's status: FLEET_OK (its outputs are
  * written), or why it failed. FLEET_ERR_NOT_READY if the wait timed out
  * (the ticket is still pending; not an error). */
-fleet_status fleet_ticket_wait(fleet_ticket *ticket, int64_t timeout_ms);
+FLEET_API fleet_status fleet_ticket_wait(fleet_ticket *ticket, int64_t timeout_ms);
 /* The request's status if complete, else FLEET_ERR_NOT_READY. */
-fleet_status fleet_ticket_poll(fleet_ticket *ticket);
+FLEET_API fleet_status fleet_ticket_poll(fleet_ticket *ticket);
 /* Wait for completion if still pending, then free the ticket. NULL ignored.
  * The handle is checked: a ticket released already (twice, or from two
  * threads at once) is FLEET_ERR_STALE_HANDLE, as are waits and polls on it,
  * never a crash. A wait in one thread may race a release in another: the
  * release waits for the request, and the waiter gets the request's status,
  * or FLEET_ERR_STALE_HANDLE if it came after the release. */
-fleet_status fleet_ticket_release(fleet_ticket *ticket);
+FLEET_API fleet_status fleet_ticket_release(fleet_ticket *ticket);
 
 /* Stop accepting requests; drain = true runs every queued request, false
  * completes them with FLEET_ERR_SHUTDOWN. Batches in flight finish either
  * way. Returns when the runners have stopped. Idempotent. */
-fleet_status fleet_batcher_shutdown(fleet_batcher *batcher, bool drain);
+FLEET_API fleet_status fleet_batcher_shutdown(fleet_batcher *batcher, bool drain);
 /* Shutdown (draining) if not done, then free. NULL ignored. */
-fleet_status fleet_batcher_destroy(fleet_batcher *batcher);
+FLEET_API fleet_status fleet_batcher_destroy(fleet_batcher *batcher);
 
 typedef struct fleet_batcher_stats {
     uint64_t submitted;      /* requests accepted                         */
@@ -119,7 +119,7 @@ typedef struct fleet_batcher_stats {
     double queue_wait_p50_us, queue_wait_p99_us; /* submit to batch start */
     double run_p50_us, run_p99_us;               /* batch start to done   */
 } fleet_batcher_stats;
-fleet_status fleet_batcher_get_stats(fleet_batcher *batcher, fleet_batcher_stats *out);
+FLEET_API fleet_status fleet_batcher_get_stats(fleet_batcher *batcher, fleet_batcher_stats *out);
 
 #ifdef __cplusplus
 }

@@ -63,26 +63,26 @@ extern "C" {
 
 /* x[..., n, k] solves a[..., n, n] @ x = b[..., n, k] (LU with partial
  * pivoting). */
-fleet_status fleet_linalg_solve(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *x);
+FLEET_API fleet_status fleet_linalg_solve(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *x);
 
 /* l[..., n, n] lower triangular with a = l @ l^T, for a symmetric positive
  * definite a[..., n, n]. Only a's lower triangle is read (symmetry is not
  * checked); l's strict upper triangle is set to zero. */
-fleet_status fleet_linalg_cholesky(const fleet_tensor *a, fleet_tensor *l);
+FLEET_API fleet_status fleet_linalg_cholesky(const fleet_tensor *a, fleet_tensor *l);
 
 /* x[..., n, k] solves a @ x = b[..., n, k] for a triangular a[..., n, n]:
  * upper triangular when `upper` is nonzero, else lower. The other triangle
  * of a is not read. A zero on the diagonal is singular. */
-fleet_status fleet_linalg_solve_triangular(const fleet_tensor *a, const fleet_tensor *b, int upper,
+FLEET_API fleet_status fleet_linalg_solve_triangular(const fleet_tensor *a, const fleet_tensor *b, int upper,
                                            fleet_tensor *x);
 
 /* Reduced QR of a[..., m, n], m >= n: a = q @ r with q[..., m, n] having
  * orthonormal columns and r[..., n, n] upper triangular (strict lower
  * triangle zero). Signs follow LAPACK (r's diagonal may be negative). */
-fleet_status fleet_linalg_qr(const fleet_tensor *a, fleet_tensor *q, fleet_tensor *r);
+FLEET_API fleet_status fleet_linalg_qr(const fleet_tensor *a, fleet_tensor *q, fleet_tensor *r);
 
 /* out[..., n, n] = inverse of a[..., n, n] (LU with partial pivoting). */
-fleet_status fleet_linalg_inv(const fleet_tensor *a, fleet_tensor *out);
+FLEET_API fleet_status fleet_linalg_inv(const fleet_tensor *a, fleet_tensor *out);
 
 #ifdef __cplusplus
 }

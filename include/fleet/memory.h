@@ -63,18 +63,18 @@ typedef struct fleet_allocation {
 } fleet_allocation;
 
 /* Allocate `bytes` (> 0) for use on `stream`. On failure *out is zeroed. */
-fleet_status fleet_memory_alloc(fleet_stream *stream, size_t bytes, fleet_allocation *out);
+FLEET_API fleet_status fleet_memory_alloc(fleet_stream *stream, size_t bytes, fleet_allocation *out);
 
 /* Free an allocation (stream-ordered, see above). Zeroes *allocation on
  * success. FLEET_ERR_STALE_HANDLE if it was already freed; a zeroed handle
  * (ptr == NULL) is FLEET_ERR_INVALID_ARGUMENT. */
-fleet_status fleet_memory_free(fleet_allocation *allocation);
+FLEET_API fleet_status fleet_memory_free(fleet_allocation *allocation);
 
 /* Note that `stream` uses the allocation, so its free waits for the work that
  * `stream` has submitted by the time of the free. Recording the allocation's
  * own stream, or the same stream twice, changes nothing. The stream must be
  * on the same device. */
-fleet_status fleet_memory_record_stream(const fleet_allocation *allocation, fleet_stream *stream);
+FLEET_API fleet_status fleet_memory_record_stream(const fleet_allocation *allocation, fleet_stream *stream);
 
 typedef struct fleet_memory_stats {
     uint64_t allocated;      /* bytes in live blocks (rounded sizes)         */
@@ -93,23 +93,23 @@ typedef struct fleet_memory_stats {
     uint64_t ooms;           /* FLEET_ERR_OUT_OF_MEMORY returned             */
 } fleet_memory_stats;
 
-fleet_status fleet_memory_get_stats(fleet_device *device, fleet_memory_stats *out);
+FLEET_API fleet_status fleet_memory_get_stats(fleet_device *device, fleet_memory_stats *out);
 
 /* Reset peak_allocated to the current allocated bytes. */
-fleet_status fleet_memory_reset_peak(fleet_device *device);
+FLEET_API fleet_status fleet_memory_reset_peak(fleet_device *device);
 
 /* Return every cached free segment to the backend. Pending blocks whose
  * events have passed are freed first; blocks still pending stay. */
-fleet_status fleet_memory_empty_cache(fleet_device *device);
+FLEET_API fleet_status fleet_memory_empty_cache(fleet_device *device);
 
 /* Set the device's cap on reserved bytes (0 = none). Lowering it below what
  * is reserved now frees nothing; later segment allocations fail until
  * reserved falls under it. */
-fleet_status fleet_memory_set_limit(fleet_device *device, uint64_t bytes);
+FLEET_API fleet_status fleet_memory_set_limit(fleet_device *device, uint64_t bytes);
 
 /* Fault injection, for tests: make the nth raw segment allocation from now
  * fail as if the backend were out of memory (1 = the next one). 0 disarms. */
-fleet_status fleet_memory_inject_failure(fleet_device *device, uint64_t nth);
+FLEET_API fleet_status fleet_memory_inject_failure(fleet_device *device, uint64_t nth);
 
 #ifdef __cplusplus
 }

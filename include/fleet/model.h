@@ -83,91 +83,91 @@ typedef int32_t fleet_value;
 #define FLEET_MODEL_MAX_IO 64          /* inputs, and outputs, each   */
 #define FLEET_MODEL_MAX_BATCH ((int64_t)1 << 24)
 
-fleet_status fleet_model_create(fleet_device *device, fleet_model **out);
+FLEET_API fleet_status fleet_model_create(fleet_device *device, fleet_model **out);
 /* Frees the model, its plans, instances and weights (waits for the device
  * first). NULL is ignored. */
-fleet_status fleet_model_destroy(fleet_model *model);
+FLEET_API fleet_status fleet_model_destroy(fleet_model *model);
 
 /* ---- building ----------------------------------------------------------- */
 
 /* A named input (names unique among inputs and weights, 1..255 bytes). */
-fleet_status fleet_model_input(fleet_model *model, const char *name, fleet_dtype dtype, int ndim,
+FLEET_API fleet_status fleet_model_input(fleet_model *model, const char *name, fleet_dtype dtype, int ndim,
                                const int64_t *shape, fleet_value *out);
 /* A named weight (a constant) of fixed shape, data given before finalize. */
-fleet_status fleet_model_weight(fleet_model *model, const char *name, fleet_dtype dtype, int ndim,
+FLEET_API fleet_status fleet_model_weight(fleet_model *model, const char *name, fleet_dtype dtype, int ndim,
                                 const int64_t *shape, fleet_value *out);
 /* Mark a value as an output (names unique among outputs). */
-fleet_status fleet_model_output(fleet_model *model, const char *name, fleet_value value);
+FLEET_API fleet_status fleet_model_output(fleet_model *model, const char *name, fleet_value value);
 
 /* Ops; shapes as the fleet_* op of the same name (fleet/ops.h). */
-fleet_status fleet_model_linear(fleet_model *model, fleet_value x, fleet_value weight,
+FLEET_API fleet_status fleet_model_linear(fleet_model *model, fleet_value x, fleet_value weight,
                                 fleet_value bias, fleet_value *out);
 /* out = alpha * (a @ b); alpha 1 for a plain matmul. */
-fleet_status fleet_model_matmul(fleet_model *model, fleet_value a, fleet_value b, float alpha,
+FLEET_API fleet_status fleet_model_matmul(fleet_model *model, fleet_value a, fleet_value b, float alpha,
                                 fleet_value *out);
-fleet_status fleet_model_add(fleet_model *model, fleet_value a, fleet_value b, fleet_value *out);
-fleet_status fleet_model_sub(fleet_model *model, fleet_value a, fleet_value b, fleet_value *out);
-fleet_status fleet_model_mul(fleet_model *model, fleet_value a, fleet_value b, fleet_value *out);
-fleet_status fleet_model_div(fleet_model *model, fleet_value a, fleet_value b, fleet_value *out);
-fleet_status fleet_model_relu(fleet_model *model, fleet_value x, fleet_value *out);
-fleet_status fleet_model_gelu(fleet_model *model, fleet_value x, fleet_value *out);
-fleet_status fleet_model_silu(fleet_model *model, fleet_value x, fleet_value *out);
-fleet_status fleet_model_tanh(fleet_model *model, fleet_value x, fleet_value *out);
-fleet_status fleet_model_sigmoid(fleet_model *model, fleet_value x, fleet_value *out);
-fleet_status fleet_model_softmax(fleet_model *model, fleet_value x, int dim, fleet_value *out);
+FLEET_API fleet_status fleet_model_add(fleet_model *model, fleet_value a, fleet_value b, fleet_value *out);
+FLEET_API fleet_status fleet_model_sub(fleet_model *model, fleet_value a, fleet_value b, fleet_value *out);
+FLEET_API fleet_status fleet_model_mul(fleet_model *model, fleet_value a, fleet_value b, fleet_value *out);
+FLEET_API fleet_status fleet_model_div(fleet_model *model, fleet_value a, fleet_value b, fleet_value *out);
+FLEET_API fleet_status fleet_model_relu(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_gelu(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_silu(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_tanh(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_sigmoid(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_softmax(fleet_model *model, fleet_value x, int dim, fleet_value *out);
 /* gamma and beta may each be FLEET_NO_VALUE (no scale, no shift), as
  * fleet_layer_norm takes NULL. */
-fleet_status fleet_model_layer_norm(fleet_model *model, fleet_value x, fleet_value gamma,
+FLEET_API fleet_status fleet_model_layer_norm(fleet_model *model, fleet_value x, fleet_value gamma,
                                     fleet_value beta, float eps, fleet_value *out);
-fleet_status fleet_model_conv1d(fleet_model *model, fleet_value x, fleet_value weight,
+FLEET_API fleet_status fleet_model_conv1d(fleet_model *model, fleet_value x, fleet_value weight,
                                 fleet_value bias, int64_t stride, int64_t padding,
                                 int64_t dilation, fleet_value *out);
 /* Views: no copy where the layout allows one (a reshape of a permuted value
  * becomes a copy, planned like any other activation). A reshape's shape may
  * hold FLEET_DIM_BATCH where the batch dimension goes. */
-fleet_status fleet_model_reshape(fleet_model *model, fleet_value x, int ndim, const int64_t *shape,
+FLEET_API fleet_status fleet_model_reshape(fleet_model *model, fleet_value x, int ndim, const int64_t *shape,
                                  fleet_value *out);
-fleet_status fleet_model_transpose(fleet_model *model, fleet_value x, int dim0, int dim1,
+FLEET_API fleet_status fleet_model_transpose(fleet_model *model, fleet_value x, int dim0, int dim1,
                                    fleet_value *out);
-fleet_status fleet_model_permute(fleet_model *model, fleet_value x, const int *dims,
+FLEET_API fleet_status fleet_model_permute(fleet_model *model, fleet_value x, const int *dims,
                                  fleet_value *out);
 /* Scaled dot-product attention (fleet_attention without mask; scale <= 0
  * means 1/sqrt(D)), lowered to matmul, softmax, matmul. */
-fleet_status fleet_model_attention(fleet_model *model, fleet_value q, fleet_value k, fleet_value v,
+FLEET_API fleet_status fleet_model_attention(fleet_model *model, fleet_value q, fleet_value k, fleet_value v,
                                    float scale, fleet_value *out);
 
 /* ---- weights -------------------------------------------------------------- */
 
 /* Copy a weight's data from host memory (bytes = its size); may be called
  * again before finalize to replace it. */
-fleet_status fleet_model_set_weight(fleet_model *model, const char *name, const void *data,
+FLEET_API fleet_status fleet_model_set_weight(fleet_model *model, const char *name, const void *data,
                                     size_t bytes);
 /* Set every weight whose name is in the safetensors file (dtype and shape
  * must match exactly); tensors of the file that the model does not declare
  * are ignored. *loaded (may be NULL) gets how many weights were set. A
  * malformed file is FLEET_ERR_INVALID_MODEL, an unreadable one FLEET_ERR_IO;
  * either way no weight is changed. */
-fleet_status fleet_model_load_safetensors(fleet_model *model, const char *path, int *loaded);
+FLEET_API fleet_status fleet_model_load_safetensors(fleet_model *model, const char *path, int *loaded);
 
 /* Check the graph (at least one output, every weight has data), upload the
  * weights, and freeze the model. */
-fleet_status fleet_model_finalize(fleet_model *model);
+FLEET_API fleet_status fleet_model_finalize(fleet_model *model);
 
 /* ---- running -------------------------------------------------------------- */
 
 /* inputs in declaration order, n_inputs of them; outputs likewise. Thread-
  * safe; see the header comment. A failed check changes no output. */
-fleet_status fleet_model_run(fleet_model *model, const fleet_tensor *const *inputs, int n_inputs,
+FLEET_API fleet_status fleet_model_run(fleet_model *model, const fleet_tensor *const *inputs, int n_inputs,
                              fleet_tensor *const *outputs, int n_outputs);
 
 /* Facts about a model. */
-int fleet_model_input_count(const fleet_model *model);
-int fleet_model_output_count(const fleet_model *model);
+FLEET_API int fleet_model_input_count(const fleet_model *model);
+FLEET_API int fleet_model_output_count(const fleet_model *model);
 /* Shape of input/output i for a batch size (FLEET_DIM_BATCH filled in):
  * writes *ndim and shape[0..ndim). */
-fleet_status fleet_model_input_shape(const fleet_model *model, int i, int64_t batch, int *ndim,
+FLEET_API fleet_status fleet_model_input_shape(const fleet_model *model, int i, int64_t batch, int *ndim,
                                      int64_t *shape);
-fleet_status fleet_model_output_shape(const fleet_model *model, int i, int64_t batch, int *ndim,
+FLEET_API fleet_status fleet_model_output_shape(const fleet_model *model, int i, int64_t batch, int *ndim,
                                       int64_t *shape);
 
 typedef struct fleet_model_stats {
@@ -184,7 +184,7 @@ typedef struct fleet_model_stats {
     size_t arena_bytes_max;   /* largest activation arena of its plans       */
     size_t weight_bytes;      /* device memory of the weights                */
 } fleet_model_stats;
-fleet_status fleet_model_get_stats(const fleet_model *model, fleet_model_stats *out);
+FLEET_API fleet_status fleet_model_get_stats(const fleet_model *model, fleet_model_stats *out);
 
 /* ---- ready-made models ---------------------------------------------------- *
  * Built and left unfinalized (set or load the weights, then finalize). Input
@@ -194,12 +194,12 @@ fleet_status fleet_model_get_stats(const fleet_model *model, fleet_model_stats *
 /* MLP: widths[0] -> widths[1] -> ... -> widths[n-1], ReLU between layers
  * (none after the last). x [B, widths[0]]. Weights "layers.<i>.weight"
  * [widths[i+1], widths[i]] and "layers.<i>.bias". n >= 2. */
-fleet_status fleet_model_build_mlp(fleet_device *device, const int64_t *widths, int n,
+FLEET_API fleet_status fleet_model_build_mlp(fleet_device *device, const int64_t *widths, int n,
                                    fleet_model **out);
 /* Conv1d net: channels[0] -> ... -> channels[n-1], kernel size k, padding
  * k/2 (k odd: length kept), ReLU between layers. x [B, channels[0], length].
  * Weights "convs.<i>.weight" [c[i+1], c[i], k] and "convs.<i>.bias". */
-fleet_status fleet_model_build_conv1d_net(fleet_device *device, const int64_t *channels, int n,
+FLEET_API fleet_status fleet_model_build_conv1d_net(fleet_device *device, const int64_t *channels, int n,
                                           int64_t kernel, int64_t length, fleet_model **out);
 /* Transformer encoder block, post-norm, as torch.nn.TransformerEncoderLayer
  * (batch_first, activation gelu, no dropout) with its in_proj split in three:
@@ -210,7 +210,7 @@ fleet_status fleet_model_build_conv1d_net(fleet_device *device, const int64_t *c
  * "linear1.weight" [ff, d], "linear1.bias", "linear2.weight" [d, ff],
  * "linear2.bias", "norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"
  * [d]; layer-norm eps 1e-5. d_model divisible by heads. */
-fleet_status fleet_model_build_encoder_block(fleet_device *device, int64_t seq, int64_t d_model,
+FLEET_API fleet_status fleet_model_build_encoder_block(fleet_device *device, int64_t seq, int64_t d_model,
                                              int64_t heads, int64_t ff, fleet_model **out);
 
 #ifdef __cplusplus

@@ -33,32 +33,32 @@ extern "C" {
  * views stored row- or column-major in their last two dimensions (so a
  * transposed view costs no copy); out must be row-contiguous there and must
  * not overlap a or b. f32; f16/bf16 on cuda (accumulated in f32). */
-fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
 
 /* y[..., out] = x[..., in] @ weight[out, in]^T + bias[out] (bias may be
  * NULL), as torch.nn.Linear. The bias is applied in the same GEMM task on
  * cpu and in the GEMM's epilogue on cuda (one cublasLtMatmul; a separate
  * bias kernel only where cuBLASLt has no algorithm for the shape). The bias
  * has x's dtype: f32, or f16/bf16 on cuda. */
-fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
+FLEET_API fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
                           const fleet_tensor *bias, fleet_tensor *y);
 
 /* Binary elementwise ops with broadcasting: out = a op b. */
-fleet_status fleet_add(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
-fleet_status fleet_sub(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
-fleet_status fleet_mul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
-fleet_status fleet_div(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_add(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_sub(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_mul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_div(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
 
 /* Unary elementwise ops: out (x's shape) = f(x). */
-fleet_status fleet_relu(const fleet_tensor *x, fleet_tensor *out);    /* max(x, 0)              */
-fleet_status fleet_gelu(const fleet_tensor *x, fleet_tensor *out);    /* x/2 (1 + erf(x/sqrt 2)) */
-fleet_status fleet_silu(const fleet_tensor *x, fleet_tensor *out);    /* x sigmoid(x)           */
-fleet_status fleet_tanh(const fleet_tensor *x, fleet_tensor *out);
-fleet_status fleet_sigmoid(const fleet_tensor *x, fleet_tensor *out); /* 1 / (1 + exp(-x))      */
+FLEET_API fleet_status fleet_relu(const fleet_tensor *x, fleet_tensor *out);    /* max(x, 0)              */
+FLEET_API fleet_status fleet_gelu(const fleet_tensor *x, fleet_tensor *out);    /* x/2 (1 + erf(x/sqrt 2)) */
+FLEET_API fleet_status fleet_silu(const fleet_tensor *x, fleet_tensor *out);    /* x sigmoid(x)           */
+FLEET_API fleet_status fleet_tanh(const fleet_tensor *x, fleet_tensor *out);
+FLEET_API fleet_status fleet_sigmoid(const fleet_tensor *x, fleet_tensor *out); /* 1 / (1 + exp(-x))      */
 
 /* Copy x's values into out (same shape, any layouts): with a contiguous out
  * this makes a contiguous copy of a view. */
-fleet_status fleet_copy(const fleet_tensor *x, fleet_tensor *out);
+FLEET_API fleet_status fleet_copy(const fleet_tensor *x, fleet_tensor *out);
 
 /* Row ops: softmax, layer norm, sum and mean work along one dimension of x.
  * x and out may be any strided views (no copy is made); f32 everywhere, and
@@ -76,21 +76,21 @@ fleet_status fleet_copy(const fleet_tensor *x, fleet_tensor *out);
 
 /* out (x's shape) = exp(x - max) / sum(exp(x - max)) along dim; the max is
  * subtracted first, so large inputs do not overflow. */
-fleet_status fleet_softmax(const fleet_tensor *x, int dim, fleet_tensor *out);
+FLEET_API fleet_status fleet_softmax(const fleet_tensor *x, int dim, fleet_tensor *out);
 
 /* out (x's shape) = (x - mean) / sqrt(var + eps) * gamma + beta over x's last
  * dimension, with the biased variance, as torch.nn.LayerNorm. gamma and beta
  * are 1-D of that dimension's size (FLEET_ERR_SHAPE_MISMATCH otherwise), or
  * NULL for all ones / all zeros; out must not overlap them. eps >= 0. */
-fleet_status fleet_layer_norm(const fleet_tensor *x, const fleet_tensor *gamma,
+FLEET_API fleet_status fleet_layer_norm(const fleet_tensor *x, const fleet_tensor *gamma,
                               const fleet_tensor *beta, float eps, fleet_tensor *out);
 
 /* out = the sum (or mean) of x along dim. out has x's shape with dim removed
  * (keepdim 0; a 1-D x gives a 0-D out) or set to 1 (keepdim != 0); another
  * shape is FLEET_ERR_SHAPE_MISMATCH. out must not overlap x. Summing an empty
  * dimension gives 0, its mean NaN. */
-fleet_status fleet_sum(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out);
-fleet_status fleet_mean(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out);
+FLEET_API fleet_status fleet_sum(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out);
+FLEET_API fleet_status fleet_mean(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out);
 
 /* Gather, concatenation and convolution (f32).
  *
@@ -109,7 +109,7 @@ fleet_status fleet_mean(const fleet_tensor *x, int dim, int keepdim, fleet_tenso
  * read when the op runs, so they are not checked at the call: an index
  * outside [0, V), negative ones included, yields a row of zeros (like a
  * padding index) and reads nothing out of bounds. */
-fleet_status fleet_embedding(const fleet_tensor *weight, const fleet_tensor *indices,
+FLEET_API fleet_status fleet_embedding(const fleet_tensor *weight, const fleet_tensor *indices,
                              fleet_tensor *out);
 
 /* out = inputs[0] ++ ... ++ inputs[n-1] along dim (negative counts from the
@@ -118,7 +118,7 @@ fleet_status fleet_embedding(const fleet_tensor *weight, const fleet_tensor *ind
  * otherwise). Inputs may be any strided views; out any view that does not
  * repeat elements or overlap an input. One fleet_copy per input into its
  * slice of out, so the dtypes are fleet_copy's (f32; f16/bf16 on cuda). */
-fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fleet_tensor *out);
+FLEET_API fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fleet_tensor *out);
 
 /* Cross-correlation as torch.nn.Conv1d (groups 1): x [N, Cin, L], weight
  * [Cout, Cin, K], bias [Cout] or NULL, out [N, Cout, Lout] with
@@ -128,14 +128,14 @@ fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fle
  * tensor must be contiguous and out must not overlap an input. Runs as
  * im2col + GEMM with a scratch buffer from the caching allocator on the
  * caller's stream (up to 256 MiB; bigger batches go in chunks). */
-fleet_status fleet_conv1d(const fleet_tensor *x, const fleet_tensor *weight,
+FLEET_API fleet_status fleet_conv1d(const fleet_tensor *x, const fleet_tensor *weight,
                           const fleet_tensor *bias, int64_t stride, int64_t padding,
                           int64_t dilation, fleet_tensor *out);
 
 /* The same in two dimensions, as torch.nn.Conv2d (groups 1): x [N, Cin, H, W],
  * weight [Cout, Cin, KH, KW], bias [Cout] or NULL, out [N, Cout, OH, OW], each
  * output size by fleet_conv1d's formula with its own stride/padding/dilation. */
-fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
+FLEET_API fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
                           const fleet_tensor *bias, int64_t stride_h, int64_t stride_w,
                           int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
                           fleet_tensor *out);
@@ -148,7 +148,7 @@ fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
  * is the upper triangle). scale <= 0 means 1/sqrt(D). The scores take a
  * temporary [..., Lq, Lk] tensor from the caching allocator on the caller's
  * stream. */
-fleet_status fleet_attention(const fleet_tensor *q, const fleet_tensor *k, const fleet_tensor *v,
+FLEET_API fleet_status fleet_attention(const fleet_tensor *q, const fleet_tensor *k, const fleet_tensor *v,
                              const fleet_tensor *mask, float scale, fleet_tensor *out);
 
 #ifdef __cplusplus

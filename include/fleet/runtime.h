@@ -80,37 +80,37 @@ typedef struct fleet_device fleet_device;
 
 /* Initialise now (optional). Thread-safe; returns the initialisation status,
  * the same on every call. */
-fleet_status fleet_init(void);
+FLEET_API fleet_status fleet_init(void);
 
 /* Tear everything down. Idempotent: a second call returns FLEET_OK and does
  * nothing. Must not race with other fleet calls. */
-fleet_status fleet_shutdown(void);
+FLEET_API fleet_status fleet_shutdown(void);
 
 /* Number of devices of a backend (0 when the backend is absent or has no
  * usable device; that is not an error). */
-fleet_status fleet_device_count(fleet_backend_kind backend, int *count);
+FLEET_API fleet_status fleet_device_count(fleet_backend_kind backend, int *count);
 
 /* The device `ordinal` of `backend`; FLEET_ERR_INVALID_DEVICE when there is
  * no such device, with the reason (not built, no GPU, ordinal out of range). */
-fleet_status fleet_device_get(fleet_backend_kind backend, int ordinal, fleet_device **out);
+FLEET_API fleet_status fleet_device_get(fleet_backend_kind backend, int ordinal, fleet_device **out);
 
 /* Device 0 of the default backend (see FLEET_BACKEND). */
-fleet_status fleet_device_default(fleet_device **out);
+FLEET_API fleet_status fleet_device_default(fleet_device **out);
 
 /* Facts about a device. Never fail on a valid handle. */
-fleet_backend_kind fleet_device_backend(const fleet_device *device);
-int fleet_device_ordinal(const fleet_device *device);
+FLEET_API fleet_backend_kind fleet_device_backend(const fleet_device *device);
+FLEET_API int fleet_device_ordinal(const fleet_device *device);
 /* "cpu:0", "cuda:1"; constant for the life of the process. */
-const char *fleet_device_name(const fleet_device *device);
+FLEET_API const char *fleet_device_name(const fleet_device *device);
 
 /* Wait until all work submitted to any stream of the device before this call
  * has completed. Work submitted concurrently by other threads after the call
  * began may or may not be waited for. Returns the first sticky stream error
  * found, if any. */
-fleet_status fleet_device_synchronize(fleet_device *device);
+FLEET_API fleet_status fleet_device_synchronize(fleet_device *device);
 
 /* Name of a backend ("cpu", "cuda"). */
-const char *fleet_backend_name(fleet_backend_kind backend);
+FLEET_API const char *fleet_backend_name(fleet_backend_kind backend);
 
 #ifdef __cplusplus
 }

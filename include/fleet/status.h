@@ -14,6 +14,8 @@
 #ifndef FLEET_STATUS_H
 #define FLEET_STATUS_H
 
+#include "fleet/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -50,16 +52,16 @@ typedef enum fleet_status {
 
 /* Short constant text for a status ("out of memory"); "unknown status" for a
  * value outside the enum. Never NULL. Thread-safe. */
-const char *fleet_status_str(fleet_status status);
+FLEET_API const char *fleet_status_str(fleet_status status);
 
 /* Constant name of a status ("FLEET_ERR_OUT_OF_MEMORY"). Never NULL. */
-const char *fleet_status_name(fleet_status status);
+FLEET_API const char *fleet_status_name(fleet_status status);
 
 /* The detail text of the calling thread's most recent failed call, for
  * example "fleet_matmul: inner dimensions differ: a is 4x3, b is 5x2".
  * Empty string when no call of this thread has failed. The pointer stays
  * valid until this thread's next fleet call. */
-const char *fleet_last_error(void);
+FLEET_API const char *fleet_last_error(void);
 
 #ifdef __cplusplus
 }

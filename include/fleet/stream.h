@@ -46,29 +46,29 @@ typedef struct fleet_event fleet_event;
 
 /* The calling thread's current stream on `device`, binding the thread to a
  * pool stream first if it has none (see above). */
-fleet_status fleet_stream_current(fleet_device *device, fleet_stream **out);
+FLEET_API fleet_status fleet_stream_current(fleet_device *device, fleet_stream **out);
 
 /* Make `stream` the calling thread's current stream on its device. The
  * thread's automatic binding, if any, is kept (and released at thread exit);
  * passing NULL for `stream` is an error — use fleet_stream_reset_current(). */
-fleet_status fleet_stream_set_current(fleet_stream *stream);
+FLEET_API fleet_status fleet_stream_set_current(fleet_stream *stream);
 
 /* Forget the calling thread's explicit current stream on `device`: the next
  * fleet_stream_current() returns its automatic binding again. */
-fleet_status fleet_stream_reset_current(fleet_device *device);
+FLEET_API fleet_status fleet_stream_reset_current(fleet_device *device);
 
 /* The device's default stream (id 0), shared by every thread that asks. */
-fleet_status fleet_stream_get_default(fleet_device *device, fleet_stream **out);
+FLEET_API fleet_status fleet_stream_get_default(fleet_device *device, fleet_stream **out);
 
 /* Take a free pool stream for exclusive use until fleet_stream_release(),
  * from any thread. Follows FLEET_STREAM_WAIT_MS except that it never shares:
  * with 0 it fails at once with FLEET_ERR_POOL_EXHAUSTED when no slot is free.
  * An acquired stream is not released at thread exit. */
-fleet_status fleet_stream_acquire(fleet_device *device, fleet_stream **out);
+FLEET_API fleet_status fleet_stream_acquire(fleet_device *device, fleet_stream **out);
 
 /* Like fleet_stream_acquire with an explicit wait: timeout_ms 0 = try once,
  * > 0 = wait that long, -1 = forever. */
-fleet_status fleet_stream_acquire_timeout(fleet_device *device, int64_t timeout_ms,
+FLEET_API fleet_status fleet_stream_acquire_timeout(fleet_device *device, int64_t timeout_ms,
                                           fleet_stream **out);
 
 /* Return an acquired stream to the pool. FLEET_ERR_INVALID_ARGUMENT for the
@@ -77,26 +77,26 @@ fleet_status fleet_stream_acquire_timeout(fleet_device *device, int64_t timeout_
  * twice is refused only until another acquire takes the same slot — after
  * that, a second release would release the other holder's stream. Release
  * each acquired stream exactly once. */
-fleet_status fleet_stream_release(fleet_stream *stream);
+FLEET_API fleet_status fleet_stream_release(fleet_stream *stream);
 
 /* 0 for the default stream, 1..N-1 for pool streams. -1 for NULL. */
-int fleet_stream_id(const fleet_stream *stream);
+FLEET_API int fleet_stream_id(const fleet_stream *stream);
 /* The stream's device; NULL for NULL. */
-fleet_device *fleet_stream_device(const fleet_stream *stream);
+FLEET_API fleet_device *fleet_stream_device(const fleet_stream *stream);
 
 /* Block until all work submitted to the stream before the call completed.
  * Returns the stream's sticky error if a task on it failed. */
-fleet_status fleet_stream_synchronize(fleet_stream *stream);
+FLEET_API fleet_status fleet_stream_synchronize(fleet_stream *stream);
 
 /* FLEET_OK when all submitted work has completed, FLEET_ERR_NOT_READY if
  * not (that is not a failure: fleet_last_error() is not set). */
-fleet_status fleet_stream_query(fleet_stream *stream);
+FLEET_API fleet_status fleet_stream_query(fleet_stream *stream);
 
 /* Run fn(arg) on the stream, in order with its other work (the host
  * counterpart of cudaLaunchHostFunc). fn must not call fleet functions that
  * wait for this stream. */
 typedef void (*fleet_host_fn)(void *arg);
-fleet_status fleet_stream_launch_host_func(fleet_stream *stream, fleet_host_fn fn, void *arg);
+FLEET_API fleet_status fleet_stream_launch_host_func(fleet_stream *stream, fleet_host_fn fn, void *arg);
 
 /* Occupancy of a device's pool. */
 typedef struct fleet_stream_pool_stats {
@@ -112,26 +112,26 @@ typedef struct fleet_stream_pool_stats {
     uint64_t timeouts_total;  /* waits that ended in POOL_EXHAUSTED           */
 } fleet_stream_pool_stats;
 
-fleet_status fleet_stream_pool_get_stats(fleet_device *device, fleet_stream_pool_stats *out);
+FLEET_API fleet_status fleet_stream_pool_get_stats(fleet_device *device, fleet_stream_pool_stats *out);
 
 /* Events mark a point in a stream's work. */
-fleet_status fleet_event_create(fleet_device *device, fleet_event **out);
+FLEET_API fleet_status fleet_event_create(fleet_device *device, fleet_event **out);
 /* Destroying an event another stream still waits on is allowed; the wait
  * completes as recorded. NULL is ignored. The handle is checked: a destroyed
  * event is FLEET_ERR_STALE_HANDLE in every later call (a second destroy
  * too); destroy must not run concurrently with other calls on the event.
  * It still works after fleet_shutdown() and frees the event's host memory. */
-fleet_status fleet_event_destroy(fleet_event *event);
+FLEET_API fleet_status fleet_event_destroy(fleet_event *event);
 /* Capture all work submitted to `stream` so far. Re-recording moves the mark.
  * The stream must be on the event's device. */
-fleet_status fleet_event_record(fleet_event *event, fleet_stream *stream);
+FLEET_API fleet_status fleet_event_record(fleet_event *event, fleet_stream *stream);
 /* Make future work on `stream` wait until the event's captured work is done
  * (does not block the caller). An event never recorded is complete. */
-fleet_status fleet_stream_wait_event(fleet_stream *stream, fleet_event *event);
+FLEET_API fleet_status fleet_stream_wait_event(fleet_stream *stream, fleet_event *event);
 /* FLEET_OK if complete, FLEET_ERR_NOT_READY if not (not an error). */
-fleet_status fleet_event_query(fleet_event *event);
+FLEET_API fleet_status fleet_event_query(fleet_event *event);
 /* Block until complete. */
-fleet_status fleet_event_synchronize(fleet_event *event);
+FLEET_API fleet_status fleet_event_synchronize(fleet_event *event);
 
 #ifdef __cplusplus
 }

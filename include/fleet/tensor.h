@@ -32,82 +32,68 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "fleet/dtype.h"
 #include "fleet/memory.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define FLEET_MAX_DIMS 8
-
-typedef enum fleet_dtype {
-    FLEET_DTYPE_F32 = 0,
-    FLEET_DTYPE_F16 = 1,  /* storage only on cpu; ops arrive with the cuda backend */
-    FLEET_DTYPE_BF16 = 2, /* likewise                                             */
-    FLEET_DTYPE_I32 = 3,  /* indices (fleet_embedding); no arithmetic op takes them */
-    FLEET_DTYPE_I64 = 4,  /* likewise                                             */
-} fleet_dtype;
-
-/* Bytes per element; 0 for an unknown dtype. */
-size_t fleet_dtype_size(fleet_dtype dtype);
-/* "f32", "f16", "bf16", "i32", "i64"; "unknown" otherwise. */
-const char *fleet_dtype_name(fleet_dtype dtype);
-
 typedef struct fleet_tensor fleet_tensor;
 
 /* A new contiguous (row-major) tensor, uninitialised. ndim 0..FLEET_MAX_DIMS,
  * shape[i] >= 0 (shape may be NULL when ndim is 0: a scalar). */
-fleet_status fleet_tensor_create(fleet_device *device, fleet_dtype dtype, int ndim,
+FLEET_API fleet_status fleet_tensor_create(fleet_device *device, fleet_dtype dtype, int ndim,
                                  const int64_t *shape, fleet_tensor **out);
 
-fleet_status fleet_tensor_retain(fleet_tensor *tensor);
-fleet_status fleet_tensor_release(fleet_tensor *tensor);
+FLEET_API fleet_status fleet_tensor_retain(fleet_tensor *tensor);
+FLEET_API fleet_status fleet_tensor_release(fleet_tensor *tensor);
 
 /* Copy `bytes` (must equal fleet_tensor_nbytes) from host memory into the
  * tensor, ordered on the calling thread's current stream. Returns when `src`
  * may be reused. The tensor must be contiguous. */
-fleet_status fleet_tensor_copy_from_host(fleet_tensor *tensor, const void *src, size_t bytes);
+FLEET_API fleet_status fleet_tensor_copy_from_host(fleet_tensor *tensor, const void *src, size_t bytes);
 
 /* Wait for the calling thread's current stream, then copy the tensor into
  * `dst` (bytes must equal fleet_tensor_nbytes). The tensor must be contiguous. */
-fleet_status fleet_tensor_copy_to_host(const fleet_tensor *tensor, void *dst, size_t bytes);
+FLEET_API fleet_status fleet_tensor_copy_to_host(const fleet_tensor *tensor, void *dst, size_t bytes);
 
 /* Tell the allocator that `stream` uses the tensor's memory (see memory.h). */
-fleet_status fleet_tensor_record_stream(fleet_tensor *tensor, fleet_stream *stream);
+FLEET_API fleet_status fleet_tensor_record_stream(fleet_tensor *tensor, fleet_stream *stream);
 
 /* Views: new tensor handles over the same memory (no copy), each to be
  * released on its own; the memory lives while any of them does. Writing
  * through a view writes the original. On failure *out is untouched. */
 
 /* Swap two dimensions (negative dims count from the end). */
-fleet_status fleet_tensor_transpose(const fleet_tensor *t, int dim0, int dim1, fleet_tensor **out);
+FLEET_API fleet_status fleet_tensor_transpose(const fleet_tensor *t, int dim0, int dim1, fleet_tensor **out);
 /* Reorder all dimensions: dimension i of the view is dimension dims[i] of t
  * (a permutation of 0..ndim-1). */
-fleet_status fleet_tensor_permute(const fleet_tensor *t, const int *dims, fleet_tensor **out);
+FLEET_API fleet_status fleet_tensor_permute(const fleet_tensor *t, const int *dims, fleet_tensor **out);
 /* The same elements in another shape (same count). Only for layouts where no
  * copy is needed (any contiguous tensor); otherwise FLEET_ERR_INVALID_ARGUMENT
  * — make a contiguous copy with fleet_copy first. */
-fleet_status fleet_tensor_reshape(const fleet_tensor *t, int ndim, const int64_t *shape,
+FLEET_API fleet_status fleet_tensor_reshape(const fleet_tensor *t, int ndim, const int64_t *shape,
                                   fleet_tensor **out);
 /* Elements start..end-1 along dimension dim (0 <= start <= end <= size). */
-fleet_status fleet_tensor_slice(const fleet_tensor *t, int dim, int64_t start, int64_t end,
+FLEET_API fleet_status fleet_tensor_slice(const fleet_tensor *t, int dim, int64_t start, int64_t end,
                                 fleet_tensor **out);
 
 /* Accessors. NULL or 0 for a NULL tensor. */
-fleet_device *fleet_tensor_device(const fleet_tensor *tensor);
-fleet_dtype fleet_tensor_dtype(const fleet_tensor *tensor);
-int fleet_tensor_ndim(const fleet_tensor *tensor);
+FLEET_API fleet_device *fleet_tensor_device(const fleet_tensor *tensor);
+FLEET_API fleet_dtype fleet_tensor_dtype(const fleet_tensor *tensor);
+FLEET_API int fleet_tensor_ndim(const fleet_tensor *tensor);
 /* Size of dimension `dim`; negative dims count from the end. -1 if out of range. */
-int64_t fleet_tensor_dim(const fleet_tensor *tensor, int dim);
+FLEET_API int64_t fleet_tensor_dim(const fleet_tensor *tensor, int dim);
 /* Stride of dimension `dim` in elements; -1 if out of range. */
-int64_t fleet_tensor_stride(const fleet_tensor *tensor, int dim);
-int64_t fleet_tensor_numel(const fleet_tensor *tensor);
-size_t fleet_tensor_nbytes(const fleet_tensor *tensor);
-int fleet_tensor_is_contiguous(const fleet_tensor *tensor);
+FLEET_API int64_t fleet_tensor_stride(const fleet_tensor *tensor, int dim);
+FLEET_API int64_t fleet_tensor_numel(const fleet_tensor *tensor);
+FLEET_API size_t fleet_tensor_nbytes(const fleet_tensor *tensor);
+FLEET_API int fleet_tensor_is_contiguous(const fleet_tensor *tensor);
 /* Address of the first element in device memory (host memory on cpu). */
-void *fleet_tensor_data(const fleet_tensor *tensor);
+FLEET_API void *fleet_tensor_data(const fleet_tensor *tensor);
 /* The stream the tensor's memory was allocated on. */
-fleet_stream *fleet_tensor_stream(const fleet_tensor *tensor);
+FLEET_API fleet_stream *fleet_tensor_stream(const fleet_tensor *tensor);
 
 #ifdef __cplusplus
 }

@@ -25,8 +25,8 @@
 #include <stdint.h>
 
 #include "core/env.h"
+#include "fleet/dtype.h"
 #include "fleet/stream.h"
-#include "fleet/tensor.h"
 #include "backend/linalg_args.h"
 #include "backend/kernel_args.h"
 

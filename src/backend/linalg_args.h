@@ -26,7 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "fleet/tensor.h"
+#include "fleet/dtype.h"
 
 typedef enum fleet__linalg_op {
     FLEET__LINALG_SOLVE = 0,

@@ -47,7 +47,7 @@ __global__ void im2col_kernel(fleet__conv_geom g, const float *__restrict__ x,
 
 } // namespace
 
-// index_dtype values are fleet_dtype's: 3 i32, 4 i64 (include/fleet/tensor.h).
+// index_dtype values are fleet_dtype's: 3 i32, 4 i64 (include/fleet/dtype.h).
 extern "C" int fleet__cuda_embedding(void *stream, const fleet__embedding_args *e)
 {
     int64_t total = e->n * e->d;

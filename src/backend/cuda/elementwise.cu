@@ -120,7 +120,7 @@ __global__ void bias_rows_kernel(int64_t batch, int64_t stride_c, int64_t m, int
 
 } // namespace
 
-// dtype values are fleet_dtype's: 0 f32, 1 f16, 2 bf16 (include/fleet/tensor.h).
+// dtype values are fleet_dtype's: 0 f32, 1 f16, 2 bf16 (include/fleet/dtype.h).
 extern "C" int fleet__cuda_elementwise(void *stream, const fleet__elementwise_args *e)
 {
     int64_t n = 1;

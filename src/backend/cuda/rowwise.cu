@@ -114,7 +114,7 @@ template <typename T> int launch(cudaStream_t s, const fleet__rowwise_args &a, i
 
 } // namespace
 
-// dtype values are fleet_dtype's: 0 f32, 1 f16, 2 bf16 (include/fleet/tensor.h).
+// dtype values are fleet_dtype's: 0 f32, 1 f16, 2 bf16 (include/fleet/dtype.h).
 extern "C" int fleet__cuda_rowwise(void *stream, const fleet__rowwise_args *a)
 {
     int64_t rows = 1;
