@@ -363,7 +363,8 @@ TEST(ops)
 TEST(stale_handles)
 {
     setup();
-    fleet_tensor *x = filled(d0, FLEET_DTYPE_F32, 2, M, N), *y = filled(d0, FLEET_DTYPE_F32, 2, M, N);
+    fleet_tensor *x = filled(d0, FLEET_DTYPE_F32, 2, M, N),
+                  *y = filled(d0, FLEET_DTYPE_F32, 2, M, N);
     fleet_tensor *gone = filled(d0, FLEET_DTYPE_F32, 2, M, N), *view = NULL;
     ASSERT_OK(fleet_tensor_release(gone));
     snapshot();

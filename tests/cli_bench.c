@@ -25,7 +25,7 @@ TEST(table_and_json)
     ASSERT_TRUE(fd >= 0);
     close(fd);
     char *args[] = {"--threads", "1,2", "--workloads", "linear64,mlp", "--windows", "3",
-                    "--window-ms", "20", "--warmup-ms", "10", "--json", path};
+                    "--window-ms", "150", "--warmup-ms", "10", "--json", path};
     bench(args, 12);
     ASSERT_PROC_OK(&r);
     ASSERT_OUT_CONTAINS(&r, "| workload | threads | ops/s | min | max | speedup | efficiency |");
@@ -44,7 +44,9 @@ TEST(table_and_json)
     double ops = 0;
     for (const char *p = json; (p = strstr(p, "\"ops_per_s\": ")) != NULL; p++) {
         ops = strtod(p + 13, NULL);
-        ASSERT_TRUE(ops > 0); /* every window ran some ops */
+        /* The median window ran some ops: windows are long enough that a
+         * loaded machine (ctest -j) still completes an mlp step in one. */
+        ASSERT_TRUE(ops > 0);
         entries++;
     }
     ASSERT_EQ(entries, 4);

@@ -135,6 +135,14 @@ static inline void test_fail_(const char *file, int line, const char *msg)
         }                                                                                \
     } while (0)
 
+/* The call is refused with `want` and fleet_last_error() contains `needle`
+ * (the function's name, or the words that tell the user what to do). */
+#define ASSERT_REFUSED(expr, want, needle)                                               \
+    do {                                                                                 \
+        ASSERT_STATUS(expr, want);                                                       \
+        ASSERT_STR_CONTAINS(fleet_last_error(), needle);                                 \
+    } while (0)
+
 /* |a - b| <= atol + rtol * |b| elementwise; reports the first mismatch. */
 static inline void test_assert_close_(const char *file, int line, const float *got,
                                       const float *want, int64_t n, double rtol, double atol)

@@ -3,11 +3,11 @@
  * when present), run LU solve, Cholesky, triangular solve (upper and lower),
  * QR and inverse on fresh random well-conditioned inputs of sizes 1, 3, 17
  * and 64, single and batched; every result is checked by its residual and
- * against the plain-C double-precision reference (ops/ref_linalg.h).
+ * against the plain-C double-precision reference (tests/ref/ref_linalg.h).
  *
  * bmm and transposed-view matmul (the rest of the named check) are checked
  * the same way: residual against the product computed in double. */
-#include "ops/ref_linalg.h"
+#include "ref/ref_linalg.h"
 #include "test_util.h"
 
 static const int64_t kSizes[] = {1, 3, 17, 64};
@@ -105,7 +105,7 @@ static void check_solve(fleet_device *dev, int64_t batch, int64_t n, test_rng *r
     for (int64_t i = 0; i < bm; i++) {
         const float *ai = a + i * n * n, *bi = b + i * n * k, *xi = x + i * n * k;
         assert_small(residual(ai, xi, bi, n, n, k, 0), REL_TOL, "solve ||AX-B||/||B||", n);
-        ASSERT_EQ(fleet__ref_linalg_solve(n, k, ai, bi, want), 0);
+        ASSERT_EQ(ref_linalg_solve(n, k, ai, bi, want), 0);
         assert_near_ref(xi, want, n * k, "solve vs reference", n);
     }
     fleet_tensor_release(ta), fleet_tensor_release(tb), fleet_tensor_release(tx);
@@ -124,7 +124,7 @@ static void check_inv(fleet_device *dev, int64_t batch, int64_t n, test_rng *r)
     for (int64_t i = 0; i < bm; i++) {
         const float *ai = a + i * n * n, *xi = x + i * n * n;
         assert_small(residual(ai, xi, NULL, n, n, n, 0), REL_TOL, "inv ||A inv(A) - I||/||I||", n);
-        ASSERT_EQ(fleet__ref_linalg_inv(n, ai, want), 0);
+        ASSERT_EQ(ref_linalg_inv(n, ai, want), 0);
         assert_near_ref(xi, want, n * n, "inv vs reference", n);
     }
     fleet_tensor_release(ta), fleet_tensor_release(to);
@@ -160,7 +160,7 @@ static void check_cholesky(fleet_device *dev, int64_t batch, int64_t n, test_rng
             for (int64_t q = 0; q < n; q++)
                 g[p * n + q] = li[q * n + p];
         assert_small(residual(li, g, ai, n, n, n, 0), REL_TOL, "cholesky ||LL^T-A||/||A||", n);
-        ASSERT_EQ(fleet__ref_linalg_cholesky(n, ai, want), 0);
+        ASSERT_EQ(ref_linalg_cholesky(n, ai, want), 0);
         assert_near_ref(li, want, n * n, "cholesky vs reference", n);
     }
     fleet_tensor_release(ta), fleet_tensor_release(tl);
@@ -196,7 +196,7 @@ static void check_triangular(fleet_device *dev, int64_t batch, int64_t n, int up
                 tri[p * n + q] = (upper ? q >= p : q <= p) ? ai[p * n + q] : 0.0f;
         assert_small(residual(tri, xi, bi, n, n, k, 0), REL_TOL,
                      upper ? "solve_triangular upper ||AX-B||" : "solve_triangular lower ||AX-B||", n);
-        ASSERT_EQ(fleet__ref_linalg_solve_triangular(n, k, ai, bi, upper, want), 0);
+        ASSERT_EQ(ref_linalg_solve_triangular(n, k, ai, bi, upper, want), 0);
         assert_near_ref(xi, want, n * k, "solve_triangular vs reference", n);
     }
     fleet_tensor_release(ta), fleet_tensor_release(tb), fleet_tensor_release(tx);
@@ -238,7 +238,7 @@ static void check_qr(fleet_device *dev, int64_t batch, int64_t n, test_rng *r)
         assert_small(residual(qi, ri, ai, m, n, n, 0), REL_TOL, "qr ||QR-A||/||A||", n);
         /* Q^T Q = I: P = Q read transposed ([n, m]), Q = Q. */
         assert_small(residual(qi, qi, NULL, n, m, n, 1), REL_TOL, "qr ||Q^TQ-I||/||I||", n);
-        ASSERT_EQ(fleet__ref_linalg_qr(m, n, ai, wq, wr), 0);
+        ASSERT_EQ(ref_linalg_qr(m, n, ai, wq, wr), 0);
         normalize_qr(qi, ri, m, n);
         assert_near_ref(qi, wq, m * n, "qr Q vs reference", n);
         assert_near_ref(ri, wr, n * n, "qr R vs reference", n);

@@ -83,18 +83,6 @@ static inline fleet_status op_chain_end(op_chain *c)
     return c->st;
 }
 
-/* ||got - want|| / ||want|| */
-static inline double op_chain_error(const float *got, const double *want, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)got[i] - want[i];
-        num += d * d;
-        den += want[i] * want[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 static inline void op_chain_softmax_rows(double *x, int64_t rows, int64_t n)
 {
     for (int64_t r = 0; r < rows; r++) {
@@ -130,7 +118,7 @@ static inline void op_chain_check(op_chain *c, fleet_tensor *t, const double *wa
         return;
     float *got = op_chain_floats(c, n, NULL);
     if (op_chain_ok(c, fleet_tensor_copy_to_host(t, got, sizeof(float) * (size_t)n)))
-        *err = op_chain_error(got, want, n);
+        *err = test_normwise_error(got, want, n);
 }
 
 static inline fleet_status op_chain_run(fleet_device *dev, int kind, test_rng *r, double *err)

@@ -11,7 +11,7 @@
 #include <stdatomic.h>
 #include <time.h>
 
-#include "harness.h"
+#include "test_util.h"
 
 #define MIB ((size_t)1 << 20)
 
@@ -60,13 +60,6 @@ static void gate_destroy(gate *g)
 static void hold(fleet_stream *s, gate *g)
 {
     ASSERT_OK(fleet_stream_launch_host_func(s, gate_wait_fn, g));
-}
-
-static fleet_device *cpu_device(int ordinal)
-{
-    fleet_device *d = NULL;
-    ASSERT_OK(fleet_device_get(FLEET_BACKEND_CPU, ordinal, &d));
-    return d;
 }
 
 static fleet_stream *acquire(fleet_device *d)
@@ -142,7 +135,7 @@ static layout make_layout(fleet_stream *owner, size_t bytes)
 
 TEST(single_user_stream_withholds_until_event)
 {
-    fleet_device *d = cpu_device(0);
+    fleet_device *d = test_cpu_device(0);
     expect_clean(d);
     fleet_stream *a = acquire(d), *b = acquire(d);
     gate g;
@@ -173,7 +166,7 @@ TEST(single_user_stream_withholds_until_event)
 
 TEST(two_user_streams_withhold_until_both_passed)
 {
-    fleet_device *d = cpu_device(0);
+    fleet_device *d = test_cpu_device(0);
     expect_clean(d);
     fleet_stream *a = acquire(d), *b = acquire(d), *c = acquire(d);
     gate gb, gc;
@@ -208,7 +201,7 @@ TEST(two_user_streams_withhold_until_both_passed)
 
 TEST(recording_the_owner_stream_changes_nothing)
 {
-    fleet_device *d = cpu_device(0);
+    fleet_device *d = test_cpu_device(0);
     expect_clean(d);
     fleet_stream *a = acquire(d), *b = acquire(d);
     gate g;
@@ -231,7 +224,7 @@ TEST(recording_the_owner_stream_changes_nothing)
 
 TEST(repeated_record_is_one_use)
 {
-    fleet_device *d = cpu_device(0);
+    fleet_device *d = test_cpu_device(0);
     expect_clean(d);
     fleet_stream *a = acquire(d), *b = acquire(d);
     gate g;
@@ -257,7 +250,7 @@ TEST(repeated_record_is_one_use)
 
 TEST(pending_stats_track_the_withheld_bytes)
 {
-    fleet_device *d = cpu_device(0);
+    fleet_device *d = test_cpu_device(0);
     expect_clean(d);
     fleet_stream *a = acquire(d), *b = acquire(d);
     gate g;
@@ -313,7 +306,7 @@ static void consume_fn(void *arg)
 
 TEST(poisoning_cannot_reach_a_recorded_block)
 {
-    fleet_device *d = cpu_device(0);
+    fleet_device *d = test_cpu_device(0);
     expect_clean(d);
     fleet_stream *a = acquire(d), *b = acquire(d);
     gate g;
@@ -365,7 +358,7 @@ TEST(poisoning_cannot_reach_a_recorded_block)
 
 TEST(empty_cache_keeps_a_pending_segment)
 {
-    fleet_device *d = cpu_device(0);
+    fleet_device *d = test_cpu_device(0);
     expect_clean(d);
     fleet_stream *a = acquire(d), *b = acquire(d);
     gate g;
@@ -404,7 +397,7 @@ static void sleep_fn(void *arg)
 
 TEST(oom_cascade_synchronizes_and_reclaims_pending)
 {
-    fleet_device *d = cpu_device(0);
+    fleet_device *d = test_cpu_device(0);
     expect_clean(d);
     fleet_stream *a = acquire(d), *b = acquire(d);
     atomic_int slept;
@@ -448,7 +441,7 @@ static void *free_thread(void *arg)
 
 TEST(free_from_another_thread_still_waits)
 {
-    fleet_device *d = cpu_device(0);
+    fleet_device *d = test_cpu_device(0);
     expect_clean(d);
     fleet_stream *a = acquire(d), *b = acquire(d);
     gate g;
@@ -475,7 +468,7 @@ TEST(free_from_another_thread_still_waits)
 
 TEST(record_on_another_device_is_refused)
 {
-    fleet_device *d = cpu_device(0), *d1 = cpu_device(1);
+    fleet_device *d = test_cpu_device(0), *d1 = test_cpu_device(1);
     expect_clean(d);
     fleet_stream *a = acquire(d), *other = acquire(d1);
     gate g;
@@ -483,8 +476,7 @@ TEST(record_on_another_device_is_refused)
     hold(other, &g);
     layout l = make_layout(a, 4096);
     void *p = l.block.ptr;
-    ASSERT_STATUS(fleet_memory_record_stream(&l.block, other), FLEET_ERR_INVALID_DEVICE);
-    ASSERT_STR_CONTAINS(fleet_last_error(), "cpu:1");
+    ASSERT_REFUSED(fleet_memory_record_stream(&l.block, other), FLEET_ERR_INVALID_DEVICE, "cpu:1");
     ASSERT_STR_CONTAINS(fleet_last_error(), "cpu:0");
     /* Nothing was recorded: the free is immediate even though `other` is busy. */
     ASSERT_OK(fleet_memory_free(&l.block));
@@ -546,7 +538,7 @@ int main(int argc, char **argv)
          * but nothing queried it): the allocator must dispose of the event and
          * the segment
          * (sanitizers check nothing leaks or is freed twice). */
-        fleet_device *d = cpu_device(0);
+        fleet_device *d = test_cpu_device(0);
         fleet_stream *a = acquire(d), *b = acquire(d);
         fleet_allocation x = alloc_ok(a, 4096);
         ASSERT_OK(fleet_memory_record_stream(&x, b));

@@ -24,17 +24,6 @@ typedef struct worker {
     pthread_barrier_t *bound;
 } worker;
 
-static double normwise_error(const float *got, const float *want, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double d = (double)got[i] - want[i];
-        num += d * d;
-        den += (double)want[i] * want[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 static void *worker_main(void *arg)
 {
     worker *w = arg;
@@ -48,7 +37,7 @@ static void *worker_main(void *arg)
         test_fill_random(x[w->index], batch * 32, &r);
         test_model_run(&tm, dev, x[w->index], batch, y[w->index]);
         test_model_reference(&tm, x[w->index], batch, want[w->index]);
-        double err = normwise_error(y[w->index], want[w->index], batch * 16);
+        double err = test_normwise_error(y[w->index], want[w->index], batch * 16);
         if (!(err <= 1e-5)) {
             if (w->wrong < 3)
                 printf("  thread %d run %d (batch %lld): normwise error %.3g\n", w->index, i,

@@ -22,12 +22,7 @@ static fleet_event *ev;
 static fleet_allocation al;
 static fleet_tensor *ta, *tb, *tc, *tbias;
 
-#define ASSERT_SHUT(expr)                                                                \
-    do {                                                                                 \
-        ASSERT_STATUS(expr, FLEET_ERR_SHUTDOWN);                                         \
-        if (strcasestr(fleet_last_error(), "shut") == NULL)                              \
-            test_fail_(__FILE__, __LINE__, #expr ": text does not say shut down");      \
-    } while (0)
+#define ASSERT_SHUT(expr) ASSERT_REFUSED(expr, FLEET_ERR_SHUTDOWN, "shut down")
 
 static void slow_set(void *arg)
 {

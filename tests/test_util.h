@@ -115,6 +115,46 @@ static inline void test_count_host_fn(void *arg)
     atomic_fetch_add((atomic_int *)arg, 1);
 }
 
+/* ---- errors ----------------------------------------------------------------- */
+
+/* ||got - want|| / ||want|| (||got|| where want is all zero), for a float or
+ * a double reference: test_normwise_error(got, want, n). */
+#define TEST_NORMWISE_ERROR_DEFINE_(name, T)                                             \
+    static inline double name(const float *got, const T *want, int64_t n)               \
+    {                                                                                    \
+        double num = 0, den = 0;                                                         \
+        for (int64_t i = 0; i < n; i++) {                                                \
+            double d = (double)got[i] - (double)want[i];                                 \
+            num += d * d;                                                                \
+            den += (double)want[i] * (double)want[i];                                    \
+        }                                                                                \
+        return den > 0 ? sqrt(num / den) : sqrt(num);                                    \
+    }
+TEST_NORMWISE_ERROR_DEFINE_(test_normwise_error_f32_, float)
+TEST_NORMWISE_ERROR_DEFINE_(test_normwise_error_f64_, double)
+#define test_normwise_error(got, want, n)                                                \
+    _Generic((want), float *: test_normwise_error_f32_, const float *: test_normwise_error_f32_, \
+             double *: test_normwise_error_f64_, const double *: test_normwise_error_f64_)(  \
+        (got), (want), (n))
+
+/* ---- devices ---------------------------------------------------------------- */
+
+/* cpu device `index` (FLEET_CPU_DEVICES says how many there are). */
+static inline fleet_device *test_cpu_device(int index)
+{
+    fleet_device *d = NULL;
+    ASSERT_OK(fleet_device_get(FLEET_BACKEND_CPU, index, &d));
+    return d;
+}
+
+/* The default device: cuda 0 where a GPU is present, else cpu 0. */
+static inline fleet_device *test_default_device(void)
+{
+    fleet_device *d = NULL;
+    ASSERT_OK(fleet_device_default(&d));
+    return d;
+}
+
 /* ---- tensors ---------------------------------------------------------------- */
 
 static inline fleet_tensor *test_tensor_new(fleet_device *dev, int ndim, const int64_t *shape)
@@ -123,6 +163,11 @@ static inline fleet_tensor *test_tensor_new(fleet_device *dev, int ndim, const i
     ASSERT_OK(fleet_tensor_create(dev, FLEET_DTYPE_F32, ndim, shape, &t));
     return t;
 }
+
+/* A f32 tensor of the dims written out: TEST_TENSOR(dev, 3, 4) is 3x4. */
+#define TEST_TENSOR(dev, ...)                                                            \
+    test_tensor_new((dev), (int)(sizeof((int64_t[]){__VA_ARGS__}) / sizeof(int64_t)),   \
+                    (int64_t[]){__VA_ARGS__})
 
 static inline fleet_tensor *test_tensor_2d(fleet_device *dev, int64_t rows, int64_t cols,
                                            const float *host)
@@ -139,10 +184,9 @@ static inline void test_tensor_read(const fleet_tensor *t, float *dst)
     ASSERT_OK(fleet_tensor_copy_to_host(t, dst, fleet_tensor_nbytes(t)));
 }
 
-/* The calling thread's current stream id on dev (binds if needed). */
 /* Fill a f32 tensor with a sentinel, to check later (test_assert_sentinel)
  * that a refused call left it alone. */
-static inline void test_fill_sentinel(fleet_tensor *t)
+static inline fleet_tensor *test_fill_sentinel(fleet_tensor *t)
 {
     int64_t n = fleet_tensor_numel(t);
     float *p = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
@@ -150,6 +194,7 @@ static inline void test_fill_sentinel(fleet_tensor *t)
         p[i] = 42.0f;
     ASSERT_OK(fleet_tensor_copy_from_host(t, p, fleet_tensor_nbytes(t)));
     free(p);
+    return t;
 }
 
 static inline void test_assert_sentinel(fleet_tensor *t)

@@ -48,8 +48,7 @@ TEST(a_ticket_released_twice_is_stale)
     submit(&q, NULL);
     ASSERT_OK(fleet_ticket_wait(q.t, -1));
     ASSERT_OK(fleet_ticket_release(q.t));
-    ASSERT_STATUS(fleet_ticket_release(q.t), FLEET_ERR_STALE_HANDLE);
-    ASSERT_STR_CONTAINS(fleet_last_error(), "fleet_ticket_release");
+    ASSERT_REFUSED(fleet_ticket_release(q.t), FLEET_ERR_STALE_HANDLE, "fleet_ticket_release");
     ASSERT_STR_CONTAINS(fleet_last_error(), "stale ticket handle");
     ASSERT_STATUS(fleet_ticket_wait(q.t, -1), FLEET_ERR_STALE_HANDLE);
     ASSERT_STATUS(fleet_ticket_poll(q.t), FLEET_ERR_STALE_HANDLE);

@@ -46,16 +46,6 @@ static bool ok_or_oom(fleet_status st, const char *what)
     return false;
 }
 
-static double normwise(const float *got, const float *want, int64_t n)
-{
-    double num = 0, den = 0;
-    for (int64_t i = 0; i < n; i++) {
-        num += ((double)got[i] - want[i]) * ((double)got[i] - want[i]);
-        den += (double)want[i] * want[i];
-    }
-    return den > 0 ? sqrt(num / den) : sqrt(num);
-}
-
 static void chains(test_rng *r)
 {
     double err;
@@ -97,7 +87,7 @@ static void model_request(test_model *tm, int64_t rows, test_rng *r, bool batche
         st = fleet_tensor_copy_to_host(ty, y, sizeof(float) * (size_t)(rows * tm->out_row));
     if (ok_or_oom(st, batched ? "batcher request" : "model run")) {
         test_model_reference(tm, x, rows, want);
-        double err = normwise(y, want, rows * tm->out_row);
+        double err = test_normwise_error(y, want, rows * tm->out_row);
         if (!(err <= 1e-5))
             FAILF("%s of %lld rows: normwise error %g", batched ? "request" : "model run",
                   (long long)rows, err);

@@ -1,8 +1,8 @@
-/* ops/ref_elementwise.c — reference elementwise ops and matmul in double. */
+/* tests/ref/ref_elementwise.c — reference elementwise ops and matmul in double. */
 #include <math.h>
 #include <stddef.h>
 
-#include "ops/ref.h"
+#include "ref/ref.h"
 
 static double apply(int op, double x, double y)
 {
@@ -22,8 +22,8 @@ static double apply(int op, double x, double y)
     return NAN;
 }
 
-void fleet__ref_elementwise(int op, const fleet__view *out, const fleet__view *a,
-                            const fleet__view *b)
+void ref_elementwise(int op, const fleet__view *out, const fleet__view *a,
+                     const fleet__view *b)
 {
     int64_t n = 1;
     for (int d = 0; d < out->ndim; d++)
@@ -44,8 +44,8 @@ void fleet__ref_elementwise(int op, const fleet__view *out, const fleet__view *a
     }
 }
 
-void fleet__ref_matmul(const float *a, const float *b, const float *bias, float *c, int64_t m,
-                       int64_t k, int64_t n)
+void ref_matmul(const float *a, const float *b, const float *bias, float *c, int64_t m,
+                int64_t k, int64_t n)
 {
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {

@@ -1,10 +1,10 @@
-/* ops/ref_conv.c — plain-C references for the gather, concatenation and
+/* tests/ref/ref_conv.c — plain-C references for the gather, concatenation and
  * convolution ops: direct loops, double accumulation, host memory. */
 #include "fleet/tensor.h"
-#include "ops/ref.h"
+#include "ref/ref.h"
 
-void fleet__ref_embedding(const float *w, int64_t v, int64_t d, const void *idx, int index_dtype,
-                          int64_t n, float *out)
+void ref_embedding(const float *w, int64_t v, int64_t d, const void *idx, int index_dtype,
+                   int64_t n, float *out)
 {
     for (int64_t r = 0; r < n; r++) {
         int64_t i = index_dtype == FLEET_DTYPE_I32 ? ((const int32_t *)idx)[r]
@@ -25,7 +25,7 @@ static int64_t offset_of(const fleet__view *v, int64_t lin)
     return off;
 }
 
-void fleet__ref_concat(const fleet__view *const *inputs, int n, int dim, const fleet__view *out)
+void ref_concat(const fleet__view *const *inputs, int n, int dim, const fleet__view *out)
 {
     int64_t at = 0;
     for (int i = 0; i < n; i++) {
@@ -47,8 +47,8 @@ void fleet__ref_concat(const fleet__view *const *inputs, int n, int dim, const f
     }
 }
 
-void fleet__ref_conv2d(const fleet__conv_geom *g, const float *x, const float *wt,
-                       const float *bias, float *out)
+void ref_conv2d(const fleet__conv_geom *g, const float *x, const float *wt,
+                const float *bias, float *out)
 {
     for (int64_t b = 0; b < g->n; b++)
         for (int64_t co = 0; co < g->cout; co++)

@@ -1,13 +1,13 @@
-/* ops/ref_attention.c — reference scaled dot-product attention in double. */
+/* tests/ref/ref_attention.c — reference scaled dot-product attention in double. */
 #include <math.h>
 #include <stdlib.h>
 
 #include "core/assert.h"
-#include "ops/ref.h"
+#include "ref/ref.h"
 
-void fleet__ref_attention(const float *q, const float *k, const float *v, const float *mask,
-                          int64_t batch, int64_t lq, int64_t lk, int64_t d, int64_t dv,
-                          double scale, float *out)
+void ref_attention(const float *q, const float *k, const float *v, const float *mask,
+                   int64_t batch, int64_t lq, int64_t lk, int64_t d, int64_t dv,
+                   double scale, float *out)
 {
     double *p = malloc(sizeof(double) * (size_t)(lk > 0 ? lk : 1));
     FLEET_ASSERT(p != NULL); /* test-side reference: no way to report it */

@@ -1,13 +1,13 @@
-/* ops/ref_linalg.c — the plain-C references of fleet/linalg.h (see
+/* tests/ref/ref_linalg.c — the plain-C references of fleet/linalg.h (see
  * ref_linalg.h): textbook algorithms, double precision throughout, no
  * blocking and no tricks, so that they are easy to trust. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "ops/ref_linalg.h"
+#include "ref/ref_linalg.h"
 
-int fleet__ref_linalg_solve(int64_t n, int64_t k, const float *a, const float *b, float *x)
+int ref_linalg_solve(int64_t n, int64_t k, const float *a, const float *b, float *x)
 {
     /* Augmented [A | B] in double, eliminated in place. */
     int64_t w = n + k;
@@ -55,7 +55,7 @@ int fleet__ref_linalg_solve(int64_t n, int64_t k, const float *a, const float *b
     return failed;
 }
 
-int fleet__ref_linalg_cholesky(int64_t n, const float *a, float *l)
+int ref_linalg_cholesky(int64_t n, const float *a, float *l)
 {
     double *d = calloc((size_t)(n * n > 0 ? n * n : 1), sizeof(double));
     if (d == NULL)
@@ -82,8 +82,8 @@ int fleet__ref_linalg_cholesky(int64_t n, const float *a, float *l)
     return failed;
 }
 
-int fleet__ref_linalg_solve_triangular(int64_t n, int64_t k, const float *a, const float *b,
-                                       int upper, float *x)
+int ref_linalg_solve_triangular(int64_t n, int64_t k, const float *a, const float *b,
+                                int upper, float *x)
 {
     for (int64_t i = 0; i < n; i++)
         if (a[i * n + i] == 0.0f)
@@ -110,7 +110,7 @@ int fleet__ref_linalg_solve_triangular(int64_t n, int64_t k, const float *a, con
     return 0;
 }
 
-int fleet__ref_linalg_qr(int64_t m, int64_t n, const float *a, float *q, float *r)
+int ref_linalg_qr(int64_t m, int64_t n, const float *a, float *q, float *r)
 {
     double *v = malloc(sizeof(double) * (size_t)(m * n > 0 ? m * n : 1)); /* columns, m each */
     if (v == NULL)
@@ -149,14 +149,14 @@ int fleet__ref_linalg_qr(int64_t m, int64_t n, const float *a, float *q, float *
     return failed;
 }
 
-int fleet__ref_linalg_inv(int64_t n, const float *a, float *out)
+int ref_linalg_inv(int64_t n, const float *a, float *out)
 {
     float *eye = calloc((size_t)(n * n > 0 ? n * n : 1), sizeof(float));
     if (eye == NULL)
         abort();
     for (int64_t i = 0; i < n; i++)
         eye[i * n + i] = 1.0f;
-    int rc = fleet__ref_linalg_solve(n, n, a, eye, out);
+    int rc = ref_linalg_solve(n, n, a, eye, out);
     free(eye);
     return rc;
 }

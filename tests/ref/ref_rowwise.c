@@ -1,11 +1,11 @@
-/* ops/ref_rowwise.c — reference softmax, layer norm, sum and mean in double,
+/* tests/ref/ref_rowwise.c — reference softmax, layer norm, sum and mean in double,
  * over contiguous host buffers seen as [outer, n, inner] (the op's dimension
  * in the middle). */
 #include <math.h>
 
-#include "ops/ref.h"
+#include "ref/ref.h"
 
-void fleet__ref_softmax(const float *x, float *out, int64_t outer, int64_t n, int64_t inner)
+void ref_softmax(const float *x, float *out, int64_t outer, int64_t n, int64_t inner)
 {
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < inner; j++) {
@@ -21,8 +21,8 @@ void fleet__ref_softmax(const float *x, float *out, int64_t outer, int64_t n, in
         }
 }
 
-void fleet__ref_layer_norm(const float *x, const float *gamma, const float *beta, double eps,
-                           float *out, int64_t rows, int64_t n)
+void ref_layer_norm(const float *x, const float *gamma, const float *beta, double eps,
+                    float *out, int64_t rows, int64_t n)
 {
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * n;
@@ -40,7 +40,7 @@ void fleet__ref_layer_norm(const float *x, const float *gamma, const float *beta
     }
 }
 
-void fleet__ref_sum(const float *x, float *out, int64_t outer, int64_t n, int64_t inner, int mean)
+void ref_sum(const float *x, float *out, int64_t outer, int64_t n, int64_t inner, int mean)
 {
     for (int64_t o = 0; o < outer; o++)
         for (int64_t j = 0; j < inner; j++) {

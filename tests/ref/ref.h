@@ -1,0 +1,46 @@
+/* tests/ref/ref.h — plain-C reference kernels: simple loops, double accumulation,
+ * host memory. The op tests run every op on every backend against these;
+ * they are built into the tests only (fleet_test_refs), never into libfleet. */
+#ifndef FLEET_TEST_REF_H
+#define FLEET_TEST_REF_H
+
+#include <stdint.h>
+
+#include "backend/kernel_args.h"
+
+/* Views over host f32 buffers, with the broadcast conventions of
+ * fleet__elementwise_args (a and b have out's shape, zero strides repeat). */
+void ref_elementwise(int op, const fleet__view *out, const fleet__view *a,
+                     const fleet__view *b);
+
+/* c[m,n] = a[m,k] @ b[k,n] (+ bias[n] if not NULL), row-major contiguous. */
+void ref_matmul(const float *a, const float *b, const float *bias, float *c, int64_t m,
+                int64_t k, int64_t n);
+
+/* ref_rowwise.c: contiguous host buffers seen as [outer, n, inner], the op's
+ * dimension of size n in the middle; layer norm over rows of n. out of sum
+ * (mean: nonzero) is [outer, inner]. */
+void ref_softmax(const float *x, float *out, int64_t outer, int64_t n, int64_t inner);
+void ref_layer_norm(const float *x, const float *gamma, const float *beta, double eps,
+                    float *out, int64_t rows, int64_t n);
+void ref_sum(const float *x, float *out, int64_t outer, int64_t n, int64_t inner, int mean);
+
+/* ref_conv.c. Embedding: out[r, :] = w[idx[r], :] (zeros for an index
+ * outside [0, v)); idx is int32_t (index_dtype FLEET_DTYPE_I32) or int64_t. */
+void ref_embedding(const float *w, int64_t v, int64_t d, const void *idx, int index_dtype,
+                   int64_t n, float *out);
+/* Concatenation of host views along dim into out (views of one ndim). */
+void ref_concat(const fleet__view *const *inputs, int n, int dim, const fleet__view *out);
+/* Direct 2-D cross-correlation, contiguous host buffers: x [n, c, h, w],
+ * wt [cout, c, kh, kw], bias [cout] or NULL, out [n, cout, oh, ow] (geom as
+ * fleet__conv_geom; a 1-D convolution has h = kh = 1). */
+void ref_conv2d(const fleet__conv_geom *g, const float *x, const float *wt,
+                const float *bias, float *out);
+
+/* out[b,i,:] = softmax_j(scale * q[b,i,:].k[b,j,:] + mask[b,i,j]) @ v[b,:,:] for
+ * contiguous [batch, L, D] arrays; mask NULL or [batch, lq, lk]. */
+void ref_attention(const float *q, const float *k, const float *v, const float *mask,
+                   int64_t batch, int64_t lq, int64_t lk, int64_t d, int64_t dv,
+                   double scale, float *out);
+
+#endif /* FLEET_TEST_REF_H */
