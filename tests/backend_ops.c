@@ -406,13 +406,7 @@ TEST(half_elementwise_on_cuda)
             fw[i] = from_half(hw[i] = to_half(test_rng_float(&r), dt), dt);
         for (int i = 0; i < O; i++)
             fbias[i] = from_half(hbias[i] = to_half(test_rng_float(&r), dt), dt);
-        for (int i = 0; i < M; i++)
-            for (int o = 0; o < O; o++) {
-                double acc = fbias[o];
-                for (int p = 0; p < K; p++)
-                    acc += (double)fa[i * K + p] * fw[o * K + p];
-                lw[i * O + o] = (float)acc;
-            }
+        ref_linear(fa, fw, fbias, lw, M, K, O);
         fleet_tensor *tw, *tbias, *tyl;
         ASSERT_OK(fleet_tensor_create(dev, dt, 2, sa, &tx));
         ASSERT_OK(fleet_tensor_create(dev, dt, 2, sw, &tw));
@@ -527,13 +521,7 @@ TEST(linear_matches_reference)
             test_fill_random(x, bt * rows * in, &r);
             test_fill_random(w, outf * in, &r);
             test_fill_random(bias, outf, &r);
-            for (int64_t i = 0; i < bt * rows; i++)
-                for (int64_t o = 0; o < outf; o++) {
-                    double acc = bias[o];
-                    for (int64_t p = 0; p < in; p++)
-                        acc += (double)x[i * in + p] * w[o * in + p];
-                    want[i * outf + o] = (float)acc;
-                }
+            ref_linear(x, w, bias, want, bt * rows, in, outf);
             fleet_tensor *tx = test_tensor_new(devs[di], 3, xs),
                           *tw = test_tensor_new(devs[di], 2, ws);
             fleet_tensor *tb = test_tensor_new(devs[di], 1, &outf),

@@ -18,7 +18,7 @@ static void *run_on_gpu(void *arg)
     test_rng r = test_rng_make((uint64_t)fleet_device_ordinal(j->dev) + 77);
     test_fill_random(a, M * K, &r);
     test_fill_random(b, K * N, &r);
-    test_ref_matmul(a, b, want, M, K, N);
+    ref_matmul(a, b, NULL, want, M, K, N);
     fleet_tensor *ta = test_tensor_2d(j->dev, M, K, a), *tb = test_tensor_2d(j->dev, K, N, b);
     fleet_tensor *tc = test_tensor_2d(j->dev, M, N, NULL);
     j->ok = 1;

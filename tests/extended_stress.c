@@ -23,7 +23,7 @@ static pthread_barrier_t start_line;
 
 static void ref_matmul_relu(const float *a, const float *b, float *out)
 {
-    test_ref_matmul(a, b, out, M, K, N);
+    ref_matmul(a, b, NULL, out, M, K, N);
     for (int i = 0; i < M * N; i++)
         out[i] = out[i] > 0 ? out[i] : 0;
 }

@@ -36,21 +36,13 @@ static bool clean(fleet_status st)
 
 static void reference(const float *x, int64_t rows, float *y)
 {
-    for (int64_t r = 0; r < rows; r++) {
-        double h[HID];
-        for (int o = 0; o < HID; o++) {
-            double acc = biases[0][o];
-            for (int i = 0; i < IN; i++)
-                acc += (double)x[r * IN + i] * weights[0][o * IN + i];
-            h[o] = acc > 0 ? acc : 0;
-        }
-        for (int o = 0; o < OUT; o++) {
-            double acc = biases[1][o];
-            for (int i = 0; i < HID; i++)
-                acc += h[i] * weights[1][o * HID + i];
-            y[r * OUT + o] = (float)acc;
-        }
-    }
+    float *h = malloc(sizeof(float) * (size_t)(rows * HID));
+    ASSERT_TRUE(h != NULL);
+    ref_linear(x, weights[0], biases[0], h, rows, IN, HID);
+    for (int64_t i = 0; i < rows * HID; i++)
+        h[i] = h[i] > 0 ? h[i] : 0;
+    ref_linear(h, weights[1], biases[1], y, rows, HID, OUT);
+    free(h);
 }
 
 static bool close_enough(const float *got, const float *want, int64_t n)

@@ -45,7 +45,7 @@ static void setup(void)
     test_rng r = test_rng_make(1);
     test_fill_random(a, M * K, &r);
     test_fill_random(b, K * N, &r);
-    test_ref_matmul(a, b, want, M, K, N);
+    ref_matmul(a, b, NULL, want, M, K, N);
     pa0 = test_tensor_2d(cpu0, M, K, a), pb0 = test_tensor_2d(cpu0, K, N, b);
     pc0 = test_tensor_2d(cpu0, M, N, NULL);
     pa1 = test_tensor_2d(cpu1, M, K, a), pb1 = test_tensor_2d(cpu1, K, N, b);

@@ -214,20 +214,6 @@ static inline int test_env_int(const char *name, int dflt)
     return s ? atoi(s) : dflt;
 }
 
-/* ---- plain-C reference kernels for test values (double accumulation) ---- */
-
-static inline void test_ref_matmul(const float *a, const float *b, float *c, int64_t m, int64_t k,
-                                   int64_t n)
-{
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            double acc = 0;
-            for (int64_t p = 0; p < k; p++)
-                acc += (double)a[i * k + p] * b[p * n + j];
-            c[i * n + j] = (float)acc;
-        }
-}
-
 /* ---- main ------------------------------------------------------------------ */
 
 /* Line-buffered from the start (a program's main may print before

@@ -36,7 +36,7 @@ static void *worker_main(void *arg)
         test_fill_random(a[v], M * K, &r);
         test_fill_random(b[v], K * N, &r);
         test_fill_random(bias[v], N, &r);
-        test_ref_matmul(a[v], b[v], want[v], M, K, N);
+        ref_matmul(a[v], b[v], NULL, want[v], M, K, N);
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
                 float y = want[v][i * N + j] + bias[v][j];

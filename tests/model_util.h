@@ -1,5 +1,5 @@
 /* tests/model_util.h — the three ready-made models with random weights, and
- * plain-C references (double accumulation) to check their outputs. */
+ * their references, composed of the op references of tests/ref/. */
 #ifndef FLEET_TEST_MODEL_UTIL_H
 #define FLEET_TEST_MODEL_UTIL_H
 
@@ -131,151 +131,125 @@ static inline void test_model_free(test_model *tm)
 
 /* ---- references ---------------------------------------------------------------- */
 
-/* y[rows, out] = x[rows, in] @ w[out, in]^T + b */
-static inline void tm_ref_linear(const double *x, int64_t rows, int64_t in, const float *w,
-                                 const float *b, int64_t out, double *y)
+/* The models' references are built from the op references of tests/ref/
+ * (double accumulation inside each op, f32 between ops, as fleet runs them),
+ * one batch row at a time: every model here treats rows independently. */
+
+static inline void tm_relu(float *x, int64_t n)
 {
-    for (int64_t r = 0; r < rows; r++)
-        for (int64_t o = 0; o < out; o++) {
-            double acc = b[o];
-            for (int64_t i = 0; i < in; i++)
-                acc += x[r * in + i] * (double)w[o * in + i];
-            y[r * out + o] = acc;
+    for (int64_t i = 0; i < n; i++)
+        x[i] = x[i] < 0 ? 0 : x[i];
+}
+
+static inline void tm_add(float *acc, const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        acc[i] += x[i];
+}
+
+/* One head's columns [S, dh] out of a [S, D] row-major activation, and back. */
+static inline void tm_head(float *dst, const float *src, int64_t s, int64_t d, int64_t dh,
+                           int64_t h, int to_head)
+{
+    for (int64_t i = 0; i < s; i++)
+        for (int64_t e = 0; e < dh; e++) {
+            if (to_head)
+                dst[i * dh + e] = src[i * d + h * dh + e];
+            else
+                dst[i * d + h * dh + e] = src[i * dh + e];
         }
 }
 
-static inline void tm_ref_layer_norm(double *x, int64_t rows, int64_t d, const float *g,
-                                     const float *b)
-{
-    for (int64_t r = 0; r < rows; r++) {
-        double *p = x + r * d, mean = 0, var = 0;
-        for (int64_t i = 0; i < d; i++)
-            mean += p[i];
-        mean /= (double)d;
-        for (int64_t i = 0; i < d; i++)
-            var += (p[i] - mean) * (p[i] - mean);
-        var /= (double)d;
-        for (int64_t i = 0; i < d; i++)
-            p[i] = (p[i] - mean) / sqrt(var + 1e-5) * g[i] + b[i];
-    }
-}
-
-static inline void tm_ref_encoder_row(const test_model *tm, const float *xf, double *y)
+/* Post-norm encoder layer: y = LN(a + FF(a)), a = LN(x + MHA(x)). */
+static inline void tm_ref_encoder_row(const test_model *tm, const float *x, float *y)
 {
     int64_t S = tm->seq, D = tm->d, H = tm->heads, F = tm->ff, dh = D / H;
-    double *x = malloc(sizeof(double) * (size_t)(S * D * 6 + S * F + S));
-    double *q = x + S * D, *k = q + S * D, *v = k + S * D, *ctx = v + S * D, *a = ctx + S * D;
-    double *f = a + S * D, *p = f + S * F;
-    for (int64_t i = 0; i < S * D; i++)
-        x[i] = xf[i];
-    tm_ref_linear(x, S, D, tm->w[0], tm->w[1], D, q);
-    tm_ref_linear(x, S, D, tm->w[2], tm->w[3], D, k);
-    tm_ref_linear(x, S, D, tm->w[4], tm->w[5], D, v);
-    for (int64_t h = 0; h < H; h++)
-        for (int64_t i = 0; i < S; i++) {
-            double mx = -INFINITY, sum = 0;
-            for (int64_t j = 0; j < S; j++) {
-                double s = 0;
-                for (int64_t e = 0; e < dh; e++)
-                    s += q[i * D + h * dh + e] * k[j * D + h * dh + e];
-                p[j] = s / sqrt((double)dh);
-                mx = p[j] > mx ? p[j] : mx;
-            }
-            for (int64_t j = 0; j < S; j++)
-                sum += (p[j] = exp(p[j] - mx));
-            for (int64_t e = 0; e < dh; e++) {
-                double acc = 0;
-                for (int64_t j = 0; j < S; j++)
-                    acc += p[j] / sum * v[j * D + h * dh + e];
-                ctx[i * D + h * dh + e] = acc;
-            }
-        }
-    tm_ref_linear(ctx, S, D, tm->w[6], tm->w[7], D, a);
-    for (int64_t i = 0; i < S * D; i++)
-        a[i] += x[i];
-    tm_ref_layer_norm(a, S, D, tm->w[12], tm->w[13]);
-    tm_ref_linear(a, S, D, tm->w[8], tm->w[9], F, f);
+    float *q = malloc(sizeof(float) * (size_t)(S * D * 5 + S * F + S * dh * 4));
+    float *k = q + S * D, *v = k + S * D, *ctx = v + S * D, *a = ctx + S * D, *f = a + S * D;
+    float *qh = f + S * F, *kh = qh + S * dh, *vh = kh + S * dh, *ch = vh + S * dh;
+    ref_linear(x, tm->w[0], tm->w[1], q, S, D, D);
+    ref_linear(x, tm->w[2], tm->w[3], k, S, D, D);
+    ref_linear(x, tm->w[4], tm->w[5], v, S, D, D);
+    for (int64_t h = 0; h < H; h++) {
+        tm_head(qh, q, S, D, dh, h, 1);
+        tm_head(kh, k, S, D, dh, h, 1);
+        tm_head(vh, v, S, D, dh, h, 1);
+        ref_attention(qh, kh, vh, NULL, 1, S, S, dh, dh, 1.0 / sqrt((double)dh), ch);
+        tm_head(ctx, ch, S, D, dh, h, 0);
+    }
+    ref_linear(ctx, tm->w[6], tm->w[7], a, S, D, D);
+    tm_add(a, x, S * D);
+    ref_layer_norm(a, tm->w[12], tm->w[13], 1e-5, a, S, D);
+    ref_linear(a, tm->w[8], tm->w[9], f, S, D, F);
     for (int64_t i = 0; i < S * F; i++)
-        f[i] = 0.5 * f[i] * (1.0 + erf(f[i] / sqrt(2.0)));
-    tm_ref_linear(f, S, F, tm->w[10], tm->w[11], D, y);
-    for (int64_t i = 0; i < S * D; i++)
-        y[i] += a[i];
-    tm_ref_layer_norm(y, S, D, tm->w[14], tm->w[15]);
-    free(x);
+        f[i] = (float)(0.5 * f[i] * (1.0 + erf(f[i] / sqrt(2.0))));
+    ref_linear(f, tm->w[10], tm->w[11], y, S, F, D);
+    tm_add(y, a, S * D);
+    ref_layer_norm(y, tm->w[14], tm->w[15], 1e-5, y, S, D);
+    free(q);
 }
 
-static inline void tm_ref_conv_row(const test_model *tm, const float *xf, double *y)
+/* Same-padded conv1d layers, relu between them. */
+static inline void tm_ref_conv_row(const test_model *tm, const float *x, float *y)
 {
-    int64_t L = tm->length, K = tm->kernel, pad = K / 2, maxc = 0;
+    int64_t L = tm->length, K = tm->kernel, maxc = 0;
     for (int i = 0; i < tm->n; i++)
         maxc = tm->widths[i] > maxc ? tm->widths[i] : maxc;
-    double *cur = malloc(sizeof(double) * (size_t)(maxc * L)), *nxt = malloc(sizeof(double) * (size_t)(maxc * L));
-    for (int64_t i = 0; i < tm->widths[0] * L; i++)
-        cur[i] = xf[i];
+    float *cur = malloc(sizeof(float) * (size_t)(maxc * L));
+    float *nxt = malloc(sizeof(float) * (size_t)(maxc * L));
+    memcpy(cur, x, sizeof(float) * (size_t)(tm->widths[0] * L));
     for (int layer = 0; layer + 1 < tm->n; layer++) {
-        int64_t ci = tm->widths[layer], co = tm->widths[layer + 1];
-        const float *w = tm->w[2 * layer], *b = tm->w[2 * layer + 1];
-        for (int64_t o = 0; o < co; o++)
-            for (int64_t l = 0; l < L; l++) {
-                double acc = b[o];
-                for (int64_t c = 0; c < ci; c++)
-                    for (int64_t kk = 0; kk < K; kk++) {
-                        int64_t pos = l + kk - pad;
-                        if (pos >= 0 && pos < L)
-                            acc += (double)w[(o * ci + c) * K + kk] * cur[c * L + pos];
-                    }
-                nxt[o * L + l] = layer + 2 < tm->n && acc < 0 ? 0 : acc;
-            }
-        double *t = cur;
+        fleet__conv_geom g = {.n = 1, .c = tm->widths[layer], .h = 1, .w = L,
+                              .cout = tm->widths[layer + 1], .kh = 1, .kw = K, .sh = 1, .sw = 1,
+                              .ph = 0, .pw = K / 2, .dh = 1, .dw = 1, .oh = 1, .ow = L};
+        ref_conv2d(&g, cur, tm->w[2 * layer], tm->w[2 * layer + 1], nxt);
+        if (layer + 2 < tm->n)
+            tm_relu(nxt, g.cout * L);
+        float *t = cur;
         cur = nxt;
         nxt = t;
     }
-    memcpy(y, cur, sizeof(double) * (size_t)tm->out_row);
+    memcpy(y, cur, sizeof(float) * (size_t)tm->out_row);
     free(cur);
     free(nxt);
 }
 
-static inline void tm_ref_mlp_row(const test_model *tm, const float *xf, double *y)
+/* Linear layers, relu between them. */
+static inline void tm_ref_mlp_row(const test_model *tm, const float *x, float *y)
 {
     int64_t maxw = 0;
     for (int i = 0; i < tm->n; i++)
         maxw = tm->widths[i] > maxw ? tm->widths[i] : maxw;
-    double *cur = malloc(sizeof(double) * (size_t)maxw), *nxt = malloc(sizeof(double) * (size_t)maxw);
-    for (int64_t i = 0; i < tm->widths[0]; i++)
-        cur[i] = xf[i];
+    float *cur = malloc(sizeof(float) * (size_t)maxw), *nxt = malloc(sizeof(float) * (size_t)maxw);
+    memcpy(cur, x, sizeof(float) * (size_t)tm->widths[0]);
     for (int layer = 0; layer + 1 < tm->n; layer++) {
-        tm_ref_linear(cur, 1, tm->widths[layer], tm->w[2 * layer], tm->w[2 * layer + 1],
-                      tm->widths[layer + 1], nxt);
+        ref_linear(cur, tm->w[2 * layer], tm->w[2 * layer + 1], nxt, 1, tm->widths[layer],
+                   tm->widths[layer + 1]);
         if (layer + 2 < tm->n)
-            for (int64_t i = 0; i < tm->widths[layer + 1]; i++)
-                nxt[i] = nxt[i] < 0 ? 0 : nxt[i];
-        double *t = cur;
+            tm_relu(nxt, tm->widths[layer + 1]);
+        float *t = cur;
         cur = nxt;
         nxt = t;
     }
-    memcpy(y, cur, sizeof(double) * (size_t)tm->out_row);
+    memcpy(y, cur, sizeof(float) * (size_t)tm->out_row);
     free(cur);
     free(nxt);
 }
 
-/* y[batch, out_row] for x[batch, in_row]: every model here treats batch rows
- * independently. */
+/* y[batch, out_row] for x[batch, in_row]. */
 static inline void test_model_reference(const test_model *tm, const float *x, int64_t batch,
                                         float *y)
 {
-    double *row = malloc(sizeof(double) * (size_t)tm->out_row);
     for (int64_t b = 0; b < batch; b++) {
         const float *xr = x + b * tm->in_row;
+        float *yr = y + b * tm->out_row;
         if (tm->kind == TM_MLP)
-            tm_ref_mlp_row(tm, xr, row);
+            tm_ref_mlp_row(tm, xr, yr);
         else if (tm->kind == TM_CONV)
-            tm_ref_conv_row(tm, xr, row);
+            tm_ref_conv_row(tm, xr, yr);
         else
-            tm_ref_encoder_row(tm, xr, row);
-        for (int64_t i = 0; i < tm->out_row; i++)
-            y[b * tm->out_row + i] = (float)row[i];
+            tm_ref_encoder_row(tm, xr, yr);
     }
-    free(row);
 }
 
 /* Run tm on host x[batch, ...] and read y back (the calling thread's stream). */

@@ -1,5 +1,6 @@
-/* tests/op_chains.h — op chains as a user writes them, with double-precision
- * references (header-only; shared_stream_ops and the soak test).
+/* tests/op_chains.h — op chains as a user writes them, checked against the
+ * op references of tests/ref/ (header-only; shared_stream_ops and the soak
+ * test).
  *
  *     double err;
  *     fleet_status st = op_chain_run(dev, kind, &rng, &err);  // kind < OP_CHAIN_KINDS
@@ -83,35 +84,8 @@ static inline fleet_status op_chain_end(op_chain *c)
     return c->st;
 }
 
-static inline void op_chain_softmax_rows(double *x, int64_t rows, int64_t n)
-{
-    for (int64_t r = 0; r < rows; r++) {
-        double *p = x + r * n, mx = -INFINITY, sum = 0;
-        for (int64_t j = 0; j < n; j++)
-            mx = p[j] > mx ? p[j] : mx;
-        for (int64_t j = 0; j < n; j++)
-            sum += (p[j] = exp(p[j] - mx));
-        for (int64_t j = 0; j < n; j++)
-            p[j] /= sum;
-    }
-}
-
-/* c[m,n] = a[m,k] @ b[k,n], a and b addressed through strides. */
-static inline void op_chain_gemm(const float *a, int64_t sam, int64_t sak, const float *b,
-                                 int64_t sbk, int64_t sbn, int64_t m, int64_t k, int64_t n,
-                                 double *c)
-{
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            double acc = 0;
-            for (int64_t p = 0; p < k; p++)
-                acc += (double)a[i * sam + p * sak] * b[p * sbk + j * sbn];
-            c[i * n + j] = acc;
-        }
-}
-
 /* Read `t` back and compare with want[n]. */
-static inline void op_chain_check(op_chain *c, fleet_tensor *t, const double *want, int64_t n,
+static inline void op_chain_check(op_chain *c, fleet_tensor *t, const float *want, int64_t n,
                                   double *err)
 {
     if (c->st != FLEET_OK)
@@ -124,7 +98,6 @@ static inline void op_chain_check(op_chain *c, fleet_tensor *t, const double *wa
 static inline fleet_status op_chain_run(fleet_device *dev, int kind, test_rng *r, double *err)
 {
     op_chain c = {.dev = dev};
-    double *want = NULL;
     *err = INFINITY;
     if (kind == 0 || kind == 2) {
         bool chain = kind == 0;
@@ -140,14 +113,12 @@ static inline fleet_status op_chain_run(fleet_device *dev, int kind, test_rng *r
         if (op_chain_ok(&c, fleet_matmul(ta, tb, tc)) && chain &&
             op_chain_ok(&c, fleet_add(tc, tbias, tc)) && op_chain_ok(&c, fleet_relu(tc, tc)))
             op_chain_ok(&c, fleet_softmax(tc, -1, tc));
-        want = malloc(sizeof(double) * (size_t)(m * n));
-        op_chain_gemm(a, k, 1, b, n, 1, m, k, n, want);
+        float *want = op_chain_floats(&c, m * n, NULL);
+        ref_matmul(a, b, chain ? bias : NULL, want, m, k, n);
         if (chain) {
-            for (int64_t i = 0; i < m * n; i++) {
-                double v = want[i] + bias[i % n];
-                want[i] = v > 0 ? v : 0;
-            }
-            op_chain_softmax_rows(want, m, n);
+            for (int64_t i = 0; i < m * n; i++)
+                want[i] = want[i] > 0 ? want[i] : 0;
+            ref_softmax(want, want, m, n, 1);
         }
         op_chain_check(&c, tc, want, m * n, err);
     } else if (kind == 1) {
@@ -163,10 +134,11 @@ static inline fleet_status op_chain_run(fleet_device *dev, int kind, test_rng *r
         fleet_tensor *ty = op_chain_tensor(&c, 2, (int64_t[]){m, n}, NULL);
         if (c.st == FLEET_OK)
             op_chain_ok(&c, fleet_linear(tx, tw, tbias, ty));
-        want = malloc(sizeof(double) * (size_t)(m * n));
-        op_chain_gemm(xs, 1, m, w, 1, k, m, k, n, want);
-        for (int64_t i = 0; i < m * n; i++)
-            want[i] += bias[i % n];
+        float *x = op_chain_floats(&c, m * k, NULL), *want = op_chain_floats(&c, m * n, NULL);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t p = 0; p < k; p++)
+                x[i * k + p] = xs[p * m + i];
+        ref_linear(x, w, bias, want, m, k, n);
         op_chain_check(&c, ty, want, m * n, err);
     } else if (kind == 3) {
         /* out[h,s,dv] = softmax(q k^T / sqrt(d)) v */
@@ -180,22 +152,8 @@ static inline fleet_status op_chain_run(fleet_device *dev, int kind, test_rng *r
         fleet_tensor *to = op_chain_tensor(&c, 3, (int64_t[]){h, s, dv}, NULL);
         if (c.st == FLEET_OK)
             op_chain_ok(&c, fleet_attention(tq, tk, tv, NULL, 0.0f, to));
-        want = malloc(sizeof(double) * (size_t)(h * s * dv));
-        double *p = malloc(sizeof(double) * (size_t)(s * s2));
-        for (int64_t hh = 0; hh < h; hh++) {
-            op_chain_gemm(q + hh * s * d, d, 1, kk + hh * s2 * d, 1, d, s, d, s2, p);
-            for (int64_t i = 0; i < s * s2; i++)
-                p[i] /= sqrt((double)d);
-            op_chain_softmax_rows(p, s, s2);
-            for (int64_t i = 0; i < s; i++)
-                for (int64_t e = 0; e < dv; e++) {
-                    double acc = 0;
-                    for (int64_t j = 0; j < s2; j++)
-                        acc += p[i * s2 + j] * v[(hh * s2 + j) * dv + e];
-                    want[(hh * s + i) * dv + e] = acc;
-                }
-        }
-        free(p);
+        float *want = op_chain_floats(&c, h * s * dv, NULL);
+        ref_attention(q, kk, v, NULL, h, s, s2, d, dv, 1.0 / sqrt((double)d), want);
         op_chain_check(&c, to, want, h * s * dv, err);
     } else {
         /* y[b,o,l] = bias[o] + sum_c,k w[o,c,k] x[b,c,l+k-pad] */
@@ -209,22 +167,12 @@ static inline fleet_status op_chain_run(fleet_device *dev, int kind, test_rng *r
         fleet_tensor *ty = op_chain_tensor(&c, 3, (int64_t[]){B, O, L}, NULL);
         if (c.st == FLEET_OK)
             op_chain_ok(&c, fleet_conv1d(tx, tw, tb, 1, pad, 1, ty));
-        want = malloc(sizeof(double) * (size_t)(B * O * L));
-        for (int64_t b = 0; b < B; b++)
-            for (int64_t o = 0; o < O; o++)
-                for (int64_t l = 0; l < L; l++) {
-                    double acc = bias[o];
-                    for (int64_t ch = 0; ch < C; ch++)
-                        for (int64_t kk = 0; kk < K; kk++) {
-                            int64_t at = l + kk - pad;
-                            if (at >= 0 && at < L)
-                                acc += (double)w[(o * C + ch) * K + kk] * x[(b * C + ch) * L + at];
-                        }
-                    want[(b * O + o) * L + l] = acc;
-                }
+        float *want = op_chain_floats(&c, B * O * L, NULL);
+        fleet__conv_geom g = {.n = B, .c = C, .h = 1, .w = L, .cout = O, .kh = 1, .kw = K,
+                              .sh = 1, .sw = 1, .pw = pad, .dh = 1, .dw = 1, .oh = 1, .ow = L};
+        ref_conv2d(&g, x, w, bias, want);
         op_chain_check(&c, ty, want, B * O * L, err);
     }
-    free(want);
     return op_chain_end(&c);
 }
 

@@ -163,7 +163,7 @@ static int child_main(void)
     test_rng r = test_rng_make(12);
     test_fill_random(a, M * K, &r);
     test_fill_random(b, K * N, &r);
-    test_ref_matmul(a, b, want_mm, M, K, N);
+    ref_matmul(a, b, NULL, want_mm, M, K, N);
     for (int i = 0; i < M * N; i++)
         want_relu[i] = want_mm[i] > 0 ? want_mm[i] : 0;
     ta = test_tensor_2d(dev, M, K, a);

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "ref/ref.h"
 
 /* ---- time ------------------------------------------------------------------ */
 
@@ -230,7 +231,7 @@ static inline double test_matmul_atol(int64_t k)
 }
 
 /* One checked matmul on the calling thread: random a[m,k] and b[k,n] from
- * seed, out = a @ b through fleet, compared with test_ref_matmul. Returns
+ * seed, out = a @ b through fleet, compared with ref_matmul. Returns
  * the stream id it ran on. */
 static inline int test_matmul_check(fleet_device *dev, int64_t m, int64_t k, int64_t n,
                                     uint64_t seed)
@@ -243,7 +244,7 @@ static inline int test_matmul_check(fleet_device *dev, int64_t m, int64_t k, int
     test_rng r = test_rng_make(seed);
     test_fill_random(a, m * k, &r);
     test_fill_random(b, k * n, &r);
-    test_ref_matmul(a, b, want, m, k, n);
+    ref_matmul(a, b, NULL, want, m, k, n);
     fleet_tensor *ta = test_tensor_2d(dev, m, k, a);
     fleet_tensor *tb = test_tensor_2d(dev, k, n, b);
     fleet_tensor *tc = test_tensor_2d(dev, m, n, NULL);
@@ -555,7 +556,7 @@ static inline void *test_busy_main_(void *arg)
     test_fill_random(a, M * K, &r);
     test_fill_random(b, K * N, &r);
     test_fill_random(bias, N, &r);
-    test_ref_matmul(a, b, want, M, K, N);
+    ref_matmul(a, b, NULL, want, M, K, N);
     for (int i = 0; i < M * N; i++) {
         float v = want[i] + bias[i % N];
         want[i] = v > 0 ? v : 0;

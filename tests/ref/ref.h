@@ -16,10 +16,13 @@ void ref_elementwise(int op, const fleet__view *out, const fleet__view *a,
 /* c[m,n] = a[m,k] @ b[k,n] (+ bias[n] if not NULL), row-major contiguous. */
 void ref_matmul(const float *a, const float *b, const float *bias, float *c, int64_t m,
                 int64_t k, int64_t n);
+/* y[m,n] = x[m,k] @ w[n,k]^T (+ bias[n] if not NULL): fleet_linear's layout. */
+void ref_linear(const float *x, const float *w, const float *bias, float *y, int64_t m,
+                int64_t k, int64_t n);
 
 /* ref_rowwise.c: contiguous host buffers seen as [outer, n, inner], the op's
  * dimension of size n in the middle; layer norm over rows of n. out of sum
- * (mean: nonzero) is [outer, inner]. */
+ * (mean: nonzero) is [outer, inner]. Layer norm's out may be x. */
 void ref_softmax(const float *x, float *out, int64_t outer, int64_t n, int64_t inner);
 void ref_layer_norm(const float *x, const float *gamma, const float *beta, double eps,
                     float *out, int64_t rows, int64_t n);

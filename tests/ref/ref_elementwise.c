@@ -55,3 +55,15 @@ void ref_matmul(const float *a, const float *b, const float *bias, float *c, int
             c[i * n + j] = (float)acc;
         }
 }
+
+void ref_linear(const float *x, const float *w, const float *bias, float *y, int64_t m,
+                int64_t k, int64_t n)
+{
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double acc = bias != NULL ? bias[j] : 0.0;
+            for (int64_t p = 0; p < k; p++)
+                acc += (double)x[i * k + p] * w[j * k + p];
+            y[i * n + j] = (float)acc;
+        }
+}
