@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # scripts/house-rules.sh — the written contract, checked (make static runs it).
 #
-#   scripts/house-rules.sh [RULE...]     rules: atomics ranks ring exports (default: all)
+#   scripts/house-rules.sh [RULE...]     rules: atomics ranks ring vtable exports (default: all)
 #
 # Each rule prints its violations as path:line: message and a count line
 # "rule NAME: N violations"; the script exits non-zero if any rule has one.
@@ -11,13 +11,15 @@
 #             lock-order table of core/lock.h, for that file
 #   ring      docs/ARCHITECTURE.md states the cpu task ring's size and argument
 #             bytes that backend/cpu/cpu_stream.h defines
+#   vtable    only src/backend/ and the dispatch layer (runtime/dispatch.c)
+#             call through the backend vtable's function slots
 #   exports   libfleet.so exports exactly the FLEET_API functions of include/
 #             (nothing internal, nothing missing); it is built into
 #             build-exports/ (cpu only) unless FLEET_SHARED_LIB names one
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rules=("$@")
-[ ${#rules[@]} -gt 0 ] || rules=(atomics ranks ring exports)
+[ ${#rules[@]} -gt 0 ] || rules=(atomics ranks ring vtable exports)
 failed=0
 
 report() { # NAME COUNT
@@ -76,6 +78,15 @@ PY
             n=1
         fi
         report ring "$n"
+        ;;
+    vtable)
+        # The slots are the function-pointer fields of struct fleet__backend.
+        slots=$(sed -n '/^typedef struct fleet__backend {/,/^} fleet__backend;/p' src/backend/backend.h |
+                    grep -oE '\(\*[a-z_]+\)' | tr -d '(*)' | paste -sd'|')
+        out=$(grep -rnE "(->|\.)($slots)[[:space:]]*\(" src --include='*.c' --include='*.h' |
+                  grep -vE '^src/(backend/|runtime/dispatch\.c:)' || true)
+        [ -z "$out" ] || echo "$out" | sed 's/$/: a backend slot called outside the dispatch layer (use runtime\/dispatch.h)/'
+        report vtable "$(printf '%s' "$out" | grep -c . || true)"
         ;;
     exports)
         lib=${FLEET_SHARED_LIB:-}

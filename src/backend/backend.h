@@ -15,7 +15,9 @@
  *     touch must stay valid until then (the caching allocator's stream-ordered
  *     reuse provides that for device memory).
  *
- * Optional slots may be NULL; the runtime then reports FLEET_ERR_UNSUPPORTED.
+ * Optional slots may be NULL. Nothing above the backends calls a slot: the
+ * dispatch layer (runtime/dispatch.h) wraps each, with the optional slots'
+ * fallbacks and FLEET_ERR_UNSUPPORTED.
  */
 #ifndef FLEET_BACKEND_H
 #define FLEET_BACKEND_H

@@ -22,6 +22,7 @@
 #include "fleet/ops.h"
 #include "model/graph.h"
 #include "runtime/device.h"
+#include "runtime/dispatch.h"
 #include "tensor/tensor.h"
 
 #define MAX_BUCKETS 16
@@ -565,27 +566,24 @@ static fleet_status bucket_tensors(runner *r, int k)
 
 /* The copies of a gather or scatter, made in one launch where the backend
  * can (copy_segments), else one by one. */
-static fleet_status flush_copies(void *native, const fleet__backend *be, fleet__segments_args *a)
+static fleet_status flush_copies(const struct fleet_device *dev, void *native,
+                                 fleet__segments_args *a)
 {
-    fleet_status st = FLEET_OK;
-    if (be->copy_segments != NULL && a->n > 0)
-        st = be->copy_segments(native, a);
-    for (int i = 0; be->copy_segments == NULL && i < a->n && st == FLEET_OK; i++)
-        st = be->copy_device_to_device(native, a->dst[i], a->src[i], (size_t)a->bytes[i]);
+    fleet_status st = fleet__backend_copy_segments(dev, native, a);
     a->n = 0;
     return st;
 }
 
 /* dst = src: a plain copy added to *a when both are contiguous (no op
  * checks: the request was checked at submit), else fleet_copy now. */
-static fleet_status copy_rows(void *native, const fleet__backend *be, fleet__segments_args *a,
-                              const fleet_tensor *src, fleet_tensor *dst)
+static fleet_status copy_rows(const struct fleet_device *dev, void *native,
+                              fleet__segments_args *a, const fleet_tensor *src, fleet_tensor *dst)
 {
     if (!fleet_tensor_is_contiguous(src) || !fleet_tensor_is_contiguous(dst))
         return fleet_copy(src, dst);
     fleet_status st = FLEET_OK;
     if (a->n == FLEET__SEGMENTS_MAX)
-        st = flush_copies(native, be, a);
+        st = flush_copies(dev, native, a);
     a->dst[a->n] = fleet_tensor_data(dst);
     a->src[a->n] = fleet_tensor_data(src);
     a->bytes[a->n++] = fleet_tensor_nbytes(dst);
@@ -602,7 +600,6 @@ static fleet_status run_batch(runner *r, request_ticket *batch, int64_t rows)
         k++;
     fleet_stream *s = r->stream;
     void *native = NULL;
-    const fleet__backend *be = b->dev->backend;
     fleet_status st = fleet__stream_native(s, &native);
     if (st == FLEET_OK)
         st = bucket_tensors(r, k);
@@ -613,12 +610,12 @@ static fleet_status run_batch(runner *r, request_ticket *batch, int64_t rows)
         st = fleet_stream_wait_event(s, t->ready);
         for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++) {
             fleet_tensor dst = rows_view(r->in[k][i], at, t->rows);
-            st = copy_rows(native, be, copies, t->in[i], &dst);
+            st = copy_rows(b->dev, native, copies, t->in[i], &dst);
         }
         at += t->rows;
     }
     if (st == FLEET_OK)
-        st = flush_copies(native, be, copies);
+        st = flush_copies(b->dev, native, copies);
     if (st == FLEET_OK)
         st = fleet_model_run(b->model, (const fleet_tensor *const *)r->in[k], m->n_inputs,
                              r->out[k], m->n_outputs);
@@ -626,12 +623,12 @@ static fleet_status run_batch(runner *r, request_ticket *batch, int64_t rows)
     for (request_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
         for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
             fleet_tensor src = rows_view(r->out[k][i], at, t->rows);
-            st = copy_rows(native, be, copies, &src, t->out[i]);
+            st = copy_rows(b->dev, native, copies, &src, t->out[i]);
         }
         at += t->rows;
     }
     if (st == FLEET_OK)
-        st = flush_copies(native, be, copies);
+        st = flush_copies(b->dev, native, copies);
     fleet_status sync = fleet_stream_synchronize(s); /* always: nothing left in flight */
     return st != FLEET_OK ? st : sync;
 }

@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/prim.h"
 #include "model/graph_cache.h"
+#include "runtime/dispatch.h"
 #include "tensor/tensor.h"
 
 /* rank 2: the LRU list, every plan's instances[] and each instance's users.
@@ -90,9 +91,8 @@ static void remove_entry(fleet__instance *in) FLEET_REQUIRES(cache_lock)
 
 static void instance_free(fleet__instance *in)
 {
-    const fleet__backend *be = in->plan->model->device->backend;
-    if (in->graph_exec != NULL)
-        be->graph_destroy(in->graph_exec); /* freed once a running launch ends */
+    if (in->graph_exec != NULL) /* freed once a running launch of it ends */
+        fleet__backend_graph_destroy(in->plan->model->device, in->graph_exec);
     if (in->arena != NULL)
         fleet__tensor_free(in->arena); /* stream-ordered on its stream */
     free(in->t);

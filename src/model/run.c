@@ -193,8 +193,7 @@ static fleet_status capture(fleet__instance *in, void *native, const fleet_tenso
                             fleet_tensor *const *outputs) FLEET_REQUIRES(in->lock)
 {
     const fleet_model *m = in->plan->model;
-    const fleet__backend *be = m->device->backend;
-    fleet_status st = be->capture_begin(native);
+    fleet_status st = fleet__backend_capture_begin(m->device, native);
     if (st != FLEET_OK)
         return st;
     for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++) {
@@ -202,22 +201,23 @@ static fleet_status capture(fleet__instance *in, void *native, const fleet_tenso
         if (!in->plan->needed[v])
             continue;
         in->in_src[i] = fleet_tensor_data(inputs[i]);
-        st = be->graph_copy(native, fleet_tensor_data(&in->t[v]), in->in_src[i],
-                                       fleet_tensor_nbytes(inputs[i]));
+        st = fleet__backend_graph_copy(m->device, native, fleet_tensor_data(&in->t[v]),
+                                       in->in_src[i], fleet_tensor_nbytes(inputs[i]));
         if (st == FLEET_OK)
-            st = be->capture_last_node(native, &in->in_node[i]);
+            st = fleet__backend_capture_last_node(m->device, native, &in->in_node[i]);
     }
     if (st == FLEET_OK)
         st = run_steps(in);
     for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
         in->out_dst[i] = fleet_tensor_data(outputs[i]);
-        st = be->graph_copy(native, in->out_dst[i],
+        st = fleet__backend_graph_copy(m->device, native, in->out_dst[i],
                                        fleet_tensor_data(&in->t[m->outputs[i].value]),
                                        fleet_tensor_nbytes(outputs[i]));
         if (st == FLEET_OK)
-            st = be->capture_last_node(native, &in->out_node[i]);
+            st = fleet__backend_capture_last_node(m->device, native, &in->out_node[i]);
     }
-    fleet_status end = be->capture_end(native, st == FLEET_OK, &in->graph_exec);
+    fleet_status end =
+        fleet__backend_capture_end(m->device, native, st == FLEET_OK, &in->graph_exec);
     return st != FLEET_OK ? st : end;
 }
 
@@ -226,27 +226,27 @@ static fleet_status replay(fleet__instance *in, void *native, const fleet_tensor
                            fleet_tensor *const *outputs) FLEET_REQUIRES(in->lock)
 {
     const fleet_model *m = in->plan->model;
-    const fleet__backend *be = m->device->backend;
     fleet_status st = FLEET_OK;
     for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++) {
         fleet_value v = m->inputs[i].value;
         const void *src = fleet_tensor_data(inputs[i]);
         if (!in->plan->needed[v] || src == in->in_src[i])
             continue;
-        st = be->graph_set_copy(in->graph_exec, in->in_node[i], fleet_tensor_data(&in->t[v]), src,
-                                fleet_tensor_nbytes(inputs[i]));
+        st = fleet__backend_graph_set_copy(m->device, in->graph_exec, in->in_node[i],
+                                           fleet_tensor_data(&in->t[v]), src,
+                                           fleet_tensor_nbytes(inputs[i]));
         in->in_src[i] = st == FLEET_OK ? src : NULL;
     }
     for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
         void *dst = fleet_tensor_data(outputs[i]);
         if (dst == in->out_dst[i])
             continue;
-        st = be->graph_set_copy(in->graph_exec, in->out_node[i], dst,
-                                fleet_tensor_data(&in->t[m->outputs[i].value]),
-                                fleet_tensor_nbytes(outputs[i]));
+        st = fleet__backend_graph_set_copy(m->device, in->graph_exec, in->out_node[i], dst,
+                                           fleet_tensor_data(&in->t[m->outputs[i].value]),
+                                           fleet_tensor_nbytes(outputs[i]));
         in->out_dst[i] = st == FLEET_OK ? dst : NULL;
     }
-    return st == FLEET_OK ? be->graph_launch(native, in->graph_exec) : st;
+    return st == FLEET_OK ? fleet__backend_graph_launch(m->device, native, in->graph_exec) : st;
 }
 
 /* One run: replay the instance's graph; or capture it (from the second run
@@ -257,8 +257,8 @@ static fleet_status execute(fleet__instance *in, void *native, const fleet_tenso
                             fleet_tensor *const *outputs) FLEET_REQUIRES(in->lock)
 {
     fleet_model *m = in->plan->model;
-    const fleet__backend *be = m->device->backend;
-    bool graphable = be->capture_begin != NULL && io_graphable(in, inputs, outputs);
+    bool graphable = fleet__backend_can(m->device, FLEET__CAN_CAPTURE) &&
+                     io_graphable(in, inputs, outputs);
     if (in->captured && graphable) {
         fleet_atomic_add_relaxed(&m->graph_replays, 1);
         return replay(in, native, inputs, outputs);
@@ -271,7 +271,7 @@ static fleet_status execute(fleet__instance *in, void *native, const fleet_tenso
             in->captured = true;
             fleet_atomic_add_relaxed(&m->graph_captures, 1);
             fleet_atomic_add_relaxed(&m->graph_replays, 1);
-            return be->graph_launch(native, in->graph_exec);
+            return fleet__backend_graph_launch(m->device, native, in->graph_exec);
         }
         /* Nothing ran: launch the steps one by one, from now on. */
         FLEET_LOG_WARNF("model %p: capturing a CUDA graph failed (%s); its runs on stream %d "

@@ -106,10 +106,8 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
     if (fleet__overlaps(out, x) || fleet__overlaps(out, w) ||
         (bias != NULL && fleet__overlaps(out, bias)))
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps an input", fn);
-    const fleet__backend *be = call.device->backend;
-    if (be->im2col == NULL)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no im2col", fn,
-                            be->name);
+    if ((st = fleet__backend_require(fn, call.device, FLEET__CAN_IM2COL)) != FLEET_OK)
+        return st;
     fleet__conv_geom g = {
         .n = x->shape[0], .c = x->shape[1], .cout = w->shape[0],
         .h = sp == 2 ? x->shape[2] : 1, .w = x->shape[1 + sp],
@@ -150,7 +148,7 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
             fleet__im2col_args ia = {.dtype = (int)x->dtype, .g = g, .x = xd + b0 * g.c * g.h * g.w,
                                      .cols = cols.ptr};
             ia.g.n = cnt;
-            st = be->im2col(call.stream, &ia);
+            st = fleet__backend_im2col(call.device, call.stream, &ia);
         }
         fleet__gemm_args ga = {
             .dtype = out->dtype, .m = g.cout, .n = ohw, .k = ckk,
@@ -159,7 +157,7 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
             .batch = cnt, .stride_a = 0, .stride_b = ckk * ohw, .stride_c = g.cout * ohw,
         };
         if (st == FLEET_OK)
-            st = be->gemm(call.stream, &ga);
+            st = fleet__backend_gemm(call.device, call.stream, &ga);
     }
     if (cols.ptr != NULL && ws == NULL) {
         fleet_status fst = fleet_memory_free(&cols); /* stream-ordered: safe at once */

@@ -94,7 +94,7 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a_h
         args.b = broadcast_view(b, out);
     fleet__view *vs[] = {&args.out, &args.a, &args.b};
     fleet__view_coalesce(vs, binary ? 3 : 2);
-    return call.device->backend->elementwise(call.stream, &args);
+    return fleet__backend_elementwise(call.device, call.stream, &args);
 }
 
 fleet_status fleet_add(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)

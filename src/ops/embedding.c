@@ -44,10 +44,8 @@ fleet_status fleet_embedding(const fleet_tensor *weight_h, const fleet_tensor *i
         return st;
     if (fleet__overlaps(out, weight) || fleet__overlaps(out, indices))
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps an input", fn);
-    const fleet__backend *be = call.device->backend;
-    if (be->embedding == NULL)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no embedding", fn,
-                            be->name);
+    if ((st = fleet__backend_require(fn, call.device, FLEET__CAN_EMBEDDING)) != FLEET_OK)
+        return st;
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
     fleet__embedding_args args = {
@@ -55,5 +53,5 @@ fleet_status fleet_embedding(const fleet_tensor *weight_h, const fleet_tensor *i
         .index_dtype = (int)indices->dtype, .n = fleet_tensor_numel(indices),
         .v = weight->shape[0], .d = weight->shape[1], .out = fleet_tensor_data(out),
     };
-    return be->embedding(call.stream, &args);
+    return fleet__backend_embedding(call.device, call.stream, &args);
 }

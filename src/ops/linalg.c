@@ -91,15 +91,14 @@ static fleet_status report_info(const char *fn, fleet__linalg_op op, int64_t ind
 /* Scratch, submit, wait, read the status of every matrix. */
 static fleet_status run(const fleet__op_call *call, fleet__linalg_args *args)
 {
-    const fleet__backend *be = call->device->backend;
-    if (be->linalg == NULL || be->linalg_workspace_size == NULL)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no linear algebra",
-                            call->fn, be->name);
+    fleet_status st = fleet__backend_require(call->fn, call->device, FLEET__CAN_LINALG);
+    if (st != FLEET_OK)
+        return st;
     bool has_rhs = args->op == FLEET__LINALG_SOLVE || args->op == FLEET__LINALG_SOLVE_TRIANGULAR;
     if (args->batch == 0 || args->n == 0 || (has_rhs && args->k == 0))
         return FLEET_OK;
     size_t bytes = 0;
-    fleet_status st = be->linalg_workspace_size(call->stream, args, &bytes);
+    st = fleet__backend_linalg_workspace_size(call->device, call->stream, args, &bytes);
     if (st != FLEET_OK)
         return fleet__error_prefix(st, call->fn);
     fleet_stream *s;
@@ -121,7 +120,7 @@ static fleet_status run(const fleet__op_call *call, fleet__linalg_args *args)
     args->workspace = ws.ptr;
     args->workspace_bytes = bytes;
     args->info = info;
-    st = be->linalg(call->stream, args);
+    st = fleet__backend_linalg(call->device, call->stream, args);
     if (ws.ptr != NULL) {
         fleet_status fst = fleet_memory_free(&ws); /* stream-ordered: safe at once */
         FLEET_ASSERT(fst == FLEET_OK);

@@ -145,7 +145,7 @@ fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_te
         g.a = (const char *)fleet_tensor_data(a) + oa * es;
         g.b = (const char *)fleet_tensor_data(b) + ob * es;
         g.c = (char *)fleet_tensor_data(out) + oo * es;
-        if ((st = call.device->backend->gemm(call.stream, &g)) != FLEET_OK)
+        if ((st = fleet__backend_gemm(call.device, call.stream, &g)) != FLEET_OK)
             return st; /* a backend failure mid-batch: out is then unspecified */
         for (int d = last - 1; d >= 0 && ++idx[d] == vo.shape[d]; d--)
             idx[d] = 0;

@@ -9,6 +9,7 @@
 #include "backend/kernel_args.h"
 #include "fleet/ops.h"
 #include "runtime/device.h"
+#include "runtime/dispatch.h"
 #include "tensor/tensor.h"
 
 typedef struct fleet__op_call {

@@ -51,10 +51,8 @@ static void row_views(fleet__rowwise_args *a, const fleet_tensor *x, int dim,
 
 static fleet_status submit(const fleet__op_call *call, const fleet__rowwise_args *a)
 {
-    if (call->device->backend->rowwise == NULL)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no row ops", call->fn,
-                            call->device->backend->name);
-    return call->device->backend->rowwise(call->stream, a);
+    fleet_status st = fleet__backend_require(call->fn, call->device, FLEET__CAN_ROWWISE);
+    return st != FLEET_OK ? st : fleet__backend_rowwise(call->device, call->stream, a);
 }
 
 fleet_status fleet_softmax(const fleet_tensor *x_h, int dim, fleet_tensor *out_h)

@@ -43,6 +43,7 @@
 #include "runtime/allocator.h"
 #include "runtime/block_index.h"
 #include "runtime/device.h"
+#include "runtime/dispatch.h"
 
 #define MIB ((size_t)1 << 20)
 #define ROUNDING ((size_t)512)          /* every block size is a multiple of this   */
@@ -183,11 +184,6 @@ static fleet__block_index *index_of(shard *sh, const struct fleet__block *b)
     FLEET_REQUIRES(sh->lock)
 {
     return b->segment->small ? &sh->small_free : &sh->large_free;
-}
-
-static const fleet__backend *backend_of(const shard *sh)
-{
-    return sh->allocator->device->backend;
 }
 
 /* ---- metadata pools --------------------------------------------------------- */
@@ -390,7 +386,7 @@ static grow_result grow(shard *sh, size_t rounded, struct fleet__block **out,
     void *ptr = NULL;
     fleet_status st = injected_failure(a)
                           ? FLEET_ERR_OUT_OF_MEMORY
-                          : dev->backend->segment_alloc(dev->ordinal, seg_size, &ptr);
+                          : fleet__backend_segment_alloc(dev, seg_size, &ptr);
     if (st != FLEET_OK) {
         fleet_atomic_sub_relaxed(&a->reserved, (uint64_t)seg_size);
         free(seg);
@@ -443,7 +439,7 @@ static uint64_t release_free_segments(shard *sh, uint64_t passed) FLEET_REQUIRES
             sh->segments = seg->next;
         if (seg->next != NULL)
             seg->next->prev = seg->prev;
-        backend_of(sh)->segment_free(a->device->ordinal, seg->ptr);
+        fleet__backend_segment_free(a->device, seg->ptr);
         sh->cached -= seg->size;
         sh->reserved -= seg->size;
         sh->segments_held--;
@@ -479,10 +475,9 @@ static bool stream_passed(struct fleet_device *dev, struct fleet_stream *s, bool
     void *native = fleet_atomic_load_acquire(&s->native);
     if (native == NULL)
         return true; /* never used */
-    const fleet__backend *be = dev->backend;
     void *ev;
     if (fleet__event_pool_get(dev->events, &ev) != FLEET_OK)
-        return wait && be->stream_synchronize(native) == FLEET_OK;
+        return wait && fleet__backend_stream_synchronize(dev, native) == FLEET_OK;
     bool recorded;
     if (wait) {
         fleet__stream_foreign_enter(s);
@@ -491,16 +486,16 @@ static bool stream_passed(struct fleet_device *dev, struct fleet_stream *s, bool
         recorded = fleet__stream_foreign_try_enter(s);
     }
     if (recorded) {
-        recorded = be->event_record(ev, native) == FLEET_OK;
+        recorded = fleet__backend_event_record(dev, ev, native) == FLEET_OK;
         fleet__stream_foreign_leave(s);
     }
     bool passed;
     if (!recorded)
-        passed = wait && be->stream_synchronize(native) == FLEET_OK;
+        passed = wait && fleet__backend_stream_synchronize(dev, native) == FLEET_OK;
     else if (wait)
-        passed = be->event_synchronize(ev) == FLEET_OK;
+        passed = fleet__backend_event_synchronize(dev, ev) == FLEET_OK;
     else
-        passed = be->event_query(ev) == FLEET_OK;
+        passed = fleet__backend_event_query(dev, ev) == FLEET_OK;
     fleet__event_pool_put(dev->events, ev);
     return passed;
 }
@@ -532,7 +527,7 @@ static bool record_use(shard *sh, struct fleet__block *b, struct fleet_stream *s
     if (!recorded)
         (void)fleet__error(FLEET_ERR_NOT_READY, "another thread is capturing a CUDA graph on it");
     if (recorded) {
-        recorded = dev->backend->event_record(n->event, native) == FLEET_OK;
+        recorded = fleet__backend_event_record(dev, n->event, native) == FLEET_OK;
         fleet__stream_foreign_leave(s);
     }
     if (!recorded) {
@@ -560,7 +555,7 @@ static bool reclaim_pending(shard *sh) FLEET_REQUIRES(sh->lock)
             event_node *n = *np;
             /* Any answer but "not yet" means the stream is past the event: a
              * failed query (sticky stream error) cannot make it pass later. */
-            if (dev->backend->event_query(n->event) == FLEET_ERR_NOT_READY) {
+            if (fleet__backend_event_query(dev, n->event) == FLEET_ERR_NOT_READY) {
                 np = &n->next;
                 continue;
             }
@@ -855,7 +850,7 @@ static void retire_after_sync(shard *sh, struct fleet__block *b, uint64_t stream
         struct fleet_stream *s = &dev->pool.streams[__builtin_ctzll(m)];
         fleet__stream_capture_wait(s);
         if (fleet__stream_native(s, &native) == FLEET_OK)
-            (void)dev->backend->stream_synchronize(native);
+            (void)fleet__backend_stream_synchronize(dev, native);
     }
     fleet__mutex_lock(&sh->lock);
     b->link = sh->pending_list;
@@ -1027,11 +1022,11 @@ void fleet__allocator_destroy(struct fleet__allocator *a)
          * event pool already (it does, in lifecycle.c). */
         for (struct fleet__block *b = sh->pending_list; b != NULL; b = b->link)
             for (event_node *n = b->events; n != NULL; n = n->next)
-                dev->backend->event_destroy(n->event);
+                fleet__backend_event_destroy(dev, n->event);
         segment *next;
         for (segment *seg = sh->segments; seg != NULL; seg = next) {
             next = seg->next;
-            dev->backend->segment_free(dev->ordinal, seg->ptr);
+            fleet__backend_segment_free(dev, seg->ptr);
             free(seg);
         }
         for (block_chunk *c = sh->block_chunks, *cn; c != NULL; c = cn) {

@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/handle.h"
 #include "runtime/device.h"
+#include "runtime/dispatch.h"
 
 typedef struct event {
     struct fleet_device *device;
@@ -33,7 +34,7 @@ fleet_status fleet_event_create(fleet_device *device, fleet_event **out)
         return fleet__error_prefix(st, "fleet_event_create");
     event *e = p;
     e->device = device;
-    if ((st = device->backend->event_create(device->ordinal, &e->native)) != FLEET_OK) {
+    if ((st = fleet__backend_event_create(device, &e->native)) != FLEET_OK) {
         (void)fleet__handle_put(&events, e);
         fleet__handle_recycle(&events, e);
         return st;
@@ -57,7 +58,7 @@ fleet_status fleet_event_destroy(fleet_event *handle)
         return st;
     event *e = p;
     if (fleet__enter_device(e->device, fn) != FLEET_ERR_FORKED)
-        e->device->backend->event_destroy(e->native);
+        fleet__backend_event_destroy(e->device, e->native);
     FLEET_ASSERT(last); /* no call keeps an event across a destroy */
     fleet__handle_recycle(&events, e);
     return FLEET_OK;
@@ -88,7 +89,7 @@ fleet_status fleet_event_record(fleet_event *handle, fleet_stream *stream)
     void *native;
     if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK) {
         fleet__stream_foreign_enter(stream);
-        st = stream->device->backend->event_record(e->native, native);
+        st = fleet__backend_event_record(stream->device, e->native, native);
         fleet__stream_foreign_leave(stream);
     }
     return st;
@@ -101,7 +102,7 @@ fleet_status fleet_stream_wait_event(fleet_stream *stream, fleet_event *handle)
     void *native;
     if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK) {
         fleet__stream_foreign_enter(stream);
-        st = stream->device->backend->stream_wait_event(native, e->native);
+        st = fleet__backend_stream_wait_event(stream->device, native, e->native);
         fleet__stream_foreign_leave(stream);
     }
     return st;
@@ -127,12 +128,12 @@ fleet_status fleet_event_query(fleet_event *handle)
 {
     event *e;
     fleet_status st = enter_event(handle, "fleet_event_query", &e);
-    return st != FLEET_OK ? st : e->device->backend->event_query(e->native);
+    return st != FLEET_OK ? st : fleet__backend_event_query(e->device, e->native);
 }
 
 fleet_status fleet_event_synchronize(fleet_event *handle)
 {
     event *e;
     fleet_status st = enter_event(handle, "fleet_event_synchronize", &e);
-    return st != FLEET_OK ? st : e->device->backend->event_synchronize(e->native);
+    return st != FLEET_OK ? st : fleet__backend_event_synchronize(e->device, e->native);
 }

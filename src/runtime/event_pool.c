@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "runtime/device.h"
+#include "runtime/dispatch.h"
 #include "core/prim.h"
 
 struct fleet__event_pool {
@@ -33,7 +34,7 @@ void fleet__event_pool_destroy(struct fleet__event_pool *p)
     if (p == NULL)
         return;
     for (size_t i = 0; i < p->count; i++)
-        p->device->backend->event_destroy(p->free_events[i]);
+        fleet__backend_event_destroy(p->device, p->free_events[i]);
     free(p->free_events);
     fleet__mutex_destroy(&p->lock);
     free(p);
@@ -50,7 +51,7 @@ fleet_status fleet__event_pool_get(struct fleet__event_pool *p, void **native_ev
         *native_event = e;
         return FLEET_OK;
     }
-    return p->device->backend->event_create(p->device->ordinal, native_event);
+    return fleet__backend_event_create(p->device, native_event);
 }
 
 void fleet__event_pool_put(struct fleet__event_pool *p, void *native_event)
@@ -61,7 +62,7 @@ void fleet__event_pool_put(struct fleet__event_pool *p, void *native_event)
         void **grown = fleet__realloc(p->free_events, cap * sizeof *grown);
         if (grown == NULL) {
             fleet__mutex_unlock(&p->lock);
-            p->device->backend->event_destroy(native_event);
+            fleet__backend_event_destroy(p->device, native_event);
             return;
         }
         p->free_events = grown;

@@ -15,6 +15,7 @@
 #include "core/prim.h"
 #include "runtime/allocator.h"
 #include "runtime/device.h"
+#include "runtime/dispatch.h"
 
 enum { STATE_UNINIT = 0, STATE_READY, STATE_FAILED, STATE_SHUTDOWN };
 
@@ -64,7 +65,7 @@ static fleet_status add_backend(const fleet__backend *be) FLEET_REQUIRES(lifecyc
 {
     int count = 0;
     const char *why = NULL;
-    fleet_status st = be->init(&config, &count, &why);
+    fleet_status st = fleet__backend_init(be, &config, &count, &why);
     if (st != FLEET_OK)
         return fleet__error_prefix(st, be->name);
     backends[backend_count++] = be;
@@ -191,7 +192,7 @@ fleet_status fleet_shutdown(void)
             if (devices[i].backend == backends[b] && fleet_atomic_load_relaxed(&devices[i].forked))
                 usable = false;
         if (usable)
-            backends[b]->shutdown();
+            fleet__backend_shutdown(backends[b]);
     }
     for (int i = 0; i < device_count; i++) {
         struct fleet_device *d = &devices[i];
@@ -231,8 +232,7 @@ static void atfork_prepare(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
         for (int i = 0; i < device_count; i++)
             fleet__event_pool_atfork_prepare(devices[i].events);
         for (int b = 0; b < backend_count; b++)
-            if (backends[b]->atfork_prepare)
-                backends[b]->atfork_prepare();
+            fleet__backend_atfork_prepare(backends[b]);
     }
     fleet__log_atfork_prepare();
     fleet__handle_tables_atfork_prepare();
@@ -248,8 +248,7 @@ static void atfork_parent(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
     fleet__log_atfork_release();
     if (fleet_atomic_load_relaxed(&state) == STATE_READY) {
         for (int b = backend_count - 1; b >= 0; b--)
-            if (backends[b]->atfork_parent)
-                backends[b]->atfork_parent();
+            fleet__backend_atfork_parent(backends[b]);
         for (int i = device_count - 1; i >= 0; i--)
             fleet__event_pool_atfork_release(devices[i].events);
         for (int i = device_count - 1; i >= 0; i--)
@@ -270,8 +269,7 @@ static void atfork_child(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
     fleet__log_atfork_release();
     if (fleet_atomic_load_relaxed(&state) == STATE_READY) {
         for (int b = backend_count - 1; b >= 0; b--)
-            if (backends[b]->atfork_child)
-                backends[b]->atfork_child();
+            fleet__backend_atfork_child(backends[b]);
         for (int i = device_count - 1; i >= 0; i--)
             fleet__event_pool_atfork_release(devices[i].events);
         for (int i = device_count - 1; i >= 0; i--)

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "core/prim.h"
 #include "runtime/device.h"
+#include "runtime/dispatch.h"
 
 /* The calling thread's bindings, one entry per device-table index. */
 typedef struct thread_binding {
@@ -287,7 +288,7 @@ fleet_status fleet__stream_native(struct fleet_stream *s, void **native)
     fleet__mutex_lock(&device->pool.lock);
     p = fleet_atomic_load_acquire(&s->native);
     if (p == NULL) {
-        st = device->backend->stream_create(device->ordinal, s->id == 0, &p);
+        st = fleet__backend_stream_create(device, s->id == 0, &p);
         if (st != FLEET_OK)
             goto out;
         fleet_atomic_store_release(&s->native, p);
@@ -301,13 +302,13 @@ out:
 
 fleet_status fleet__device_synchronize(struct fleet_device *device)
 {
-    if (device->backend->device_synchronize != NULL) {
+    if (fleet__backend_can(device, FLEET__CAN_DEVICE_SYNC)) {
         /* Announce, then wait out captures already begun; one that begins
          * later sees `syncing` and is refused (seq_cst on both sides). */
         fleet_atomic_add_seq_cst(&device->syncing, 1);
         for (int i = 1; i < device->pool.capacity; i++)
             fleet__stream_capture_wait(&device->pool.streams[i]);
-        fleet_status st = device->backend->device_synchronize(device->ordinal);
+        fleet_status st = fleet__backend_device_synchronize(device);
         fleet_atomic_sub_seq_cst(&device->syncing, 1);
         return st;
     }
@@ -317,7 +318,7 @@ fleet_status fleet__device_synchronize(struct fleet_device *device)
         if (native == NULL)
             continue;
         fleet__stream_capture_wait(&device->pool.streams[i]);
-        fleet_status st = device->backend->stream_synchronize(native);
+        fleet_status st = fleet__backend_stream_synchronize(device, native);
         if (st != FLEET_OK && first == FLEET_OK)
             first = st;
     }
@@ -483,7 +484,7 @@ fleet_status fleet_stream_synchronize(fleet_stream *stream)
     if (native == NULL)
         return FLEET_OK; /* never used: nothing to wait for */
     fleet__stream_capture_wait(stream);
-    return stream->device->backend->stream_synchronize(native);
+    return fleet__backend_stream_synchronize(stream->device, native);
 }
 
 fleet_status fleet_stream_query(fleet_stream *stream)
@@ -495,7 +496,7 @@ fleet_status fleet_stream_query(fleet_stream *stream)
     if (native == NULL)
         return FLEET_OK;
     fleet__stream_capture_wait(stream);
-    return stream->device->backend->stream_query(native);
+    return fleet__backend_stream_query(stream->device, native);
 }
 
 fleet_status fleet_stream_launch_host_func(fleet_stream *stream, fleet_host_fn fn, void *arg)
@@ -504,15 +505,14 @@ fleet_status fleet_stream_launch_host_func(fleet_stream *stream, fleet_host_fn f
     if (st != FLEET_OK)
         return st;
     FLEET_CHECK_ARG(fn != NULL, FLEET_ERR_NULL_POINTER, "fleet_stream_launch_host_func: fn is NULL");
-    const fleet__backend *be = stream->device->backend;
-    if (be->stream_launch_host_func == NULL)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "fleet_stream_launch_host_func: not supported by %s",
-                            be->name);
+    if ((st = fleet__backend_require("fleet_stream_launch_host_func", stream->device,
+                                     FLEET__CAN_HOST_FUNC)) != FLEET_OK)
+        return st;
     void *native;
     if ((st = fleet__stream_native(stream, &native)) != FLEET_OK)
         return st;
     fleet__stream_foreign_enter(stream);
-    st = be->stream_launch_host_func(native, fn, arg);
+    st = fleet__backend_launch_host_func(stream->device, native, fn, arg);
     fleet__stream_foreign_leave(stream);
     return st;
 }

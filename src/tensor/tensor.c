@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/handle.h"
 #include "runtime/device.h"
+#include "runtime/dispatch.h"
 #include "tensor/tensor.h"
 #include "core/prim.h"
 
@@ -277,10 +278,10 @@ static fleet_status copy_and_wait(const fleet_tensor *t, void *dst, const void *
         st = fleet__stream_native(stream, &native);
     if (st != FLEET_OK || bytes == 0)
         return st;
-    st = to_host ? dev->backend->copy_device_to_host(native, dst, src, bytes)
-                 : dev->backend->copy_host_to_device(native, dst, src, bytes);
+    st = to_host ? fleet__backend_copy_device_to_host(dev, native, dst, src, bytes)
+                 : fleet__backend_copy_host_to_device(dev, native, dst, src, bytes);
     if (st == FLEET_OK)
-        st = dev->backend->stream_synchronize(native);
+        st = fleet__backend_stream_synchronize(dev, native);
     return st;
 }
 
