@@ -93,7 +93,7 @@ TEST(concat_bad_input)
     const fleet_tensor *w1[] = {a, b_wrong}, *w2[] = {a, b2};
     ASSERT_REFUSED(fleet_concat(w1, 2, 1, o), FLEET_ERR_SHAPE_MISMATCH, "inputs[1]");
     ASSERT_STATUS(fleet_concat(w2, 2, 1, o), FLEET_ERR_SHAPE_MISMATCH);
-    ASSERT_REFUSED(fleet_concat(ok, 2, 1, o_small), FLEET_ERR_SHAPE_MISMATCH, "add up to 8");
+    ASSERT_REFUSED(fleet_concat(ok, 2, 1, o_small), FLEET_ERR_SHAPE_MISMATCH, "out must be 2x8x4");
     ASSERT_STATUS(fleet_concat(ok, 2, 0, o), FLEET_ERR_SHAPE_MISMATCH); /* 3 != 5 along dim 1 */
     /* mixed devices and dtypes */
     fleet_tensor *b1 = TEST_TENSOR(test_cpu_device(1), 2, 5, 4), *bi;

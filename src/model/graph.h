@@ -124,5 +124,8 @@ int fleet__model_find_weight(const fleet_model *m, const char *name);
 /* Checks shared by every public model function: non-NULL, fleet usable, the
  * model's device usable, not a model from before a fork. */
 fleet_status fleet__model_enter(const fleet_model *m, const char *fn);
+/* fleet__model_enter, and the model not finalized yet (its graph and
+ * weights can still change). */
+fleet_status fleet__model_enter_building(fleet_model *m, const char *fn);
 
 #endif /* FLEET_MODEL_GRAPH_H */

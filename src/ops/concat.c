@@ -12,30 +12,18 @@
 #include "core/prim.h"
 
 static fleet_status concat(const char *fn, const fleet_tensor *const *inputs, int n, int dim,
-                           fleet_tensor *out)
+                           fleet__dims *dims, fleet_tensor *out)
 {
     fleet_status st;
     char name[32];
-    int d = dim < 0 ? dim + out->ndim : dim;
-    if (d < 0 || d >= out->ndim)
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: dim %d of a %d-D out", fn, dim,
-                            out->ndim);
-    int64_t total = 0;
-    for (int i = 0; i < n; i++) {
-        const fleet_tensor *x = inputs[i];
-        snprintf(name, sizeof name, "inputs[%d]", i);
-        bool ok = x->ndim == out->ndim;
-        for (int k = 0; ok && k < out->ndim; k++)
-            ok = k == d || x->shape[k] == out->shape[k];
-        if (!ok)
-            return fleet__op_shape_error(fn, "inputs must have out's shape except along dim", x,
-                                         name, out, "out");
-        total += x->shape[d];
-    }
-    if (total != out->shape[d])
-        return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
-                            "%s: the inputs' sizes along dim %d add up to %lld, out's is %lld", fn,
-                            d, (long long)total, (long long)out->shape[d]);
+    for (int i = 0; i < n; i++)
+        dims[i] = FLEET__DIMS(inputs[i]);
+    fleet__dims got = FLEET__DIMS(out), want;
+    int d;
+    if ((st = fleet__shape_concat(fn, dims, n, dim, &want, &d)) != FLEET_OK ||
+        (st = fleet__shape_expect(fn, "out", &got, &want, "the inputs joined along dim")) !=
+            FLEET_OK)
+        return st;
     fleet__op_call call;
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "inputs[%d]", i);
@@ -74,9 +62,11 @@ fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fle
         return fleet__error(FLEET_ERR_NULL_POINTER, "%s: inputs is NULL", fn);
     if (n < 1)
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: n is %d, need at least 1 input", fn, n);
-    const fleet_tensor **in = fleet__malloc(sizeof *in * (size_t)n);
+    /* n resolved inputs, then their dims for the shape rule */
+    const fleet_tensor **in = fleet__malloc((sizeof *in + sizeof(fleet__dims)) * (size_t)n);
     if (in == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory", fn);
+    fleet__dims *dims = (fleet__dims *)(void *)(in + n);
     char name[32];
     for (int i = 0; i < n && st == FLEET_OK; i++) {
         snprintf(name, sizeof name, "inputs[%d]", i);
@@ -84,7 +74,7 @@ fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fle
         st = fleet__enter_tensor(&in[i], fn, name);
     }
     if (st == FLEET_OK)
-        st = concat(fn, in, n, dim, (fleet_tensor *)out);
+        st = concat(fn, in, n, dim, dims, (fleet_tensor *)out);
     free(in);
     return st;
 }

@@ -14,7 +14,6 @@
  * GEMM that reads it ran. It is at most COLS_BUDGET bytes; larger batches
  * run in chunks of images through the same buffer (the stream orders the
  * chunks). */
-#include <stdio.h>
 
 #include "core/error.h"
 #include "ops/ops_internal.h"
@@ -55,51 +54,18 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
         return st;
     const fleet_tensor *x = ts[0], *w = ts[1], *bias = bias_h != NULL ? ts[3] : NULL;
     fleet_tensor *out = (fleet_tensor *)ts[2];
-    for (int k = 0; k < sp; k++) {
-        if (stride[k] < 1 || stride[k] > PARAM_MAX || dil[k] < 1 || dil[k] > PARAM_MAX ||
-            pad[k] < 0 || pad[k] > PARAM_MAX)
-            return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
-                                "%s: stride %lld, padding %lld, dilation %lld: need stride >= 1, "
-                                "dilation >= 1, padding >= 0 (all below 2^31)", fn,
-                                (long long)stride[k], (long long)pad[k], (long long)dil[k]);
-    }
-    const char *want = sp == 1 ? "x[N, Cin, L], weight[Cout, Cin, K], out[N, Cout, Lout]"
-                               : "x[N, Cin, H, W], weight[Cout, Cin, KH, KW], out[N, Cout, OH, OW]";
-    if (x->ndim != 2 + sp || w->ndim != 2 + sp || out->ndim != 2 + sp)
-        return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: expected %s: x is %d-D, weight %d-D, "
-                            "out %d-D", fn, want, x->ndim, w->ndim, out->ndim);
-    if (x->shape[1] != w->shape[1])
-        return fleet__op_shape_error(fn, "x's channels differ from weight's input channels", x,
-                                     "x", w, "weight");
-    int64_t o[2];
-    for (int k = 0; k < sp; k++) {
-        int64_t in = x->shape[2 + k], kk = w->shape[2 + k];
-        if (kk < 1)
-            return fleet__op_shape_error(fn, "the kernel size must be >= 1", w, "weight", x, "x");
-        int64_t span = dil[k] * (kk - 1) + 1; /* < 2^31 * 2^60: no overflow */
-        if (in + 2 * pad[k] < span)
-            return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
-                                "%s: output size would be <= 0: input %lld + 2*padding %lld is "
-                                "shorter than the dilated kernel %lld", fn, (long long)in,
-                                (long long)pad[k], (long long)span);
-        o[k] = (in + 2 * pad[k] - span) / stride[k] + 1;
-    }
-    bool ok = out->shape[0] == x->shape[0] && out->shape[1] == w->shape[0];
-    for (int k = 0; ok && k < sp; k++)
-        ok = out->shape[2 + k] == o[k];
-    if (!ok) {
-        char s[96], e[96];
-        if (sp == 2)
-            snprintf(e, sizeof e, "%lldx%lldx%lldx%lld", (long long)x->shape[0],
-                     (long long)w->shape[0], (long long)o[0], (long long)o[1]);
-        else
-            snprintf(e, sizeof e, "%lldx%lldx%lld", (long long)x->shape[0],
-                     (long long)w->shape[0], (long long)o[0]);
-        return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: out must be %s ([N, Cout, %s]), got %s",
-                            fn, e, sp == 2 ? "OH, OW" : "Lout", fleet__shape_str(out, s, sizeof s));
-    }
-    if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != w->shape[0]))
-        return fleet__op_shape_error(fn, "bias must be [Cout]", bias, "bias", w, "weight");
+    fleet__window win[2];
+    for (int k = 0; k < sp; k++)
+        win[k] = (fleet__window){.stride = stride[k], .pad_begin = pad[k], .pad_end = pad[k],
+                                 .dilation = dil[k]};
+    fleet__dims dx = FLEET__DIMS(x), dw = FLEET__DIMS(w), got = FLEET__DIMS(out), want;
+    fleet__dims db = bias != NULL ? FLEET__DIMS(bias) : dw;
+    if ((st = fleet__shape_conv(fn, sp, &dx, &dw, bias != NULL ? &db : NULL, win, &want)) !=
+            FLEET_OK ||
+        (st = fleet__shape_expect(fn, "out", &got, &want,
+                                  sp == 2 ? "[N, Cout, OH, OW]" : "[N, Cout, Lout]")) != FLEET_OK)
+        return st;
+    const int64_t *o = want.d + 2;
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, nt, FLEET__OP_CONTIGUOUS)) != FLEET_OK)
         return st;

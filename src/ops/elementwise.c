@@ -29,18 +29,6 @@ static fleet__view broadcast_view(const fleet_tensor *t, const fleet_tensor *out
     return v;
 }
 
-/* Whether x broadcasts to out's shape. */
-static bool broadcasts_to(const fleet_tensor *x, const fleet_tensor *out)
-{
-    if (x->ndim > out->ndim)
-        return false;
-    int shift = out->ndim - x->ndim;
-    for (int d = 0; d < x->ndim; d++)
-        if (x->shape[d] != 1 && x->shape[d] != out->shape[d + shift])
-            return false;
-    return true;
-}
-
 static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a_h,
                         const fleet_tensor *b_h, fleet_tensor *out_h)
 {
@@ -59,22 +47,15 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a_h
     fleet_tensor *out = (fleet_tensor *)ts[2];
     if ((st = fleet__out_distinct(fn, out)) != FLEET_OK)
         return st;
+    fleet__dims da = FLEET__DIMS(a), got = FLEET__DIMS(out), want = da;
     if (binary) {
-        if (!broadcasts_to(a, out))
-            return fleet__op_shape_error(fn, "a does not broadcast to out", a, "a", out, "out");
-        if (!broadcasts_to(b, out))
-            return fleet__op_shape_error(fn, "b does not broadcast to out", b, "b", out, "out");
-        bool full = false; /* out must be the broadcast shape, not larger */
-        for (int d = 0; d < out->ndim && !full; d++) {
-            int da = d - (out->ndim - a->ndim), db = d - (out->ndim - b->ndim);
-            int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
-            full = out->shape[d] != (sa > sb ? sa : sb);
-        }
-        if (full)
-            return fleet__op_shape_error(fn, "out must have the broadcast shape of a and b", out,
-                                         "out", a, "a");
-    } else if (!fleet__same_shape(a, out)) {
-        return fleet__op_shape_error(fn, "out must have x's shape", out, "out", a, "x");
+        fleet__dims db = FLEET__DIMS(b);
+        if ((st = fleet__shape_broadcast(fn, &da, "a", &db, "b", &want)) != FLEET_OK ||
+            (st = fleet__shape_expect_aligned(fn, "out", &got, &want,
+                                              "the broadcast shape of a and b")) != FLEET_OK)
+            return st;
+    } else if ((st = fleet__shape_expect(fn, "out", &got, &want, "x's shape")) != FLEET_OK) {
+        return st;
     }
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)

@@ -18,16 +18,11 @@ fleet_status fleet_embedding(const fleet_tensor *weight_h, const fleet_tensor *i
         return st;
     const fleet_tensor *weight = ts[0], *indices = ts[1];
     fleet_tensor *out = (fleet_tensor *)ts[2];
-    char s[96];
-    if (weight->ndim != 2)
-        return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: weight must be [V, D], got %s", fn,
-                            fleet__shape_str(weight, s, sizeof s));
-    bool ok = out->ndim == indices->ndim + 1 && out->shape[out->ndim - 1] == weight->shape[1];
-    for (int d = 0; ok && d < indices->ndim; d++)
-        ok = out->shape[d] == indices->shape[d];
-    if (!ok)
-        return fleet__op_shape_error(fn, "out must be indices' shape followed by weight's D", out,
-                                     "out", indices, "indices");
+    fleet__dims dw = FLEET__DIMS(weight), di = FLEET__DIMS(indices), got = FLEET__DIMS(out), want;
+    if ((st = fleet__shape_embedding(fn, &dw, &di, &want)) != FLEET_OK ||
+        (st = fleet__shape_expect(fn, "out", &got, &want, "indices' shape, then weight's D")) !=
+            FLEET_OK)
+        return st;
     if (indices->device != weight->device)
         return fleet__error(FLEET_ERR_INVALID_DEVICE, "%s: weight is on %s, indices on %s", fn,
                             weight->device->name, indices->device->name);

@@ -53,42 +53,19 @@ static fleet__view batch_view(const fleet_tensor *t, const fleet_tensor *out)
     return v;
 }
 
-static fleet_status check_batch(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
-                                const fleet_tensor *out)
-{
-    int nb = out->ndim - 2;
-    if (a->ndim - 2 > nb || b->ndim - 2 > nb)
-        return fleet__op_shape_error(fn, "out has fewer batch dimensions than an input", out,
-                                     "out", a->ndim > b->ndim ? a : b, a->ndim > b->ndim ? "a" : "b");
-    for (int d = 0; d < nb; d++) {
-        int da = d - (nb - (a->ndim - 2)), db = d - (nb - (b->ndim - 2));
-        int64_t sa = da >= 0 ? a->shape[da] : 1, sb = db >= 0 ? b->shape[db] : 1;
-        if ((sa != 1 && sb != 1 && sa != sb) || out->shape[d] != (sa > sb ? sa : sb))
-            return fleet__op_shape_error(fn, "batch dimensions do not broadcast to out's", a, "a",
-                                         b, "b");
-    }
-    return FLEET_OK;
-}
-
 fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
                            const fleet_tensor *bias, float alpha, bool relu, fleet_tensor *out)
 {
     const fleet_tensor *ts[] = {a, b, out, bias};
     static const char *const names[] = {"a", "b", "out", "bias"};
     int n = bias != NULL ? 4 : 3;
-    if (a->ndim < 2 || b->ndim < 2 || out->ndim < 2)
-        return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
-                            "%s: matrices need 2 or more dimensions: a %d-D, b %d-D, out %d-D",
-                            fn, a->ndim, b->ndim, out->ndim);
-    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], nn = b->shape[b->ndim - 1];
-    if (b->shape[b->ndim - 2] != k)
-        return fleet__op_shape_error(fn, "inner dimensions differ", a, "a", b, "b");
-    if (out->shape[out->ndim - 2] != m || out->shape[out->ndim - 1] != nn)
-        return fleet__op_shape_error(fn, "out must end in a's rows x b's columns", out, "out", a,
-                                     "a");
-    fleet_status st = check_batch(fn, a, b, out);
+    fleet__dims da = FLEET__DIMS(a), db = FLEET__DIMS(b), got = FLEET__DIMS(out), want;
+    fleet_status st = fleet__shape_matmul(fn, &da, &db, &want);
+    if (st == FLEET_OK)
+        st = fleet__shape_expect_aligned(fn, "out", &got, &want, NULL);
     if (st != FLEET_OK)
         return st;
+    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], nn = b->shape[b->ndim - 1];
     if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != nn))
         return fleet__op_shape_error(fn, "bias must be 1-D of out's last dimension", bias, "bias",
                                      out, "out");
@@ -174,19 +151,11 @@ static fleet_status linear(const char *fn, const fleet_tensor *x_h, const fleet_
         return st;
     const fleet_tensor *x = ts[0], *weight = ts[1], *bias = bias_h != NULL ? ts[3] : NULL;
     fleet_tensor *y = (fleet_tensor *)ts[2];
-    if (weight->ndim != 2 || x->ndim < 1 || y->ndim != x->ndim)
-        return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
-                            "%s: expected x[..., in], weight[out, in], y[..., out]: x is %d-D, "
-                            "weight %d-D, y %d-D", fn, x->ndim, weight->ndim, y->ndim);
-    if (x->shape[x->ndim - 1] != weight->shape[1])
-        return fleet__op_shape_error(fn, "x's last dimension differs from weight's columns", x,
-                                     "x", weight, "weight");
-    for (int d = 0; d < x->ndim - 1; d++)
-        if (y->shape[d] != x->shape[d])
-            return fleet__op_shape_error(fn, "y must have x's leading dimensions", y, "y", x, "x");
-    if (y->shape[y->ndim - 1] != weight->shape[0])
-        return fleet__op_shape_error(fn, "y's last dimension must be weight's rows", y, "y",
-                                     weight, "weight");
+    fleet__dims dx = FLEET__DIMS(x), dw = FLEET__DIMS(weight), got = FLEET__DIMS(y), want;
+    fleet__dims dbias = bias != NULL ? FLEET__DIMS(bias) : dx;
+    if ((st = fleet__shape_linear(fn, &dx, &dw, bias != NULL ? &dbias : NULL, &want)) != FLEET_OK ||
+        (st = fleet__shape_expect(fn, "y", &got, &want, NULL)) != FLEET_OK)
+        return st;
     /* weight^T as a view header on the stack: [in, out], column-major. */
     fleet_tensor wt = *weight;
     wt.shape[0] = weight->shape[1];

@@ -50,9 +50,8 @@ fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_t
 fleet_status fleet__op_shape_error(const char *fn, const char *what, const fleet_tensor *x,
                                 const char *xn, const fleet_tensor *y, const char *yn)
 {
-    char a[96], b[96];
-    return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: %s: %s is %s, %s is %s", fn, what, xn,
-                        fleet__shape_str(x, a, sizeof a), yn, fleet__shape_str(y, b, sizeof b));
+    fleet__dims dx = FLEET__DIMS(x), dy = FLEET__DIMS(y);
+    return fleet__shape_refuse(fn, what, &dx, xn, &dy, yn);
 }
 
 bool fleet__same_shape(const fleet_tensor *x, const fleet_tensor *y)

@@ -10,6 +10,7 @@
 #include "fleet/ops.h"
 #include "runtime/device.h"
 #include "runtime/dispatch.h"
+#include "tensor/shape.h"
 #include "tensor/tensor.h"
 
 typedef struct fleet__op_call {
@@ -36,7 +37,8 @@ fleet_status fleet__op_enter_all(const char *fn, const fleet_tensor **ts,
 fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_tensor *const *ts,
                              const char *const *names, int n, unsigned flags);
 
-/* FLEET_ERR_SHAPE_MISMATCH: "fn: what: x is 4x3, y is 5x2". */
+/* FLEET_ERR_SHAPE_MISMATCH: "fn: what: x is 4x3, y is 5x2" (fleet__shape_refuse
+ * over two tensors; the shape rules themselves are in tensor/shape.h). */
 fleet_status fleet__op_shape_error(const char *fn, const char *what, const fleet_tensor *x,
                                    const char *xn, const fleet_tensor *y, const char *yn);
 

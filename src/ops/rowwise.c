@@ -15,15 +15,6 @@
 #include "ops/ops_internal.h"
 
 /* dim in [-ndim, ndim) normalised to [0, ndim). */
-static fleet_status norm_dim(const char *fn, const fleet_tensor *x, int dim, int *out)
-{
-    if (dim < -x->ndim || dim >= x->ndim)
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: dim %d of a %d-D tensor", fn, dim,
-                            x->ndim);
-    *out = dim < 0 ? dim + x->ndim : dim;
-    return FLEET_OK;
-}
-
 /* Row starts of x (all dimensions but `dim`) and of out, whose dimension
  * `dim` is x's (out_dim_kept: softmax, layer norm, keepdim) or missing. */
 static void row_views(fleet__rowwise_args *a, const fleet_tensor *x, int dim,
@@ -66,11 +57,11 @@ fleet_status fleet_softmax(const fleet_tensor *x_h, int dim, fleet_tensor *out_h
     const fleet_tensor *x = ts[0];
     fleet_tensor *out = (fleet_tensor *)ts[1];
     int d;
-    if ((st = norm_dim(fn, x, dim, &d)) != FLEET_OK ||
-        (st = fleet__out_distinct(fn, out)) != FLEET_OK)
+    fleet__dims dx = FLEET__DIMS(x), got = FLEET__DIMS(out);
+    if ((st = fleet__shape_dim(fn, x->ndim, dim, &d)) != FLEET_OK ||
+        (st = fleet__out_distinct(fn, out)) != FLEET_OK ||
+        (st = fleet__shape_expect(fn, "out", &got, &dx, "x's shape")) != FLEET_OK)
         return st;
-    if (!fleet__same_shape(x, out))
-        return fleet__op_shape_error(fn, "out must have x's shape", out, "out", x, "x");
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, 2, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
         return st;
@@ -108,23 +99,17 @@ fleet_status fleet_layer_norm(const fleet_tensor *x_h, const fleet_tensor *gamma
         return st;
     const fleet_tensor *x = ts[0], *gamma = gi >= 0 ? ts[gi] : NULL, *beta = bi >= 0 ? ts[bi] : NULL;
     fleet_tensor *out = (fleet_tensor *)ts[1];
-    if (x->ndim < 1)
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: x is 0-D (it needs a last dimension)",
-                            fn);
+    fleet__dims dx = FLEET__DIMS(x), got = FLEET__DIMS(out), want;
+    fleet__dims dg = gamma != NULL ? FLEET__DIMS(gamma) : dx, db = beta != NULL ? FLEET__DIMS(beta) : dx;
+    if ((st = fleet__shape_layer_norm(fn, &dx, gamma != NULL ? &dg : NULL, beta != NULL ? &db : NULL,
+                                      &want)) != FLEET_OK)
+        return st;
     if (!(eps >= 0.0f))
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: eps %g must be >= 0", fn,
                             (double)eps);
-    if ((st = fleet__out_distinct(fn, out)) != FLEET_OK)
+    if ((st = fleet__out_distinct(fn, out)) != FLEET_OK ||
+        (st = fleet__shape_expect(fn, "out", &got, &want, "x's shape")) != FLEET_OK)
         return st;
-    if (!fleet__same_shape(x, out))
-        return fleet__op_shape_error(fn, "out must have x's shape", out, "out", x, "x");
-    int64_t last = x->shape[x->ndim - 1];
-    for (int i = 2; i < n; i++)
-        if (ts[i]->ndim != 1 || ts[i]->shape[0] != last) {
-            char what[64];
-            snprintf(what, sizeof what, "%s must be 1-D of x's last dimension", names[i]);
-            return fleet__op_shape_error(fn, what, ts[i], names[i], x, "x");
-        }
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
         return st;
@@ -163,20 +148,13 @@ static fleet_status reduce(fleet__row_op op, const char *fn, const fleet_tensor 
     const fleet_tensor *x = ts[0];
     fleet_tensor *out = (fleet_tensor *)ts[1];
     int d;
-    if ((st = norm_dim(fn, x, dim, &d)) != FLEET_OK ||
-        (st = fleet__out_distinct(fn, out)) != FLEET_OK)
+    fleet__dims dx = FLEET__DIMS(x), got = FLEET__DIMS(out), want;
+    if ((st = fleet__shape_reduce(fn, &dx, dim, keepdim != 0, &want, &d)) != FLEET_OK ||
+        (st = fleet__out_distinct(fn, out)) != FLEET_OK ||
+        (st = fleet__shape_expect(fn, "out", &got, &want,
+                                  keepdim ? "x's shape with dim set to 1"
+                                          : "x's shape without dim")) != FLEET_OK)
         return st;
-    bool shape_ok = out->ndim == (keepdim ? x->ndim : x->ndim - 1);
-    for (int i = 0, o = 0; i < x->ndim && shape_ok; i++) {
-        if (i == d && !keepdim)
-            continue;
-        shape_ok = out->shape[o++] == (i == d ? 1 : x->shape[i]);
-    }
-    if (!shape_ok)
-        return fleet__op_shape_error(fn,
-                                     keepdim ? "out must be x's shape with dim set to 1"
-                                             : "out must be x's shape without dim",
-                                     out, "out", x, "x");
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, 2, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
         return st;

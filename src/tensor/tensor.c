@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/handle.h"
+#include "fleet/model.h"
 #include "runtime/device.h"
 #include "runtime/dispatch.h"
 #include "tensor/tensor.h"
@@ -41,7 +42,8 @@ const char *fleet__dims_str(int ndim, const int64_t *shape, char *buf, size_t si
     if (ndim == 0)
         snprintf(buf, size, "scalar");
     for (int i = 0; i < ndim && used < size; i++) {
-        int w = shape[i] < 0 ? snprintf(buf + used, size - used, i ? "xB" : "B")
+        const char *sym = shape[i] == FLEET_DIM_BATCH ? "B" : "?"; /* ? : a named dim */
+        int w = shape[i] < 0 ? snprintf(buf + used, size - used, i ? "x%s" : "%s", sym)
                              : snprintf(buf + used, size - used, i ? "x%lld" : "%lld",
                                         (long long)shape[i]);
         if (w < 0)

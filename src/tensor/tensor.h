@@ -60,8 +60,8 @@ void fleet__tensor_free(fleet_tensor *t);
 /* Handles of live tensors (for tests: leaks). */
 uint64_t fleet__tensor_handles_live(void);
 
-/* "4x3" into buf (for error messages); a negative dimension (a model's
- * symbolic batch, FLEET_DIM_BATCH) prints as B: "Bx4". */
+/* "4x3" into buf (for error messages); a symbolic dimension prints as B
+ * (the model's batch, FLEET_DIM_BATCH: "Bx4") or ? (any other). */
 const char *fleet__dims_str(int ndim, const int64_t *shape, char *buf, size_t size);
 const char *fleet__shape_str(const fleet_tensor *t, char *buf, size_t size);
 

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "runtime/device.h"
+#include "tensor/shape.h"
 #include "tensor/tensor.h"
 
 /* A handle for v, a header sharing t's storage (one more storage
@@ -30,13 +31,6 @@ static fleet_status enter(const fleet_tensor **t, fleet_tensor **out, const char
     return FLEET_OK;
 }
 
-static bool norm_dim(const fleet_tensor *t, int *dim)
-{
-    if (*dim < 0)
-        *dim += t->ndim;
-    return *dim >= 0 && *dim < t->ndim;
-}
-
 fleet_status fleet_tensor_transpose(const fleet_tensor *h, int dim0, int dim1, fleet_tensor **out)
 {
     static const char fn[] = "fleet_tensor_transpose";
@@ -44,9 +38,10 @@ fleet_status fleet_tensor_transpose(const fleet_tensor *h, int dim0, int dim1, f
     fleet_status st = enter(&t, out, fn);
     if (st != FLEET_OK)
         return st;
-    int d0 = dim0, d1 = dim1;
-    FLEET_CHECK_ARG(norm_dim(t, &d0) && norm_dim(t, &d1), FLEET_ERR_INVALID_ARGUMENT,
-                    "%s: dims %d and %d of a %d-D tensor", fn, dim0, dim1, t->ndim);
+    int d0, d1;
+    if ((st = fleet__shape_dim(fn, t->ndim, dim0, &d0)) != FLEET_OK ||
+        (st = fleet__shape_dim(fn, t->ndim, dim1, &d1)) != FLEET_OK)
+        return st;
     fleet_tensor v = *t;
     v.shape[d0] = t->shape[d1];
     v.shape[d1] = t->shape[d0];
@@ -63,18 +58,16 @@ fleet_status fleet_tensor_permute(const fleet_tensor *h, const int *dims, fleet_
     if (st != FLEET_OK)
         return st;
     FLEET_CHECK_ARG(dims != NULL || t->ndim == 0, FLEET_ERR_NULL_POINTER, "%s: dims is NULL", fn);
-    bool seen[FLEET_MAX_DIMS] = {false};
-    for (int i = 0; i < t->ndim; i++) {
-        FLEET_CHECK_ARG(dims[i] >= 0 && dims[i] < t->ndim && !seen[dims[i]],
-                        FLEET_ERR_INVALID_ARGUMENT,
-                        "%s: dims is not a permutation of 0..%d (dims[%d] = %d)", fn, t->ndim - 1,
-                        i, dims[i]);
-        seen[dims[i]] = true;
-    }
+    int perm[FLEET_MAX_DIMS];
+    if (t->ndim > 0)
+        memcpy(perm, dims, sizeof(int) * (size_t)t->ndim);
+    fleet__dims dt = FLEET__DIMS(t), want;
+    if ((st = fleet__shape_permute(fn, &dt, perm, &want)) != FLEET_OK)
+        return st;
     fleet_tensor v = *t;
     for (int i = 0; i < t->ndim; i++) {
-        v.shape[i] = t->shape[dims[i]];
-        v.strides[i] = t->strides[dims[i]];
+        v.shape[i] = want.d[i];
+        v.strides[i] = t->strides[perm[i]];
     }
     return publish_view(t, &v, fn, out);
 }
@@ -90,12 +83,9 @@ fleet_status fleet_tensor_reshape(const fleet_tensor *h, int ndim, const int64_t
     int64_t numel;
     if ((st = fleet__check_shape(fn, ndim, shape, &numel)) != FLEET_OK)
         return st;
-    if (numel != fleet_tensor_numel(t)) {
-        char buf[96];
-        return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: %lld elements cannot take the shape of "
-                            "%lld (tensor is %s)", fn, (long long)fleet_tensor_numel(t),
-                            (long long)numel, fleet__shape_str(t, buf, sizeof buf));
-    }
+    fleet__dims dt = FLEET__DIMS(t), to = fleet__dims_of(ndim, shape);
+    if ((st = fleet__shape_reshape(fn, &dt, &to)) != FLEET_OK)
+        return st;
     FLEET_CHECK_ARG(fleet_tensor_is_contiguous(t), FLEET_ERR_INVALID_ARGUMENT,
                     "%s: the tensor is not contiguous; copy it with fleet_copy first", fn);
     fleet_tensor v = *t;
@@ -117,9 +107,9 @@ fleet_status fleet_tensor_slice(const fleet_tensor *h, int dim, int64_t start, i
     fleet_status st = enter(&t, out, fn);
     if (st != FLEET_OK)
         return st;
-    int d = dim;
-    FLEET_CHECK_ARG(norm_dim(t, &d), FLEET_ERR_INVALID_ARGUMENT, "%s: dim %d of a %d-D tensor",
-                    fn, dim, t->ndim);
+    int d;
+    if ((st = fleet__shape_dim(fn, t->ndim, dim, &d)) != FLEET_OK)
+        return st;
     FLEET_CHECK_ARG(0 <= start && start <= end && end <= t->shape[d], FLEET_ERR_INVALID_ARGUMENT,
                     "%s: [%lld, %lld) outside dimension %d of size %lld", fn, (long long)start,
                     (long long)end, d, (long long)t->shape[d]);
