@@ -100,9 +100,10 @@ fleet_status fleet_layer_norm(const fleet_tensor *x_h, const fleet_tensor *gamma
     const fleet_tensor *x = ts[0], *gamma = gi >= 0 ? ts[gi] : NULL, *beta = bi >= 0 ? ts[bi] : NULL;
     fleet_tensor *out = (fleet_tensor *)ts[1];
     fleet__dims dx = FLEET__DIMS(x), got = FLEET__DIMS(out), want;
-    fleet__dims dg = gamma != NULL ? FLEET__DIMS(gamma) : dx, db = beta != NULL ? FLEET__DIMS(beta) : dx;
-    if ((st = fleet__shape_layer_norm(fn, &dx, gamma != NULL ? &dg : NULL, beta != NULL ? &db : NULL,
-                                      &want)) != FLEET_OK)
+    fleet__dims dg = gamma != NULL ? FLEET__DIMS(gamma) : dx;
+    fleet__dims db = beta != NULL ? FLEET__DIMS(beta) : dx;
+    if ((st = fleet__shape_layer_norm(fn, &dx, gamma != NULL ? &dg : NULL,
+                                      beta != NULL ? &db : NULL, &want)) != FLEET_OK)
         return st;
     if (!(eps >= 0.0f))
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: eps %g must be >= 0", fn,
