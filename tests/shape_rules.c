@@ -237,7 +237,8 @@ TEST(composites)
 
 TEST(expect)
 {
-    fleet__dims want = DIMS(3, 4), same = DIMS(3, 4), lead = DIMS(1, 1, 3, 4), lead2 = DIMS(2, 3, 4);
+    fleet__dims want = DIMS(3, 4), same = DIMS(3, 4), lead = DIMS(1, 1, 3, 4);
+    fleet__dims lead2 = DIMS(2, 3, 4);
     ASSERT_OK(fleet__shape_expect("t", "out", &same, &want, NULL));
     ASSERT_REFUSED(fleet__shape_expect("t", "out", &lead, &want, "the hint"),
                    FLEET_ERR_SHAPE_MISMATCH, "t: out must be 3x4 (the hint), got 1x1x3x4");
