@@ -13,6 +13,7 @@
 #                   (VERIFY_FLAGS=--quick: shorter fuzzing and bench, as CI runs it)
 #   make bench      alias of make run (BENCH_FLAGS passes options, e.g. --quick)
 #   make bench-alloc  the allocator micro-benchmark
+#   make bench-step   host time per model step (tiny models, one thread)
 #   make install    install into PREFIX (default /usr/local)
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD   ?= build
@@ -25,7 +26,7 @@ SOAK_SECONDS ?= 300
 BENCH_FLAGS ?=
 VERIFY_FLAGS ?=
 
-.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz soak verify bench bench-alloc install clean
+.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz soak verify bench bench-alloc bench-step install clean
 
 all: build
 
@@ -78,6 +79,9 @@ verify: deps
 
 bench-alloc: build
 	./$(BUILD)/bench_alloc
+
+bench-step: build
+	./$(BUILD)/bench_step
 
 install: build
 	cmake --install $(BUILD)

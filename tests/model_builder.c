@@ -127,6 +127,70 @@ TEST(views_copies_and_two_outputs)
     ASSERT_OK(fleet_model_destroy(m));
 }
 
+/* A permute the op reading it cannot take as a view is copied by the plan:
+ * conv1d needs contiguous input, and a matmul operand whose last two
+ * dimensions have no unit stride cannot go to BLAS. Both ran as views, and
+ * failed, before the compiler knew its readers. */
+TEST(views_their_readers_cannot_take_are_copied)
+{
+    fleet_model *m;
+    ASSERT_OK(fleet_model_create(dev, &m));
+    int64_t xcs[] = {B, 6, 3}, xms[] = {B, 2, 3, 4}, cws[] = {4, 3, 3}, cbs[] = {4}, mws[] = {3, 5};
+    fleet_value xc, xm, cw, cb, mw, pc, pm, y1, y2;
+    ASSERT_OK(fleet_model_input(m, "xc", FLEET_DTYPE_F32, 3, xcs, &xc));
+    ASSERT_OK(fleet_model_input(m, "xm", FLEET_DTYPE_F32, 4, xms, &xm));
+    ASSERT_OK(fleet_model_weight(m, "cw", FLEET_DTYPE_F32, 3, cws, &cw));
+    ASSERT_OK(fleet_model_weight(m, "cb", FLEET_DTYPE_F32, 1, cbs, &cb));
+    ASSERT_OK(fleet_model_weight(m, "mw", FLEET_DTYPE_F32, 2, mws, &mw));
+    ASSERT_OK(fleet_model_transpose(m, xc, 1, 2, &pc)); /* [B, 3, 6] */
+    ASSERT_OK(fleet_model_conv1d(m, pc, cw, cb, 1, 1, 1, &y1));
+    const int perm[] = {0, 3, 1, 2}; /* [B, 4, 2, 3], strides {24, 1, 12, 4} */
+    ASSERT_OK(fleet_model_permute(m, xm, perm, &pm));
+    ASSERT_OK(fleet_model_matmul(m, pm, mw, 1.0f, &y2));
+    ASSERT_OK(fleet_model_output(m, "y1", y1));
+    ASSERT_OK(fleet_model_output(m, "y2", y2));
+    float cwv[36], cbv[4], mwv[15];
+    test_rng rng = test_rng_make(41);
+    test_fill_random(cwv, 36, &rng);
+    test_fill_random(cbv, 4, &rng);
+    test_fill_random(mwv, 15, &rng);
+    ASSERT_OK(fleet_model_set_weight(m, "cw", cwv, sizeof cwv));
+    ASSERT_OK(fleet_model_set_weight(m, "cb", cbv, sizeof cbv));
+    ASSERT_OK(fleet_model_set_weight(m, "mw", mwv, sizeof mwv));
+    ASSERT_OK(fleet_model_finalize(m));
+    for (int64_t batch = 1; batch <= 2; batch++) {
+        float xcv[36], xmv[48], pcv[36], pmv[48], g1[48], w1[48], g2[80], w2[80];
+        test_fill_random(xcv, 18 * batch, &rng);
+        test_fill_random(xmv, 24 * batch, &rng);
+        for (int64_t i = 0; i < batch; i++) {
+            for (int l = 0; l < 6; l++)
+                for (int c = 0; c < 3; c++)
+                    pcv[(i * 3 + c) * 6 + l] = xcv[(i * 6 + l) * 3 + c];
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 3; b++)
+                    for (int c = 0; c < 4; c++)
+                        pmv[((i * 4 + c) * 2 + a) * 3 + b] = xmv[((i * 2 + a) * 3 + b) * 4 + c];
+        }
+        fleet__conv_geom g = {.n = batch, .c = 3, .h = 1, .w = 6, .cout = 4, .kh = 1, .kw = 3,
+                              .sh = 1, .sw = 1, .pw = 1, .dh = 1, .dw = 1, .oh = 1, .ow = 6};
+        ref_conv2d(&g, pcv, cwv, cbv, w1);
+        ref_matmul(pmv, mwv, NULL, w2, batch * 8, 3, 5);
+        int64_t s1[] = {batch, 6, 3}, s2[] = {batch, 2, 3, 4}, so1[] = {batch, 4, 6};
+        int64_t so2[] = {batch, 4, 2, 5};
+        fleet_tensor *tc = host_tensor(3, s1, xcv), *tm = host_tensor(4, s2, xmv);
+        fleet_tensor *ty1 = host_tensor(3, so1, NULL), *ty2 = host_tensor(4, so2, NULL);
+        const fleet_tensor *in[] = {tc, tm};
+        fleet_tensor *out[] = {ty1, ty2};
+        ASSERT_OK(fleet_model_run(m, in, 2, out, 2));
+        ASSERT_OK(fleet_tensor_copy_to_host(ty1, g1, sizeof(float) * 24 * (size_t)batch));
+        ASSERT_OK(fleet_tensor_copy_to_host(ty2, g2, sizeof(float) * 40 * (size_t)batch));
+        ASSERT_CLOSE(g1, w1, 24 * batch, 1e-5, 1e-5);
+        ASSERT_CLOSE(g2, w2, 40 * batch, 1e-5, 1e-5);
+        TEST_RELEASE(tc, tm, ty1, ty2);
+    }
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
 /* layer_norm with no gamma and beta (FLEET_NO_VALUE), as fleet_layer_norm
  * takes NULL: y = (x - mean) / sqrt(var + eps) over the last dimension; and
  * with gamma only. */

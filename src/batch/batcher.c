@@ -13,16 +13,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/kernel_args.h"
 #include "core/error.h"
 #include "core/handle.h"
 #include "core/log.h"
 #include "core/prim.h"
 #include "fleet/batch.h"
 #include "fleet/ops.h"
-#include "model/graph.h"
+#include "model/run.h"
+#include "ops/ops_internal.h"
 #include "runtime/device.h"
-#include "runtime/dispatch.h"
 #include "tensor/tensor.h"
 
 #define MAX_BUCKETS 16
@@ -61,7 +60,7 @@ typedef struct runner {
     /* Batch tensors per bucket, on the runner's stream (runner-private). */
     fleet_tensor *in[MAX_BUCKETS][FLEET_MODEL_MAX_IO];
     fleet_tensor *out[MAX_BUCKETS][FLEET_MODEL_MAX_IO];
-    fleet__segments_args copies; /* a gather or scatter being gathered  */
+    fleet__copy_list copies;     /* a gather or scatter being gathered  */
 } runner;
 
 typedef struct samples {
@@ -258,18 +257,17 @@ static fleet_status check_config(const fleet_batcher_config *c)
 static fleet_status check_model(const fleet_model *m)
 {
     static const char fn[] = "fleet_batcher_create";
-    FLEET_CHECK_ARG(m->finalized, FLEET_ERR_INVALID_ARGUMENT, "%s: finalize the model first", fn);
+    FLEET_CHECK_ARG(fleet__model_finalized(m), FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: finalize the model first", fn);
     for (int pass = 0; pass < 2; pass++) {
-        int n = pass ? m->n_outputs : m->n_inputs;
-        for (int i = 0; i < n; i++) {
-            const fleet__named *io = pass ? &m->outputs[i] : &m->inputs[i];
-            const fleet__value *v = &m->values[io->value];
-            bool ok = v->ndim >= 1 && v->shape[0] == FLEET_DIM_BATCH;
-            for (int d = 1; ok && d < v->ndim; d++)
-                ok = v->shape[d] != FLEET_DIM_BATCH;
+        for (int i = 0; i < fleet__model_io_count(m, pass); i++) {
+            fleet__model_io io = fleet__model_io_at(m, pass, i);
+            bool ok = io.ndim >= 1 && io.shape[0] == FLEET_DIM_BATCH;
+            for (int d = 1; ok && d < io.ndim; d++)
+                ok = io.shape[d] != FLEET_DIM_BATCH;
             FLEET_CHECK_ARG(ok, FLEET_ERR_INVALID_ARGUMENT,
                             "%s: %s '%s' must have the batch dimension first and only there", fn,
-                            pass ? "output" : "input", io->name);
+                            pass ? "output" : "input", io.name);
         }
     }
     return FLEET_OK;
@@ -299,7 +297,7 @@ fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config
     }
     b->cap_events = c.queue_capacity + c.max_batch * c.max_inflight;
     b->model = model;
-    b->dev = model->device;
+    b->dev = fleet__model_device(model);
     b->cfg = c;
     for (int64_t s = 1; s < c.max_batch && b->n_buckets < MAX_BUCKETS - 1; s *= 2)
         b->buckets[b->n_buckets++] = s;
@@ -352,36 +350,35 @@ static fleet_status check_request(const fleet_batcher *b, const fleet_tensor *co
 {
     static const char fn[] = "fleet_batcher_submit";
     const fleet_model *m = b->model;
-    FLEET_CHECK_ARG(n_inputs == m->n_inputs && n_outputs == m->n_outputs,
-                    FLEET_ERR_INVALID_ARGUMENT,
-                    "%s: the model takes %d inputs and %d outputs, got %d and %d", fn, m->n_inputs,
-                    m->n_outputs, n_inputs, n_outputs);
+    int mi = fleet__model_io_count(m, false), mo = fleet__model_io_count(m, true);
+    FLEET_CHECK_ARG(n_inputs == mi && n_outputs == mo, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: the model takes %d inputs and %d outputs, got %d and %d", fn, mi, mo,
+                    n_inputs, n_outputs);
     FLEET_CHECK_ARG(inputs != NULL && outputs != NULL, FLEET_ERR_NULL_POINTER,
                     "%s: inputs or outputs is NULL", fn);
     *rows = -1;
     for (int pass = 0; pass < 2; pass++) {
         int n = pass ? n_outputs : n_inputs;
         for (int i = 0; i < n; i++) {
-            const fleet__named *io = pass ? &m->outputs[i] : &m->inputs[i];
+            fleet__model_io io = fleet__model_io_at(m, pass, i);
             const fleet_tensor *t = pass ? outputs[i] : inputs[i];
-            fleet_status st = fleet__enter_tensor(&t, fn, io->name);
+            fleet_status st = fleet__enter_tensor(&t, fn, io.name);
             if (st != FLEET_OK)
                 return st;
-            const fleet__value *v = &m->values[io->value];
             FLEET_CHECK_ARG(t->device == b->dev, FLEET_ERR_INVALID_DEVICE,
-                            "%s: '%s' is on %s, the model on %s", fn, io->name, t->device->name,
+                            "%s: '%s' is on %s, the model on %s", fn, io.name, t->device->name,
                             b->dev->name);
-            FLEET_CHECK_ARG(t->dtype == v->dtype, FLEET_ERR_DTYPE_MISMATCH,
-                            "%s: '%s' is %s, expected %s", fn, io->name,
-                            fleet_dtype_name(t->dtype), fleet_dtype_name(v->dtype));
-            bool ok = t->ndim == v->ndim && (*rows < 0 || t->shape[0] == *rows);
-            for (int d = 1; ok && d < v->ndim; d++)
-                ok = t->shape[d] == v->shape[d];
+            FLEET_CHECK_ARG(t->dtype == io.dtype, FLEET_ERR_DTYPE_MISMATCH,
+                            "%s: '%s' is %s, expected %s", fn, io.name,
+                            fleet_dtype_name(t->dtype), fleet_dtype_name(io.dtype));
+            bool ok = t->ndim == io.ndim && (*rows < 0 || t->shape[0] == *rows);
+            for (int d = 1; ok && d < io.ndim; d++)
+                ok = t->shape[d] == io.shape[d];
             if (!ok) {
                 char got[96];
                 return fleet__error(FLEET_ERR_SHAPE_MISMATCH,
                                     "%s: '%s' is %s: it does not match the model's shape with the "
-                                    "request's rows", fn, io->name,
+                                    "request's rows", fn, io.name,
                                     fleet__shape_str(t, got, sizeof got));
             }
             *rows = t->shape[0];
@@ -544,19 +541,16 @@ static fleet_status bucket_tensors(runner *r, int k)
     fleet_batcher *b = r->b;
     const fleet_model *m = b->model;
     for (int pass = 0; pass < 2; pass++) {
-        int n = pass ? m->n_outputs : m->n_inputs;
-        for (int i = 0; i < n; i++) {
+        for (int i = 0; i < fleet__model_io_count(m, pass); i++) {
             fleet_tensor **slot = pass ? &r->out[k][i] : &r->in[k][i];
             if (*slot != NULL)
                 continue;
-            int nd;
+            fleet__model_io io = fleet__model_io_at(m, pass, i);
             int64_t shape[FLEET_MAX_DIMS];
-            fleet_status st = pass ? fleet_model_output_shape(m, i, b->buckets[k], &nd, shape)
-                                   : fleet_model_input_shape(m, i, b->buckets[k], &nd, shape);
-            if (st == FLEET_OK)
-                st = fleet__tensor_new(b->dev, m->values[pass ? m->outputs[i].value
-                                                              : m->inputs[i].value].dtype,
-                                       nd, shape, "fleet_batcher", slot);
+            for (int d = 0; d < io.ndim; d++)
+                shape[d] = d == 0 ? b->buckets[k] : io.shape[d]; /* [B, ...]: checked */
+            fleet_status st = fleet__tensor_new(b->dev, io.dtype, io.ndim, shape, "fleet_batcher",
+                                                slot);
             if (st != FLEET_OK)
                 return st;
         }
@@ -564,71 +558,48 @@ static fleet_status bucket_tensors(runner *r, int k)
     return FLEET_OK;
 }
 
-/* The copies of a gather or scatter, made in one launch where the backend
- * can (copy_segments), else one by one. */
-static fleet_status flush_copies(const struct fleet_device *dev, void *native,
-                                 fleet__segments_args *a)
-{
-    fleet_status st = fleet__backend_copy_segments(dev, native, a);
-    a->n = 0;
-    return st;
-}
-
-/* dst = src: a plain copy added to *a when both are contiguous (no op
- * checks: the request was checked at submit), else fleet_copy now. */
-static fleet_status copy_rows(const struct fleet_device *dev, void *native,
-                              fleet__segments_args *a, const fleet_tensor *src, fleet_tensor *dst)
-{
-    if (!fleet_tensor_is_contiguous(src) || !fleet_tensor_is_contiguous(dst))
-        return fleet_copy(src, dst);
-    fleet_status st = FLEET_OK;
-    if (a->n == FLEET__SEGMENTS_MAX)
-        st = flush_copies(dev, native, a);
-    a->dst[a->n] = fleet_tensor_data(dst);
-    a->src[a->n] = fleet_tensor_data(src);
-    a->bytes[a->n++] = fleet_tensor_nbytes(dst);
-    return st;
-}
-
-/* Gather, run, scatter, wait: the status of the whole batch. */
+/* Gather, run, scatter, wait: the status of the whole batch. The requests'
+ * tensors are handles the tickets hold (never stale); the runner's are
+ * its own. */
 static fleet_status run_batch(runner *r, request_ticket *batch, int64_t rows)
 {
     fleet_batcher *b = r->b;
     const fleet_model *m = b->model;
+    int n_in = fleet__model_io_count(m, false), n_out = fleet__model_io_count(m, true);
     int k = 0;
     while (b->buckets[k] < rows)
         k++;
     fleet_stream *s = r->stream;
-    void *native = NULL;
-    fleet_status st = fleet__stream_native(s, &native);
+    fleet__op_call call;
+    fleet_status st = fleet__op_call_on(&call, "fleet_batcher", s);
     if (st == FLEET_OK)
         st = bucket_tensors(r, k);
-    fleet__segments_args *copies = &r->copies;
-    copies->n = 0;
+    fleet__copy_list *copies = &r->copies;
+    fleet__copy_list_begin(copies, &call);
     int64_t at = 0;
     for (request_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
         st = fleet_stream_wait_event(s, t->ready);
-        for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++) {
+        for (int i = 0; i < n_in && st == FLEET_OK; i++) {
             fleet_tensor dst = rows_view(r->in[k][i], at, t->rows);
-            st = copy_rows(b->dev, native, copies, t->in[i], &dst);
+            st = fleet__copy_list_add(copies, fleet__tensor_get(t->in[i]), &dst);
         }
         at += t->rows;
     }
     if (st == FLEET_OK)
-        st = flush_copies(b->dev, native, copies);
+        st = fleet__copy_list_flush(copies);
     if (st == FLEET_OK)
-        st = fleet_model_run(b->model, (const fleet_tensor *const *)r->in[k], m->n_inputs,
-                             r->out[k], m->n_outputs);
+        st = fleet__model_run(b->model, s, b->buckets[k], (const fleet_tensor *const *)r->in[k],
+                              r->out[k]);
     at = 0;
     for (request_ticket *t = batch; t != NULL && st == FLEET_OK; t = t->next) {
-        for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
+        for (int i = 0; i < n_out && st == FLEET_OK; i++) {
             fleet_tensor src = rows_view(r->out[k][i], at, t->rows);
-            st = copy_rows(b->dev, native, copies, &src, t->out[i]);
+            st = fleet__copy_list_add(copies, &src, (fleet_tensor *)fleet__tensor_get(t->out[i]));
         }
         at += t->rows;
     }
     if (st == FLEET_OK)
-        st = flush_copies(b->dev, native, copies);
+        st = fleet__copy_list_flush(copies);
     fleet_status sync = fleet_stream_synchronize(s); /* always: nothing left in flight */
     return st != FLEET_OK ? st : sync;
 }

@@ -15,6 +15,7 @@
 #include "core/atomic.h"
 #include "core/lock.h"
 #include "fleet/model.h"
+#include "model/run.h"
 
 typedef enum fleet__node_op {
     FLEET__NODE_LINEAR,     /* in: x, weight, bias (FLEET_NO_VALUE: none)   */
@@ -121,9 +122,6 @@ size_t fleet__model_value_bytes(const fleet__value *v, int64_t batch);
 /* Index of the weight called `name`, or -1. */
 int fleet__model_find_weight(const fleet_model *m, const char *name);
 
-/* Checks shared by every public model function: non-NULL, fleet usable, the
- * model's device usable, not a model from before a fork. */
-fleet_status fleet__model_enter(const fleet_model *m, const char *fn);
 /* fleet__model_enter, and the model not finalized yet (its graph and
  * weights can still change). */
 fleet_status fleet__model_enter_building(fleet_model *m, const char *fn);

@@ -9,6 +9,7 @@
 #include "model/graph.h"
 #include "model/graph_cache.h"
 #include "model/plan.h"
+#include "model/run.h"
 #include "runtime/device.h"
 #include "tensor/tensor.h"
 
@@ -229,4 +230,27 @@ size_t fleet__model_value_bytes(const fleet__value *v, int64_t batch)
     for (int d = 0; d < v->ndim; d++)
         n *= (size_t)(v->shape[d] == B ? batch : v->shape[d]);
     return n;
+}
+
+struct fleet_device *fleet__model_device(const fleet_model *m)
+{
+    return m->device;
+}
+
+bool fleet__model_finalized(const fleet_model *m)
+{
+    return m->finalized;
+}
+
+int fleet__model_io_count(const fleet_model *m, bool output)
+{
+    return output ? m->n_outputs : m->n_inputs;
+}
+
+fleet__model_io fleet__model_io_at(const fleet_model *m, bool output, int i)
+{
+    const fleet__named *io = output ? &m->outputs[i] : &m->inputs[i];
+    const fleet__value *v = &m->values[io->value];
+    return (fleet__model_io){.name = io->name, .dtype = v->dtype, .ndim = v->ndim,
+                             .shape = v->shape};
 }

@@ -157,170 +157,321 @@ static fleet_status concretize(const fleet__value *v, int64_t batch, fleet_tenso
     return FLEET_OK;
 }
 
-static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
-{
-    int nv = m->n_values;
-    fleet__plan *p = fleet__calloc(1, sizeof *p);
-    int *root = fleet__calloc((size_t)nv + 1, sizeof *root);
-    int *def = fleet__calloc((size_t)nv + 1, sizeof *def);
-    int *readers = NULL; /* readers of each value, for fusion */
-    item *items = fleet__calloc((size_t)nv + (size_t)m->n_nodes + 1, sizeof *items);
-    fleet_status st = FLEET_OK;
-    if (p == NULL || root == NULL || def == NULL || items == NULL ||
-        (p->tmpl = fleet__calloc((size_t)nv + 1, sizeof *p->tmpl)) == NULL ||
-        (p->base = fleet__calloc((size_t)nv + 1, sizeof *p->base)) == NULL ||
-        (p->needed = fleet__calloc((size_t)nv + 1, sizeof *p->needed)) == NULL ||
-        (p->steps = fleet__calloc((size_t)m->n_nodes + 1, sizeof *p->steps)) == NULL) {
-        st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
-        goto out;
-    }
-    p->model = m;
-    p->batch = batch;
-    p->n_values = nv;
+/* ---- compile: named passes --------------------------------------------------------
+ *
+ *   prune      the values an output needs
+ *   readers    which needed nodes read each value
+ *   fuse       a ReLU into the biased Linear whose only reader it is
+ *   shapes     every value's concrete shape for the batch
+ *   views      which values are views of another's memory, which own theirs
+ *   steps      a step per node that owns its memory, in definition order
+ *   check      each step's dtype and layout, as its op entry needs them
+ *   lifetimes  each block of the arena live from its writer to its last reader
+ *   pack       offsets in the arena, blocks live together never sharing bytes
+ *
+ * The graph is in definition order, which is topological; every pass walks
+ * it forwards except prune. */
 
-    /* Which values matter: outputs and, backwards, what they read. */
+typedef struct compiler {
+    fleet_model *m;
+    fleet__plan *p;
+    int nv;
+    int *readers;     /* per value: needed nodes reading it, plus outputs      */
+    int *reader_at;   /* the nodes reading v: reader_node[reader_at[v] ...     */
+    int *reader_node; /*   ... reader_at[v + 1])                               */
+    bool *fused;      /* a ReLU value computed by its producer's step          */
+    bool *relu;       /* a Linear value whose step applies the fused ReLU      */
+    int *root;        /* the value whose memory v lives in (-1: a weight)      */
+    int *def;         /* the step writing v; -1: none (input, weight, view)    */
+    item *items;
+    int n_items;
+} compiler;
+
+static fleet_status no_memory(void)
+{
+    return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
+}
+
+static const fleet__node *producer(const compiler *c, fleet_value v)
+{
+    const fleet__value *val = &c->m->values[v];
+    return val->kind == FLEET__VALUE_NODE ? &c->m->nodes[val->index] : NULL;
+}
+
+static void pass_prune(compiler *c)
+{
+    const fleet_model *m = c->m;
     for (int i = 0; i < m->n_outputs; i++)
-        p->needed[m->outputs[i].value] = true;
+        c->p->needed[m->outputs[i].value] = true;
     for (int n = m->n_nodes - 1; n >= 0; n--) {
         const fleet__node *node = &m->nodes[n];
-        if (!p->needed[node->out])
+        if (!c->p->needed[node->out])
             continue;
         for (int k = 0; k < node->n_in; k++)
             if (node->in[k] != FLEET_NO_VALUE)
-                p->needed[node->in[k]] = true;
+                c->p->needed[node->in[k]] = true;
     }
+}
 
-    /* Readers of each value (needed nodes, and outputs), for fusion. */
-    readers = fleet__calloc((size_t)nv + 1, sizeof *readers);
-    if (readers == NULL) {
-        st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
-        goto out;
-    }
+static fleet_status pass_readers(compiler *c)
+{
+    const fleet_model *m = c->m;
+    int edges = 0;
     for (int n = 0; n < m->n_nodes; n++)
-        for (int k = 0; p->needed[m->nodes[n].out] && k < m->nodes[n].n_in; k++)
+        for (int k = 0; c->p->needed[m->nodes[n].out] && k < m->nodes[n].n_in; k++)
+            if (m->nodes[n].in[k] != FLEET_NO_VALUE) {
+                c->readers[m->nodes[n].in[k]]++;
+                edges++;
+            }
+    if ((c->reader_node = fleet__calloc((size_t)edges + 1, sizeof *c->reader_node)) == NULL)
+        return no_memory();
+    for (int v = 0; v < c->nv; v++)
+        c->reader_at[v + 1] = c->reader_at[v] + c->readers[v];
+    int *fill = c->def; /* scratch here; pass_views sets def for real */
+    for (int v = 0; v < c->nv; v++)
+        fill[v] = c->reader_at[v];
+    for (int n = 0; n < m->n_nodes; n++)
+        for (int k = 0; c->p->needed[m->nodes[n].out] && k < m->nodes[n].n_in; k++)
             if (m->nodes[n].in[k] != FLEET_NO_VALUE)
-                readers[m->nodes[n].in[k]]++;
+                c->reader_node[fill[m->nodes[n].in[k]]++] = n;
     for (int i = 0; i < m->n_outputs; i++)
-        readers[m->outputs[i].value]++;
+        c->readers[m->outputs[i].value]++;
+    return FLEET_OK;
+}
 
-    /* Shapes, views and steps, in definition order (topological). */
-    for (int v = 0; v < nv && st == FLEET_OK; v++) {
-        const fleet__value *val = &m->values[v];
+static void pass_fuse(compiler *c)
+{
+    fleet_model *m = c->m;
+    for (int n = 0; n < m->n_nodes; n++) {
+        const fleet__node *node = &m->nodes[n];
+        if (!c->p->needed[node->out] || node->op != FLEET__NODE_UNARY ||
+            node->attr.kind != FLEET__RELU || c->readers[node->in[0]] != 1)
+            continue;
+        const fleet__node *prod = producer(c, node->in[0]);
+        if (prod == NULL || prod->op != FLEET__NODE_LINEAR || prod->in[2] == FLEET_NO_VALUE)
+            continue;
+        c->fused[node->out] = true;
+        c->relu[node->in[0]] = true;
+        fleet_atomic_add_relaxed(&m->fusions, 1);
+    }
+}
+
+static fleet_status pass_shapes(compiler *c, int64_t batch)
+{
+    for (int v = 0; v < c->nv; v++) {
+        fleet_status st = concretize(&c->m->values[v], batch, &c->p->tmpl[v], c->m->device);
+        if (st != FLEET_OK)
+            return st;
+    }
+    return FLEET_OK;
+}
+
+/* Whether a reader of the view t needs it laid out otherwise: a
+ * convolution takes contiguous tensors only, a GEMM operand rows or columns
+ * of unit stride. */
+static bool readers_need_copy(const compiler *c, fleet_value v, const fleet_tensor *t)
+{
+    for (int r = c->reader_at[v]; r < c->reader_at[v + 1]; r++) {
+        const fleet__node *reader = &c->m->nodes[c->reader_node[r]];
+        if (reader->op == FLEET__NODE_CONV1D && !fleet_tensor_is_contiguous(t))
+            return true;
+        if ((reader->op == FLEET__NODE_MATMUL || reader->op == FLEET__NODE_LINEAR) &&
+            !fleet__gemm_operand_ok(t))
+            return true;
+    }
+    return false;
+}
+
+static void pass_views(compiler *c)
+{
+    fleet__plan *p = c->p;
+    for (int v = 0; v < c->nv; v++) {
+        const fleet__value *val = &c->m->values[v];
         fleet_tensor *t = &p->tmpl[v];
-        if ((st = concretize(val, batch, t, m->device)) != FLEET_OK)
-            break;
-        root[v] = v;
-        def[v] = -1;
+        c->root[v] = v;
+        c->def[v] = -1;
         p->base[v] = -1;
         if (val->kind == FLEET__VALUE_WEIGHT) {
             p->base[v] = val->index;
-            root[v] = -1;
+            c->root[v] = -1;
             continue;
         }
         if (val->kind == FLEET__VALUE_INPUT || !p->needed[v])
             continue;
-        const fleet__node *node = &m->nodes[val->index];
+        const fleet__node *node = &c->m->nodes[val->index];
         const fleet_tensor *src = &p->tmpl[node->in[0]];
-        bool fuse = false;
-        if (node->op == FLEET__NODE_UNARY && node->attr.kind == FLEET__RELU &&
-            readers[node->in[0]] == 1 && def[node->in[0]] >= 0) {
-            const fleet__value *pv = &m->values[node->in[0]];
-            const fleet__node *prod = pv->kind == FLEET__VALUE_NODE ? &m->nodes[pv->index] : NULL;
-            fuse = prod != NULL && prod->op == FLEET__NODE_LINEAR &&
-                   prod->in[2] != FLEET_NO_VALUE &&
-                   p->steps[def[node->in[0]]].kind == FLEET__STEP_NODE;
-            if (fuse) {
-                p->steps[def[node->in[0]]].relu = true;
-                fleet_atomic_add_relaxed(&m->fusions, 1);
-            }
+        bool view = c->fused[v] ||
+                    (node->op == FLEET__NODE_RESHAPE && fleet_tensor_is_contiguous(src));
+        fleet_tensor permuted = *t;
+        if (node->op == FLEET__NODE_PERMUTE) {
+            permuted.offset = src->offset;
+            for (int d = 0; d < t->ndim; d++)
+                permuted.strides[d] = src->strides[node->attr.perm[d]];
+            view = !readers_need_copy(c, v, &permuted);
         }
-        if (fuse || node->op == FLEET__NODE_PERMUTE ||
-            (node->op == FLEET__NODE_RESHAPE && fleet_tensor_is_contiguous(src))) {
-            /* A view: same base and offset, new shape and strides. */
-            p->base[v] = p->base[node->in[0]];
-            root[v] = root[node->in[0]];
-            t->offset = src->offset;
-            if (node->op == FLEET__NODE_PERMUTE)
-                for (int d = 0; d < t->ndim; d++)
-                    t->strides[d] = src->strides[node->attr.perm[d]];
+        if (!view)
+            continue; /* owns its memory: a step writes it */
+        /* Same base and offset as the source; a permute's strides moved. */
+        p->base[v] = p->base[node->in[0]];
+        c->root[v] = c->root[node->in[0]];
+        *t = node->op == FLEET__NODE_PERMUTE ? permuted : *t;
+        t->offset = src->offset;
+    }
+}
+
+static void pass_steps(compiler *c)
+{
+    fleet__plan *p = c->p;
+    for (int v = 0; v < c->nv; v++) {
+        const fleet__value *val = &c->m->values[v];
+        if (val->kind != FLEET__VALUE_NODE || !p->needed[v] || c->root[v] != v)
             continue;
-        }
+        const fleet__node *node = &c->m->nodes[val->index];
         fleet__step *s = &p->steps[p->n_steps];
-        s->kind = node->op == FLEET__NODE_RESHAPE ? FLEET__STEP_COPY : FLEET__STEP_NODE;
+        bool layout = node->op == FLEET__NODE_RESHAPE || node->op == FLEET__NODE_PERMUTE;
+        s->kind = layout ? FLEET__STEP_COPY : FLEET__STEP_NODE;
         s->node = val->index;
         s->out = v;
         s->src = node->in[0];
-        def[v] = p->n_steps++;
+        s->relu = c->relu[v];
+        c->def[v] = p->n_steps++;
     }
-    if (st != FLEET_OK)
-        goto out;
+}
 
-    /* Lifetimes: a value is live from the step writing it (inputs: from the
-     * copy-in, step -1) to the last step reading it or any view of it
-     * (outputs: to the copy-out, step n_steps). */
-    int n_items = 0;
-    int *last = fleet__calloc((size_t)nv + 1, sizeof *last);
-    if (last == NULL) {
-        st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
-        goto out;
-    }
-    for (int v = 0; v < nv; v++)
-        last[v] = def[v];
+static fleet_status pass_check(const compiler *c)
+{
+    const fleet__plan *p = c->p;
     for (int i = 0; i < p->n_steps; i++) {
         const fleet__step *s = &p->steps[i];
-        const fleet__node *node = &m->nodes[s->node];
+        const fleet__node *node = &c->m->nodes[s->node];
+        const fleet_tensor *out = &p->tmpl[s->out];
+        bool conv = s->kind == FLEET__STEP_NODE && node->op == FLEET__NODE_CONV1D;
+        fleet_status st = fleet__op_dtype_supported("fleet_model_run", c->m->device, out->dtype,
+                                                    conv ? 0u : FLEET__OP_HALF_ON_CUDA);
+        if (st != FLEET_OK)
+            return st;
+        for (int k = 0; conv && k < node->n_in; k++)
+            if (node->in[k] != FLEET_NO_VALUE && !fleet_tensor_is_contiguous(&p->tmpl[node->in[k]]))
+                return fleet__error(FLEET_ERR_INTERNAL, "fleet_model_run: a conv1d operand of the "
+                                    "plan is not contiguous");
+    }
+    return FLEET_OK;
+}
+
+static fleet_status pass_lifetimes(compiler *c)
+{
+    fleet__plan *p = c->p;
+    const fleet_model *m = c->m;
+    /* A value is live from the step writing it (inputs: from the copy-in,
+     * step -1) to the last step reading it or any view of it (outputs: to the
+     * copy-out, step n_steps). */
+    int *last = fleet__calloc((size_t)c->nv + 1, sizeof *last);
+    if (last == NULL)
+        return no_memory();
+    for (int v = 0; v < c->nv; v++)
+        last[v] = c->def[v];
+    for (int i = 0; i < p->n_steps; i++) {
+        const fleet__node *node = &m->nodes[p->steps[i].node];
         for (int k = 0; k < node->n_in; k++) {
             fleet_value r = node->in[k];
-            if (r != FLEET_NO_VALUE && root[r] >= 0 && last[root[r]] < i)
-                last[root[r]] = i;
+            if (r != FLEET_NO_VALUE && c->root[r] >= 0 && last[c->root[r]] < i)
+                last[c->root[r]] = i;
         }
     }
     for (int i = 0; i < m->n_outputs; i++) {
         fleet_value r = m->outputs[i].value;
-        if (root[r] >= 0)
-            last[root[r]] = p->n_steps;
+        if (c->root[r] >= 0)
+            last[c->root[r]] = p->n_steps;
     }
-    for (int v = 0; v < nv; v++) {
-        if (root[v] != v || !p->needed[v])
+    for (int v = 0; v < c->nv; v++) {
+        if (c->root[v] != v || !p->needed[v])
             continue;
-        items[n_items++] = (item){.bytes = align_up(fleet_tensor_nbytes(&p->tmpl[v])),
-                                  .first = def[v], .last = last[v], .value = v};
+        c->items[c->n_items++] = (item){.bytes = align_up(fleet_tensor_nbytes(&p->tmpl[v])),
+                                        .first = c->def[v], .last = last[v], .value = v};
     }
+    free(last);
+    /* A convolution's columns: scratch live during its step only. */
     for (int i = 0; i < p->n_steps; i++) {
         fleet__step *s = &p->steps[i];
         const fleet__node *node = &m->nodes[s->node];
         if (s->kind != FLEET__STEP_NODE || node->op != FLEET__NODE_CONV1D)
             continue;
-        s->ws_bytes = fleet__conv1d_workspace_bytes(&p->tmpl[node->in[0]],
-                                                    &p->tmpl[node->in[1]], &p->tmpl[s->out]);
-        items[n_items++] = (item){.bytes = align_up(s->ws_bytes), .first = i, .last = i,
-                                  .value = -1 - i};
+        s->ws_bytes = fleet__conv_workspace_bytes(1, &p->tmpl[node->in[0]],
+                                                  &p->tmpl[node->in[1]], &p->tmpl[s->out]);
+        c->items[c->n_items++] = (item){.bytes = align_up(s->ws_bytes), .first = i, .last = i,
+                                        .value = -1 - i};
     }
-    free(last);
-    p->arena_bytes = pack(items, n_items);
+    return FLEET_OK;
+}
 
+static fleet_status pass_pack(compiler *c)
+{
+    fleet__plan *p = c->p;
+    p->arena_bytes = pack(c->items, c->n_items);
     /* Offsets: each arena value's own block, plus its view's offset. */
-    size_t *slot = fleet__calloc((size_t)nv + 1, sizeof *slot);
-    if (slot == NULL) {
-        st = fleet__error(FLEET_ERR_OUT_OF_MEMORY, "fleet_model_run: no host memory to compile");
+    size_t *slot = fleet__calloc((size_t)c->nv + 1, sizeof *slot);
+    if (slot == NULL)
+        return no_memory();
+    for (int i = 0; i < c->n_items; i++) {
+        if (c->items[i].value >= 0)
+            slot[c->items[i].value] = c->items[i].offset;
+        else
+            p->steps[-1 - c->items[i].value].ws_offset = c->items[i].offset;
+    }
+    for (int v = 0; v < c->nv; v++)
+        if (c->root[v] >= 0)
+            p->tmpl[v].offset += (int64_t)(slot[c->root[v]] / fleet_dtype_size(p->tmpl[v].dtype));
+    free(slot);
+    return FLEET_OK;
+}
+
+static fleet_status compile(fleet_model *m, int64_t batch, fleet__plan **out)
+{
+    int nv = m->n_values;
+    size_t n1 = (size_t)nv + 1;
+    compiler c = {.m = m, .nv = nv};
+    fleet__plan *p = c.p = fleet__calloc(1, sizeof *p);
+    fleet_status st = FLEET_OK;
+    if (p == NULL || (c.readers = fleet__calloc(n1, sizeof *c.readers)) == NULL ||
+        (c.reader_at = fleet__calloc(n1 + 1, sizeof *c.reader_at)) == NULL ||
+        (c.fused = fleet__calloc(n1, sizeof *c.fused)) == NULL ||
+        (c.relu = fleet__calloc(n1, sizeof *c.relu)) == NULL ||
+        (c.root = fleet__calloc(n1, sizeof *c.root)) == NULL ||
+        (c.def = fleet__calloc(n1, sizeof *c.def)) == NULL ||
+        (c.items = fleet__calloc(n1 + (size_t)m->n_nodes, sizeof *c.items)) == NULL ||
+        (p->tmpl = fleet__calloc(n1, sizeof *p->tmpl)) == NULL ||
+        (p->base = fleet__calloc(n1, sizeof *p->base)) == NULL ||
+        (p->needed = fleet__calloc(n1, sizeof *p->needed)) == NULL ||
+        (p->steps = fleet__calloc((size_t)m->n_nodes + 1, sizeof *p->steps)) == NULL) {
+        st = no_memory();
         goto out;
     }
-    for (int i = 0; i < n_items; i++) {
-        if (items[i].value >= 0)
-            slot[items[i].value] = items[i].offset;
-        else
-            p->steps[-1 - items[i].value].ws_offset = items[i].offset;
+    p->model = m;
+    p->batch = batch;
+    p->n_values = nv;
+    pass_prune(&c);
+    if ((st = pass_readers(&c)) == FLEET_OK) {
+        pass_fuse(&c);
+        st = pass_shapes(&c, batch);
     }
-    for (int v = 0; v < nv; v++)
-        if (root[v] >= 0)
-            p->tmpl[v].offset += (int64_t)(slot[root[v]] / fleet_dtype_size(p->tmpl[v].dtype));
-    free(slot);
-
+    if (st == FLEET_OK) {
+        pass_views(&c);
+        pass_steps(&c);
+        st = pass_check(&c);
+    }
+    if (st == FLEET_OK)
+        st = pass_lifetimes(&c);
+    if (st == FLEET_OK)
+        st = pass_pack(&c);
 out:
-    free(readers);
-    free(root);
-    free(def);
-    free(items);
+    free(c.readers);
+    free(c.reader_at);
+    free(c.reader_node);
+    free(c.fused);
+    free(c.relu);
+    free(c.root);
+    free(c.def);
+    free(c.items);
     if (st != FLEET_OK) {
         plan_free(p);
         p = NULL;

@@ -2,16 +2,53 @@
  * (plan, stream) instance, then copy the inputs in, run the steps and copy
  * the outputs out — on cuda as one CUDA graph launch that holds all three,
  * its copy nodes retargeted at each run's tensors. */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "model/graph_cache.h"
+#include "model/run.h"
 #include "ops/ops_internal.h"
 
-/* ---- one step ---------------------------------------------------------------------- */
+/* ---- one step ----------------------------------------------------------------------
+ * Through the ops' internal entries (ops/ops_internal.h): the builder proved
+ * each node's shapes and dtypes, the plan its devices, layouts and that no
+ * step's output overlaps its inputs, so nothing is checked again here. */
 
-static fleet_status run_node(const fleet__instance *in, const fleet__step *s)
+static const fleet__ew_op binary_ops[] = {
+    [FLEET__ADD] = FLEET__EW_ADD, [FLEET__SUB] = FLEET__EW_SUB,
+    [FLEET__MUL] = FLEET__EW_MUL, [FLEET__DIV] = FLEET__EW_DIV};
+static const fleet__ew_op unary_ops[] = {
+    [FLEET__RELU] = FLEET__EW_RELU, [FLEET__GELU] = FLEET__EW_GELU,
+    [FLEET__SILU] = FLEET__EW_SILU, [FLEET__TANH] = FLEET__EW_TANH,
+    [FLEET__SIGMOID] = FLEET__EW_SIGMOID};
+
+/* A COPY step: the source (any layout) into the step's own memory. */
+static fleet_status run_copy(const fleet__instance *in, const fleet__op_call *call,
+                             const fleet__step *s)
+{
+    const fleet__node *n = &in->plan->model->nodes[s->node];
+    fleet_tensor src = in->t[s->src], dst = in->t[s->out];
+    if (n->op == FLEET__NODE_PERMUTE) { /* dst has the permuted shape */
+        for (int d = 0; d < dst.ndim; d++) {
+            src.shape[d] = in->t[s->src].shape[n->attr.perm[d]];
+            src.strides[d] = in->t[s->src].strides[n->attr.perm[d]];
+        }
+    } else { /* a reshape: dst's memory laid out as src's shape */
+        dst.ndim = src.ndim;
+        int64_t stride = 1;
+        for (int d = src.ndim - 1; d >= 0; d--) {
+            dst.shape[d] = src.shape[d];
+            dst.strides[d] = stride;
+            stride *= src.shape[d] > 0 ? src.shape[d] : 1;
+        }
+    }
+    return fleet__op_elementwise(call, FLEET__EW_COPY, &src, NULL, &dst);
+}
+
+static fleet_status run_node(const fleet__instance *in, const fleet__op_call *call,
+                             const fleet__step *s)
 {
     const fleet__node *n = &in->plan->model->nodes[s->node];
     const fleet_tensor *a = &in->t[n->in[0]];
@@ -20,61 +57,52 @@ static fleet_status run_node(const fleet__instance *in, const fleet__step *s)
     fleet_tensor *out = &in->t[s->out];
     switch (n->op) {
     case FLEET__NODE_LINEAR:
-        return s->relu ? fleet__linear_relu(a, b, c, out) : fleet_linear(a, b, c, out);
+        return fleet__op_linear(call, a, b, c, s->relu, out);
     case FLEET__NODE_MATMUL:
-        return fleet__matmul("fleet_matmul", a, b, NULL, n->attr.alpha, false, out);
-    case FLEET__NODE_BINARY: {
-        static fleet_status (*const fns[])(const fleet_tensor *, const fleet_tensor *,
-                                           fleet_tensor *) = {
-            [FLEET__ADD] = fleet_add, [FLEET__SUB] = fleet_sub,
-            [FLEET__MUL] = fleet_mul, [FLEET__DIV] = fleet_div};
-        return fns[n->attr.kind](a, b, out);
-    }
-    case FLEET__NODE_UNARY: {
-        static fleet_status (*const fns[])(const fleet_tensor *, fleet_tensor *) = {
-            [FLEET__RELU] = fleet_relu, [FLEET__GELU] = fleet_gelu, [FLEET__SILU] = fleet_silu,
-            [FLEET__TANH] = fleet_tanh, [FLEET__SIGMOID] = fleet_sigmoid};
-        return fns[n->attr.kind](a, out);
-    }
+        return fleet__op_matmul(call, a, b, NULL, n->attr.alpha, false, out);
+    case FLEET__NODE_BINARY:
+        return fleet__op_elementwise(call, binary_ops[n->attr.kind], a, b, out);
+    case FLEET__NODE_UNARY:
+        return fleet__op_elementwise(call, unary_ops[n->attr.kind], a, NULL, out);
     case FLEET__NODE_SOFTMAX:
-        return fleet_softmax(a, n->attr.dim, out);
+        return fleet__op_softmax(call, a, n->attr.dim, out);
     case FLEET__NODE_LAYER_NORM:
-        return fleet_layer_norm(a, b, c, n->attr.eps, out);
+        return fleet__op_layer_norm(call, a, b, c, n->attr.eps, out);
     case FLEET__NODE_CONV1D: {
         char *ws = (char *)fleet_tensor_data(in->arena) + s->ws_offset;
-        return fleet__conv1d_ws(a, b, c, n->attr.conv.stride, n->attr.conv.pad,
-                                n->attr.conv.dil, ws, s->ws_bytes, out);
+        return fleet__op_conv(call, 1, a, b, c, &n->attr.conv.stride, &n->attr.conv.pad,
+                              &n->attr.conv.dil, ws, s->ws_bytes, out);
     }
     case FLEET__NODE_RESHAPE:
     case FLEET__NODE_PERMUTE:
-        break; /* views: no step (a materialised reshape is a COPY step) */
+        break; /* views: no step (a materialised one is a COPY step) */
     }
     FLEET_ASSERT(!"a view node became a step");
     return FLEET_ERR_INTERNAL;
 }
 
-static fleet_status run_steps(const fleet__instance *in)
+/* The ops' names in a failed step's text: "step 3: linear: ...". */
+static const char *const node_names[] = {
+    [FLEET__NODE_LINEAR] = "linear", [FLEET__NODE_MATMUL] = "matmul",
+    [FLEET__NODE_BINARY] = "binary op", [FLEET__NODE_UNARY] = "unary op",
+    [FLEET__NODE_SOFTMAX] = "softmax", [FLEET__NODE_LAYER_NORM] = "layer_norm",
+    [FLEET__NODE_CONV1D] = "conv1d", [FLEET__NODE_RESHAPE] = "reshape",
+    [FLEET__NODE_PERMUTE] = "permute"};
+
+static fleet_status run_steps(const fleet__instance *in, const fleet__op_call *call)
 {
     const fleet__plan *p = in->plan;
+    fleet__op_call step = *call;
     for (int i = 0; i < p->n_steps; i++) {
         const fleet__step *s = &p->steps[i];
-        fleet_status st;
-        if (s->kind == FLEET__STEP_COPY) {
-            /* src (any layout) into out's memory, laid out as src's shape */
-            fleet_tensor dst = in->t[s->out], src = in->t[s->src];
-            dst.ndim = src.ndim;
-            int64_t stride = 1;
-            for (int d = src.ndim - 1; d >= 0; d--) {
-                dst.shape[d] = src.shape[d];
-                dst.strides[d] = stride;
-                stride *= src.shape[d] > 0 ? src.shape[d] : 1;
-            }
-            st = fleet_copy(&src, &dst);
-        } else {
-            st = run_node(in, s);
+        step.fn = node_names[in->plan->model->nodes[s->node].op];
+        fleet_status st = s->kind == FLEET__STEP_COPY ? run_copy(in, &step, s)
+                                                      : run_node(in, &step, s);
+        if (st != FLEET_OK) {
+            char where[32];
+            snprintf(where, sizeof where, "step %d", i);
+            return fleet__error_prefix(st, where);
         }
-        if (st != FLEET_OK)
-            return st;
     }
     return FLEET_OK;
 }
@@ -150,22 +178,26 @@ static fleet_status check_io(const fleet_model *m, const char *fn,
 
 /* ---- copies in and out, and the graph that holds them ----------------------------- */
 
-static fleet_status copy_in(fleet__instance *in, const fleet_tensor *const *inputs)
+static fleet_status copy_in(fleet__instance *in, const fleet__op_call *call,
+                            const fleet_tensor *const *inputs)
 {
     const fleet_model *m = in->plan->model;
     fleet_status st = FLEET_OK;
     for (int i = 0; i < m->n_inputs && st == FLEET_OK; i++)
         if (in->plan->needed[m->inputs[i].value])
-            st = fleet_copy(inputs[i], &in->t[m->inputs[i].value]);
+            st = fleet__op_elementwise(call, FLEET__EW_COPY, inputs[i],
+                                       NULL, &in->t[m->inputs[i].value]);
     return st;
 }
 
-static fleet_status copy_out(fleet__instance *in, fleet_tensor *const *outputs)
+static fleet_status copy_out(fleet__instance *in, const fleet__op_call *call,
+                             fleet_tensor *const *outputs)
 {
     const fleet_model *m = in->plan->model;
     fleet_status st = FLEET_OK;
     for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++)
-        st = fleet_copy(&in->t[m->outputs[i].value], outputs[i]);
+        st = fleet__op_elementwise(call, FLEET__EW_COPY, &in->t[m->outputs[i].value], NULL,
+                                   outputs[i]);
     return st;
 }
 
@@ -189,9 +221,11 @@ static bool io_graphable(const fleet__instance *in, const fleet_tensor *const *i
 
 /* Record copy-in, the steps and copy-out into a graph on this stream
  * (nothing runs), keeping each copy's node. */
-static fleet_status capture(fleet__instance *in, void *native, const fleet_tensor *const *inputs,
-                            fleet_tensor *const *outputs) FLEET_REQUIRES(in->lock)
+static fleet_status capture(fleet__instance *in, const fleet__op_call *call,
+                            const fleet_tensor *const *inputs, fleet_tensor *const *outputs)
+    FLEET_REQUIRES(in->lock)
 {
+    void *native = call->native;
     const fleet_model *m = in->plan->model;
     fleet_status st = fleet__backend_capture_begin(m->device, native);
     if (st != FLEET_OK)
@@ -207,7 +241,7 @@ static fleet_status capture(fleet__instance *in, void *native, const fleet_tenso
             st = fleet__backend_capture_last_node(m->device, native, &in->in_node[i]);
     }
     if (st == FLEET_OK)
-        st = run_steps(in);
+        st = run_steps(in, call);
     for (int i = 0; i < m->n_outputs && st == FLEET_OK; i++) {
         in->out_dst[i] = fleet_tensor_data(outputs[i]);
         st = fleet__backend_graph_copy(m->device, native, in->out_dst[i],
@@ -253,25 +287,26 @@ static fleet_status replay(fleet__instance *in, void *native, const fleet_tensor
  * on: the first, eager run has created the stream's library handles, which
  * capturing could not) and launch it; or copy in, launch the steps one by
  * one, copy out. */
-static fleet_status execute(fleet__instance *in, void *native, const fleet_tensor *const *inputs,
-                            fleet_tensor *const *outputs) FLEET_REQUIRES(in->lock)
+static fleet_status execute(fleet__instance *in, const fleet__op_call *call,
+                            const fleet_tensor *const *inputs, fleet_tensor *const *outputs)
+    FLEET_REQUIRES(in->lock)
 {
     fleet_model *m = in->plan->model;
     bool graphable = fleet__backend_can(m->device, FLEET__CAN_CAPTURE) &&
                      io_graphable(in, inputs, outputs);
     if (in->captured && graphable) {
         fleet_atomic_add_relaxed(&m->graph_replays, 1);
-        return replay(in, native, inputs, outputs);
+        return replay(in, call->native, inputs, outputs);
     }
     if (graphable && !in->captured && fleet__config_get()->model_graphs && in->runs > 0 &&
         !in->capture_refused && fleet__stream_capture_begin(in->stream)) {
-        fleet_status st = capture(in, native, inputs, outputs);
+        fleet_status st = capture(in, call, inputs, outputs);
         fleet__stream_capture_end(in->stream);
         if (st == FLEET_OK && in->graph_exec != NULL) {
             in->captured = true;
             fleet_atomic_add_relaxed(&m->graph_captures, 1);
             fleet_atomic_add_relaxed(&m->graph_replays, 1);
-            return fleet__backend_graph_launch(m->device, native, in->graph_exec);
+            return fleet__backend_graph_launch(m->device, call->native, in->graph_exec);
         }
         /* Nothing ran: launch the steps one by one, from now on. */
         FLEET_LOG_WARNF("model %p: capturing a CUDA graph failed (%s); its runs on stream %d "
@@ -280,10 +315,38 @@ static fleet_status execute(fleet__instance *in, void *native, const fleet_tenso
         in->capture_refused = true;
     }
     fleet_atomic_add_relaxed(&m->eager_runs, 1);
-    fleet_status st = copy_in(in, inputs);
+    fleet_status st = copy_in(in, call, inputs);
     if (st == FLEET_OK)
-        st = run_steps(in);
-    return st == FLEET_OK ? copy_out(in, outputs) : st;
+        st = run_steps(in, call);
+    return st == FLEET_OK ? copy_out(in, call, outputs) : st;
+}
+
+fleet_status fleet__model_run(fleet_model *model, struct fleet_stream *stream, int64_t batch,
+                              const fleet_tensor *const *inputs, fleet_tensor *const *outputs)
+{
+    const fleet__plan *plan;
+    fleet__op_call call;
+    fleet_status st = fleet__plan_get(model, batch, &plan);
+    if (st == FLEET_OK)
+        st = fleet__op_call_on(&call, "fleet_model_run", stream);
+    if (st != FLEET_OK)
+        return st;
+    fleet__instance *in;
+    if ((st = fleet__instance_acquire(plan, stream, &in)) != FLEET_OK)
+        return st;
+    fleet__mutex_lock(&in->lock);
+    if (!in->built)
+        st = fleet__instance_build(in);
+    if (st == FLEET_OK)
+        st = execute(in, &call, inputs, outputs);
+    if (st == FLEET_OK)
+        in->runs++;
+    fleet__mutex_unlock(&in->lock);
+    fleet__instance_release(in);
+    if (st != FLEET_OK)
+        return fleet__error_prefix(st, call.fn);
+    fleet_atomic_add_relaxed(&model->runs, 1);
+    return FLEET_OK;
 }
 
 fleet_status fleet_model_run(fleet_model *model, const fleet_tensor *const *inputs, int n_inputs,
@@ -298,33 +361,12 @@ fleet_status fleet_model_run(fleet_model *model, const fleet_tensor *const *inpu
      * reads (both are the model's counts). */
     const fleet_tensor *in_t[FLEET_MODEL_MAX_IO] = {0};
     fleet_tensor *out_t[FLEET_MODEL_MAX_IO] = {0};
-    if ((st = check_io(model, fn, inputs, n_inputs, outputs, n_outputs, in_t, out_t, &batch)) !=
-        FLEET_OK)
-        return st;
-    const fleet__plan *plan;
-    if ((st = fleet__plan_get(model, batch, &plan)) != FLEET_OK)
-        return st;
     fleet_stream *stream;
-    void *native;
-    if ((st = fleet__stream_current(model->device, &stream)) != FLEET_OK ||
-        (st = fleet__stream_native(stream, &native)) != FLEET_OK)
+    if ((st = check_io(model, fn, inputs, n_inputs, outputs, n_outputs, in_t, out_t, &batch)) !=
+            FLEET_OK ||
+        (st = fleet__stream_current(model->device, &stream)) != FLEET_OK)
         return st;
-    fleet__instance *in;
-    if ((st = fleet__instance_acquire(plan, stream, &in)) != FLEET_OK)
-        return st;
-    fleet__mutex_lock(&in->lock);
-    if (!in->built)
-        st = fleet__instance_build(in);
-    if (st == FLEET_OK)
-        st = execute(in, native, in_t, out_t);
-    if (st == FLEET_OK)
-        in->runs++;
-    fleet__mutex_unlock(&in->lock);
-    fleet__instance_release(in);
-    if (st != FLEET_OK)
-        return fleet__error_prefix(st, fn);
-    fleet_atomic_add_relaxed(&model->runs, 1);
-    return FLEET_OK;
+    return fleet__model_run(model, stream, batch, in_t, out_t);
 }
 
 fleet_status fleet_model_get_stats(const fleet_model *model, fleet_model_stats *out)

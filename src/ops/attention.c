@@ -47,13 +47,13 @@ fleet_status fleet_attention(const fleet_tensor *q_h, const fleet_tensor *k_h,
     fleet_tensor *scores;
     if ((st = fleet__tensor_new(q->device, q->dtype, sd.ndim, sd.d, fn, &scores)) != FLEET_OK)
         return st;
-    st = fleet__matmul(fn, q, &kt, NULL, scale, false, scores);
-    if (st == FLEET_OK && mask != NULL && (st = fleet_add(scores, mask, scores)) != FLEET_OK)
-        fleet__error_prefix(st, fn);
-    if (st == FLEET_OK && (st = fleet_softmax(scores, -1, scores)) != FLEET_OK)
-        fleet__error_prefix(st, fn);
+    st = fleet__op_matmul(&call, q, &kt, NULL, scale, false, scores);
+    if (st == FLEET_OK && mask != NULL)
+        st = fleet__op_elementwise(&call, FLEET__EW_ADD, scores, mask, scores);
     if (st == FLEET_OK)
-        st = fleet__matmul(fn, scores, v, NULL, 1.0f, false, out);
+        st = fleet__op_softmax(&call, scores, scores->ndim - 1, scores);
+    if (st == FLEET_OK)
+        st = fleet__op_matmul(&call, scores, v, NULL, 1.0f, false, out);
     fleet__tensor_free(scores); /* stream-ordered: reused only after this work */
     return st;
 }

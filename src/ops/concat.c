@@ -45,7 +45,8 @@ static fleet_status concat(const char *fn, const fleet_tensor *const *inputs, in
         at += inputs[i]->shape[d];
         if (fleet_tensor_numel(&part) == 0)
             continue;
-        if ((st = fleet_copy(inputs[i], &part)) != FLEET_OK)
+        if ((st = fleet__op_elementwise(&call, FLEET__EW_COPY, inputs[i], NULL, &part)) !=
+            FLEET_OK)
             return st; /* a backend failure mid-way: out is then unspecified */
     }
     return FLEET_OK;

@@ -21,7 +21,6 @@
 #define COLS_BUDGET ((size_t)256 << 20)
 #define PARAM_MAX ((int64_t)INT32_MAX)
 
-/* sp spatial dimensions (1 or 2); stride/pad/dil have sp entries. */
 /* Bytes of cols for `n` images of `per_image` bytes: all of them, or as many
  * as fit in COLS_BUDGET (at least one). */
 static size_t cols_bytes(size_t per_image, int64_t n, int64_t *chunk)
@@ -32,19 +31,20 @@ static size_t cols_bytes(size_t per_image, int64_t n, int64_t *chunk)
     return per_image * (size_t)*chunk;
 }
 
-size_t fleet__conv1d_workspace_bytes(const fleet_tensor *x, const fleet_tensor *w,
-                                     const fleet_tensor *out)
+size_t fleet__conv_workspace_bytes(int sp, const fleet_tensor *x, const fleet_tensor *w,
+                                   const fleet_tensor *out)
 {
+    size_t per_image = sizeof(float) * (size_t)x->shape[1];
+    for (int k = 0; k < sp; k++)
+        per_image *= (size_t)w->shape[2 + k] * (size_t)out->shape[2 + k];
     int64_t chunk;
-    size_t per_image = sizeof(float) * (size_t)(x->shape[1] * w->shape[2]) * (size_t)out->shape[2];
     return cols_bytes(per_image, x->shape[0], &chunk);
 }
 
-/* ws: NULL to take cols from the caching allocator, or caller-provided
- * scratch of ws_bytes (>= what cols_bytes asks for). */
+/* fleet_conv1d's and fleet_conv2d's checks, then the entry. */
 static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const fleet_tensor *w_h,
                          const fleet_tensor *bias_h, const int64_t *stride, const int64_t *pad,
-                         const int64_t *dil, void *ws, size_t ws_bytes, fleet_tensor *out_h)
+                         const int64_t *dil, fleet_tensor *out_h)
 {
     const fleet_tensor *ts[] = {x_h, w_h, out_h, bias_h};
     static const char *const names[] = {"x", "weight", "out", "bias"};
@@ -65,15 +65,25 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
         (st = fleet__shape_expect(fn, "out", &got, &want,
                                   sp == 2 ? "[N, Cout, OH, OW]" : "[N, Cout, Lout]")) != FLEET_OK)
         return st;
-    const int64_t *o = want.d + 2;
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, nt, FLEET__OP_CONTIGUOUS)) != FLEET_OK)
         return st;
     if (fleet__overlaps(out, x) || fleet__overlaps(out, w) ||
         (bias != NULL && fleet__overlaps(out, bias)))
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps an input", fn);
-    if ((st = fleet__backend_require(fn, call.device, FLEET__CAN_IM2COL)) != FLEET_OK)
+    return fleet__op_conv(&call, sp, x, w, bias, stride, pad, dil, NULL, 0, out);
+}
+
+fleet_status fleet__op_conv(const fleet__op_call *call, int sp, const fleet_tensor *x,
+                            const fleet_tensor *w, const fleet_tensor *bias, const int64_t *stride,
+                            const int64_t *pad, const int64_t *dil, void *ws, size_t ws_bytes,
+                            fleet_tensor *out)
+{
+    const char *fn = call->fn;
+    fleet_status st = fleet__backend_require(fn, call->device, FLEET__CAN_IM2COL);
+    if (st != FLEET_OK)
         return st;
+    const int64_t *o = out->shape + 2;
     fleet__conv_geom g = {
         .n = x->shape[0], .c = x->shape[1], .cout = w->shape[0],
         .h = sp == 2 ? x->shape[2] : 1, .w = x->shape[1 + sp],
@@ -100,10 +110,7 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
                         "%s: workspace of %zu bytes, %zu needed", fn, ws_bytes, need);
         cols.ptr = ws;
     } else if (per_image > 0) {
-        fleet_stream *s;
-        if ((st = fleet__stream_current(call.device, &s)) != FLEET_OK)
-            return st;
-        if ((st = fleet_memory_alloc(s, per_image * (size_t)chunk, &cols)) != FLEET_OK)
+        if ((st = fleet_memory_alloc(call->stream, per_image * (size_t)chunk, &cols)) != FLEET_OK)
             return fleet__error_prefix(st, fn);
     }
     const float *xd = fleet_tensor_data(x);
@@ -114,7 +121,7 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
             fleet__im2col_args ia = {.dtype = (int)x->dtype, .g = g, .x = xd + b0 * g.c * g.h * g.w,
                                      .cols = cols.ptr};
             ia.g.n = cnt;
-            st = fleet__backend_im2col(call.device, call.stream, &ia);
+            st = fleet__backend_im2col(call->device, call->native, &ia);
         }
         fleet__gemm_args ga = {
             .dtype = out->dtype, .m = g.cout, .n = ohw, .k = ckk,
@@ -123,7 +130,7 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
             .batch = cnt, .stride_a = 0, .stride_b = ckk * ohw, .stride_c = g.cout * ohw,
         };
         if (st == FLEET_OK)
-            st = fleet__backend_gemm(call.device, call.stream, &ga);
+            st = fleet__backend_gemm(call->device, call->native, &ga);
     }
     if (cols.ptr != NULL && ws == NULL) {
         fleet_status fst = fleet_memory_free(&cols); /* stream-ordered: safe at once */
@@ -137,22 +144,14 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
         bv.shape[k] = 1;
         bv.strides[k] = 1;
     }
-    return fleet_add(out, &bv, out);
+    return fleet__op_elementwise(call, FLEET__EW_ADD, out, &bv, out);
 }
 
 fleet_status fleet_conv1d(const fleet_tensor *x, const fleet_tensor *weight,
                           const fleet_tensor *bias, int64_t stride, int64_t padding,
                           int64_t dilation, fleet_tensor *out)
 {
-    return conv("fleet_conv1d", 1, x, weight, bias, &stride, &padding, &dilation, NULL, 0, out);
-}
-
-fleet_status fleet__conv1d_ws(const fleet_tensor *x, const fleet_tensor *weight,
-                              const fleet_tensor *bias, int64_t stride, int64_t padding,
-                              int64_t dilation, void *ws, size_t ws_bytes, fleet_tensor *out)
-{
-    return conv("fleet_conv1d", 1, x, weight, bias, &stride, &padding, &dilation, ws, ws_bytes,
-                out);
+    return conv("fleet_conv1d", 1, x, weight, bias, &stride, &padding, &dilation, out);
 }
 
 fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
@@ -162,5 +161,5 @@ fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
 {
     const int64_t stride[2] = {stride_h, stride_w}, pad[2] = {pad_h, pad_w};
     const int64_t dil[2] = {dil_h, dil_w};
-    return conv("fleet_conv2d", 2, x, weight, bias, stride, pad, dil, NULL, 0, out);
+    return conv("fleet_conv2d", 2, x, weight, bias, stride, pad, dil, out);
 }

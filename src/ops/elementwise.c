@@ -63,8 +63,15 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a_h
     if ((st = fleet__check_in_place(fn, out, a, names[0])) != FLEET_OK ||
         (binary && (st = fleet__check_in_place(fn, out, b, names[1])) != FLEET_OK))
         return st;
+    return fleet__op_elementwise(&call, op, a, b, out);
+}
+
+fleet_status fleet__op_elementwise(const fleet__op_call *call, fleet__ew_op op,
+                                   const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+{
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
+    bool binary = fleet__ew_is_binary(op);
     fleet__elementwise_args args;
     memset(&args, 0, sizeof args);
     args.op = op;
@@ -75,7 +82,7 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a_h
         args.b = broadcast_view(b, out);
     fleet__view *vs[] = {&args.out, &args.a, &args.b};
     fleet__view_coalesce(vs, binary ? 3 : 2);
-    return fleet__backend_elementwise(call.device, call.stream, &args);
+    return fleet__backend_elementwise(call->device, call->native, &args);
 }
 
 fleet_status fleet_add(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)

@@ -48,5 +48,5 @@ fleet_status fleet_embedding(const fleet_tensor *weight_h, const fleet_tensor *i
         .index_dtype = (int)indices->dtype, .n = fleet_tensor_numel(indices),
         .v = weight->shape[0], .d = weight->shape[1], .out = fleet_tensor_data(out),
     };
-    return fleet__backend_embedding(call.device, call.stream, &args);
+    return fleet__backend_embedding(call.device, call.native, &args);
 }

@@ -98,20 +98,16 @@ static fleet_status run(const fleet__op_call *call, fleet__linalg_args *args)
     if (args->batch == 0 || args->n == 0 || (has_rhs && args->k == 0))
         return FLEET_OK;
     size_t bytes = 0;
-    st = fleet__backend_linalg_workspace_size(call->device, call->stream, args, &bytes);
+    st = fleet__backend_linalg_workspace_size(call->device, call->native, args, &bytes);
     if (st != FLEET_OK)
         return fleet__error_prefix(st, call->fn);
-    fleet_stream *s;
-    st = fleet__stream_current(call->device, &s);
-    if (st != FLEET_OK)
-        return st;
     int *info = fleet__calloc((size_t)args->batch, sizeof *info);
     if (info == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory for %lld status words",
                             call->fn, (long long)args->batch);
     fleet_allocation ws = {0};
     if (bytes > 0) {
-        st = fleet_memory_alloc(s, bytes, &ws);
+        st = fleet_memory_alloc(call->stream, bytes, &ws);
         if (st != FLEET_OK) {
             free(info);
             return fleet__error_prefix(st, call->fn);
@@ -120,7 +116,7 @@ static fleet_status run(const fleet__op_call *call, fleet__linalg_args *args)
     args->workspace = ws.ptr;
     args->workspace_bytes = bytes;
     args->info = info;
-    st = fleet__backend_linalg(call->device, call->stream, args);
+    st = fleet__backend_linalg(call->device, call->native, args);
     if (ws.ptr != NULL) {
         fleet_status fst = fleet_memory_free(&ws); /* stream-ordered: safe at once */
         FLEET_ASSERT(fst == FLEET_OK);
@@ -129,7 +125,7 @@ static fleet_status run(const fleet__op_call *call, fleet__linalg_args *args)
         free(info); /* nothing that writes it was queued */
         return st;
     }
-    st = fleet_stream_synchronize(s);
+    st = fleet_stream_synchronize(call->stream);
     if (st != FLEET_OK)
         return st; /* `info` leaks: the stream might still write it */
     for (int64_t i = 0; i < args->batch; i++)

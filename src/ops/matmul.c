@@ -38,6 +38,12 @@ static bool gemm_layout(const fleet_tensor *t, mat_layout *l)
     return false;
 }
 
+bool fleet__gemm_operand_ok(const fleet_tensor *t)
+{
+    mat_layout l;
+    return t->ndim >= 2 ? gemm_layout(t, &l) : fleet_tensor_is_contiguous(t);
+}
+
 /* t's batch dimensions (all but the last two) seen with out's batch shape. */
 static fleet__view batch_view(const fleet_tensor *t, const fleet_tensor *out)
 {
@@ -53,25 +59,30 @@ static fleet__view batch_view(const fleet_tensor *t, const fleet_tensor *out)
     return v;
 }
 
-fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
-                           const fleet_tensor *bias, float alpha, bool relu, fleet_tensor *out)
+/* fleet_matmul's checks past the handles: shapes, device, dtype, overlap. */
+static fleet_status matmul_checks(fleet__op_call *call, const char *fn, const fleet_tensor *a,
+                                  const fleet_tensor *b, fleet_tensor *out)
 {
-    const fleet_tensor *ts[] = {a, b, out, bias};
-    static const char *const names[] = {"a", "b", "out", "bias"};
-    int n = bias != NULL ? 4 : 3;
+    const fleet_tensor *ts[] = {a, b, out};
+    static const char *const names[] = {"a", "b", "out"};
     fleet__dims da = FLEET__DIMS(a), db = FLEET__DIMS(b), got = FLEET__DIMS(out), want;
     fleet_status st = fleet__shape_matmul(fn, &da, &db, &want);
     if (st == FLEET_OK)
         st = fleet__shape_expect_aligned(fn, "out", &got, &want, NULL);
+    if (st == FLEET_OK)
+        st = fleet__op_begin(call, fn, ts, names, 3, FLEET__OP_HALF_ON_CUDA);
     if (st != FLEET_OK)
         return st;
-    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], nn = b->shape[b->ndim - 1];
-    if (bias != NULL && (bias->ndim != 1 || bias->shape[0] != nn))
-        return fleet__op_shape_error(fn, "bias must be 1-D of out's last dimension", bias, "bias",
-                                     out, "out");
-    fleet__op_call call;
-    if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
-        return st;
+    if (fleet__overlaps(out, a) || fleet__overlaps(out, b))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps an input", fn);
+    return FLEET_OK;
+}
+
+fleet_status fleet__op_matmul(const fleet__op_call *call, const fleet_tensor *a,
+                              const fleet_tensor *b, const fleet_tensor *bias, float alpha,
+                              bool relu, fleet_tensor *out)
+{
+    const char *fn = call->fn;
     mat_layout la, lb, lo;
     if (!gemm_layout(a, &la) || !gemm_layout(b, &lb))
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
@@ -85,12 +96,10 @@ fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_te
     for (int d = 0; d < out->ndim - 2; d++)
         if (out->shape[d] > 1 && out->strides[d] == 0)
             return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out repeats matrices (stride 0)", fn);
-    if (fleet__overlaps(out, a) || fleet__overlaps(out, b) ||
-        (bias != NULL && fleet__overlaps(out, bias)))
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps an input", fn);
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
 
+    int64_t m = a->shape[a->ndim - 2], k = a->shape[a->ndim - 1], nn = b->shape[b->ndim - 1];
     fleet__view vo = batch_view(out, out), va = batch_view(a, out), vb = batch_view(b, out);
     fleet__view *vs[] = {&vo, &va, &vb};
     if (vo.ndim == 0) {
@@ -122,7 +131,8 @@ fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_te
         g.a = (const char *)fleet_tensor_data(a) + oa * es;
         g.b = (const char *)fleet_tensor_data(b) + ob * es;
         g.c = (char *)fleet_tensor_data(out) + oo * es;
-        if ((st = fleet__backend_gemm(call.device, call.stream, &g)) != FLEET_OK)
+        fleet_status st = fleet__backend_gemm(call->device, call->native, &g);
+        if (st != FLEET_OK)
             return st; /* a backend failure mid-batch: out is then unspecified */
         for (int d = last - 1; d >= 0 && ++idx[d] == vo.shape[d]; d--)
             idx[d] = 0;
@@ -136,26 +146,18 @@ fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b, fleet_te
     const fleet_tensor *ts[] = {a, b, out};
     static const char *const names[] = {"a", "b", "out"};
     fleet_status st = fleet__op_enter_all(fn, ts, names, 3);
+    fleet__op_call call;
+    if (st == FLEET_OK)
+        st = matmul_checks(&call, fn, ts[0], ts[1], (fleet_tensor *)ts[2]);
     if (st != FLEET_OK)
         return st;
-    return fleet__matmul(fn, ts[0], ts[1], NULL, 1.0f, false, (fleet_tensor *)ts[2]);
+    return fleet__op_matmul(&call, ts[0], ts[1], NULL, 1.0f, false, (fleet_tensor *)ts[2]);
 }
 
-static fleet_status linear(const char *fn, const fleet_tensor *x_h, const fleet_tensor *weight_h,
-                           const fleet_tensor *bias_h, bool relu, fleet_tensor *y_h)
+fleet_status fleet__op_linear(const fleet__op_call *call, const fleet_tensor *x,
+                              const fleet_tensor *weight, const fleet_tensor *bias, bool relu,
+                              fleet_tensor *y)
 {
-    const fleet_tensor *ts[] = {x_h, weight_h, y_h, bias_h};
-    static const char *const names[] = {"x", "weight", "y", "bias"};
-    fleet_status st = fleet__op_enter_all(fn, ts, names, bias_h != NULL ? 4 : 3);
-    if (st != FLEET_OK)
-        return st;
-    const fleet_tensor *x = ts[0], *weight = ts[1], *bias = bias_h != NULL ? ts[3] : NULL;
-    fleet_tensor *y = (fleet_tensor *)ts[2];
-    fleet__dims dx = FLEET__DIMS(x), dw = FLEET__DIMS(weight), got = FLEET__DIMS(y), want;
-    fleet__dims dbias = bias != NULL ? FLEET__DIMS(bias) : dx;
-    if ((st = fleet__shape_linear(fn, &dx, &dw, bias != NULL ? &dbias : NULL, &want)) != FLEET_OK ||
-        (st = fleet__shape_expect(fn, "y", &got, &want, NULL)) != FLEET_OK)
-        return st;
     /* weight^T as a view header on the stack: [in, out], column-major. */
     fleet_tensor wt = *weight;
     wt.shape[0] = weight->shape[1];
@@ -174,28 +176,41 @@ static fleet_status linear(const char *fn, const fleet_tensor *x_h, const fleet_
         x2.strides[0] = x2.shape[1];
         y2.strides[0] = y2.shape[1];
     } else if (x->ndim == 1) {
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: a 1-D x must be contiguous", fn);
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: a 1-D x must be contiguous",
+                            call->fn);
     }
-    if (!relu)
-        return fleet__matmul(fn, &x2, &wt, bias, 1.0f, false, &y2);
-    st = fleet__matmul(fn, &x2, &wt, bias, 1.0f, true, &y2);
-    if (st != FLEET_ERR_UNSUPPORTED)
+    relu = relu && bias != NULL;
+    fleet_status st = fleet__op_matmul(call, &x2, &wt, bias, 1.0f, relu, &y2);
+    if (!relu || st != FLEET_ERR_UNSUPPORTED)
         return st;
     /* The backend cannot fuse the ReLU for this shape (it launched nothing). */
-    if ((st = fleet__matmul(fn, &x2, &wt, bias, 1.0f, false, &y2)) != FLEET_OK)
+    if ((st = fleet__op_matmul(call, &x2, &wt, bias, 1.0f, false, &y2)) != FLEET_OK)
         return st;
-    return fleet_relu(y, y);
+    return fleet__op_elementwise(call, FLEET__EW_RELU, y, NULL, y);
 }
 
-fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
-                          const fleet_tensor *bias, fleet_tensor *y)
+fleet_status fleet_linear(const fleet_tensor *x_h, const fleet_tensor *weight_h,
+                          const fleet_tensor *bias_h, fleet_tensor *y_h)
 {
-    return linear("fleet_linear", x, weight, bias, false, y);
-}
-
-fleet_status fleet__linear_relu(const fleet_tensor *x, const fleet_tensor *weight,
-                                const fleet_tensor *bias, fleet_tensor *y)
-{
-    FLEET_ASSERT(bias != NULL);
-    return linear("fleet_linear", x, weight, bias, true, y);
+    static const char fn[] = "fleet_linear";
+    const fleet_tensor *ts[] = {x_h, weight_h, y_h, bias_h};
+    static const char *const names[] = {"x", "weight", "y", "bias"};
+    int n = bias_h != NULL ? 4 : 3;
+    fleet_status st = fleet__op_enter_all(fn, ts, names, n);
+    if (st != FLEET_OK)
+        return st;
+    const fleet_tensor *x = ts[0], *weight = ts[1], *bias = bias_h != NULL ? ts[3] : NULL;
+    fleet_tensor *y = (fleet_tensor *)ts[2];
+    fleet__dims dx = FLEET__DIMS(x), dw = FLEET__DIMS(weight), got = FLEET__DIMS(y), want;
+    fleet__dims dbias = bias != NULL ? FLEET__DIMS(bias) : dx;
+    if ((st = fleet__shape_linear(fn, &dx, &dw, bias != NULL ? &dbias : NULL, &want)) != FLEET_OK ||
+        (st = fleet__shape_expect(fn, "y", &got, &want, NULL)) != FLEET_OK)
+        return st;
+    fleet__op_call call;
+    if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
+        return st;
+    if (fleet__overlaps(y, x) || fleet__overlaps(y, weight) ||
+        (bias != NULL && fleet__overlaps(y, bias)))
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: y overlaps an input", fn);
+    return fleet__op_linear(&call, x, weight, bias, false, y);
 }

@@ -15,6 +15,26 @@ fleet_status fleet__op_enter_all(const char *fn, const fleet_tensor **ts,
     return FLEET_OK;
 }
 
+fleet_status fleet__op_call_on(fleet__op_call *call, const char *fn, struct fleet_stream *stream)
+{
+    call->fn = fn;
+    call->device = stream->device;
+    call->stream = stream;
+    return fleet__stream_native(stream, &call->native);
+}
+
+fleet_status fleet__op_dtype_supported(const char *fn, const struct fleet_device *dev,
+                                       fleet_dtype dtype, unsigned flags)
+{
+    bool half = dtype == FLEET_DTYPE_F16 || dtype == FLEET_DTYPE_BF16;
+    bool half_ok = (flags & FLEET__OP_HALF_ON_CUDA) && dev->kind == FLEET_BACKEND_CUDA;
+    if (dtype != FLEET_DTYPE_F32 && !(half && half_ok))
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: %s tensors are not supported here (%s)",
+                            fn, fleet_dtype_name(dtype),
+                            half ? "f16/bf16 run on cuda devices only" : "f32 only");
+    return FLEET_OK;
+}
+
 fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_tensor *const *ts,
                              const char *const *names, int n, unsigned flags)
 {
@@ -33,17 +53,13 @@ fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_t
                                 "%s: %s is not contiguous (fleet_copy it into a new tensor first)",
                                 fn, names[i]);
     }
-    bool half = ts[0]->dtype == FLEET_DTYPE_F16 || ts[0]->dtype == FLEET_DTYPE_BF16;
-    bool half_ok = (flags & FLEET__OP_HALF_ON_CUDA) && ts[0]->device->kind == FLEET_BACKEND_CUDA;
-    if (ts[0]->dtype != FLEET_DTYPE_F32 && !(half && half_ok))
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: %s tensors are not supported here (%s)",
-                            fn, fleet_dtype_name(ts[0]->dtype),
-                            half ? "f16/bf16 run on cuda devices only" : "f32 only");
+    fleet_status st = fleet__op_dtype_supported(fn, ts[0]->device, ts[0]->dtype, flags);
+    if (st != FLEET_OK)
+        return st;
     call->device = ts[0]->device;
-    fleet_stream *s;
-    fleet_status st = fleet__stream_current(call->device, &s);
+    st = fleet__stream_current(call->device, &call->stream);
     if (st == FLEET_OK)
-        st = fleet__stream_native(s, &call->stream);
+        st = fleet__stream_native(call->stream, &call->native);
     return st;
 }
 

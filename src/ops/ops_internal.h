@@ -13,11 +13,19 @@
 #include "tensor/shape.h"
 #include "tensor/tensor.h"
 
+/* Where an op runs: the public function it serves (for error texts), the
+ * device, the stream (the caller's current one, or a model instance's) and
+ * its native handle. */
 typedef struct fleet__op_call {
     const char *fn;
     struct fleet_device *device;
-    void *stream; /* native stream of the caller's current stream */
+    struct fleet_stream *stream;
+    void *native;
 } fleet__op_call;
+
+/* A call on `stream` (for fleet's own work: the model runtime, the
+ * batcher): its device and native handle. */
+fleet_status fleet__op_call_on(fleet__op_call *call, const char *fn, struct fleet_stream *stream);
 
 /* What fleet__op_begin requires of the tensors. */
 enum {
@@ -68,24 +76,68 @@ fleet_status fleet__out_distinct(const char *fn, const fleet_tensor *out);
  * one dimension remains (a single element is shape {1}). */
 void fleet__view_coalesce(fleet__view *const *vs, int nv);
 
-/* out[..., M, N] = alpha * a[..., M, K] @ b[..., K, N] (+ bias[N]) with the
- * rules of fleet_matmul (ops/matmul.c); handles already checked non-NULL
- * and usable. `fn` names the public function for errors. */
-fleet_status fleet__matmul(const char *fn, const fleet_tensor *a, const fleet_tensor *b,
-                           const fleet_tensor *bias, float alpha, bool relu, fleet_tensor *out);
-/* y = relu(x @ weight^T + bias), bias required: the ReLU fused into the GEMM
- * where the backend can (cuBLASLt's RELU_BIAS epilogue, the cpu GEMM task),
- * else applied by a second op. For the model runtime's compiler. */
-fleet_status fleet__linear_relu(const fleet_tensor *x, const fleet_tensor *weight,
-                                const fleet_tensor *bias, fleet_tensor *y);
+/* FLEET_OK, or FLEET_ERR_UNSUPPORTED when the op cannot take `dtype` on
+ * `dev` (f32 everywhere; f16/bf16 on cuda with FLEET__OP_HALF_ON_CUDA). */
+fleet_status fleet__op_dtype_supported(const char *fn, const struct fleet_device *dev,
+                                       fleet_dtype dtype, unsigned flags);
 
-/* fleet_conv1d with caller-provided scratch for its columns (the model
- * runtime plans it in the arena: nothing is allocated while a CUDA graph is
- * captured), and the scratch it needs for these shapes. */
-fleet_status fleet__conv1d_ws(const fleet_tensor *x, const fleet_tensor *weight,
-                              const fleet_tensor *bias, int64_t stride, int64_t padding,
-                              int64_t dilation, void *ws, size_t ws_bytes, fleet_tensor *out);
-size_t fleet__conv1d_workspace_bytes(const fleet_tensor *x, const fleet_tensor *w,
-                                     const fleet_tensor *out);
+/* ---- internal entries ---------------------------------------------------------
+ * What a public op does once its arguments are proved — handles resolved to
+ * structs, shapes by the op's rule, one device and dtype the op supports,
+ * no output overlapping an input: lowering to kernel arguments, submission
+ * on call->stream. They still refuse what only the layout decides (a GEMM
+ * operand neither row- nor column-contiguous, a backend without the
+ * kernel), naming call->fn. A public op checks, then calls its entry; a
+ * model's compiled steps call the entries directly, since the builder
+ * proved the shapes and dtypes and the plan the rest (model/plan.c). */
+
+fleet_status fleet__op_elementwise(const fleet__op_call *call, fleet__ew_op op,
+                                   const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+/* out[..., M, N] = alpha * a[..., M, K] @ b[..., K, N] (+ bias[N]; relu:
+ * then max(0, .), or FLEET_ERR_UNSUPPORTED with nothing launched where the
+ * backend cannot fuse it). */
+/* Whether t can be a GEMM operand as it is: its last two dimensions rows
+ * or columns of unit stride (a 1-D t: contiguous). */
+bool fleet__gemm_operand_ok(const fleet_tensor *t);
+fleet_status fleet__op_matmul(const fleet__op_call *call, const fleet_tensor *a,
+                              const fleet_tensor *b, const fleet_tensor *bias, float alpha,
+                              bool relu, fleet_tensor *out);
+/* y = x @ weight^T (+ bias), relu (with a bias) fused where the backend can,
+ * else applied by a second kernel. */
+fleet_status fleet__op_linear(const fleet__op_call *call, const fleet_tensor *x,
+                              const fleet_tensor *weight, const fleet_tensor *bias, bool relu,
+                              fleet_tensor *y);
+/* dim normalised (>= 0). */
+fleet_status fleet__op_softmax(const fleet__op_call *call, const fleet_tensor *x, int dim,
+                               fleet_tensor *out);
+fleet_status fleet__op_layer_norm(const fleet__op_call *call, const fleet_tensor *x,
+                                  const fleet_tensor *gamma, const fleet_tensor *beta, float eps,
+                                  fleet_tensor *out);
+fleet_status fleet__op_reduce(const fleet__op_call *call, fleet__row_op op, const fleet_tensor *x,
+                              int dim, bool keepdim, fleet_tensor *out);
+/* sp (1 or 2) spatial dimensions, stride/pad/dil with sp entries; every
+ * tensor contiguous. ws: NULL to take the columns from the caching allocator
+ * on call->stream, or caller scratch of ws_bytes >= what
+ * fleet__conv_workspace_bytes asks (the model runtime plans it in the arena:
+ * nothing is allocated while a CUDA graph is captured). */
+fleet_status fleet__op_conv(const fleet__op_call *call, int sp, const fleet_tensor *x,
+                            const fleet_tensor *w, const fleet_tensor *bias, const int64_t *stride,
+                            const int64_t *pad, const int64_t *dil, void *ws, size_t ws_bytes,
+                            fleet_tensor *out);
+size_t fleet__conv_workspace_bytes(int sp, const fleet_tensor *x, const fleet_tensor *w,
+                                   const fleet_tensor *out);
+
+/* ---- many copies, batched (ops/copies.c) ------------------------------------------
+ * src and dst of one shape and dtype on call's device (checked by the
+ * caller); add queues or copies, flush sends what is queued. The queued
+ * copies read their tensors when they run, as any op's. */
+typedef struct fleet__copy_list {
+    fleet__op_call call;
+    fleet__segments_args segments;
+} fleet__copy_list;
+
+void fleet__copy_list_begin(fleet__copy_list *l, const fleet__op_call *call);
+fleet_status fleet__copy_list_add(fleet__copy_list *l, const fleet_tensor *src, fleet_tensor *dst);
+fleet_status fleet__copy_list_flush(fleet__copy_list *l);
 
 #endif /* FLEET_OPS_INTERNAL_H */

@@ -43,7 +43,7 @@ static void row_views(fleet__rowwise_args *a, const fleet_tensor *x, int dim,
 static fleet_status submit(const fleet__op_call *call, const fleet__rowwise_args *a)
 {
     fleet_status st = fleet__backend_require(call->fn, call->device, FLEET__CAN_ROWWISE);
-    return st != FLEET_OK ? st : fleet__backend_rowwise(call->device, call->stream, a);
+    return st != FLEET_OK ? st : fleet__backend_rowwise(call->device, call->native, a);
 }
 
 fleet_status fleet_softmax(const fleet_tensor *x_h, int dim, fleet_tensor *out_h)
@@ -67,14 +67,20 @@ fleet_status fleet_softmax(const fleet_tensor *x_h, int dim, fleet_tensor *out_h
         return st;
     if ((st = fleet__check_in_place(fn, out, x, "x")) != FLEET_OK)
         return st;
+    return fleet__op_softmax(&call, x, d, out);
+}
+
+fleet_status fleet__op_softmax(const fleet__op_call *call, const fleet_tensor *x, int dim,
+                               fleet_tensor *out)
+{
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
     fleet__rowwise_args a;
     memset(&a, 0, sizeof a);
     a.op = FLEET__ROW_SOFTMAX;
     a.dtype = x->dtype;
-    row_views(&a, x, d, out, true);
-    return submit(&call, &a);
+    row_views(&a, x, dim, out, true);
+    return submit(call, &a);
 }
 
 fleet_status fleet_layer_norm(const fleet_tensor *x_h, const fleet_tensor *gamma_h,
@@ -119,6 +125,13 @@ fleet_status fleet_layer_norm(const fleet_tensor *x_h, const fleet_tensor *gamma
     for (int i = 2; i < n; i++)
         if (fleet__overlaps(out, ts[i]))
             return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps %s", fn, names[i]);
+    return fleet__op_layer_norm(&call, x, gamma, beta, eps, out);
+}
+
+fleet_status fleet__op_layer_norm(const fleet__op_call *call, const fleet_tensor *x,
+                                  const fleet_tensor *gamma, const fleet_tensor *beta, float eps,
+                                  fleet_tensor *out)
+{
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
     fleet__rowwise_args a;
@@ -135,7 +148,7 @@ fleet_status fleet_layer_norm(const fleet_tensor *x_h, const fleet_tensor *gamma
         a.beta_stride = beta->strides[0];
     }
     row_views(&a, x, x->ndim - 1, out, true);
-    return submit(&call, &a);
+    return submit(call, &a);
 }
 
 static fleet_status reduce(fleet__row_op op, const char *fn, const fleet_tensor *x_h, int dim,
@@ -161,14 +174,20 @@ static fleet_status reduce(fleet__row_op op, const char *fn, const fleet_tensor 
         return st;
     if (fleet__overlaps(out, x))
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps x", fn);
+    return fleet__op_reduce(&call, op, x, d, keepdim != 0, out);
+}
+
+fleet_status fleet__op_reduce(const fleet__op_call *call, fleet__row_op op, const fleet_tensor *x,
+                              int dim, bool keepdim, fleet_tensor *out)
+{
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
     fleet__rowwise_args a;
     memset(&a, 0, sizeof a);
     a.op = op;
     a.dtype = x->dtype;
-    row_views(&a, x, d, out, keepdim != 0);
-    return submit(&call, &a);
+    row_views(&a, x, dim, out, keepdim);
+    return submit(call, &a);
 }
 
 fleet_status fleet_sum(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out)
