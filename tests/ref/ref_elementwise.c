@@ -44,26 +44,27 @@ void ref_elementwise(int op, const fleet__view *out, const fleet__view *a,
     }
 }
 
-void ref_matmul(const float *a, const float *b, const float *bias, float *c, int64_t m,
-                int64_t k, int64_t n)
+/* c[m,n] = a[m,k] @ B (+ bias[n]), B's element (p, j) at b[p * sbk + j * sbn]. */
+static void gemm(const float *a, const float *b, int64_t sbk, int64_t sbn, const float *bias,
+                 float *c, int64_t m, int64_t k, int64_t n)
 {
     for (int64_t i = 0; i < m; i++)
         for (int64_t j = 0; j < n; j++) {
             double acc = bias != NULL ? bias[j] : 0.0;
             for (int64_t p = 0; p < k; p++)
-                acc += (double)a[i * k + p] * b[p * n + j];
+                acc += (double)a[i * k + p] * b[p * sbk + j * sbn];
             c[i * n + j] = (float)acc;
         }
+}
+
+void ref_matmul(const float *a, const float *b, const float *bias, float *c, int64_t m,
+                int64_t k, int64_t n)
+{
+    gemm(a, b, n, 1, bias, c, m, k, n);
 }
 
 void ref_linear(const float *x, const float *w, const float *bias, float *y, int64_t m,
                 int64_t k, int64_t n)
 {
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t j = 0; j < n; j++) {
-            double acc = bias != NULL ? bias[j] : 0.0;
-            for (int64_t p = 0; p < k; p++)
-                acc += (double)x[i * k + p] * w[j * k + p];
-            y[i * n + j] = (float)acc;
-        }
+    gemm(x, w, 1, k, bias, y, m, k, n); /* w[n,k]: element (p, j) of w^T at w[j * k + p] */
 }
