@@ -6,7 +6,7 @@
 #   make test-asan  the suite under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make static     clang thread-safety analysis, cppcheck, gcc -fanalyzer
 #   make spin       model-check the concurrent protocols (verify/*.pml)
-#   make fuzz       fuzz the safetensors parser (libFuzzer, FUZZ_SECONDS, default 60)
+#   make fuzz       fuzz the safetensors and ONNX readers (libFuzzer, FUZZ_SECONDS each, default 60)
 #   make soak       16 threads of mixed work under a 32M memory limit for
 #                   SOAK_SECONDS (default 300), every value checked
 #   make verify     the whole verification suite, writes verify-report.md

@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
-# Fuzz the safetensors parser with libFuzzer, time-boxed, and print one line:
-#   fuzz safetensors: <execs> executions, <crashes> crashes, <seconds> s
+# Fuzz fleet's parsers of untrusted files with libFuzzer, each time-boxed,
+# and print one line per target:
+#   fuzz <target>: <execs> executions, <crashes> crashes, <seconds> s
 #
-#   scripts/fuzz.sh [seconds]        (default 60; `make fuzz FUZZ_SECONDS=...`)
+#   scripts/fuzz.sh [seconds] [target...]   (default 60 s each; targets:
+#                                             safetensors onnx, default all;
+#                                             `make fuzz FUZZ_SECONDS=...`)
 #
-# Builds fuzz/safetensors_fuzz.c with the parser and the error functions it
-# uses (src/model/safetensors.c, src/core/status.c, src/core/prim.c) under clang's
-# -fsanitize=fuzzer,address,undefined into build-fuzz/, then runs it on a copy
-# of fuzz/corpus/safetensors/ (the committed seeds stay as they are; what the
-# run adds stays in build-fuzz/corpus-safetensors/). A crash, leak, timeout or
-# broken check leaves its input in build-fuzz/artifacts/ and exits non-zero;
-# reproduce with `build-fuzz/safetensors_fuzz build-fuzz/artifacts/<file>`.
-# CLANG names another clang binary.
+# Targets: safetensors (fuzz/safetensors_fuzz.c: the safetensors parser) and
+# onnx (fuzz/onnx_fuzz.c: the protobuf wire reader and the ONNX message
+# decoder). Each is built with the sources it uses under clang's
+# -fsanitize=fuzzer,address,undefined into build-fuzz/, then run on a copy of
+# fuzz/corpus/<target>/ (the committed seeds stay as they are; what the run
+# adds stays in build-fuzz/corpus-<target>/); the onnx target also takes
+# every model of Debian's libonnx-testdata when it is installed. A crash,
+# leak, timeout or broken check leaves its input in build-fuzz/artifacts/
+# and exits non-zero; reproduce with
+# `build-fuzz/<target>_fuzz build-fuzz/artifacts/<file>`. CLANG names
+# another clang binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export LC_ALL=C
 
 secs=${1:-60}
 if ! [[ "$secs" =~ ^[1-9][0-9]*$ ]]; then
-    echo "usage: $0 [seconds > 0]" >&2
+    echo "usage: $0 [seconds > 0] [target...]" >&2
     exit 2
 fi
+shift || true
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors onnx)
 
 CLANG=${CLANG:-clang}
 if ! command -v "$CLANG" >/dev/null 2>&1; then
@@ -29,36 +38,61 @@ fi
 
 out=build-fuzz
 mkdir -p "$out"
-# The library's warning flags, as errors; the library's defines.
-"$CLANG" -std=c11 -g -O1 -fno-omit-frame-pointer \
-    -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
-    -Wformat=2 -Wvla -Werror \
-    -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DFLEET_DEBUG_INVARIANTS=1 \
-    fuzz/safetensors_fuzz.c src/model/safetensors.c src/core/status.c src/core/prim.c -lpthread \
-    -o "$out/safetensors_fuzz"
+rm -rf "$out/artifacts"
+mkdir -p "$out/artifacts"
+failed=0
 
-corpus=$out/corpus-safetensors
-rm -rf "$corpus" "$out/artifacts"
-mkdir -p "$corpus" "$out/artifacts"
-cp fuzz/corpus/safetensors/* "$corpus/"
+# The library sources each target's parser needs, beyond the target itself.
+sources_of() {
+    case "$1" in
+    safetensors) echo "src/model/safetensors.c src/core/status.c src/core/prim.c" ;;
+    onnx) echo "src/onnx/pb.c src/onnx/onnx_proto.c src/core/status.c src/core/prim.c" ;;
+    *) echo "fuzz.sh: unknown target '$1'" >&2; exit 2 ;;
+    esac
+}
 
-log=$out/safetensors_fuzz.log
-start=$SECONDS
-rc=0
-"$out/safetensors_fuzz" -max_total_time="$secs" -timeout=10 -print_final_stats=1 \
-    -dict=fuzz/safetensors.dict -artifact_prefix="$out/artifacts/" "$corpus" 2>"$log" || rc=$?
-elapsed=$((SECONDS - start))
+for target in "${targets[@]}"; do
+    srcs=$(sources_of "$target")
+    # The library's warning flags, as errors; the library's defines.
+    # shellcheck disable=SC2086
+    "$CLANG" -std=c11 -g -O1 -fno-omit-frame-pointer \
+        -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+        -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
+        -Wformat=2 -Wvla -Werror \
+        -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DFLEET_DEBUG_INVARIANTS=1 \
+        "fuzz/${target}_fuzz.c" $srcs -lpthread -o "$out/${target}_fuzz"
 
-execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
-if [ -z "$execs" ]; then # no final stats (it crashed): the last "#N" status line
-    execs=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$log" | tail -n 1)
-fi
-crashes=$(find "$out/artifacts" -type f | wc -l)
-echo "fuzz safetensors: ${execs:-0} executions, $crashes crashes, $elapsed s"
+    corpus=$out/corpus-$target
+    rm -rf "$corpus"
+    mkdir -p "$corpus"
+    cp fuzz/corpus/"$target"/* "$corpus/"
+    if [ "$target" = onnx ] && [ -d /usr/share/libonnx-testdata/data ]; then
+        find /usr/share/libonnx-testdata/data -name model.onnx -size -64k | while read -r f; do
+            cp "$f" "$corpus/$(echo "$f" | tr / _)"
+        done
+    fi
+    dict=()
+    [ -f "fuzz/$target.dict" ] && dict=("-dict=fuzz/$target.dict")
 
-if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
-    tail -n 40 "$log" >&2
-    echo "fuzz: failed (exit $rc); inputs in $out/artifacts/, full log in $log" >&2
-    exit 1
-fi
+    log=$out/${target}_fuzz.log
+    start=$SECONDS
+    rc=0
+    before=$(find "$out/artifacts" -type f | wc -l)
+    "$out/${target}_fuzz" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+        -print_final_stats=1 "${dict[@]}" -artifact_prefix="$out/artifacts/${target}-" \
+        "$corpus" 2>"$log" || rc=$?
+    elapsed=$((SECONDS - start))
+
+    execs=$(sed -n 's/^stat::number_of_executed_units: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+    if [ -z "$execs" ]; then # no final stats (it crashed): the last "#N" status line
+        execs=$(sed -n 's/^#\([0-9][0-9]*\).*/\1/p' "$log" | tail -n 1)
+    fi
+    crashes=$(( $(find "$out/artifacts" -type f | wc -l) - before ))
+    echo "fuzz $target: ${execs:-0} executions, $crashes crashes, $elapsed s"
+    if [ "$rc" -ne 0 ] || [ "$crashes" -ne 0 ]; then
+        tail -n 40 "$log" >&2
+        echo "fuzz $target: failed (exit $rc); inputs in $out/artifacts/, full log in $log" >&2
+        failed=1
+    fi
+done
+exit "$failed"
