@@ -44,8 +44,13 @@ static void view_of(input *in, const fleet_tensor *t, const fleet_tensor *parent
     in->hv.data = (char *)in->host + off;
 }
 
+/* The values an op's input takes: any in [-2, 2); |v| >= 0.5 (a
+ * denominator); positive (log, sqrt, a power's base); or the integers -2..2
+ * (comparisons, so that equal values occur). */
+enum { DOMAIN_ANY, DOMAIN_NONZERO, DOMAIN_POSITIVE, DOMAIN_SMALL_INT };
+
 static input make_input(fleet_device *dev, int ndim, const int64_t *shape, layout lay,
-                        test_rng *r, int positive_denominator)
+                        test_rng *r, int domain)
 {
     input in = {0};
     int64_t pshape[FLEET_MAX_DIMS];
@@ -65,8 +70,12 @@ static input make_input(fleet_device *dev, int ndim, const int64_t *shape, layou
     in.host = malloc(sizeof(float) * (size_t)(n > 0 ? n : 1));
     for (int64_t i = 0; i < n; i++) {
         float v = 2.0f * test_rng_float(r);
-        if (positive_denominator) /* keep |b| >= 0.5 for division */
+        if (domain == DOMAIN_NONZERO)
             v = v < 0 ? v - 0.5f : v + 0.5f;
+        else if (domain == DOMAIN_POSITIVE)
+            v = fabsf(v) + 0.125f;
+        else if (domain == DOMAIN_SMALL_INT)
+            v = roundf(v);
         in.host[i] = v;
     }
     ASSERT_OK(fleet_tensor_copy_from_host(in.parent, in.host, sizeof(float) * (size_t)n));
@@ -111,30 +120,65 @@ static fleet__view broadcast_host(const fleet__view *x, int ndim, const int64_t 
 typedef fleet_status (*unary_fn)(const fleet_tensor *, fleet_tensor *);
 typedef fleet_status (*binary_fn)(const fleet_tensor *, const fleet_tensor *, fleet_tensor *);
 
+static fleet_status leaky_relu(const fleet_tensor *x, fleet_tensor *out)
+{
+    return fleet_leaky_relu(x, 0.125f, out);
+}
+
+static fleet_status clip(const fleet_tensor *x, fleet_tensor *out)
+{
+    return fleet_clip(x, -0.5f, 0.75f, out);
+}
+
 static const struct {
     const char *name;
     int op;
     unary_fn fn;
     double rtol, atol;
+    int domain;
+    float alpha, beta;
 } unary_ops[] = {
-    {"copy", FLEET__EW_COPY, fleet_copy, 0, 0},
-    {"relu", FLEET__EW_RELU, fleet_relu, 0, 0},
-    {"gelu", FLEET__EW_GELU, fleet_gelu, 2e-6, 2e-6},
-    {"silu", FLEET__EW_SILU, fleet_silu, 2e-6, 2e-6},
-    {"tanh", FLEET__EW_TANH, fleet_tanh, 2e-6, 2e-6},
-    {"sigmoid", FLEET__EW_SIGMOID, fleet_sigmoid, 2e-6, 2e-6},
+    {"copy", FLEET__EW_COPY, fleet_copy, 0, 0, DOMAIN_ANY, 0, 0},
+    {"relu", FLEET__EW_RELU, fleet_relu, 0, 0, DOMAIN_ANY, 0, 0},
+    {"gelu", FLEET__EW_GELU, fleet_gelu, 2e-6, 2e-6, DOMAIN_ANY, 0, 0},
+    {"gelu_tanh", FLEET__EW_GELU_TANH, fleet_gelu_tanh, 2e-6, 2e-6, DOMAIN_ANY, 0, 0},
+    {"silu", FLEET__EW_SILU, fleet_silu, 2e-6, 2e-6, DOMAIN_ANY, 0, 0},
+    {"tanh", FLEET__EW_TANH, fleet_tanh, 2e-6, 2e-6, DOMAIN_ANY, 0, 0},
+    {"sigmoid", FLEET__EW_SIGMOID, fleet_sigmoid, 2e-6, 2e-6, DOMAIN_ANY, 0, 0},
+    {"erf", FLEET__EW_ERF, fleet_erf, 2e-6, 2e-6, DOMAIN_ANY, 0, 0},
+    {"exp", FLEET__EW_EXP, fleet_exp, 2e-6, 0, DOMAIN_ANY, 0, 0},
+    {"log", FLEET__EW_LOG, fleet_log, 2e-6, 2e-7, DOMAIN_POSITIVE, 0, 0},
+    {"sqrt", FLEET__EW_SQRT, fleet_sqrt, 2e-7, 0, DOMAIN_POSITIVE, 0, 0},
+    {"neg", FLEET__EW_NEG, fleet_neg, 0, 0, DOMAIN_ANY, 0, 0},
+    {"abs", FLEET__EW_ABS, fleet_abs, 0, 0, DOMAIN_ANY, 0, 0},
+    {"reciprocal", FLEET__EW_RECIPROCAL, fleet_reciprocal, 2e-7, 0, DOMAIN_NONZERO, 0, 0},
+    {"leaky_relu", FLEET__EW_LEAKY_RELU, leaky_relu, 1e-7, 0, DOMAIN_ANY, 0.125f, 0},
+    {"clip", FLEET__EW_CLIP, clip, 0, 0, DOMAIN_ANY, -0.5f, 0.75f},
 };
 
+/* A comparison writes bool: its table row says so, and its inputs are
+ * small integers so that both outcomes occur. */
 static const struct {
     const char *name;
     int op;
     binary_fn fn;
     double rtol, atol;
+    int domain_a, domain_b;
 } binary_ops[] = {
-    {"add", FLEET__EW_ADD, fleet_add, 1e-7, 0},
-    {"sub", FLEET__EW_SUB, fleet_sub, 1e-7, 0},
-    {"mul", FLEET__EW_MUL, fleet_mul, 1e-7, 0},
-    {"div", FLEET__EW_DIV, fleet_div, 2e-7, 0},
+    {"add", FLEET__EW_ADD, fleet_add, 1e-7, 0, DOMAIN_ANY, DOMAIN_ANY},
+    {"sub", FLEET__EW_SUB, fleet_sub, 1e-7, 0, DOMAIN_ANY, DOMAIN_ANY},
+    {"mul", FLEET__EW_MUL, fleet_mul, 1e-7, 0, DOMAIN_ANY, DOMAIN_ANY},
+    {"div", FLEET__EW_DIV, fleet_div, 2e-7, 0, DOMAIN_ANY, DOMAIN_NONZERO},
+    {"pow", FLEET__EW_POW, fleet_pow, 1e-6, 1e-7, DOMAIN_POSITIVE, DOMAIN_ANY},
+    {"maximum", FLEET__EW_MAX, fleet_maximum, 0, 0, DOMAIN_ANY, DOMAIN_ANY},
+    {"minimum", FLEET__EW_MIN, fleet_minimum, 0, 0, DOMAIN_ANY, DOMAIN_ANY},
+    {"equal", FLEET__EW_EQUAL, fleet_equal, 0, 0, DOMAIN_SMALL_INT, DOMAIN_SMALL_INT},
+    {"less", FLEET__EW_LESS, fleet_less, 0, 0, DOMAIN_SMALL_INT, DOMAIN_SMALL_INT},
+    {"less_equal", FLEET__EW_LESS_EQUAL, fleet_less_equal, 0, 0, DOMAIN_SMALL_INT,
+     DOMAIN_SMALL_INT},
+    {"greater", FLEET__EW_GREATER, fleet_greater, 0, 0, DOMAIN_SMALL_INT, DOMAIN_SMALL_INT},
+    {"greater_equal", FLEET__EW_GREATER_EQUAL, fleet_greater_equal, 0, 0, DOMAIN_SMALL_INT,
+     DOMAIN_SMALL_INT},
 };
 
 typedef struct shape_case {
@@ -184,6 +228,33 @@ static void check_out(fleet_tensor *out, const float *want, int64_t n, double rt
     checks++;
 }
 
+/* A contiguous host view of `shape` over buf. */
+static fleet__view contiguous_host(void *buf, int ndim, const int64_t *shape)
+{
+    fleet__view v = {.data = buf, .ndim = ndim};
+    for (int d = ndim - 1, st = 1; d >= 0; st *= (int)shape[d], d--) {
+        v.shape[d] = shape[d];
+        v.strides[d] = st;
+    }
+    return v;
+}
+
+/* out's bytes read back equal want's exactly (bool and integer outputs). */
+static void check_bytes(fleet_tensor *out, const void *want, size_t bytes)
+{
+    unsigned char *got = malloc(bytes > 0 ? bytes : 1);
+    ASSERT_OK(fleet_tensor_copy_to_host(out, got, bytes));
+    for (size_t i = 0; i < bytes; i++)
+        if (got[i] != ((const unsigned char *)want)[i]) {
+            char m[128];
+            snprintf(m, sizeof m, "byte %zu: got %u, expected %u", i, got[i],
+                     ((const unsigned char *)want)[i]);
+            test_fail_(__FILE__, __LINE__, m);
+        }
+    free(got);
+    checks++;
+}
+
 TEST(elementwise_ops_match_reference)
 {
     find_devices();
@@ -193,16 +264,14 @@ TEST(elementwise_ops_match_reference)
             for (size_t c = 0; c < sizeof unary_cases / sizeof unary_cases[0]; c++) {
                 const shape_case *s = &unary_cases[c].s;
                 test_rng r = test_rng_make(o * 100 + c);
-                input x = make_input(dev, s->ndim, s->shape, unary_cases[c].lay, &r, 0);
+                input x = make_input(dev, s->ndim, s->shape, unary_cases[c].lay, &r,
+                                     unary_ops[o].domain);
                 fleet_tensor *out = test_tensor_new(dev, s->ndim, s->shape);
                 int64_t n = fleet_tensor_numel(out);
                 float *want = malloc(sizeof(float) * (size_t)n);
-                fleet__view wv = {.data = want, .ndim = s->ndim};
-                for (int d = s->ndim - 1, st = 1; d >= 0; st *= (int)s->shape[d], d--) {
-                    wv.shape[d] = s->shape[d];
-                    wv.strides[d] = st;
-                }
-                ref_elementwise(unary_ops[o].op, &wv, &x.hv, NULL);
+                fleet__view wv = contiguous_host(want, s->ndim, s->shape);
+                ref_elementwise_ex(unary_ops[o].op, unary_ops[o].alpha, unary_ops[o].beta,
+                                   FLEET_DTYPE_F32, FLEET_DTYPE_F32, &wv, &x.hv, NULL, NULL);
                 ASSERT_OK(unary_ops[o].fn(x.view, out));
                 check_out(out, want, n, unary_ops[o].rtol, unary_ops[o].atol);
                 free(want);
@@ -211,35 +280,138 @@ TEST(elementwise_ops_match_reference)
             }
         for (size_t o = 0; o < sizeof binary_ops / sizeof binary_ops[0]; o++)
             for (size_t c = 0; c < sizeof binary_cases / sizeof binary_cases[0]; c++) {
+                bool compare = fleet__ew_is_compare((fleet__ew_op)binary_ops[o].op);
                 test_rng r = test_rng_make(1000 + o * 100 + c);
                 input a = make_input(dev, binary_cases[c].a.ndim, binary_cases[c].a.shape,
-                                     binary_cases[c].la, &r, 0);
+                                     binary_cases[c].la, &r, binary_ops[o].domain_a);
                 input b = make_input(dev, binary_cases[c].b.ndim, binary_cases[c].b.shape,
-                                     binary_cases[c].lb, &r, binary_ops[o].op == FLEET__EW_DIV);
+                                     binary_cases[c].lb, &r, binary_ops[o].domain_b);
                 const shape_case *so = &binary_cases[c].out;
-                fleet_tensor *out = test_tensor_new(dev, so->ndim, so->shape);
+                fleet_tensor *out;
+                ASSERT_OK(fleet_tensor_create(dev, compare ? FLEET_DTYPE_BOOL : FLEET_DTYPE_F32,
+                                              so->ndim, so->shape, &out));
                 int64_t n = fleet_tensor_numel(out);
                 float *want = malloc(sizeof(float) * (size_t)n);
-                fleet__view wv = {.data = want, .ndim = so->ndim};
-                for (int d = so->ndim - 1, st = 1; d >= 0; st *= (int)so->shape[d], d--) {
-                    wv.shape[d] = so->shape[d];
-                    wv.strides[d] = st;
-                }
+                fleet__view wv = contiguous_host(want, so->ndim, so->shape);
                 fleet__view av = broadcast_host(&a.hv, so->ndim, so->shape);
                 fleet__view bv = broadcast_host(&b.hv, so->ndim, so->shape);
-                ref_elementwise(binary_ops[o].op, &wv, &av, &bv);
+                ref_elementwise_ex(binary_ops[o].op, 0, 0, FLEET_DTYPE_F32,
+                                   compare ? FLEET_DTYPE_BOOL : FLEET_DTYPE_F32, &wv, &av, &bv,
+                                   NULL);
                 ASSERT_OK(binary_ops[o].fn(a.view, b.view, out));
-                check_out(out, want, n, binary_ops[o].rtol, binary_ops[o].atol);
-                /* in place: out = a op b written over a contiguous a */
-                if (binary_cases[c].la == LAYOUT_CONTIGUOUS && same_dims(a.view, out)) {
-                    ASSERT_OK(binary_ops[o].fn(a.view, b.view, a.view));
-                    check_out(a.view, want, n, binary_ops[o].rtol, binary_ops[o].atol);
+                if (compare) {
+                    check_bytes(out, want, (size_t)n);
+                } else {
+                    check_out(out, want, n, binary_ops[o].rtol, binary_ops[o].atol);
+                    /* in place: out = a op b written over a contiguous a */
+                    if (binary_cases[c].la == LAYOUT_CONTIGUOUS && same_dims(a.view, out)) {
+                        ASSERT_OK(binary_ops[o].fn(a.view, b.view, a.view));
+                        check_out(a.view, want, n, binary_ops[o].rtol, binary_ops[o].atol);
+                    }
                 }
                 free(want);
                 ASSERT_OK(fleet_tensor_release(out));
                 free_input(&a);
                 free_input(&b);
             }
+    }
+}
+
+/* Integer and bool tensors: fill one of `dtype` from floats (truncated). */
+static fleet_tensor *typed_tensor(fleet_device *dev, fleet_dtype dt, int ndim,
+                                  const int64_t *shape, const float *values, void **host)
+{
+    fleet_tensor *t;
+    ASSERT_OK(fleet_tensor_create(dev, dt, ndim, shape, &t));
+    int64_t n = fleet_tensor_numel(t);
+    size_t es = fleet_dtype_size(dt);
+    *host = malloc((size_t)(n > 0 ? n : 1) * es);
+    fleet__view src = contiguous_host((void *)values, ndim, shape);
+    fleet__view dst = contiguous_host(*host, ndim, shape);
+    ref_elementwise_ex(FLEET__EW_CAST, 0, 0, FLEET_DTYPE_F32, dt, &dst, &src, NULL, NULL);
+    ASSERT_OK(fleet_tensor_copy_from_host(t, *host, (size_t)n * es));
+    return t;
+}
+
+/* CAST between every pair of f32, i32, i64 and bool (values with fractions,
+ * negatives, large magnitudes, NaN); COPY and WHERE on every dtype, with
+ * broadcasting and transposed views. */
+TEST(casts_copies_and_where_on_every_dtype)
+{
+    find_devices();
+    static const fleet_dtype dts[] = {FLEET_DTYPE_F32, FLEET_DTYPE_I32, FLEET_DTYPE_I64,
+                                      FLEET_DTYPE_BOOL};
+    enum { R = 5, C = 7, N = R * C };
+    float vals[N];
+    test_rng r = test_rng_make(77);
+    for (int i = 0; i < N; i++)
+        vals[i] = 6.0f * test_rng_float(&r);
+    vals[0] = 0.0f;
+    vals[1] = -0.75f;
+    vals[2] = 3e9f; /* beyond i32: saturates */
+    vals[3] = NAN;
+    vals[4] = -1e19f; /* beyond i64: saturates */
+    int64_t shape[2] = {R, C}, tshape[2] = {C, R};
+    for (int di = 0; di < ndevs; di++) {
+        fleet_device *dev = devs[di];
+        for (int f = 0; f < 4; f++)
+            for (int t = 0; t < 4; t++) {
+                void *src_host, *want = malloc((size_t)N * 8);
+                fleet_tensor *src = typed_tensor(dev, dts[f], 2, shape, vals, &src_host);
+                fleet_tensor *out, *srcT, *outT;
+                ASSERT_OK(fleet_tensor_create(dev, dts[t], 2, shape, &out));
+                fleet__view sv = contiguous_host(src_host, 2, shape);
+                fleet__view wv = contiguous_host(want, 2, shape);
+                ref_elementwise_ex(FLEET__EW_CAST, 0, 0, dts[f], dts[t], &wv, &sv, NULL, NULL);
+                ASSERT_OK(fleet_cast(src, out));
+                check_bytes(out, want, (size_t)N * fleet_dtype_size(dts[t]));
+                /* a transposed view cast into a transposed out */
+                ASSERT_OK(fleet_tensor_create(dev, dts[t], 2, tshape, &outT));
+                ASSERT_OK(fleet_tensor_transpose(src, 0, 1, &srcT));
+                ASSERT_OK(fleet_cast(srcT, outT));
+                fleet__view svT = {.data = src_host, .ndim = 2, .shape = {C, R},
+                                   .strides = {1, C}};
+                fleet__view wvT = contiguous_host(want, 2, tshape);
+                ref_elementwise_ex(FLEET__EW_CAST, 0, 0, dts[f], dts[t], &wvT, &svT, NULL, NULL);
+                check_bytes(outT, want, (size_t)N * fleet_dtype_size(dts[t]));
+                if (f == t) { /* COPY of the transposed view, every dtype */
+                    ASSERT_OK(fleet_copy(srcT, outT));
+                    check_bytes(outT, want, (size_t)N * fleet_dtype_size(dts[t]));
+                }
+                TEST_RELEASE(src, out, srcT, outT);
+                free(src_host);
+                free(want);
+            }
+        /* where(cond [R, 1], a [R, C], b [C]) for every dtype of a and b */
+        float cv[R];
+        for (int i = 0; i < R; i++)
+            cv[i] = (float)(i % 2);
+        int64_t cshape[2] = {R, 1}, bshape[1] = {C};
+        for (int k = 0; k < 4; k++) {
+            void *ch, *ah, *bh, *want = malloc((size_t)N * 8);
+            fleet_tensor *cond = typed_tensor(dev, FLEET_DTYPE_BOOL, 2, cshape, cv, &ch);
+            fleet_tensor *a = typed_tensor(dev, dts[k], 2, shape, vals, &ah);
+            fleet_tensor *b = typed_tensor(dev, dts[k], 1, bshape, vals + 5, &bh);
+            fleet_tensor *out;
+            ASSERT_OK(fleet_tensor_create(dev, dts[k], 2, shape, &out));
+            fleet__view cvw = {.data = ch, .ndim = 2, .shape = {R, C}, .strides = {1, 0}};
+            fleet__view avw = contiguous_host(ah, 2, shape);
+            fleet__view bvw = {.data = bh, .ndim = 2, .shape = {R, C}, .strides = {0, 1}};
+            fleet__view wv = contiguous_host(want, 2, shape);
+            ref_elementwise_ex(FLEET__EW_WHERE, 0, 0, dts[k], dts[k], &wv, &avw, &bvw, &cvw);
+            ASSERT_OK(fleet_where(cond, a, b, out));
+            check_bytes(out, want, (size_t)N * fleet_dtype_size(dts[k]));
+            if (k == 3) /* bool values: a is a valid condition */
+                ASSERT_OK(fleet_where(a, a, a, out));
+            else
+                ASSERT_REFUSED(fleet_where(a, a, a, out), FLEET_ERR_DTYPE_MISMATCH,
+                               "cond must be bool");
+            TEST_RELEASE(cond, a, b, out);
+            free(ch);
+            free(ah);
+            free(bh);
+            free(want);
+        }
     }
 }
 
@@ -1041,6 +1213,8 @@ TEST(report_coverage)
         seen[unary_ops[o].op]++;
     for (size_t o = 0; o < sizeof binary_ops / sizeof binary_ops[0]; o++)
         seen[binary_ops[o].op]++;
+    seen[FLEET__EW_CAST]++;  /* casts_copies_and_where_on_every_dtype */
+    seen[FLEET__EW_WHERE]++;
     for (int op = 0; op < FLEET__EW_COUNT_; op++)
         ASSERT_EQ(seen[op], 1);
     printf("backends:");
@@ -1051,7 +1225,7 @@ TEST(report_coverage)
         printf(" %s", unary_ops[o].name);
     for (size_t o = 0; o < sizeof binary_ops / sizeof binary_ops[0]; o++)
         printf(" %s", binary_ops[o].name);
-    printf(" softmax layer_norm sum mean");
+    printf(" cast where (every dtype) softmax layer_norm sum mean");
     printf(" embedding (i32, i64, out-of-range) concat conv1d conv2d");
     printf(" matmul (batched, broadcast, transposed views) linear attention%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu matmul linear softmax layer_norm mean)" : "", checks);
     for (int l = 0; l < 4; l++)

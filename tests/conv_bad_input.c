@@ -171,7 +171,7 @@ TEST(conv_bad_input)
     TEST_RELEASE(x, w, y, bias, bias5, x2, wc, y7, yc, yn, y1, w1, b1, wi, xp, xt, sq, ws3, x4, w4, y4, y4w);
 }
 
-/* The index dtypes are storage for fleet_embedding only. */
+/* The integer dtypes take no arithmetic; copies and concatenation move them. */
 TEST(integer_dtypes_refused_by_arithmetic)
 {
     fleet_device *d = test_cpu_device(0);
@@ -189,15 +189,34 @@ TEST(integer_dtypes_refused_by_arithmetic)
         ASSERT_STATUS(fleet_add(a, b, c), FLEET_ERR_UNSUPPORTED);
         ASSERT_STR_CONTAINS(fleet_last_error(), fleet_dtype_name(dts[t]));
         ASSERT_STATUS(fleet_relu(a, c), FLEET_ERR_UNSUPPORTED);
-        ASSERT_STATUS(fleet_copy(a, c), FLEET_ERR_UNSUPPORTED);
         ASSERT_STATUS(fleet_matmul(a, b, c), FLEET_ERR_UNSUPPORTED);
         ASSERT_STATUS(fleet_linear(a, b, NULL, c), FLEET_ERR_UNSUPPORTED);
-        const fleet_tensor *parts[] = {a, b};
+        /* moving integers is not arithmetic: copies and concatenation take them */
+        int64_t vals[9] = {1, -2, 3, 1ll << 40, 5, -6, 7, 8, -(1ll << 35)};
+        unsigned char host[72], got[144];
+        size_t es = fleet_dtype_size(dts[t]);
+        for (int i = 0; i < 9; i++) {
+            int32_t v32 = (int32_t)vals[i];
+            memcpy(host + (size_t)i * es, es == 8 ? (const void *)&vals[i] : &v32, es);
+        }
+        ASSERT_OK(fleet_tensor_copy_from_host(a, host, 9 * es));
+        fleet_tensor *at;
+        ASSERT_OK(fleet_tensor_transpose(a, 0, 1, &at));
+        ASSERT_OK(fleet_copy(a, c));
+        ASSERT_OK(fleet_tensor_copy_to_host(c, got, 9 * es));
+        ASSERT_TRUE(memcmp(got, host, 9 * es) == 0);
+        const fleet_tensor *parts[] = {a, at};
         int64_t s2[2] = {6, 3};
         fleet_tensor *o;
         ASSERT_OK(fleet_tensor_create(d, dts[t], 2, s2, &o));
-        ASSERT_STATUS(fleet_concat(parts, 2, 0, o), FLEET_ERR_UNSUPPORTED);
-        TEST_RELEASE(a, b, c, o);
+        ASSERT_OK(fleet_concat(parts, 2, 0, o));
+        ASSERT_OK(fleet_tensor_copy_to_host(o, got, 18 * es));
+        ASSERT_TRUE(memcmp(got, host, 9 * es) == 0);
+        for (int i = 0; i < 3; i++) /* rows 3..5: a transposed */
+            for (int j = 0; j < 3; j++)
+                ASSERT_TRUE(memcmp(got + (size_t)(9 + i * 3 + j) * es,
+                                   host + (size_t)(j * 3 + i) * es, es) == 0);
+        TEST_RELEASE(a, b, c, o, at);
     }
 }
 

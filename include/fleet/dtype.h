@@ -18,13 +18,14 @@ typedef enum fleet_dtype {
     FLEET_DTYPE_F32 = 0,
     FLEET_DTYPE_F16 = 1,  /* arithmetic on cuda devices only                      */
     FLEET_DTYPE_BF16 = 2, /* likewise                                             */
-    FLEET_DTYPE_I32 = 3,  /* indices (fleet_embedding); no arithmetic op takes them */
-    FLEET_DTYPE_I64 = 4,  /* likewise                                             */
+    FLEET_DTYPE_I32 = 3,  /* indices (fleet_embedding, fleet_gather), fleet_cast,    */
+    FLEET_DTYPE_I64 = 4,  /* copies; no arithmetic op takes them                  */
+    FLEET_DTYPE_BOOL = 5, /* one byte, 0 or 1: comparisons' results, fleet_where   */
 } fleet_dtype;
 
 /* Bytes per element; 0 for an unknown dtype. */
 FLEET_API size_t fleet_dtype_size(fleet_dtype dtype);
-/* "f32", "f16", "bf16", "i32", "i64"; "unknown" otherwise. */
+/* "f32", "f16", "bf16", "i32", "i64", "bool"; "unknown" otherwise. */
 FLEET_API const char *fleet_dtype_name(fleet_dtype dtype);
 
 #ifdef __cplusplus

@@ -43,11 +43,29 @@ FLEET_API fleet_status fleet_matmul(const fleet_tensor *a, const fleet_tensor *b
 FLEET_API fleet_status fleet_linear(const fleet_tensor *x, const fleet_tensor *weight,
                           const fleet_tensor *bias, fleet_tensor *y);
 
-/* Binary elementwise ops with broadcasting: out = a op b. */
+/* Binary elementwise ops with broadcasting: out = a op b. pow is a^b;
+ * maximum and minimum propagate NaN (as numpy's). */
 FLEET_API fleet_status fleet_add(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
 FLEET_API fleet_status fleet_sub(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
 FLEET_API fleet_status fleet_mul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
 FLEET_API fleet_status fleet_div(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_pow(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_maximum(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_minimum(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+
+/* Comparisons with broadcasting: out (FLEET_DTYPE_BOOL, 1 or 0) = a op b. */
+FLEET_API fleet_status fleet_equal(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_less(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_less_equal(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_greater(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+FLEET_API fleet_status fleet_greater_equal(const fleet_tensor *a, const fleet_tensor *b,
+                                           fleet_tensor *out);
+
+/* out = cond ? a : b with broadcasting of all three: cond is
+ * FLEET_DTYPE_BOOL, a, b and out of one dtype, any (a select, no
+ * arithmetic). */
+FLEET_API fleet_status fleet_where(const fleet_tensor *cond, const fleet_tensor *a,
+                                   const fleet_tensor *b, fleet_tensor *out);
 
 /* Unary elementwise ops: out (x's shape) = f(x). */
 FLEET_API fleet_status fleet_relu(const fleet_tensor *x, fleet_tensor *out);    /* max(x, 0)              */
@@ -55,10 +73,26 @@ FLEET_API fleet_status fleet_gelu(const fleet_tensor *x, fleet_tensor *out);    
 FLEET_API fleet_status fleet_silu(const fleet_tensor *x, fleet_tensor *out);    /* x sigmoid(x)           */
 FLEET_API fleet_status fleet_tanh(const fleet_tensor *x, fleet_tensor *out);
 FLEET_API fleet_status fleet_sigmoid(const fleet_tensor *x, fleet_tensor *out); /* 1 / (1 + exp(-x))      */
+FLEET_API fleet_status fleet_gelu_tanh(const fleet_tensor *x, fleet_tensor *out); /* GELU, tanh form */
+FLEET_API fleet_status fleet_erf(const fleet_tensor *x, fleet_tensor *out);
+FLEET_API fleet_status fleet_exp(const fleet_tensor *x, fleet_tensor *out);
+FLEET_API fleet_status fleet_log(const fleet_tensor *x, fleet_tensor *out);
+FLEET_API fleet_status fleet_sqrt(const fleet_tensor *x, fleet_tensor *out);
+FLEET_API fleet_status fleet_neg(const fleet_tensor *x, fleet_tensor *out);
+FLEET_API fleet_status fleet_abs(const fleet_tensor *x, fleet_tensor *out);
+FLEET_API fleet_status fleet_reciprocal(const fleet_tensor *x, fleet_tensor *out); /* 1 / x */
+/* x >= 0 ? x : alpha x */
+FLEET_API fleet_status fleet_leaky_relu(const fleet_tensor *x, float alpha, fleet_tensor *out);
+/* min(max(x, lo), hi); lo > hi is refused */
+FLEET_API fleet_status fleet_clip(const fleet_tensor *x, float lo, float hi, fleet_tensor *out);
 
-/* Copy x's values into out (same shape, any layouts): with a contiguous out
- * this makes a contiguous copy of a view. */
+/* Copy x's values into out (same shape and dtype, any layouts, every
+ * dtype): with a contiguous out this makes a contiguous copy of a view. */
 FLEET_API fleet_status fleet_copy(const fleet_tensor *x, fleet_tensor *out);
+/* x's values converted to out's dtype (same shape): f32, i32, i64 and bool
+ * on every backend, f16/bf16 too on cuda. Float to integer truncates toward
+ * zero and saturates (NaN gives 0); to bool is x != 0. */
+FLEET_API fleet_status fleet_cast(const fleet_tensor *x, fleet_tensor *out);
 
 /* Row ops: softmax, layer norm, sum and mean work along one dimension of x.
  * x and out may be any strided views (no copy is made); f32 everywhere, and
@@ -117,7 +151,7 @@ FLEET_API fleet_status fleet_embedding(const fleet_tensor *weight, const fleet_t
  * along dim, where theirs add up to out's (FLEET_ERR_SHAPE_MISMATCH
  * otherwise). Inputs may be any strided views; out any view that does not
  * repeat elements or overlap an input. One fleet_copy per input into its
- * slice of out, so the dtypes are fleet_copy's (f32; f16/bf16 on cuda). */
+ * slice of out, so the dtypes are fleet_copy's (every dtype). */
 FLEET_API fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fleet_tensor *out);
 
 /* Cross-correlation as torch.nn.Conv1d (groups 1): x [N, Cin, L], weight

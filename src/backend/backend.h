@@ -109,6 +109,10 @@ typedef struct fleet__backend {
      * it cannot do (a dtype it lacks: FLEET_ERR_UNSUPPORTED). */
     fleet_status (*gemm)(void *stream, const fleet__gemm_args *args);
     fleet_status (*elementwise)(void *stream, const fleet__elementwise_args *args);
+    /* Whether `elementwise` takes op (a fleet__ew_op) from dtype to out_dtype;
+     * asked before anything is submitted, so an op the backend lacks is
+     * refused with a clear text (and a model at load, not at its first run). */
+    bool (*elementwise_supports)(int op, int dtype, int out_dtype);
     /* softmax, layer norm, sum, mean along one dimension (kernel_args.h). */
     fleet_status (*rowwise)(void *stream, const fleet__rowwise_args *args);
 

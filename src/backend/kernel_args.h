@@ -17,35 +17,69 @@ typedef struct fleet__view {
     int64_t strides[FLEET__VIEW_MAX_DIMS];
 } fleet__view;
 
-/* Elementwise operations: unary ones read `a`, binary ones `a` and `b`.
- * COPY is the identity (contiguous copies, concatenation). */
+/* Elementwise operations: unary ones read `a`, binary ones `a` and `b`,
+ * WHERE also `c`. COPY is the identity (contiguous copies, concatenation)
+ * and works on every dtype; CAST converts a to out's dtype. */
 typedef enum fleet__ew_op {
     FLEET__EW_COPY = 0,
     FLEET__EW_RELU,
-    FLEET__EW_GELU,     /* exact: x/2 (1 + erf(x/sqrt 2))  */
-    FLEET__EW_SILU,     /* x sigmoid(x)                      */
+    FLEET__EW_GELU,       /* exact: x/2 (1 + erf(x/sqrt 2))              */
+    FLEET__EW_SILU,       /* x sigmoid(x)                                  */
     FLEET__EW_TANH,
     FLEET__EW_SIGMOID,
-    FLEET__EW_ADD,      /* first binary op */
+    FLEET__EW_ERF,
+    FLEET__EW_EXP,
+    FLEET__EW_LOG,
+    FLEET__EW_SQRT,
+    FLEET__EW_NEG,
+    FLEET__EW_ABS,
+    FLEET__EW_RECIPROCAL, /* 1 / x                                         */
+    FLEET__EW_GELU_TANH,  /* x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    FLEET__EW_LEAKY_RELU, /* x >= 0 ? x : alpha x                          */
+    FLEET__EW_CLIP,       /* min(max(x, alpha), beta)                      */
+    FLEET__EW_CAST,       /* a in out's dtype (float to integer truncates, *
+                           * NaN and out-of-range values saturate; to bool:
+                           * x != 0)                                       */
+    FLEET__EW_ADD,        /* first binary op */
     FLEET__EW_SUB,
     FLEET__EW_MUL,
     FLEET__EW_DIV,
+    FLEET__EW_POW,
+    FLEET__EW_MAX,
+    FLEET__EW_MIN,
+    FLEET__EW_EQUAL,      /* comparisons: out is bool */
+    FLEET__EW_LESS,
+    FLEET__EW_LESS_EQUAL,
+    FLEET__EW_GREATER,
+    FLEET__EW_GREATER_EQUAL,
+    FLEET__EW_WHERE,      /* out = c ? a : b, c bool */
     FLEET__EW_COUNT_,
 } fleet__ew_op;
 
-static inline int fleet__ew_is_binary(fleet__ew_op op)
+/* How many inputs op reads: 1, 2 or 3. */
+static inline int fleet__ew_arity(fleet__ew_op op)
 {
-    return op >= FLEET__EW_ADD;
+    return op == FLEET__EW_WHERE ? 3 : op >= FLEET__EW_ADD ? 2 : 1;
 }
 
-/* out[i] = op(a[i]) or op(a[i], b[i]) over out's shape; a and b have out's
- * shape (ndim and sizes), broadcasting through zero strides. dtype is a
- * fleet_dtype; every view has it. Dimensions have been coalesced where all
- * views allow, so ndim is small for the common cases. */
+static inline int fleet__ew_is_compare(fleet__ew_op op)
+{
+    return op >= FLEET__EW_EQUAL && op <= FLEET__EW_GREATER_EQUAL;
+}
+
+/* out[i] = op(a[i]), op(a[i], b[i]) or c[i] ? a[i] : b[i] over out's
+ * shape; a, b and c have out's shape (ndim and sizes), broadcasting through
+ * zero strides. dtype (a fleet_dtype) is a's and b's; out_dtype is out's:
+ * dtype except for CAST (any) and comparisons (FLEET_DTYPE_BOOL); c is
+ * bool. alpha and beta are LEAKY_RELU's and CLIP's parameters. Dimensions
+ * have been coalesced where all views allow, so ndim is small for the
+ * common cases. */
 typedef struct fleet__elementwise_args {
-    int op;    /* fleet__ew_op */
-    int dtype; /* fleet_dtype  */
-    fleet__view out, a, b;
+    int op;        /* fleet__ew_op */
+    int dtype;     /* fleet_dtype  */
+    int out_dtype;
+    float alpha, beta;
+    fleet__view out, a, b, c;
 } fleet__elementwise_args;
 
 /* Several device-to-device copies in one launch (the batcher's gather and

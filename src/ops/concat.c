@@ -24,14 +24,21 @@ static fleet_status concat(const char *fn, const fleet_tensor *const *inputs, in
         (st = fleet__shape_expect(fn, "out", &got, &want, "the inputs joined along dim")) !=
             FLEET_OK)
         return st;
-    fleet__op_call call;
+    fleet__op_call call = {0};
     for (int i = 0; i < n; i++) {
         snprintf(name, sizeof name, "inputs[%d]", i);
         const fleet_tensor *pair[] = {out, inputs[i]};
         const char *const pnames[] = {"out", name};
-        if ((st = fleet__op_begin(&call, fn, pair, pnames, 2, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
+        if ((st = fleet__op_begin(&call, fn, pair, pnames, 2, FLEET__OP_ANY_DTYPE)) != FLEET_OK)
             return st;
+        if (inputs[i]->dtype != out->dtype)
+            return fleet__error(FLEET_ERR_DTYPE_MISMATCH, "%s: out is %s, %s is %s", fn,
+                                fleet_dtype_name(out->dtype), name,
+                                fleet_dtype_name(inputs[i]->dtype));
     }
+    if ((st = fleet__backend_require_elementwise(fn, call.device, FLEET__EW_COPY, out->dtype,
+                                                 out->dtype)) != FLEET_OK)
+        return st;
     if ((st = fleet__out_distinct(fn, out)) != FLEET_OK)
         return st;
     for (int i = 0; i < n; i++)

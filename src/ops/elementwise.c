@@ -29,108 +29,162 @@ static fleet__view broadcast_view(const fleet_tensor *t, const fleet_tensor *out
     return v;
 }
 
-static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *a_h,
-                        const fleet_tensor *b_h, fleet_tensor *out_h)
+/* The checks every elementwise op shares, then its entry. in[] holds the
+ * op's inputs: x; a, b; or cond, a, b (WHERE). */
+static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *const *in_h,
+                        float alpha, float beta, fleet_tensor *out_h)
 {
-    bool binary = fleet__ew_is_binary(op);
-    const fleet_tensor *ts[] = {a_h, binary ? b_h : out_h, out_h};
-    static const char *const bnames[] = {"a", "b", "out"};
-    static const char *const unames[] = {"x", "out", "out"};
-    const char *const *names = binary ? bnames : unames;
-    int n = binary ? 3 : 2;
-    fleet_status st = fleet__op_enter_all(fn, ts, names, n);
+    int arity = fleet__ew_arity(op);
+    static const char *const names1[] = {"x", "out"}, *const names2[] = {"a", "b", "out"};
+    static const char *const names3[] = {"cond", "a", "b", "out"};
+    const char *const *names = arity == 1 ? names1 : arity == 2 ? names2 : names3;
+    const fleet_tensor *ts[4];
+    for (int i = 0; i < arity; i++)
+        ts[i] = in_h[i];
+    ts[arity] = out_h;
+    fleet_status st = fleet__op_enter_all(fn, ts, names, arity + 1);
     if (st != FLEET_OK)
         return st;
-    if (!binary)
-        ts[2] = ts[1];
-    const fleet_tensor *a = ts[0], *b = binary ? ts[1] : NULL;
-    fleet_tensor *out = (fleet_tensor *)ts[2];
+    fleet_tensor *out = (fleet_tensor *)ts[arity];
     if ((st = fleet__out_distinct(fn, out)) != FLEET_OK)
         return st;
-    fleet__dims da = FLEET__DIMS(a), got = FLEET__DIMS(out), want = da;
-    if (binary) {
-        fleet__dims db = FLEET__DIMS(b);
-        if ((st = fleet__shape_broadcast(fn, &da, "a", &db, "b", &want)) != FLEET_OK ||
-            (st = fleet__shape_expect_aligned(fn, "out", &got, &want,
-                                              "the broadcast shape of a and b")) != FLEET_OK)
-            return st;
-    } else if ((st = fleet__shape_expect(fn, "out", &got, &want, "x's shape")) != FLEET_OK) {
-        return st;
+
+    /* shapes: NumPy broadcasting of the inputs, out that shape */
+    fleet__dims want = FLEET__DIMS(ts[0]), got = FLEET__DIMS(out);
+    for (int i = 1; i < arity && st == FLEET_OK; i++) {
+        fleet__dims acc = want, di = FLEET__DIMS(ts[i]);
+        st = fleet__shape_broadcast(fn, &acc, i == 1 ? names[0] : "the others", &di, names[i],
+                                    &want);
     }
+    if (st == FLEET_OK)
+        st = arity == 1 ? fleet__shape_expect(fn, "out", &got, &want, "x's shape")
+                        : fleet__shape_expect_aligned(fn, "out", &got, &want,
+                                                      arity == 2 ? "the broadcast shape of a and b"
+                                                                 : "the broadcast shape of "
+                                                                   "cond, a and b");
+    if (st != FLEET_OK)
+        return st;
+
+    /* dtypes: the values' (a's) throughout, but a comparison's bool out,
+     * WHERE's bool cond and CAST's out of any dtype */
+    const fleet_tensor *a = ts[arity == 3 ? 1 : 0];
+    const fleet_tensor *b = arity >= 2 ? ts[arity - 1] : NULL;
+    const fleet_tensor *cond = arity == 3 ? ts[0] : NULL;
+    fleet_dtype vd = a->dtype;
+    if (b != NULL && b->dtype != vd)
+        return fleet__error(FLEET_ERR_DTYPE_MISMATCH, "%s: a is %s, b is %s", fn,
+                            fleet_dtype_name(vd), fleet_dtype_name(b->dtype));
+    if (cond != NULL && cond->dtype != FLEET_DTYPE_BOOL)
+        return fleet__error(FLEET_ERR_DTYPE_MISMATCH, "%s: cond must be bool, got %s", fn,
+                            fleet_dtype_name(cond->dtype));
+    fleet_dtype od = op == FLEET__EW_CAST ? out->dtype
+                     : fleet__ew_is_compare(op) ? FLEET_DTYPE_BOOL
+                                                : vd;
+    if (out->dtype != od)
+        return fleet__error(FLEET_ERR_DTYPE_MISMATCH, "%s: out must be %s, got %s", fn,
+                            fleet_dtype_name(od), fleet_dtype_name(out->dtype));
+
     fleet__op_call call;
-    if ((st = fleet__op_begin(&call, fn, ts, names, n, FLEET__OP_HALF_ON_CUDA)) != FLEET_OK)
+    if ((st = fleet__op_begin(&call, fn, ts, names, arity + 1, FLEET__OP_ANY_DTYPE)) != FLEET_OK)
         return st;
-    if ((st = fleet__check_in_place(fn, out, a, names[0])) != FLEET_OK ||
-        (binary && (st = fleet__check_in_place(fn, out, b, names[1])) != FLEET_OK))
+    bool moves = op == FLEET__EW_COPY || op == FLEET__EW_CAST || op == FLEET__EW_WHERE;
+    if ((!moves && (st = fleet__op_dtype_supported(fn, call.device, vd,
+                                                   FLEET__OP_HALF_ON_CUDA)) != FLEET_OK) ||
+        (st = fleet__backend_require_elementwise(fn, call.device, op, vd, od)) != FLEET_OK)
         return st;
-    return fleet__op_elementwise(&call, op, a, b, out);
+    for (int i = 0; i < arity; i++)
+        if ((st = fleet__check_in_place(fn, out, ts[i], names[i])) != FLEET_OK)
+            return st;
+    return fleet__op_elementwise_ex(&call, op, a, b, cond, alpha, beta, out);
 }
 
-fleet_status fleet__op_elementwise(const fleet__op_call *call, fleet__ew_op op,
-                                   const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+fleet_status fleet__op_elementwise_ex(const fleet__op_call *call, fleet__ew_op op,
+                                      const fleet_tensor *a, const fleet_tensor *b,
+                                      const fleet_tensor *c, float alpha, float beta,
+                                      fleet_tensor *out)
 {
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
-    bool binary = fleet__ew_is_binary(op);
+    int arity = fleet__ew_arity(op);
     fleet__elementwise_args args;
     memset(&args, 0, sizeof args);
     args.op = op;
-    args.dtype = out->dtype;
+    args.dtype = a->dtype;
+    args.out_dtype = out->dtype;
+    args.alpha = alpha;
+    args.beta = beta;
     args.out = broadcast_view(out, out);
     args.a = broadcast_view(a, out);
-    if (binary)
+    if (arity >= 2)
         args.b = broadcast_view(b, out);
-    fleet__view *vs[] = {&args.out, &args.a, &args.b};
-    fleet__view_coalesce(vs, binary ? 3 : 2);
+    if (arity == 3)
+        args.c = broadcast_view(c, out);
+    fleet__view *vs[] = {&args.out, &args.a, &args.b, &args.c};
+    fleet__view_coalesce(vs, arity + 1);
     return fleet__backend_elementwise(call->device, call->native, &args);
 }
 
-fleet_status fleet_add(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+#define UNARY(name, op)                                                                  \
+    fleet_status fleet_##name(const fleet_tensor *x, fleet_tensor *out)                  \
+    {                                                                                    \
+        const fleet_tensor *in[] = {x};                                                  \
+        return run(op, "fleet_" #name, in, 0.0f, 0.0f, out);                             \
+    }
+#define BINARY(name, op)                                                                 \
+    fleet_status fleet_##name(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out) \
+    {                                                                                    \
+        const fleet_tensor *in[] = {a, b};                                               \
+        return run(op, "fleet_" #name, in, 0.0f, 0.0f, out);                             \
+    }
+
+UNARY(relu, FLEET__EW_RELU)
+UNARY(gelu, FLEET__EW_GELU)
+UNARY(gelu_tanh, FLEET__EW_GELU_TANH)
+UNARY(silu, FLEET__EW_SILU)
+UNARY(tanh, FLEET__EW_TANH)
+UNARY(sigmoid, FLEET__EW_SIGMOID)
+UNARY(erf, FLEET__EW_ERF)
+UNARY(exp, FLEET__EW_EXP)
+UNARY(log, FLEET__EW_LOG)
+UNARY(sqrt, FLEET__EW_SQRT)
+UNARY(neg, FLEET__EW_NEG)
+UNARY(abs, FLEET__EW_ABS)
+UNARY(reciprocal, FLEET__EW_RECIPROCAL)
+UNARY(copy, FLEET__EW_COPY)
+UNARY(cast, FLEET__EW_CAST)
+BINARY(add, FLEET__EW_ADD)
+BINARY(sub, FLEET__EW_SUB)
+BINARY(mul, FLEET__EW_MUL)
+BINARY(div, FLEET__EW_DIV)
+BINARY(pow, FLEET__EW_POW)
+BINARY(maximum, FLEET__EW_MAX)
+BINARY(minimum, FLEET__EW_MIN)
+BINARY(equal, FLEET__EW_EQUAL)
+BINARY(less, FLEET__EW_LESS)
+BINARY(less_equal, FLEET__EW_LESS_EQUAL)
+BINARY(greater, FLEET__EW_GREATER)
+BINARY(greater_equal, FLEET__EW_GREATER_EQUAL)
+
+#undef UNARY
+#undef BINARY
+
+fleet_status fleet_leaky_relu(const fleet_tensor *x, float alpha, fleet_tensor *out)
 {
-    return run(FLEET__EW_ADD, "fleet_add", a, b, out);
+    const fleet_tensor *in[] = {x};
+    return run(FLEET__EW_LEAKY_RELU, "fleet_leaky_relu", in, alpha, 0.0f, out);
 }
 
-fleet_status fleet_sub(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+fleet_status fleet_clip(const fleet_tensor *x, float lo, float hi, fleet_tensor *out)
 {
-    return run(FLEET__EW_SUB, "fleet_sub", a, b, out);
+    FLEET_CHECK_ARG(!(lo > hi), FLEET_ERR_INVALID_ARGUMENT, "fleet_clip: min %g > max %g",
+                    (double)lo, (double)hi);
+    const fleet_tensor *in[] = {x};
+    return run(FLEET__EW_CLIP, "fleet_clip", in, lo, hi, out);
 }
 
-fleet_status fleet_mul(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
+fleet_status fleet_where(const fleet_tensor *cond, const fleet_tensor *a, const fleet_tensor *b,
+                         fleet_tensor *out)
 {
-    return run(FLEET__EW_MUL, "fleet_mul", a, b, out);
-}
-
-fleet_status fleet_div(const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out)
-{
-    return run(FLEET__EW_DIV, "fleet_div", a, b, out);
-}
-
-fleet_status fleet_relu(const fleet_tensor *x, fleet_tensor *out)
-{
-    return run(FLEET__EW_RELU, "fleet_relu", x, NULL, out);
-}
-
-fleet_status fleet_gelu(const fleet_tensor *x, fleet_tensor *out)
-{
-    return run(FLEET__EW_GELU, "fleet_gelu", x, NULL, out);
-}
-
-fleet_status fleet_silu(const fleet_tensor *x, fleet_tensor *out)
-{
-    return run(FLEET__EW_SILU, "fleet_silu", x, NULL, out);
-}
-
-fleet_status fleet_tanh(const fleet_tensor *x, fleet_tensor *out)
-{
-    return run(FLEET__EW_TANH, "fleet_tanh", x, NULL, out);
-}
-
-fleet_status fleet_sigmoid(const fleet_tensor *x, fleet_tensor *out)
-{
-    return run(FLEET__EW_SIGMOID, "fleet_sigmoid", x, NULL, out);
-}
-
-fleet_status fleet_copy(const fleet_tensor *x, fleet_tensor *out)
-{
-    return run(FLEET__EW_COPY, "fleet_copy", x, NULL, out);
+    const fleet_tensor *in[] = {cond, a, b};
+    return run(FLEET__EW_WHERE, "fleet_where", in, 0.0f, 0.0f, out);
 }

@@ -44,7 +44,7 @@ fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_t
             return fleet__error(FLEET_ERR_INVALID_DEVICE, "%s: %s is on %s, %s on %s", fn,
                                 names[0], ts[0]->device->name, names[i], ts[i]->device->name);
     for (int i = 0; i < n; i++) {
-        if (ts[i]->dtype != ts[0]->dtype)
+        if (!(flags & FLEET__OP_ANY_DTYPE) && ts[i]->dtype != ts[0]->dtype)
             return fleet__error(FLEET_ERR_DTYPE_MISMATCH, "%s: %s is %s, %s is %s", fn, names[0],
                                 fleet_dtype_name(ts[0]->dtype), names[i],
                                 fleet_dtype_name(ts[i]->dtype));
@@ -53,7 +53,9 @@ fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_t
                                 "%s: %s is not contiguous (fleet_copy it into a new tensor first)",
                                 fn, names[i]);
     }
-    fleet_status st = fleet__op_dtype_supported(fn, ts[0]->device, ts[0]->dtype, flags);
+    fleet_status st = (flags & FLEET__OP_ANY_DTYPE)
+                          ? FLEET_OK
+                          : fleet__op_dtype_supported(fn, ts[0]->device, ts[0]->dtype, flags);
     if (st != FLEET_OK)
         return st;
     call->device = ts[0]->device;

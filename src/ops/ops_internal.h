@@ -31,6 +31,7 @@ fleet_status fleet__op_call_on(fleet__op_call *call, const char *fn, struct flee
 enum {
     FLEET__OP_CONTIGUOUS = 1u << 0, /* every tensor contiguous            */
     FLEET__OP_HALF_ON_CUDA = 1u << 1, /* f16/bf16 allowed on cuda devices */
+    FLEET__OP_ANY_DTYPE = 1u << 2, /* dtypes differ and are the op's to check */
 };
 
 /* First check of every op: each tensor non-NULL, not stale, fleet and
@@ -91,8 +92,18 @@ fleet_status fleet__op_dtype_supported(const char *fn, const struct fleet_device
  * model's compiled steps call the entries directly, since the builder
  * proved the shapes and dtypes and the plan the rest (model/plan.c). */
 
-fleet_status fleet__op_elementwise(const fleet__op_call *call, fleet__ew_op op,
-                                   const fleet_tensor *a, const fleet_tensor *b, fleet_tensor *out);
+/* out = op(a), op(a, b) or c ? a : b (WHERE), with LEAKY_RELU's or CLIP's
+ * alpha and beta; a's dtype is the values', out's is the result's. */
+fleet_status fleet__op_elementwise_ex(const fleet__op_call *call, fleet__ew_op op,
+                                      const fleet_tensor *a, const fleet_tensor *b,
+                                      const fleet_tensor *c, float alpha, float beta,
+                                      fleet_tensor *out);
+static inline fleet_status fleet__op_elementwise(const fleet__op_call *call, fleet__ew_op op,
+                                                 const fleet_tensor *a, const fleet_tensor *b,
+                                                 fleet_tensor *out)
+{
+    return fleet__op_elementwise_ex(call, op, a, b, NULL, 0.0f, 0.0f, out);
+}
 /* out[..., M, N] = alpha * a[..., M, K] @ b[..., K, N] (+ bias[N]; relu:
  * then max(0, .), or FLEET_ERR_UNSUPPORTED with nothing launched where the
  * backend cannot fuse it). */

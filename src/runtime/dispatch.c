@@ -191,6 +191,34 @@ fleet_status fleet__backend_elementwise(const struct fleet_device *dev, void *st
     return dev->backend->elementwise(stream, args);
 }
 
+static const char *const ew_names[FLEET__EW_COUNT_] = {
+    [FLEET__EW_COPY] = "copy", [FLEET__EW_RELU] = "relu", [FLEET__EW_GELU] = "gelu",
+    [FLEET__EW_SILU] = "silu", [FLEET__EW_TANH] = "tanh", [FLEET__EW_SIGMOID] = "sigmoid",
+    [FLEET__EW_ERF] = "erf", [FLEET__EW_EXP] = "exp", [FLEET__EW_LOG] = "log",
+    [FLEET__EW_SQRT] = "sqrt", [FLEET__EW_NEG] = "neg", [FLEET__EW_ABS] = "abs",
+    [FLEET__EW_RECIPROCAL] = "reciprocal", [FLEET__EW_GELU_TANH] = "gelu (tanh)",
+    [FLEET__EW_LEAKY_RELU] = "leaky_relu", [FLEET__EW_CLIP] = "clip", [FLEET__EW_CAST] = "cast",
+    [FLEET__EW_ADD] = "add", [FLEET__EW_SUB] = "sub", [FLEET__EW_MUL] = "mul",
+    [FLEET__EW_DIV] = "div", [FLEET__EW_POW] = "pow", [FLEET__EW_MAX] = "max",
+    [FLEET__EW_MIN] = "min", [FLEET__EW_EQUAL] = "equal", [FLEET__EW_LESS] = "less",
+    [FLEET__EW_LESS_EQUAL] = "less_equal", [FLEET__EW_GREATER] = "greater",
+    [FLEET__EW_GREATER_EQUAL] = "greater_equal", [FLEET__EW_WHERE] = "where"};
+
+fleet_status fleet__backend_require_elementwise(const char *fn, const struct fleet_device *dev,
+                                                int op, int dtype, int out_dtype)
+{
+    const fleet__backend *be = dev->backend;
+    if (be->elementwise_supports != NULL && be->elementwise_supports(op, dtype, out_dtype))
+        return FLEET_OK;
+    const char *name = op >= 0 && op < FLEET__EW_COUNT_ ? ew_names[op] : "unknown op";
+    if (dtype == out_dtype)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no %s for %s", fn,
+                            be->name, name, fleet_dtype_name((fleet_dtype)dtype));
+    return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no %s from %s to %s", fn,
+                        be->name, name, fleet_dtype_name((fleet_dtype)dtype),
+                        fleet_dtype_name((fleet_dtype)out_dtype));
+}
+
 fleet_status fleet__backend_rowwise(const struct fleet_device *dev, void *stream,
                                     const fleet__rowwise_args *args)
 {

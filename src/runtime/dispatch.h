@@ -87,6 +87,10 @@ fleet_status fleet__backend_gemm(const struct fleet_device *dev, void *stream,
                                  const fleet__gemm_args *args);
 fleet_status fleet__backend_elementwise(const struct fleet_device *dev, void *stream,
                                         const fleet__elementwise_args *args);
+/* FLEET_OK, or FLEET_ERR_UNSUPPORTED "fn: the cpu backend has no <op> from
+ * i64 to f16" when the backend's elementwise kernel lacks the combination. */
+fleet_status fleet__backend_require_elementwise(const char *fn, const struct fleet_device *dev,
+                                                int op, int dtype, int out_dtype);
 /* The optional kernels: FLEET_ERR_UNSUPPORTED (fleet__backend_require's
  * text) where the backend lacks them; ops call fleet__backend_require with
  * their name first, before taking scratch memory. */

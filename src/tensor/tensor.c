@@ -19,6 +19,7 @@ size_t fleet_dtype_size(fleet_dtype dtype)
     case FLEET_DTYPE_BF16: return 2;
     case FLEET_DTYPE_I32: return 4;
     case FLEET_DTYPE_I64: return 8;
+    case FLEET_DTYPE_BOOL: return 1;
     }
     return 0;
 }
@@ -31,6 +32,7 @@ const char *fleet_dtype_name(fleet_dtype dtype)
     case FLEET_DTYPE_BF16: return "bf16";
     case FLEET_DTYPE_I32: return "i32";
     case FLEET_DTYPE_I64: return "i64";
+    case FLEET_DTYPE_BOOL: return "bool";
     }
     return "unknown";
 }

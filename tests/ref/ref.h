@@ -12,6 +12,12 @@
  * fleet__elementwise_args (a and b have out's shape, zero strides repeat). */
 void ref_elementwise(int op, const fleet__view *out, const fleet__view *a,
                      const fleet__view *b);
+/* Any op of fleet__ew_op (WHERE reads c, bool), a's and b's elements of
+ * in_dtype and out's of out_dtype (f32, i32, i64, bool), LEAKY_RELU's and
+ * CLIP's alpha and beta. */
+void ref_elementwise_ex(int op, double alpha, double beta, int in_dtype, int out_dtype,
+                        const fleet__view *out, const fleet__view *a, const fleet__view *b,
+                        const fleet__view *c);
 
 /* c[m,n] = a[m,k] @ b[k,n] (+ bias[n] if not NULL), row-major contiguous. */
 void ref_matmul(const float *a, const float *b, const float *bias, float *c, int64_t m,

@@ -135,6 +135,7 @@ const fleet__backend fleet__cpu_backend = {
     .embedding = fleet__cpu_embedding,
     .im2col = fleet__cpu_im2col,
     .elementwise = fleet__cpu_elementwise,
+    .elementwise_supports = fleet__cpu_elementwise_supports,
     .rowwise = fleet__cpu_rowwise,
     .atfork_prepare = fleet__cpu_streams_atfork_prepare,
     .atfork_parent = fleet__cpu_streams_atfork_parent,

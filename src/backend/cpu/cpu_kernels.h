@@ -7,6 +7,7 @@
 fleet_status fleet__cpu_gemm(void *stream, const fleet__gemm_args *args);
 /* cpu_elementwise.c */
 fleet_status fleet__cpu_elementwise(void *stream, const fleet__elementwise_args *args);
+bool fleet__cpu_elementwise_supports(int op, int dtype, int out_dtype);
 
 fleet_status fleet__cpu_copy(void *stream, void *dst, const void *src, size_t bytes);
 

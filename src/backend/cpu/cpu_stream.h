@@ -21,7 +21,7 @@
 /* 256 tasks of up to 512 bytes of arguments: about 130 KiB of ring per
  * stream, touched only as deep as the queue gets. */
 #define FLEET__CPU_QUEUE_CAPACITY 256
-#define FLEET__CPU_TASK_ARGS 512
+#define FLEET__CPU_TASK_ARGS 640
 
 typedef struct fleet__cpu_stream fleet__cpu_stream;
 typedef struct fleet__cpu_event fleet__cpu_event;

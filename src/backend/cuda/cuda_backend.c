@@ -510,6 +510,11 @@ static fleet_status cuda_elementwise(void *st, const fleet__elementwise_args *e)
     return FLEET_OK;
 }
 
+static bool cuda_elementwise_supports(int op, int dtype, int out_dtype)
+{
+    return fleet__cuda_elementwise_supports(op, dtype, out_dtype) != 0;
+}
+
 static fleet_status cuda_rowwise(void *st, const fleet__rowwise_args *r)
 {
     cuda_stream *s = st;
@@ -800,6 +805,7 @@ const fleet__backend fleet__cuda_backend = {
     .embedding = guarded_cuda_embedding,
     .im2col = guarded_cuda_im2col,
     .elementwise = guarded_cuda_elementwise,
+    .elementwise_supports = cuda_elementwise_supports,
     .rowwise = guarded_cuda_rowwise,
     .capture_begin = guarded_cuda_capture_begin,
     .capture_end = guarded_cuda_capture_end,

@@ -11,8 +11,10 @@
 extern "C" {
 #endif
 
-/* fleet__elementwise_args on f32, f16 or bf16 (computed in f32). */
+/* fleet__elementwise_args: arithmetic on f32, f16 or bf16 (computed in
+ * f32), moves and casts on every dtype; supports says which (nonzero). */
 int fleet__cuda_elementwise(void *stream, const fleet__elementwise_args *args);
+int fleet__cuda_elementwise_supports(int op, int dtype, int out_dtype);
 
 /* c[b][i, j] = bias[j] + beta * c[b][i, j] for `batch` m x n f32 matrices at
  * c + b*stride_c, row stride ldc. */
