@@ -784,8 +784,11 @@ TEST(softmax_matches_reference)
             int64_t outer, n, inner;
             split_at(s, d, &outer, &n, &inner);
             float *want = malloc(sizeof(float) * (size_t)(outer * n * inner));
-            ref_softmax(xc, want, outer, n, inner);
             fleet_tensor *out = test_tensor_new(devs[di], s->ndim, s->shape);
+            ref_log_softmax(xc, want, outer, n, inner);
+            ASSERT_OK(fleet_log_softmax(x.view, dim, out));
+            check_out(out, want, outer * n * inner, 1e-5, 2e-6);
+            ref_softmax(xc, want, outer, n, inner);
             ASSERT_OK(fleet_softmax(x.view, dim, out));
             check_out(out, want, outer * n * inner, 1e-5, 1e-6);
             if (softmax_cases[c].lay == LAYOUT_CONTIGUOUS) { /* in place */
@@ -876,12 +879,12 @@ static const struct {
     {{3, {2, 1000, 3}}, 1, 0, LAYOUT_CONTIGUOUS},  {{2, {33, 1000}}, -1, 1, LAYOUT_CONTIGUOUS},
 };
 
-TEST(sum_and_mean_match_reference)
+TEST(sum_mean_and_max_match_reference)
 {
     find_devices();
     for (int di = 0; di < ndevs; di++)
         for (size_t c = 0; c < sizeof reduce_cases / sizeof reduce_cases[0]; c++)
-            for (int mean = 0; mean < 2; mean++) {
+            for (int mean = 0; mean < 3; mean++) { /* sum, mean, max */
                 const shape_case *s = &reduce_cases[c].s;
                 int dim = reduce_cases[c].dim, d = dim < 0 ? dim + s->ndim : dim;
                 int keepdim = reduce_cases[c].keepdim;
@@ -896,10 +899,16 @@ TEST(sum_and_mean_match_reference)
                     else if (keepdim)
                         oshape[ond++] = 1;
                 float *xc = gather(&x), *want = malloc(sizeof(float) * (size_t)(outer * inner));
-                ref_sum(xc, want, outer, n, inner, mean);
+                if (mean == 2)
+                    ref_max(xc, want, outer, n, inner);
+                else
+                    ref_sum(xc, want, outer, n, inner, mean);
                 fleet_tensor *out = test_tensor_new(devs[di], ond, oshape);
                 ASSERT_EQ(fleet_tensor_ndim(out), keepdim ? s->ndim : s->ndim - 1);
-                ASSERT_OK((mean ? fleet_mean : fleet_sum)(x.view, dim, keepdim, out));
+                static fleet_status (*const fns[])(const fleet_tensor *, int, int,
+                                                   fleet_tensor *) = {fleet_sum, fleet_mean,
+                                                                      fleet_max};
+                ASSERT_OK(fns[mean](x.view, dim, keepdim, out));
                 /* float accumulation on the device: the error grows with n */
                 check_out(out, want, outer * inner, 1e-5, 4e-7 * (double)(mean ? 1 : n));
                 ASSERT_OK(fleet_tensor_release(out));
@@ -909,8 +918,8 @@ TEST(sum_and_mean_match_reference)
             }
 }
 
-/* Reducing an empty dimension: the sum is 0, the mean NaN; empty rows are
- * left alone. */
+/* Reducing an empty dimension: the sum is 0, the mean NaN, the max -inf;
+ * empty rows are left alone. */
 TEST(row_ops_on_empty_shapes)
 {
     find_devices();
@@ -928,6 +937,11 @@ TEST(row_ops_on_empty_shapes)
         test_tensor_read(o1, got);
         for (int i = 0; i < 3; i++)
             ASSERT_TRUE(isnan(got[i]));
+        ASSERT_OK(fleet_log_softmax(x, 0, y));
+        ASSERT_OK(fleet_max(x, 0, 0, o1)); /* the max of nothing: -inf */
+        test_tensor_read(o1, got);
+        for (int i = 0; i < 3; i++)
+            ASSERT_TRUE(isinf(got[i]) && got[i] < 0);
         fleet_tensor *ts[] = {x, y, o, o1};
         for (int i = 0; i < 4; i++)
             ASSERT_OK(fleet_tensor_release(ts[i]));
@@ -1225,7 +1239,7 @@ TEST(report_coverage)
         printf(" %s", unary_ops[o].name);
     for (size_t o = 0; o < sizeof binary_ops / sizeof binary_ops[0]; o++)
         printf(" %s", binary_ops[o].name);
-    printf(" cast where (every dtype) softmax layer_norm sum mean");
+    printf(" cast where (every dtype) softmax log_softmax layer_norm sum mean max");
     printf(" embedding (i32, i64, out-of-range) concat conv1d conv2d");
     printf(" matmul (batched, broadcast, transposed views) linear attention%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu matmul linear softmax layer_norm mean)" : "", checks);
     for (int l = 0; l < 4; l++)

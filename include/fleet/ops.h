@@ -111,6 +111,8 @@ FLEET_API fleet_status fleet_cast(const fleet_tensor *x, fleet_tensor *out);
 /* out (x's shape) = exp(x - max) / sum(exp(x - max)) along dim; the max is
  * subtracted first, so large inputs do not overflow. */
 FLEET_API fleet_status fleet_softmax(const fleet_tensor *x, int dim, fleet_tensor *out);
+/* out (x's shape) = x - max - log(sum(exp(x - max))) along dim. */
+FLEET_API fleet_status fleet_log_softmax(const fleet_tensor *x, int dim, fleet_tensor *out);
 
 /* out (x's shape) = (x - mean) / sqrt(var + eps) * gamma + beta over x's last
  * dimension, with the biased variance, as torch.nn.LayerNorm. gamma and beta
@@ -125,6 +127,9 @@ FLEET_API fleet_status fleet_layer_norm(const fleet_tensor *x, const fleet_tenso
  * dimension gives 0, its mean NaN. */
 FLEET_API fleet_status fleet_sum(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out);
 FLEET_API fleet_status fleet_mean(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out);
+/* The largest element along dim (NaN if one is NaN; -inf for an empty dim),
+ * shaped as fleet_sum's out. */
+FLEET_API fleet_status fleet_max(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out);
 
 /* Gather, concatenation and convolution (f32).
  *

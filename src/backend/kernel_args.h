@@ -92,13 +92,16 @@ typedef struct fleet__segments_args {
     uint64_t bytes[FLEET__SEGMENTS_MAX];
 } fleet__segments_args;
 
-/* Row ops: each "row" is the n elements along one dimension of x. SOFTMAX
- * and LAYER_NORM write n elements per row into out; SUM and MEAN one. */
+/* Row ops: each "row" is the n elements along one dimension of x. SOFTMAX,
+ * LOG_SOFTMAX and LAYER_NORM write n elements per row into out; SUM, MEAN
+ * and MAX one. */
 typedef enum fleet__row_op {
     FLEET__ROW_SOFTMAX = 0, /* exp(x - max) / sum exp(x - max)              */
     FLEET__ROW_LAYER_NORM,  /* (x - mean) / sqrt(var + eps) * gamma + beta  */
     FLEET__ROW_SUM,
     FLEET__ROW_MEAN,        /* n == 0 gives NaN (0/0), as torch             */
+    FLEET__ROW_MAX,         /* NaN if any element is; n == 0 gives -inf     */
+    FLEET__ROW_LOG_SOFTMAX, /* x - max - log(sum exp(x - max)): n per row   */
 } fleet__row_op;
 
 /* x and out are views of the row starts: one element per row, shape of the

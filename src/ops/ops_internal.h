@@ -121,6 +121,8 @@ fleet_status fleet__op_linear(const fleet__op_call *call, const fleet_tensor *x,
 /* dim normalised (>= 0). */
 fleet_status fleet__op_softmax(const fleet__op_call *call, const fleet_tensor *x, int dim,
                                fleet_tensor *out);
+fleet_status fleet__op_log_softmax(const fleet__op_call *call, const fleet_tensor *x, int dim,
+                                   fleet_tensor *out);
 fleet_status fleet__op_layer_norm(const fleet__op_call *call, const fleet_tensor *x,
                                   const fleet_tensor *gamma, const fleet_tensor *beta, float eps,
                                   fleet_tensor *out);

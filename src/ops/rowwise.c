@@ -46,9 +46,10 @@ static fleet_status submit(const fleet__op_call *call, const fleet__rowwise_args
     return st != FLEET_OK ? st : fleet__backend_rowwise(call->device, call->native, a);
 }
 
-fleet_status fleet_softmax(const fleet_tensor *x_h, int dim, fleet_tensor *out_h)
+/* softmax and log-softmax: out (x's shape) along dim; in place allowed. */
+static fleet_status softmax(fleet__row_op op, const char *fn, const fleet_tensor *x_h, int dim,
+                            fleet_tensor *out_h)
 {
-    static const char fn[] = "fleet_softmax";
     const fleet_tensor *ts[] = {x_h, out_h};
     static const char *const names[] = {"x", "out"};
     fleet_status st = fleet__op_enter_all(fn, ts, names, 2);
@@ -67,20 +68,43 @@ fleet_status fleet_softmax(const fleet_tensor *x_h, int dim, fleet_tensor *out_h
         return st;
     if ((st = fleet__check_in_place(fn, out, x, "x")) != FLEET_OK)
         return st;
-    return fleet__op_softmax(&call, x, d, out);
+    return op == FLEET__ROW_SOFTMAX ? fleet__op_softmax(&call, x, d, out)
+                                    : fleet__op_log_softmax(&call, x, d, out);
 }
 
-fleet_status fleet__op_softmax(const fleet__op_call *call, const fleet_tensor *x, int dim,
-                               fleet_tensor *out)
+fleet_status fleet_softmax(const fleet_tensor *x, int dim, fleet_tensor *out)
+{
+    return softmax(FLEET__ROW_SOFTMAX, "fleet_softmax", x, dim, out);
+}
+
+fleet_status fleet_log_softmax(const fleet_tensor *x, int dim, fleet_tensor *out)
+{
+    return softmax(FLEET__ROW_LOG_SOFTMAX, "fleet_log_softmax", x, dim, out);
+}
+
+static fleet_status along(const fleet__op_call *call, fleet__row_op op, const fleet_tensor *x,
+                          int dim, fleet_tensor *out)
 {
     if (fleet_tensor_numel(out) == 0)
         return FLEET_OK;
     fleet__rowwise_args a;
     memset(&a, 0, sizeof a);
-    a.op = FLEET__ROW_SOFTMAX;
+    a.op = op;
     a.dtype = x->dtype;
     row_views(&a, x, dim, out, true);
     return submit(call, &a);
+}
+
+fleet_status fleet__op_softmax(const fleet__op_call *call, const fleet_tensor *x, int dim,
+                               fleet_tensor *out)
+{
+    return along(call, FLEET__ROW_SOFTMAX, x, dim, out);
+}
+
+fleet_status fleet__op_log_softmax(const fleet__op_call *call, const fleet_tensor *x, int dim,
+                                   fleet_tensor *out)
+{
+    return along(call, FLEET__ROW_LOG_SOFTMAX, x, dim, out);
 }
 
 fleet_status fleet_layer_norm(const fleet_tensor *x_h, const fleet_tensor *gamma_h,
@@ -198,4 +222,9 @@ fleet_status fleet_sum(const fleet_tensor *x, int dim, int keepdim, fleet_tensor
 fleet_status fleet_mean(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out)
 {
     return reduce(FLEET__ROW_MEAN, "fleet_mean", x, dim, keepdim, out);
+}
+
+fleet_status fleet_max(const fleet_tensor *x, int dim, int keepdim, fleet_tensor *out)
+{
+    return reduce(FLEET__ROW_MAX, "fleet_max", x, dim, keepdim, out);
 }

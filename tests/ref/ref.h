@@ -33,6 +33,8 @@ void ref_softmax(const float *x, float *out, int64_t outer, int64_t n, int64_t i
 void ref_layer_norm(const float *x, const float *gamma, const float *beta, double eps,
                     float *out, int64_t rows, int64_t n);
 void ref_sum(const float *x, float *out, int64_t outer, int64_t n, int64_t inner, int mean);
+void ref_log_softmax(const float *x, float *out, int64_t outer, int64_t n, int64_t inner);
+void ref_max(const float *x, float *out, int64_t outer, int64_t n, int64_t inner);
 
 /* ref_conv.c. Embedding: out[r, :] = w[idx[r], :] (zeros for an index
  * outside [0, v)); idx is int32_t (index_dtype FLEET_DTYPE_I32) or int64_t. */

@@ -50,3 +50,31 @@ void ref_sum(const float *x, float *out, int64_t outer, int64_t n, int64_t inner
             out[o * inner + j] = (float)(mean ? sum / (double)n : sum);
         }
 }
+
+void ref_log_softmax(const float *x, float *out, int64_t outer, int64_t n, int64_t inner)
+{
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < inner; j++) {
+            const float *xr = x + o * n * inner + j;
+            double max = -INFINITY, sum = 0;
+            for (int64_t i = 0; i < n; i++)
+                max = fmax(max, xr[i * inner]);
+            for (int64_t i = 0; i < n; i++)
+                sum += exp(xr[i * inner] - max);
+            for (int64_t i = 0; i < n; i++)
+                out[o * n * inner + j + i * inner] = (float)(xr[i * inner] - max - log(sum));
+        }
+}
+
+void ref_max(const float *x, float *out, int64_t outer, int64_t n, int64_t inner)
+{
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t j = 0; j < inner; j++) {
+            double max = -INFINITY;
+            for (int64_t i = 0; i < n; i++) {
+                double v = x[(o * n + i) * inner + j];
+                max = isnan(v) || isnan(max) ? NAN : v > max ? v : max;
+            }
+            out[o * inner + j] = (float)max;
+        }
+}

@@ -1,5 +1,5 @@
-/* backend/cpu/cpu_rowwise.c — softmax, layer norm, sum and mean along one
- * dimension (f32), one stream task per call.
+/* backend/cpu/cpu_rowwise.c — softmax, log-softmax, layer norm, sum, mean
+ * and max along one dimension (f32), one stream task per call.
  *
  * The ops layer hands over the row starts as a coalesced view; the task walks
  * them with an odometer and runs one row at a time. Sums accumulate in double
@@ -29,6 +29,31 @@ static void softmax_row(int64_t n, const float *x, int64_t sx, float *o, int64_t
     float inv = (float)(1.0 / sum);
     for (int64_t i = 0; i < n; i++)
         o[i * so] *= inv;
+}
+
+static void log_softmax_row(int64_t n, const float *x, int64_t sx, float *o, int64_t so)
+{
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++)
+        max = x[i * sx] > max ? x[i * sx] : max;
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        sum += exp((double)x[i * sx] - max);
+    float shift = max + (float)log(sum);
+    for (int64_t i = 0; i < n; i++)
+        o[i * so] = x[i * sx] - shift;
+}
+
+static float max_row(int64_t n, const float *x, int64_t sx)
+{
+    float max = -INFINITY;
+    for (int64_t i = 0; i < n; i++) {
+        float v = x[i * sx];
+        if (isnan(v))
+            return v;
+        max = v > max ? v : max;
+    }
+    return max;
 }
 
 static void layer_norm_row(const fleet__rowwise_args *a, const float *x, float *o)
@@ -79,6 +104,10 @@ static void rowwise_task(const void *p)
         case FLEET__ROW_LAYER_NORM: layer_norm_row(a, x, o); break;
         case FLEET__ROW_SUM: *o = sum_row(a->n, x, a->x_stride, 0); break;
         case FLEET__ROW_MEAN: *o = sum_row(a->n, x, a->x_stride, 1); break;
+        case FLEET__ROW_MAX: *o = max_row(a->n, x, a->x_stride); break;
+        case FLEET__ROW_LOG_SOFTMAX:
+            log_softmax_row(a->n, x, a->x_stride, o, a->out_stride);
+            break;
         }
         for (int d = vo->ndim - 1; d >= 0; d--) { /* odometer over the row starts */
             ox += vx->strides[d];

@@ -1,4 +1,4 @@
-// backend/cuda/rowwise.cu — softmax, layer norm, sum and mean along one
+// backend/cuda/rowwise.cu — softmax, log-softmax, layer norm, sum, mean and max along one
 // dimension: one block per row (grid-stride over rows), each thread striding
 // over the row, block-wide reductions by warp shuffles and one shared slot
 // per warp. f32/f16/bf16, computed in f32. Layer norm's variance is a second
@@ -94,6 +94,28 @@ __global__ void rowwise_kernel(int64_t rows, fleet__rowwise_args a)
                     y += load(beta + i * a.beta_stride);
                 store(o + i * so, y);
             }
+        } else if (a.op == FLEET__ROW_LOG_SOFTMAX) {
+            float m = -INFINITY;
+            for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+                m = fmaxf(m, load(x + i * sx));
+            m = block_reduce<true>(m, sh);
+            float s = 0.0f;
+            for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+                s += expf(load(x + i * sx) - m);
+            float shift = m + logf(block_reduce<false>(s, sh));
+            for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
+                store(o + i * so, load(x + i * sx) - shift);
+        } else if (a.op == FLEET__ROW_MAX) {
+            float m = -INFINITY, nan = 0.0f;
+            for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+                float v = load(x + i * sx);
+                m = fmaxf(m, v);
+                nan += isnan(v) ? 1.0f : 0.0f;
+            }
+            m = block_reduce<true>(m, sh);
+            nan = block_reduce<false>(nan, sh);
+            if (threadIdx.x == 0)
+                store(o, nan > 0.0f ? NAN : m);
         } else { // SUM, MEAN
             float s = 0.0f;
             for (int64_t i = threadIdx.x; i < n; i += blockDim.x)
