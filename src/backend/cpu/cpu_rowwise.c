@@ -33,6 +33,8 @@ static void softmax_row(int64_t n, const float *x, int64_t sx, float *o, int64_t
 
 static void log_softmax_row(int64_t n, const float *x, int64_t sx, float *o, int64_t so)
 {
+    if (n == 0)
+        return;
     float max = -INFINITY;
     for (int64_t i = 0; i < n; i++)
         max = x[i * sx] > max ? x[i * sx] : max;
