@@ -41,7 +41,7 @@ static void log_softmax_row(int64_t n, const float *x, int64_t sx, float *o, int
     double sum = 0.0;
     for (int64_t i = 0; i < n; i++)
         sum += exp((double)x[i * sx] - max);
-    float shift = max + (float)log(sum);
+    float shift = max + (float)log(sum > 0.0 ? sum : 1.0); /* sum >= 1 unless NaN */
     for (int64_t i = 0; i < n; i++)
         o[i * so] = x[i * sx] - shift;
 }
