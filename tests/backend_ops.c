@@ -4,6 +4,7 @@
  * per-op tolerance. Prints the ops it covered. (ggml's test-backend-ops.) */
 #include "harness.h"
 #include "ref/ref.h"
+#include "tensor/shape.h"
 #include "test_util.h"
 
 static int ndevs;
@@ -1217,6 +1218,107 @@ TEST(attention_matches_reference)
         }
 }
 
+/* Grouped convolution with asymmetric padding (fleet_conv2d_ex), and max
+ * and average pooling with padding, dilation, ceil mode and
+ * count_include_pad, against the references. */
+TEST(grouped_conv_and_pooling_match_reference)
+{
+    find_devices();
+    static const struct {
+        int64_t n, c, h, w, cout, kh, kw, groups;
+        fleet_conv2d_params p;
+    } convs[] = {
+        {2, 6, 7, 9, 9, 3, 3, 3, {{1, 2}, {1, 0}, {0, 2}, {1, 1}, 3}},
+        {1, 4, 5, 5, 4, 3, 3, 4, {{2, 2}, {1, 1}, {1, 1}, {1, 1}, 4}}, /* depthwise */
+        {3, 2, 6, 4, 5, 2, 3, 1, {{1, 1}, {0, 2}, {1, 0}, {2, 1}, 1}},
+    };
+    static const struct {
+        int64_t n, c, h, w;
+        fleet_pool2d_params p;
+    } pools[] = {
+        {2, 3, 7, 8, {{3, 3}, {2, 2}, {1, 1}, {1, 1}, {1, 1}, 0, 0}},
+        {1, 2, 7, 8, {{3, 2}, {2, 3}, {1, 0}, {0, 1}, {1, 1}, 1, 1}},
+        {1, 2, 9, 9, {{2, 2}, {2, 2}, {0, 0}, {0, 0}, {2, 2}, 1, 0}},
+        {2, 1, 5, 6, {{2, 3}, {3, 2}, {1, 1}, {1, 1}, {1, 1}, 1, 0}},
+    };
+    for (int di = 0; di < ndevs; di++) {
+        for (size_t c = 0; c < sizeof convs / sizeof convs[0]; c++) {
+            const fleet_conv2d_params *p = &convs[c].p;
+            fleet__conv_geom g = {.n = convs[c].n, .c = convs[c].c, .h = convs[c].h,
+                                  .w = convs[c].w, .cout = convs[c].cout, .kh = convs[c].kh,
+                                  .kw = convs[c].kw, .sh = p->stride[0], .sw = p->stride[1],
+                                  .ph = p->pad_begin[0], .pw = p->pad_begin[1],
+                                  .dh = p->dilation[0], .dw = p->dilation[1]};
+            g.oh = (g.h + p->pad_begin[0] + p->pad_end[0] - g.dh * (g.kh - 1) - 1) / g.sh + 1;
+            g.ow = (g.w + p->pad_begin[1] + p->pad_end[1] - g.dw * (g.kw - 1) - 1) / g.sw + 1;
+            int64_t cg = g.c / p->groups;
+            int64_t xs[4] = {g.n, g.c, g.h, g.w}, ws[4] = {g.cout, cg, g.kh, g.kw};
+            int64_t os[4] = {g.n, g.cout, g.oh, g.ow};
+            int64_t nx = g.n * g.c * g.h * g.w, nw = g.cout * cg * g.kh * g.kw;
+            int64_t no = g.n * g.cout * g.oh * g.ow;
+            test_rng r = test_rng_make(17000 + c);
+            float *x = malloc(sizeof(float) * (size_t)nx), *w = malloc(sizeof(float) * (size_t)nw);
+            float *bias = malloc(sizeof(float) * (size_t)g.cout);
+            float *want = malloc(sizeof(float) * (size_t)no);
+            test_fill_random(x, nx, &r);
+            test_fill_random(w, nw, &r);
+            test_fill_random(bias, g.cout, &r);
+            ref_conv2d_groups(&g, p->groups, x, w, bias, want);
+            fleet_tensor *tx = tensor_from(devs[di], 4, xs, x), *tw = tensor_from(devs[di], 4, ws, w);
+            fleet_tensor *tb = tensor_from(devs[di], 1, &g.cout, bias);
+            fleet_tensor *to = test_tensor_new(devs[di], 4, os);
+            ASSERT_OK(fleet_conv2d_ex(tx, tw, tb, p, to));
+            check_out(to, want, no, 1e-5, 1e-5);
+            fleet_conv2d_params bad = *p;
+            bad.groups = p->groups + 1;
+            ASSERT_STATUS(fleet_conv2d_ex(tx, tw, tb, &bad, to), FLEET_ERR_SHAPE_MISMATCH);
+            TEST_RELEASE(tx, tw, tb, to);
+            free(x);
+            free(w);
+            free(bias);
+            free(want);
+        }
+        for (size_t c = 0; c < sizeof pools / sizeof pools[0]; c++)
+            for (int op = 0; op < 2; op++) {
+                const fleet_pool2d_params *p = &pools[c].p;
+                if (op == FLEET__POOL_AVG && p->count_include_pad &&
+                    (p->dilation[0] != 1 || p->dilation[1] != 1))
+                    continue;
+                fleet__window win[2];
+                int64_t o[2];
+                for (int k = 0; k < 2; k++) {
+                    win[k] = (fleet__window){.kernel = p->kernel[k], .stride = p->stride[k],
+                                             .pad_begin = p->pad_begin[k],
+                                             .pad_end = p->pad_end[k],
+                                             .dilation = p->dilation[k],
+                                             .ceil_mode = p->ceil_mode != 0};
+                    ASSERT_OK(fleet__shape_window("t", k ? pools[c].w : pools[c].h, &win[k], &o[k]));
+                }
+                fleet__pool_args a = {
+                    .n = pools[c].n, .c = pools[c].c, .h = pools[c].h, .w = pools[c].w,
+                    .oh = o[0], .ow = o[1], .kh = p->kernel[0], .kw = p->kernel[1],
+                    .sh = p->stride[0], .sw = p->stride[1], .ph = p->pad_begin[0],
+                    .pw = p->pad_begin[1], .ph_end = p->pad_end[0], .pw_end = p->pad_end[1],
+                    .dh = p->dilation[0], .dw = p->dilation[1],
+                    .count_include_pad = p->count_include_pad};
+                int64_t xs[4] = {a.n, a.c, a.h, a.w}, os[4] = {a.n, a.c, a.oh, a.ow};
+                int64_t nx = a.n * a.c * a.h * a.w, no = a.n * a.c * a.oh * a.ow;
+                test_rng r = test_rng_make(18000 + c * 2 + (uint64_t)op);
+                float *x = malloc(sizeof(float) * (size_t)nx);
+                float *want = malloc(sizeof(float) * (size_t)no);
+                test_fill_random(x, nx, &r);
+                ref_pool2d(op, &a, x, want);
+                fleet_tensor *tx = tensor_from(devs[di], 4, xs, x);
+                fleet_tensor *to = test_tensor_new(devs[di], 4, os);
+                ASSERT_OK((op == FLEET__POOL_MAX ? fleet_max_pool2d : fleet_avg_pool2d)(tx, p, to));
+                check_out(to, want, no, 1e-6, 1e-7);
+                TEST_RELEASE(tx, to);
+                free(x);
+                free(want);
+            }
+    }
+}
+
 /* Prints the coverage, and fails when an elementwise op of the backend
  * interface has no row in this file's tables (each op exactly once). */
 TEST(report_coverage)
@@ -1240,7 +1342,8 @@ TEST(report_coverage)
     for (size_t o = 0; o < sizeof binary_ops / sizeof binary_ops[0]; o++)
         printf(" %s", binary_ops[o].name);
     printf(" cast where (every dtype) softmax log_softmax layer_norm sum mean max");
-    printf(" embedding (i32, i64, out-of-range) concat conv1d conv2d");
+    printf(" embedding (i32, i64, out-of-range) concat conv1d conv2d conv2d_ex (groups,"
+           " asymmetric padding) max_pool2d avg_pool2d");
     printf(" matmul (batched, broadcast, transposed views) linear attention%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu matmul linear softmax layer_norm mean)" : "", checks);
     for (int l = 0; l < 4; l++)
         printf(" %s", layout_names[l]);

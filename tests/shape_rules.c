@@ -152,23 +152,31 @@ TEST(conv_and_pool)
 {
     fleet__window w1 = {.stride = 2, .pad_begin = 1, .pad_end = 1, .dilation = 1};
     fleet__dims r, x = DIMS(B, 3, 9), w = DIMS(4, 3, 3), bias = DIMS(4), b5 = DIMS(5);
-    ASSERT_OK(fleet__shape_conv("t", 1, &x, &w, &bias, &w1, &r));
+    ASSERT_OK(fleet__shape_conv("t", 1, &x, &w, &bias, &w1, 1, &r));
     ASSERT_DIMS(&r, B, 4, 5);
-    ASSERT_REFUSED(fleet__shape_conv("t", 1, &x, &w, &b5, &w1, &r), FLEET_ERR_SHAPE_MISMATCH,
+    ASSERT_REFUSED(fleet__shape_conv("t", 1, &x, &w, &b5, &w1, 1, &r), FLEET_ERR_SHAPE_MISMATCH,
                    "bias must be [Cout]");
     fleet__dims xc = DIMS(2, 2, 9), xl = DIMS(2, 3, B), ws = DIMS(4, B, 3);
-    ASSERT_REFUSED(fleet__shape_conv("t", 1, &xc, &w, NULL, &w1, &r), FLEET_ERR_SHAPE_MISMATCH,
+    ASSERT_REFUSED(fleet__shape_conv("t", 1, &xc, &w, NULL, &w1, 1, &r), FLEET_ERR_SHAPE_MISMATCH,
                    "channels");
-    ASSERT_REFUSED(fleet__shape_conv("t", 1, &xl, &w, NULL, &w1, &r), FLEET_ERR_SHAPE_MISMATCH,
+    ASSERT_REFUSED(fleet__shape_conv("t", 1, &xl, &w, NULL, &w1, 1, &r), FLEET_ERR_SHAPE_MISMATCH,
                    "fixed input size");
-    ASSERT_REFUSED(fleet__shape_conv("t", 1, &x, &ws, NULL, &w1, &r), FLEET_ERR_SHAPE_MISMATCH,
+    ASSERT_REFUSED(fleet__shape_conv("t", 1, &x, &ws, NULL, &w1, 1, &r), FLEET_ERR_SHAPE_MISMATCH,
                    "fixed sizes");
     fleet__window w2[2] = {{.stride = 1, .dilation = 2}, {.stride = 2, .pad_begin = 1, .pad_end = 0,
                                                           .dilation = 1}};
     fleet__dims x2 = DIMS(1, 2, 8, 7), k2 = DIMS(6, 2, 3, 2);
-    ASSERT_OK(fleet__shape_conv("t", 2, &x2, &k2, NULL, w2, &r));
+    ASSERT_OK(fleet__shape_conv("t", 2, &x2, &k2, NULL, w2, 1, &r));
     ASSERT_DIMS(&r, 1, 6, 4, 4); /* (8 - 4 - 1) / 1 + 1, (7 + 1 - 1 - 1) / 2 + 1 */
-    ASSERT_REFUSED(fleet__shape_conv("t", 2, &x, &k2, NULL, w2, &r), FLEET_ERR_SHAPE_MISMATCH,
+    fleet__dims xg = DIMS(1, 6, 8, 7), kg = DIMS(9, 2, 3, 2), kb = DIMS(8, 2, 3, 2);
+    ASSERT_OK(fleet__shape_conv("t", 2, &xg, &kg, NULL, w2, 3, &r)); /* 3 groups of 2 */
+    ASSERT_DIMS(&r, 1, 9, 4, 4);
+    ASSERT_REFUSED(fleet__shape_conv("t", 2, &xg, &kb, NULL, w2, 3, &r), FLEET_ERR_SHAPE_MISMATCH,
+                   "groups must divide");
+    ASSERT_REFUSED(fleet__shape_conv("t", 2, &xg, &kg, NULL, w2, 2, &r), FLEET_ERR_SHAPE_MISMATCH,
+                   "groups times");
+    ASSERT_STATUS(fleet__shape_conv("t", 2, &xg, &kg, NULL, w2, 0, &r), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_REFUSED(fleet__shape_conv("t", 2, &x, &k2, NULL, w2, 1, &r), FLEET_ERR_SHAPE_MISMATCH,
                    "expected x[N, Cin, H, W]");
 
     fleet__window p[2] = {{.kernel = 3, .stride = 2, .dilation = 1, .ceil_mode = true},

@@ -179,6 +179,36 @@ FLEET_API fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *w
                           int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
                           fleet_tensor *out);
 
+/* fleet_conv2d with padding that may differ before and after each spatial
+ * dimension and grouped channels (as ONNX's Conv): weight [Cout,
+ * Cin/groups, KH, KW], groups dividing Cin and Cout; OH = (H + pad_begin[0]
+ * + pad_end[0] - dilation[0] (KH - 1) - 1) / stride[0] + 1, likewise OW.
+ * Index 0 of each pair is the height's, 1 the width's. */
+typedef struct fleet_conv2d_params {
+    int64_t stride[2], pad_begin[2], pad_end[2], dilation[2];
+    int64_t groups;
+} fleet_conv2d_params;
+FLEET_API fleet_status fleet_conv2d_ex(const fleet_tensor *x, const fleet_tensor *weight,
+                                       const fleet_tensor *bias,
+                                       const fleet_conv2d_params *params, fleet_tensor *out);
+
+/* 2-D pooling of x [N, C, H, W] into out [N, C, OH, OW] (f32, contiguous):
+ * windows of kernel[0] x kernel[1] at stride, dilated, over x padded by
+ * pad_begin/pad_end; OH as for a convolution, or, with ceil_mode, rounded
+ * up so that a last partial window counts (unless it would start in the
+ * trailing padding), as PyTorch and ONNX. Max pooling skips padding (a
+ * window of padding only gives -inf); average pooling divides by the
+ * window's positions inside x, or with count_include_pad by its size
+ * clipped to the padded extent (dilation must then be 1). */
+typedef struct fleet_pool2d_params {
+    int64_t kernel[2], stride[2], pad_begin[2], pad_end[2], dilation[2];
+    int ceil_mode, count_include_pad;
+} fleet_pool2d_params;
+FLEET_API fleet_status fleet_max_pool2d(const fleet_tensor *x, const fleet_pool2d_params *params,
+                                        fleet_tensor *out);
+FLEET_API fleet_status fleet_avg_pool2d(const fleet_tensor *x, const fleet_pool2d_params *params,
+                                        fleet_tensor *out);
+
 /* Scaled dot-product attention, as torch's scaled_dot_product_attention:
  * out[..., Lq, Dv] = softmax(scale * q[..., Lq, D] @ k[..., Lk, D]^T + mask)
  * @ v[..., Lk, Dv]. Batch dimensions (heads among them) of k and v broadcast

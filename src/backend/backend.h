@@ -126,6 +126,8 @@ typedef struct fleet__backend {
     /* Optional: the embedding gather and convolution's im2col (kernel_args.h). */
     fleet_status (*embedding)(void *stream, const fleet__embedding_args *args);
     fleet_status (*im2col)(void *stream, const fleet__im2col_args *args);
+    /* Optional: 2-D max and average pooling (kernel_args.h). */
+    fleet_status (*pool2d)(void *stream, const fleet__pool_args *args);
 
     /* Optional: graph capture and replay (CUDA graphs). capture_begin makes
      * the stream record instead of run what the calling thread submits;

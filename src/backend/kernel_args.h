@@ -147,7 +147,27 @@ typedef struct fleet__im2col_args {
     int dtype; /* fleet_dtype */
     fleet__conv_geom g;
     const void *x;
+    int64_t x_image_stride; /* elements from one image of x to the next (a
+                             * group's channels of a wider tensor); 0: c*h*w */
     void *cols;
 } fleet__im2col_args;
+
+/* 2-D max or average pooling of contiguous x [n, c, h, w] into contiguous
+ * out [n, c, oh, ow]: window (oy, ox) covers rows oy*sh - ph + i*dh (i <
+ * kh) and likewise columns; positions outside x are skipped (max: -inf;
+ * avg: not counted, or, with count_include_pad, counted up to the padded
+ * extent ph_end/pw_end, as PyTorch). A window with no position inside x
+ * gives -inf (max) or 0 (avg). f32. */
+typedef enum fleet__pool_op { FLEET__POOL_MAX = 0, FLEET__POOL_AVG } fleet__pool_op;
+
+typedef struct fleet__pool_args {
+    int op;    /* fleet__pool_op */
+    int dtype; /* fleet_dtype   */
+    int64_t n, c, h, w, oh, ow;
+    int64_t kh, kw, sh, sw, ph, pw, ph_end, pw_end, dh, dw;
+    int count_include_pad;
+    const void *x;
+    void *out;
+} fleet__pool_args;
 
 #endif /* FLEET_BACKEND_KERNEL_ARGS_H */

@@ -353,7 +353,7 @@ fleet_status fleet_model_conv1d(fleet_model *model, fleet_value x, fleet_value w
     fleet__window win = {.stride = stride, .pad_begin = padding, .pad_end = padding,
                          .dilation = dilation};
     fleet__dims dx = FLEET__DIMS(v[0]), dw = FLEET__DIMS(v[1]), db, r;
-    if ((st = fleet__shape_conv(fn, 1, &dx, &dw, dims_or_null(v[2], &db), &win, &r)) != FLEET_OK)
+    if ((st = fleet__shape_conv(fn, 1, &dx, &dw, dims_or_null(v[2], &db), &win, 1, &r)) != FLEET_OK)
         return st;
     fleet__node n = {.op = FLEET__NODE_CONV1D, .n_in = 3, .in = {x, weight, bias},
                      .attr.conv = {stride, padding, dilation}};

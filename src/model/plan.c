@@ -396,7 +396,8 @@ static fleet_status pass_lifetimes(compiler *c)
         const fleet__node *node = &m->nodes[s->node];
         if (s->kind != FLEET__STEP_NODE || node->op != FLEET__NODE_CONV1D)
             continue;
-        s->ws_bytes = fleet__conv_workspace_bytes(1, &p->tmpl[node->in[0]],
+        fleet__conv_params cp = {.sp = 1, .groups = 1};
+        s->ws_bytes = fleet__conv_workspace_bytes(&cp, &p->tmpl[node->in[0]],
                                                   &p->tmpl[node->in[1]], &p->tmpl[s->out]);
         c->items[c->n_items++] = (item){.bytes = align_up(s->ws_bytes), .first = i, .last = i,
                                         .value = -1 - i};

@@ -70,8 +70,10 @@ static fleet_status run_node(const fleet__instance *in, const fleet__op_call *ca
         return fleet__op_layer_norm(call, a, b, c, n->attr.eps, out);
     case FLEET__NODE_CONV1D: {
         char *ws = (char *)fleet_tensor_data(in->arena) + s->ws_offset;
-        return fleet__op_conv(call, 1, a, b, c, &n->attr.conv.stride, &n->attr.conv.pad,
-                              &n->attr.conv.dil, ws, s->ws_bytes, out);
+        fleet__conv_params cp = {.sp = 1, .stride = {n->attr.conv.stride},
+                                 .pad = {n->attr.conv.pad}, .dil = {n->attr.conv.dil},
+                                 .groups = 1};
+        return fleet__op_conv(call, &cp, a, b, c, ws, s->ws_bytes, out);
     }
     case FLEET__NODE_RESHAPE:
     case FLEET__NODE_PERMUTE:

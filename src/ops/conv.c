@@ -31,24 +31,26 @@ static size_t cols_bytes(size_t per_image, int64_t n, int64_t *chunk)
     return per_image * (size_t)*chunk;
 }
 
-size_t fleet__conv_workspace_bytes(int sp, const fleet_tensor *x, const fleet_tensor *w,
-                                   const fleet_tensor *out)
+size_t fleet__conv_workspace_bytes(const fleet__conv_params *p, const fleet_tensor *x,
+                                   const fleet_tensor *w, const fleet_tensor *out)
 {
-    size_t per_image = sizeof(float) * (size_t)x->shape[1];
-    for (int k = 0; k < sp; k++)
+    /* one group's columns at a time: Cin/groups = weight's input channels */
+    size_t per_image = sizeof(float) * (size_t)w->shape[1];
+    for (int k = 0; k < p->sp; k++)
         per_image *= (size_t)w->shape[2 + k] * (size_t)out->shape[2 + k];
     int64_t chunk;
     return cols_bytes(per_image, x->shape[0], &chunk);
 }
 
-/* fleet_conv1d's and fleet_conv2d's checks, then the entry. */
-static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const fleet_tensor *w_h,
-                         const fleet_tensor *bias_h, const int64_t *stride, const int64_t *pad,
-                         const int64_t *dil, fleet_tensor *out_h)
+/* The checks of the public convolutions, then the entry. pad_end: the
+ * padding after each spatial dimension (p->pad is before). */
+static fleet_status conv(const char *fn, const fleet__conv_params *p, const int64_t *pad_end,
+                         const fleet_tensor *x_h, const fleet_tensor *w_h,
+                         const fleet_tensor *bias_h, fleet_tensor *out_h)
 {
     const fleet_tensor *ts[] = {x_h, w_h, out_h, bias_h};
     static const char *const names[] = {"x", "weight", "out", "bias"};
-    int nt = bias_h != NULL ? 4 : 3;
+    int nt = bias_h != NULL ? 4 : 3, sp = p->sp;
     fleet_status st = fleet__op_enter_all(fn, ts, names, nt);
     if (st != FLEET_OK)
         return st;
@@ -56,12 +58,12 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
     fleet_tensor *out = (fleet_tensor *)ts[2];
     fleet__window win[2];
     for (int k = 0; k < sp; k++)
-        win[k] = (fleet__window){.stride = stride[k], .pad_begin = pad[k], .pad_end = pad[k],
-                                 .dilation = dil[k]};
+        win[k] = (fleet__window){.stride = p->stride[k], .pad_begin = p->pad[k],
+                                 .pad_end = pad_end[k], .dilation = p->dil[k]};
     fleet__dims dx = FLEET__DIMS(x), dw = FLEET__DIMS(w), got = FLEET__DIMS(out), want;
     fleet__dims db = bias != NULL ? FLEET__DIMS(bias) : dw;
-    if ((st = fleet__shape_conv(fn, sp, &dx, &dw, bias != NULL ? &db : NULL, win, &want)) !=
-            FLEET_OK ||
+    if ((st = fleet__shape_conv(fn, sp, &dx, &dw, bias != NULL ? &db : NULL, win, p->groups,
+                                &want)) != FLEET_OK ||
         (st = fleet__shape_expect(fn, "out", &got, &want,
                                   sp == 2 ? "[N, Cout, OH, OW]" : "[N, Cout, Lout]")) != FLEET_OK)
         return st;
@@ -71,29 +73,30 @@ static fleet_status conv(const char *fn, int sp, const fleet_tensor *x_h, const 
     if (fleet__overlaps(out, x) || fleet__overlaps(out, w) ||
         (bias != NULL && fleet__overlaps(out, bias)))
         return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps an input", fn);
-    return fleet__op_conv(&call, sp, x, w, bias, stride, pad, dil, NULL, 0, out);
+    return fleet__op_conv(&call, p, x, w, bias, NULL, 0, out);
 }
 
-fleet_status fleet__op_conv(const fleet__op_call *call, int sp, const fleet_tensor *x,
-                            const fleet_tensor *w, const fleet_tensor *bias, const int64_t *stride,
-                            const int64_t *pad, const int64_t *dil, void *ws, size_t ws_bytes,
-                            fleet_tensor *out)
+fleet_status fleet__op_conv(const fleet__op_call *call, const fleet__conv_params *p,
+                            const fleet_tensor *x, const fleet_tensor *w, const fleet_tensor *bias,
+                            void *ws, size_t ws_bytes, fleet_tensor *out)
 {
     const char *fn = call->fn;
+    int sp = p->sp;
     fleet_status st = fleet__backend_require(fn, call->device, FLEET__CAN_IM2COL);
     if (st != FLEET_OK)
         return st;
     const int64_t *o = out->shape + 2;
+    int64_t groups = p->groups, cin = x->shape[1], cout = w->shape[0];
     fleet__conv_geom g = {
-        .n = x->shape[0], .c = x->shape[1], .cout = w->shape[0],
+        .n = x->shape[0], .c = cin / groups, .cout = cout / groups,
         .h = sp == 2 ? x->shape[2] : 1, .w = x->shape[1 + sp],
         .kh = sp == 2 ? w->shape[2] : 1, .kw = w->shape[1 + sp],
-        .sh = sp == 2 ? stride[0] : 1, .sw = stride[sp - 1],
-        .ph = sp == 2 ? pad[0] : 0, .pw = pad[sp - 1],
-        .dh = sp == 2 ? dil[0] : 1, .dw = dil[sp - 1],
+        .sh = sp == 2 ? p->stride[0] : 1, .sw = p->stride[sp - 1],
+        .ph = sp == 2 ? p->pad[0] : 0, .pw = p->pad[sp - 1],
+        .dh = sp == 2 ? p->dil[0] : 1, .dw = p->dil[sp - 1],
         .oh = sp == 2 ? o[0] : 1, .ow = o[sp - 1],
     };
-    int64_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow;
+    int64_t ckk = g.c * g.kh * g.kw, ohw = g.oh * g.ow, hw = g.h * g.w;
     if (ckk > PARAM_MAX || ohw > PARAM_MAX || g.cout > PARAM_MAX)
         return fleet__error(FLEET_ERR_UNSUPPORTED,
                             "%s: GEMM sizes beyond 2^31-1 (Cin*KH*KW %lld, OH*OW %lld)", fn,
@@ -113,24 +116,31 @@ fleet_status fleet__op_conv(const fleet__op_call *call, int sp, const fleet_tens
         if ((st = fleet_memory_alloc(call->stream, per_image * (size_t)chunk, &cols)) != FLEET_OK)
             return fleet__error_prefix(st, fn);
     }
-    const float *xd = fleet_tensor_data(x);
+    const float *xd = fleet_tensor_data(x), *wd = fleet_tensor_data(w);
     float *od = fleet_tensor_data(out);
+    /* per chunk of images, per group: its channels' columns (the stream
+     * orders the reuse of the one buffer), then its GEMM into its output
+     * channels */
     for (int64_t b0 = 0; b0 < g.n && st == FLEET_OK; b0 += chunk) {
         int64_t cnt = g.n - b0 < chunk ? g.n - b0 : chunk;
-        if (cols.ptr != NULL) {
-            fleet__im2col_args ia = {.dtype = (int)x->dtype, .g = g, .x = xd + b0 * g.c * g.h * g.w,
-                                     .cols = cols.ptr};
-            ia.g.n = cnt;
-            st = fleet__backend_im2col(call->device, call->native, &ia);
+        for (int64_t gi = 0; gi < groups && st == FLEET_OK; gi++) {
+            if (cols.ptr != NULL) {
+                fleet__im2col_args ia = {.dtype = (int)x->dtype, .g = g,
+                                         .x = xd + b0 * cin * hw + gi * g.c * hw,
+                                         .x_image_stride = cin * hw, .cols = cols.ptr};
+                ia.g.n = cnt;
+                st = fleet__backend_im2col(call->device, call->native, &ia);
+            }
+            fleet__gemm_args ga = {
+                .dtype = out->dtype, .m = g.cout, .n = ohw, .k = ckk,
+                .a = wd + gi * g.cout * ckk, .lda = ckk > 0 ? ckk : 1, .b = cols.ptr,
+                .ldb = ohw, .c = od + b0 * cout * ohw + gi * g.cout * ohw, .ldc = ohw,
+                .alpha = 1.0f, .beta = 0.0f, .batch = cnt, .stride_a = 0,
+                .stride_b = ckk * ohw, .stride_c = cout * ohw,
+            };
+            if (st == FLEET_OK)
+                st = fleet__backend_gemm(call->device, call->native, &ga);
         }
-        fleet__gemm_args ga = {
-            .dtype = out->dtype, .m = g.cout, .n = ohw, .k = ckk,
-            .a = fleet_tensor_data(w), .lda = ckk > 0 ? ckk : 1, .b = cols.ptr, .ldb = ohw,
-            .c = od + b0 * g.cout * ohw, .ldc = ohw, .alpha = 1.0f, .beta = 0.0f,
-            .batch = cnt, .stride_a = 0, .stride_b = ckk * ohw, .stride_c = g.cout * ohw,
-        };
-        if (st == FLEET_OK)
-            st = fleet__backend_gemm(call->device, call->native, &ga);
     }
     if (cols.ptr != NULL && ws == NULL) {
         fleet_status fst = fleet_memory_free(&cols); /* stream-ordered: safe at once */
@@ -151,7 +161,9 @@ fleet_status fleet_conv1d(const fleet_tensor *x, const fleet_tensor *weight,
                           const fleet_tensor *bias, int64_t stride, int64_t padding,
                           int64_t dilation, fleet_tensor *out)
 {
-    return conv("fleet_conv1d", 1, x, weight, bias, &stride, &padding, &dilation, out);
+    fleet__conv_params p = {.sp = 1, .stride = {stride}, .pad = {padding}, .dil = {dilation},
+                            .groups = 1};
+    return conv("fleet_conv1d", &p, &padding, x, weight, bias, out);
 }
 
 fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
@@ -159,7 +171,25 @@ fleet_status fleet_conv2d(const fleet_tensor *x, const fleet_tensor *weight,
                           int64_t pad_h, int64_t pad_w, int64_t dil_h, int64_t dil_w,
                           fleet_tensor *out)
 {
-    const int64_t stride[2] = {stride_h, stride_w}, pad[2] = {pad_h, pad_w};
-    const int64_t dil[2] = {dil_h, dil_w};
-    return conv("fleet_conv2d", 2, x, weight, bias, stride, pad, dil, out);
+    fleet__conv_params p = {.sp = 2, .stride = {stride_h, stride_w}, .pad = {pad_h, pad_w},
+                            .dil = {dil_h, dil_w}, .groups = 1};
+    return conv("fleet_conv2d", &p, p.pad, x, weight, bias, out);
+}
+
+fleet_status fleet_conv2d_ex(const fleet_tensor *x, const fleet_tensor *weight,
+                             const fleet_tensor *bias, const fleet_conv2d_params *params,
+                             fleet_tensor *out)
+{
+    static const char fn[] = "fleet_conv2d_ex";
+    FLEET_CHECK_ARG(params != NULL, FLEET_ERR_NULL_POINTER, "%s: params is NULL", fn);
+    FLEET_CHECK_ARG(params->groups >= 1 && params->groups <= PARAM_MAX,
+                    FLEET_ERR_INVALID_ARGUMENT, "%s: groups %lld must be in 1..2^31-1", fn,
+                    (long long)params->groups);
+    fleet__conv_params p = {.sp = 2, .groups = params->groups};
+    for (int k = 0; k < 2; k++) {
+        p.stride[k] = params->stride[k];
+        p.pad[k] = params->pad_begin[k];
+        p.dil[k] = params->dilation[k];
+    }
+    return conv(fn, &p, params->pad_end, x, weight, bias, out);
 }

@@ -128,17 +128,28 @@ fleet_status fleet__op_layer_norm(const fleet__op_call *call, const fleet_tensor
                                   fleet_tensor *out);
 fleet_status fleet__op_reduce(const fleet__op_call *call, fleet__row_op op, const fleet_tensor *x,
                               int dim, bool keepdim, fleet_tensor *out);
-/* sp (1 or 2) spatial dimensions, stride/pad/dil with sp entries; every
- * tensor contiguous. ws: NULL to take the columns from the caching allocator
- * on call->stream, or caller scratch of ws_bytes >= what
+/* A convolution's geometry: sp (1 or 2) spatial dimensions, stride,
+ * padding before (the padding after shows in out's size) and dilation with
+ * sp entries; groups divide the channels (weight is [Cout, Cin/groups, ...]). */
+typedef struct fleet__conv_params {
+    int sp;
+    int64_t stride[2], pad[2], dil[2];
+    int64_t groups;
+} fleet__conv_params;
+
+/* Every tensor contiguous. ws: NULL to take the columns from the caching
+ * allocator on call->stream, or caller scratch of ws_bytes >= what
  * fleet__conv_workspace_bytes asks (the model runtime plans it in the arena:
  * nothing is allocated while a CUDA graph is captured). */
-fleet_status fleet__op_conv(const fleet__op_call *call, int sp, const fleet_tensor *x,
-                            const fleet_tensor *w, const fleet_tensor *bias, const int64_t *stride,
-                            const int64_t *pad, const int64_t *dil, void *ws, size_t ws_bytes,
+fleet_status fleet__op_conv(const fleet__op_call *call, const fleet__conv_params *p,
+                            const fleet_tensor *x, const fleet_tensor *w, const fleet_tensor *bias,
+                            void *ws, size_t ws_bytes, fleet_tensor *out);
+size_t fleet__conv_workspace_bytes(const fleet__conv_params *p, const fleet_tensor *x,
+                                   const fleet_tensor *w, const fleet_tensor *out);
+
+fleet_status fleet__op_pool(const fleet__op_call *call, fleet__pool_op op,
+                            const fleet_pool2d_params *p, const fleet_tensor *x,
                             fleet_tensor *out);
-size_t fleet__conv_workspace_bytes(int sp, const fleet_tensor *x, const fleet_tensor *w,
-                                   const fleet_tensor *out);
 
 /* ---- many copies, batched (ops/copies.c) ------------------------------------------
  * src and dst of one shape and dtype on call's device (checked by the

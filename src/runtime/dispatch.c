@@ -11,6 +11,7 @@ static const char *const capability_names[] = {
     [FLEET__CAN_LINALG] = "linear algebra",
     [FLEET__CAN_EMBEDDING] = "embedding",
     [FLEET__CAN_IM2COL] = "im2col",
+    [FLEET__CAN_POOL] = "pooling",
     [FLEET__CAN_CAPTURE] = "graph capture",
 };
 
@@ -24,6 +25,7 @@ bool fleet__backend_can(const struct fleet_device *dev, fleet__capability what)
     case FLEET__CAN_LINALG: return be->linalg != NULL && be->linalg_workspace_size != NULL;
     case FLEET__CAN_EMBEDDING: return be->embedding != NULL;
     case FLEET__CAN_IM2COL: return be->im2col != NULL;
+    case FLEET__CAN_POOL: return be->pool2d != NULL;
     case FLEET__CAN_CAPTURE: return be->capture_begin != NULL;
     }
     return false;
@@ -252,6 +254,13 @@ fleet_status fleet__backend_im2col(const struct fleet_device *dev, void *stream,
 {
     fleet_status st = fleet__backend_require(NULL, dev, FLEET__CAN_IM2COL);
     return st != FLEET_OK ? st : dev->backend->im2col(stream, args);
+}
+
+fleet_status fleet__backend_pool2d(const struct fleet_device *dev, void *stream,
+                                   const fleet__pool_args *args)
+{
+    fleet_status st = fleet__backend_require(NULL, dev, FLEET__CAN_POOL);
+    return st != FLEET_OK ? st : dev->backend->pool2d(stream, args);
 }
 
 /* ---- graph capture and replay --------------------------------------------------- */

@@ -26,6 +26,7 @@ typedef enum fleet__capability {
     FLEET__CAN_LINALG,      /* dense linear algebra                          */
     FLEET__CAN_EMBEDDING,   /* the embedding gather                          */
     FLEET__CAN_IM2COL,      /* convolution's im2col                          */
+    FLEET__CAN_POOL,        /* 2-D max and average pooling                   */
     FLEET__CAN_CAPTURE,     /* graph capture and replay                      */
 } fleet__capability;
 
@@ -104,6 +105,8 @@ fleet_status fleet__backend_embedding(const struct fleet_device *dev, void *stre
                                       const fleet__embedding_args *args);
 fleet_status fleet__backend_im2col(const struct fleet_device *dev, void *stream,
                                    const fleet__im2col_args *args);
+fleet_status fleet__backend_pool2d(const struct fleet_device *dev, void *stream,
+                                   const fleet__pool_args *args);
 
 /* ---- graph capture and replay (FLEET__CAN_CAPTURE; backend.h says how) --------- */
 

@@ -227,8 +227,11 @@ fleet_status fleet__shape_window(const char *fn, int64_t in, const fleet__window
 
 fleet_status fleet__shape_conv(const char *fn, int sp, const fleet__dims *x,
                                const fleet__dims *weight, const fleet__dims *bias,
-                               const fleet__window *win, fleet__dims *out)
+                               const fleet__window *win, int64_t groups, fleet__dims *out)
 {
+    if (groups < 1)
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: groups %lld must be >= 1", fn,
+                            (long long)groups);
     if (x->ndim != 2 + sp || weight->ndim != 2 + sp)
         return fleet__shape_refuse(fn, sp == 1 ? "expected x[N, Cin, L] and weight[Cout, Cin, K]"
                                                : "expected x[N, Cin, H, W] and "
@@ -238,9 +241,15 @@ fleet_status fleet__shape_conv(const char *fn, int sp, const fleet__dims *x,
         if (fleet__dim_symbolic(weight->d[i]))
             return fleet__shape_refuse(fn, "weight's dimensions must be fixed sizes", weight,
                                        "weight", NULL, NULL);
-    if (x->d[1] != weight->d[1])
-        return fleet__shape_refuse(fn, "x's channels differ from weight's input channels", x, "x",
-                                   weight, "weight");
+    if (fleet__dim_symbolic(x->d[1]) || x->d[1] != weight->d[1] * groups)
+        return fleet__shape_refuse(fn, groups == 1 ? "x's channels differ from weight's input "
+                                                     "channels"
+                                                   : "x's channels must be groups times "
+                                                     "weight's input channels",
+                                   x, "x", weight, "weight");
+    if (weight->d[0] % groups != 0)
+        return fleet__shape_refuse(fn, "groups must divide weight's output channels", weight,
+                                   "weight", NULL, NULL);
     if (bias != NULL && (bias->ndim != 1 || bias->d[0] != weight->d[0]))
         return fleet__shape_refuse(fn, "bias must be [Cout]", bias, "bias", weight, "weight");
     out->ndim = 2 + sp;

@@ -104,12 +104,12 @@ fleet_status fleet__shape_window(const char *fn, int64_t in, const fleet__window
                                  int64_t *out);
 
 /* Convolution with sp (1 or 2) spatial dimensions: x[N, Cin, (H,) W],
- * weight[Cout, Cin, (KH,) KW], bias[Cout] or NULL -> [N, Cout, (OH,) OW].
- * win has sp entries; their kernel fields are taken from weight. Only N may
- * be symbolic. */
+ * weight[Cout, Cin/groups, (KH,) KW], bias[Cout] or NULL -> [N, Cout, (OH,)
+ * OW]; groups divide Cin and Cout. win has sp entries; their kernel fields
+ * are taken from weight. Only N may be symbolic. */
 fleet_status fleet__shape_conv(const char *fn, int sp, const fleet__dims *x,
                                const fleet__dims *weight, const fleet__dims *bias,
-                               const fleet__window *win, fleet__dims *out);
+                               const fleet__window *win, int64_t groups, fleet__dims *out);
 
 /* Pooling over the last sp dimensions of x[N, C, ...] with the windows
  * win[sp] (kernel included): the spatial sizes become the positions. */

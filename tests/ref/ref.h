@@ -47,6 +47,13 @@ void ref_concat(const fleet__view *const *inputs, int n, int dim, const fleet__v
  * fleet__conv_geom; a 1-D convolution has h = kh = 1). */
 void ref_conv2d(const fleet__conv_geom *g, const float *x, const float *wt,
                 const float *bias, float *out);
+/* The same with the channels in `groups` groups: g->c and g->cout are the
+ * totals, wt is [cout, c / groups, kh, kw]. */
+void ref_conv2d_groups(const fleet__conv_geom *g, int64_t groups, const float *x,
+                       const float *wt, const float *bias, float *out);
+/* 2-D pooling by the rules of fleet__pool_args (op a fleet__pool_op), written
+ * over each window's positions. */
+void ref_pool2d(int op, const fleet__pool_args *a, const float *x, float *out);
 
 /* out[b,i,:] = softmax_j(scale * q[b,i,:].k[b,j,:] + mask[b,i,j]) @ v[b,:,:] for
  * contiguous [batch, L, D] arrays; mask NULL or [batch, lq, lk]. */

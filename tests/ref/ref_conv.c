@@ -1,5 +1,7 @@
 /* tests/ref/ref_conv.c — plain-C references for the gather, concatenation and
  * convolution ops: direct loops, double accumulation, host memory. */
+#include <math.h>
+
 #include "fleet/tensor.h"
 #include "ref/ref.h"
 
@@ -47,24 +49,60 @@ void ref_concat(const fleet__view *const *inputs, int n, int dim, const fleet__v
     }
 }
 
-void ref_conv2d(const fleet__conv_geom *g, const float *x, const float *wt,
-                const float *bias, float *out)
+void ref_conv2d_groups(const fleet__conv_geom *g, int64_t groups, const float *x,
+                       const float *wt, const float *bias, float *out)
 {
+    int64_t cg = g->c / groups, og = g->cout / groups; /* per group */
     for (int64_t b = 0; b < g->n; b++)
         for (int64_t co = 0; co < g->cout; co++)
             for (int64_t oy = 0; oy < g->oh; oy++)
                 for (int64_t ox = 0; ox < g->ow; ox++) {
                     double acc = bias != NULL ? bias[co] : 0.0;
-                    for (int64_t c = 0; c < g->c; c++)
+                    int64_t c0 = co / og * cg;
+                    for (int64_t c = 0; c < cg; c++)
                         for (int64_t i = 0; i < g->kh; i++)
                             for (int64_t j = 0; j < g->kw; j++) {
                                 int64_t iy = oy * g->sh - g->ph + i * g->dh;
                                 int64_t ix = ox * g->sw - g->pw + j * g->dw;
                                 if (iy < 0 || iy >= g->h || ix < 0 || ix >= g->w)
                                     continue;
-                                acc += (double)x[((b * g->c + c) * g->h + iy) * g->w + ix] *
-                                       wt[((co * g->c + c) * g->kh + i) * g->kw + j];
+                                acc += (double)x[((b * g->c + c0 + c) * g->h + iy) * g->w + ix] *
+                                       wt[((co * cg + c) * g->kh + i) * g->kw + j];
                             }
                     out[((b * g->cout + co) * g->oh + oy) * g->ow + ox] = (float)acc;
                 }
+}
+
+void ref_conv2d(const fleet__conv_geom *g, const float *x, const float *wt,
+                const float *bias, float *out)
+{
+    ref_conv2d_groups(g, 1, x, wt, bias, out);
+}
+
+void ref_pool2d(int op, const fleet__pool_args *a, const float *x, float *out)
+{
+    for (int64_t nc = 0; nc < a->n * a->c; nc++)
+        for (int64_t oy = 0; oy < a->oh; oy++)
+            for (int64_t ox = 0; ox < a->ow; ox++) {
+                double best = -INFINITY, sum = 0;
+                int64_t inside = 0, padded = 0;
+                for (int64_t i = 0; i < a->kh; i++)
+                    for (int64_t j = 0; j < a->kw; j++) {
+                        int64_t iy = oy * a->sh - a->ph + i * a->dh;
+                        int64_t ix = ox * a->sw - a->pw + j * a->dw;
+                        /* positions in the padded extent count for count_include_pad */
+                        if (iy < a->h + a->ph_end && ix < a->w + a->pw_end)
+                            padded++;
+                        if (iy < 0 || iy >= a->h || ix < 0 || ix >= a->w)
+                            continue;
+                        double v = x[(nc * a->h + iy) * a->w + ix];
+                        best = isnan(v) || v > best ? v : best;
+                        sum += v;
+                        inside++;
+                    }
+                double r = op == FLEET__POOL_MAX ? best
+                           : a->count_include_pad ? (padded > 0 ? sum / (double)padded : 0)
+                                                  : (inside > 0 ? sum / (double)inside : 0);
+                out[(nc * a->oh + oy) * a->ow + ox] = (float)r;
+            }
 }

@@ -134,6 +134,7 @@ const fleet__backend fleet__cpu_backend = {
     .linalg = fleet__cpu_linalg,
     .embedding = fleet__cpu_embedding,
     .im2col = fleet__cpu_im2col,
+    .pool2d = fleet__cpu_pool2d,
     .elementwise = fleet__cpu_elementwise,
     .elementwise_supports = fleet__cpu_elementwise_supports,
     .rowwise = fleet__cpu_rowwise,

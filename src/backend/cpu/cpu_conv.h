@@ -7,5 +7,6 @@
 
 fleet_status fleet__cpu_embedding(void *stream, const fleet__embedding_args *args);
 fleet_status fleet__cpu_im2col(void *stream, const fleet__im2col_args *args);
+fleet_status fleet__cpu_pool2d(void *stream, const fleet__pool_args *args);
 
 #endif /* FLEET_BACKEND_CPU_CONV_H */

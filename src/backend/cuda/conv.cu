@@ -1,7 +1,8 @@
-// backend/cuda/conv.cu — the embedding gather and convolution's im2col (f32):
+// backend/cuda/conv.cu — the embedding gather, convolution's im2col and 2-D pooling (f32):
 // one thread per output element, grid-stride loops. The GEMM after im2col is
 // cuBLAS (cuda_backend.c).
 #include <cuda_runtime.h>
+#include <math.h>
 
 #include "backend/cuda/conv.h"
 
@@ -29,7 +30,7 @@ __global__ void embedding_kernel(int64_t n, int64_t v, int64_t d, const float *_
     }
 }
 
-__global__ void im2col_kernel(fleet__conv_geom g, const float *__restrict__ x,
+__global__ void im2col_kernel(fleet__conv_geom g, const float *__restrict__ x, int64_t xs,
                               float *__restrict__ cols)
 {
     int64_t ohw = g.oh * g.ow, kk = g.kh * g.kw;
@@ -37,11 +38,51 @@ __global__ void im2col_kernel(fleet__conv_geom g, const float *__restrict__ x,
     for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
          t += (int64_t)gridDim.x * blockDim.x) {
         int64_t p = t % ohw, row = t / ohw; // row = (b*c + ci)*kk + i*kw + j
-        int64_t k = row % kk, bc = row / kk;
+        int64_t k = row % kk, bc = row / kk, b = bc / g.c, ci = bc % g.c;
         int64_t i = k / g.kw, j = k % g.kw, oy = p / g.ow, ox = p % g.ow;
         int64_t iy = oy * g.sh - g.ph + i * g.dh, ix = ox * g.sw - g.pw + j * g.dw;
         bool in = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w;
-        cols[t] = in ? x[(bc * g.h + iy) * g.w + ix] : 0.0f;
+        cols[t] = in ? x[b * xs + (ci * g.h + iy) * g.w + ix] : 0.0f;
+    }
+}
+
+// One thread per output element of the pool (fleet__pool_args says how).
+__global__ void pool_kernel(fleet__pool_args a)
+{
+    const float *x = (const float *)a.x;
+    float *out = (float *)a.out;
+    int64_t total = a.n * a.c * a.oh * a.ow;
+    for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
+         t += (int64_t)gridDim.x * blockDim.x) {
+        int64_t ox = t % a.ow, oy = (t / a.ow) % a.oh, nc = t / (a.ow * a.oh);
+        const float *img = x + nc * a.h * a.w;
+        int64_t y0 = oy * a.sh - a.ph, x0 = ox * a.sw - a.pw;
+        float best = -INFINITY, sum = 0.0f;
+        int64_t count = 0;
+        for (int64_t i = 0; i < a.kh; i++) {
+            int64_t iy = y0 + i * a.dh;
+            if (iy < 0 || iy >= a.h)
+                continue;
+            for (int64_t j = 0; j < a.kw; j++) {
+                int64_t ix = x0 + j * a.dw;
+                if (ix < 0 || ix >= a.w)
+                    continue;
+                float v = img[iy * a.w + ix];
+                best = v > best || isnan(v) ? v : best;
+                sum += v;
+                count++;
+            }
+        }
+        if (a.op == FLEET__POOL_MAX) {
+            out[t] = best;
+            continue;
+        }
+        if (a.count_include_pad) {
+            int64_t y1 = y0 + a.kh < a.h + a.ph_end ? y0 + a.kh : a.h + a.ph_end;
+            int64_t x1 = x0 + a.kw < a.w + a.pw_end ? x0 + a.kw : a.w + a.pw_end;
+            count = (y1 - y0) * (x1 - x0);
+        }
+        out[t] = count > 0 ? sum / (float)count : 0.0f;
     }
 }
 
@@ -73,7 +114,17 @@ extern "C" int fleet__cuda_im2col(void *stream, const fleet__im2col_args *a)
     int64_t total = g.n * g.c * g.kh * g.kw * g.oh * g.ow;
     if (total == 0)
         return (int)cudaSuccess;
+    int64_t xs = a->x_image_stride != 0 ? a->x_image_stride : g.c * g.h * g.w;
     im2col_kernel<<<blocks_for(total), kThreads, 0, (cudaStream_t)stream>>>(
-        g, (const float *)a->x, (float *)a->cols);
+        g, (const float *)a->x, xs, (float *)a->cols);
+    return (int)cudaGetLastError();
+}
+
+extern "C" int fleet__cuda_pool2d(void *stream, const fleet__pool_args *a)
+{
+    int64_t total = a->n * a->c * a->oh * a->ow;
+    if (total == 0)
+        return (int)cudaSuccess;
+    pool_kernel<<<blocks_for(total), kThreads, 0, (cudaStream_t)stream>>>(*a);
     return (int)cudaGetLastError();
 }

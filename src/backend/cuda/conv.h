@@ -14,6 +14,8 @@ extern "C" {
 int fleet__cuda_embedding(void *stream, const fleet__embedding_args *args);
 /* fleet__im2col_args on f32. */
 int fleet__cuda_im2col(void *stream, const fleet__im2col_args *args);
+/* fleet__pool_args on f32. */
+int fleet__cuda_pool2d(void *stream, const fleet__pool_args *args);
 
 #ifdef __cplusplus
 }

@@ -123,7 +123,7 @@ static void arm_exit_guard(void)
  * registered before it gets FLEET_ERR_SHUTDOWN instead of a crash. */
 typedef enum kernel_kind {
     KERNELS_GEMM, KERNELS_LINALG, KERNELS_ELEMENTWISE, KERNELS_ROWWISE, KERNELS_EMBEDDING,
-    KERNELS_IM2COL, KERNELS_COPY, KERNELS_GRAPH, KERNEL_KINDS
+    KERNELS_IM2COL, KERNELS_POOL, KERNELS_COPY, KERNELS_GRAPH, KERNEL_KINDS
 } kernel_kind;
 static fleet_atomic_bool first_launch_seen[KERNEL_KINDS];
 
@@ -602,6 +602,18 @@ static fleet_status cuda_im2col(void *st, const fleet__im2col_args *a)
     return FLEET_OK;
 }
 
+static fleet_status cuda_pool2d(void *st, const fleet__pool_args *a)
+{
+    cuda_stream *s = st;
+    if (a->dtype != FLEET_DTYPE_F32)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: pooling supports f32 only");
+    fleet_status status = use_device(s->ordinal);
+    if (status != FLEET_OK)
+        return status;
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_pool2d(s->stream, a));
+    return FLEET_OK;
+}
+
 /* ---- graphs: capture on a stream, replay ----------------------------------------
  * Thread-local capture mode: other threads' CUDA calls (their own streams,
  * their allocations) neither break the capture nor are recorded into it. */
@@ -765,6 +777,7 @@ GUARDED_KERNELS(cuda_elementwise, KERNELS_ELEMENTWISE, (void *s, const fleet__el
                 (s, e))
 GUARDED_KERNELS(cuda_embedding, KERNELS_EMBEDDING, (void *s, const fleet__embedding_args *e), (s, e))
 GUARDED_KERNELS(cuda_im2col, KERNELS_IM2COL, (void *s, const fleet__im2col_args *a), (s, a))
+GUARDED_KERNELS(cuda_pool2d, KERNELS_POOL, (void *s, const fleet__pool_args *a), (s, a))
 GUARDED_KERNELS(cuda_rowwise, KERNELS_ROWWISE, (void *s, const fleet__rowwise_args *r), (s, r))
 GUARDED(cuda_capture_begin, (void *s), (s))
 GUARDED(cuda_capture_end, (void *s, bool keep, void **exec), (s, keep, exec))
@@ -804,6 +817,7 @@ const fleet__backend fleet__cuda_backend = {
     .linalg = guarded_cuda_linalg,
     .embedding = guarded_cuda_embedding,
     .im2col = guarded_cuda_im2col,
+    .pool2d = guarded_cuda_pool2d,
     .elementwise = guarded_cuda_elementwise,
     .elementwise_supports = cuda_elementwise_supports,
     .rowwise = guarded_cuda_rowwise,
