@@ -1218,6 +1218,70 @@ TEST(attention_matches_reference)
         }
 }
 
+/* fleet_gather along each axis of a [4, 5, 6] tensor, f32 and i64, with
+ * index tensors of 0, 1 and 2 dimensions, negative and out-of-range
+ * indices, i32 and i64 indices. */
+TEST(gather_matches_reference)
+{
+    find_devices();
+    static const int64_t xs[3] = {4, 5, 6};
+    static const int64_t idx_vals[6] = {2, -1, 0, 7, 3, -5};
+    static const struct {
+        int ndim;
+        int64_t shape[2];
+    } idx_shapes[] = {{0, {0}}, {1, {3}}, {2, {2, 3}}};
+    for (int di = 0; di < ndevs; di++)
+        for (int dt = 0; dt < 2; dt++)
+            for (int axis = -1; axis < 3; axis++)
+                for (size_t is = 0; is < sizeof idx_shapes / sizeof idx_shapes[0]; is++)
+                    for (int it = 0; it < 2; it++) {
+                        fleet_dtype xdt = dt ? FLEET_DTYPE_I64 : FLEET_DTYPE_F32;
+                        fleet_dtype idt = it ? FLEET_DTYPE_I64 : FLEET_DTYPE_I32;
+                        size_t es = fleet_dtype_size(xdt);
+                        int d = axis < 0 ? axis + 3 : axis;
+                        int64_t n = 1, outer = 1, inner = 1;
+                        for (int k = 0; k < idx_shapes[is].ndim; k++)
+                            n *= idx_shapes[is].shape[k];
+                        for (int k = 0; k < d; k++)
+                            outer *= xs[k];
+                        for (int k = d + 1; k < 3; k++)
+                            inner *= xs[k];
+                        /* at most 6 x 30 elements out (axis 0, six indices) */
+                        unsigned char xh[4 * 5 * 6 * 8], want[6 * 30 * 8], got[6 * 30 * 8];
+                        for (int i = 0; i < 120; i++) {
+                            int64_t v64 = i * 1000003LL - 7;
+                            float vf = (float)i * 0.5f - 3.0f;
+                            memcpy(xh + (size_t)i * es, dt ? (const void *)&v64 : &vf, es);
+                        }
+                        int32_t i32[6];
+                        for (int i = 0; i < 6; i++)
+                            i32[i] = (int32_t)idx_vals[i];
+                        ref_gather(xh, es, outer, xs[d], inner, idx_vals, n, want);
+                        fleet_tensor *x, *ix, *out;
+                        ASSERT_OK(fleet_tensor_create(devs[di], xdt, 3, xs, &x));
+                        ASSERT_OK(fleet_tensor_copy_from_host(x, xh, 120 * es));
+                        ASSERT_OK(fleet_tensor_create(devs[di], idt, idx_shapes[is].ndim,
+                                                      idx_shapes[is].shape, &ix));
+                        ASSERT_OK(fleet_tensor_copy_from_host(ix, it ? (const void *)idx_vals : i32,
+                                                              (size_t)n * fleet_dtype_size(idt)));
+                        int64_t os[4];
+                        int on = 0;
+                        for (int k = 0; k < d; k++)
+                            os[on++] = xs[k];
+                        for (int k = 0; k < idx_shapes[is].ndim; k++)
+                            os[on++] = idx_shapes[is].shape[k];
+                        for (int k = d + 1; k < 3; k++)
+                            os[on++] = xs[k];
+                        ASSERT_OK(fleet_tensor_create(devs[di], xdt, on, os, &out));
+                        ASSERT_OK(fleet_gather(x, ix, axis, out));
+                        size_t bytes = (size_t)(outer * n * inner) * es;
+                        ASSERT_OK(fleet_tensor_copy_to_host(out, got, bytes));
+                        ASSERT_TRUE(memcmp(got, want, bytes) == 0);
+                        checks++;
+                        TEST_RELEASE(x, ix, out);
+                    }
+}
+
 /* Grouped convolution with asymmetric padding (fleet_conv2d_ex), and max
  * and average pooling with padding, dilation, ceil mode and
  * count_include_pad, against the references. */
@@ -1342,7 +1406,7 @@ TEST(report_coverage)
     for (size_t o = 0; o < sizeof binary_ops / sizeof binary_ops[0]; o++)
         printf(" %s", binary_ops[o].name);
     printf(" cast where (every dtype) softmax log_softmax layer_norm sum mean max");
-    printf(" embedding (i32, i64, out-of-range) concat conv1d conv2d conv2d_ex (groups,"
+    printf(" embedding (i32, i64, out-of-range) gather (every axis, negative indices) concat conv1d conv2d conv2d_ex (groups,"
            " asymmetric padding) max_pool2d avg_pool2d");
     printf(" matmul (batched, broadcast, transposed views) linear attention%s\nchecks run: %d\nlayouts:", ndevs > 1 ? " (f16/bf16: mul gelu matmul linear softmax layer_norm mean)" : "", checks);
     for (int l = 0; l < 4; l++)

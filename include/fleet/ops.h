@@ -151,6 +151,14 @@ FLEET_API fleet_status fleet_max(const fleet_tensor *x, int dim, int keepdim, fl
 FLEET_API fleet_status fleet_embedding(const fleet_tensor *weight, const fleet_tensor *indices,
                              fleet_tensor *out);
 
+/* out = x taken along axis at indices (i32 or i64, contiguous), as
+ * numpy.take and ONNX's Gather: out has x's dims before axis, then indices'
+ * dims, then x's after it. x (contiguous, any dtype) and out of one dtype.
+ * A negative index counts from the end; one outside the dimension gives
+ * zeros (indices are not read at the call). */
+FLEET_API fleet_status fleet_gather(const fleet_tensor *x, const fleet_tensor *indices, int axis,
+                                    fleet_tensor *out);
+
 /* out = inputs[0] ++ ... ++ inputs[n-1] along dim (negative counts from the
  * end): n >= 1 inputs with out's number of dimensions and out's sizes except
  * along dim, where theirs add up to out's (FLEET_ERR_SHAPE_MISMATCH

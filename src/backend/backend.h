@@ -123,8 +123,9 @@ typedef struct fleet__backend {
                                           size_t *bytes);
     fleet_status (*linalg)(void *stream, const fleet__linalg_args *args);
 
-    /* Optional: the embedding gather and convolution's im2col (kernel_args.h). */
-    fleet_status (*embedding)(void *stream, const fleet__embedding_args *args);
+    /* Optional: the gather (embedding, ONNX's Gather) and convolution's im2col
+     * (kernel_args.h). */
+    fleet_status (*gather)(void *stream, const fleet__gather_args *args);
     fleet_status (*im2col)(void *stream, const fleet__im2col_args *args);
     /* Optional: 2-D max and average pooling (kernel_args.h). */
     fleet_status (*pool2d)(void *stream, const fleet__pool_args *args);

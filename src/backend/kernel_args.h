@@ -120,16 +120,21 @@ typedef struct fleet__rowwise_args {
     float eps;
 } fleet__rowwise_args;
 
-/* Embedding gather: out[r, :] = weight[indices[r], :] for r in 0..n-1, all
- * contiguous (weight [v, d], out [n, d]). An index outside [0, v) writes a
- * row of zeros and reads nothing. index_dtype is FLEET_DTYPE_I32 or _I64. */
-typedef struct fleet__embedding_args {
-    const void *weight; /* f32 [v, d] */
+/* Gather along one dimension: x seen as [outer, v, inner], out as [outer,
+ * n, inner], both contiguous: out[o, r, :] = x[o, indices[r], :], elements
+ * of elem_size bytes (any dtype). An index outside [0, v) — after adding v
+ * to a negative one when wrap_negative (ONNX's Gather) — writes zeros and
+ * reads nothing (the embedding's padding rows). index_dtype is
+ * FLEET_DTYPE_I32 or _I64. */
+typedef struct fleet__gather_args {
+    const void *x;
     const void *indices;
     int index_dtype;    /* fleet_dtype */
-    int64_t n, v, d;
-    void *out;          /* f32 [n, d] */
-} fleet__embedding_args;
+    int wrap_negative;
+    int64_t outer, v, inner, n;
+    int64_t elem_size;
+    void *out;
+} fleet__gather_args;
 
 /* Geometry of a 2-D convolution (a 1-D one has h = kh = 1, sh = dh = 1,
  * ph = 0): x [n, c, h, w] -> out [n, cout, oh, ow], weight [cout, c, kh, kw],

@@ -147,6 +147,11 @@ fleet_status fleet__op_conv(const fleet__op_call *call, const fleet__conv_params
 size_t fleet__conv_workspace_bytes(const fleet__conv_params *p, const fleet_tensor *x,
                                    const fleet_tensor *w, const fleet_tensor *out);
 
+/* Along `axis` of x (contiguous), i32 or i64 indices; negative ones count
+ * from the end with wrap_negative (ONNX), else fall outside (embedding). */
+fleet_status fleet__op_gather(const fleet__op_call *call, const fleet_tensor *x,
+                              const fleet_tensor *indices, int axis, bool wrap_negative,
+                              fleet_tensor *out);
 fleet_status fleet__op_pool(const fleet__op_call *call, fleet__pool_op op,
                             const fleet_pool2d_params *p, const fleet_tensor *x,
                             fleet_tensor *out);

@@ -9,7 +9,7 @@ static const char *const capability_names[] = {
     [FLEET__CAN_HOST_FUNC] = "host functions on streams",
     [FLEET__CAN_ROWWISE] = "row ops",
     [FLEET__CAN_LINALG] = "linear algebra",
-    [FLEET__CAN_EMBEDDING] = "embedding",
+    [FLEET__CAN_GATHER] = "gather",
     [FLEET__CAN_IM2COL] = "im2col",
     [FLEET__CAN_POOL] = "pooling",
     [FLEET__CAN_CAPTURE] = "graph capture",
@@ -23,7 +23,7 @@ bool fleet__backend_can(const struct fleet_device *dev, fleet__capability what)
     case FLEET__CAN_HOST_FUNC: return be->stream_launch_host_func != NULL;
     case FLEET__CAN_ROWWISE: return be->rowwise != NULL;
     case FLEET__CAN_LINALG: return be->linalg != NULL && be->linalg_workspace_size != NULL;
-    case FLEET__CAN_EMBEDDING: return be->embedding != NULL;
+    case FLEET__CAN_GATHER: return be->gather != NULL;
     case FLEET__CAN_IM2COL: return be->im2col != NULL;
     case FLEET__CAN_POOL: return be->pool2d != NULL;
     case FLEET__CAN_CAPTURE: return be->capture_begin != NULL;
@@ -242,11 +242,11 @@ fleet_status fleet__backend_linalg(const struct fleet_device *dev, void *stream,
     return st != FLEET_OK ? st : dev->backend->linalg(stream, args);
 }
 
-fleet_status fleet__backend_embedding(const struct fleet_device *dev, void *stream,
-                                      const fleet__embedding_args *args)
+fleet_status fleet__backend_gather(const struct fleet_device *dev, void *stream,
+                                   const fleet__gather_args *args)
 {
-    fleet_status st = fleet__backend_require(NULL, dev, FLEET__CAN_EMBEDDING);
-    return st != FLEET_OK ? st : dev->backend->embedding(stream, args);
+    fleet_status st = fleet__backend_require(NULL, dev, FLEET__CAN_GATHER);
+    return st != FLEET_OK ? st : dev->backend->gather(stream, args);
 }
 
 fleet_status fleet__backend_im2col(const struct fleet_device *dev, void *stream,

@@ -24,7 +24,7 @@ typedef enum fleet__capability {
     FLEET__CAN_HOST_FUNC,   /* host functions on a stream                    */
     FLEET__CAN_ROWWISE,     /* softmax, layer norm, sum, mean                */
     FLEET__CAN_LINALG,      /* dense linear algebra                          */
-    FLEET__CAN_EMBEDDING,   /* the embedding gather                          */
+    FLEET__CAN_GATHER,      /* the gather along a dimension (embedding)      */
     FLEET__CAN_IM2COL,      /* convolution's im2col                          */
     FLEET__CAN_POOL,        /* 2-D max and average pooling                   */
     FLEET__CAN_CAPTURE,     /* graph capture and replay                      */
@@ -101,8 +101,8 @@ fleet_status fleet__backend_linalg_workspace_size(const struct fleet_device *dev
                                                   const fleet__linalg_args *args, size_t *bytes);
 fleet_status fleet__backend_linalg(const struct fleet_device *dev, void *stream,
                                    const fleet__linalg_args *args);
-fleet_status fleet__backend_embedding(const struct fleet_device *dev, void *stream,
-                                      const fleet__embedding_args *args);
+fleet_status fleet__backend_gather(const struct fleet_device *dev, void *stream,
+                                   const fleet__gather_args *args);
 fleet_status fleet__backend_im2col(const struct fleet_device *dev, void *stream,
                                    const fleet__im2col_args *args);
 fleet_status fleet__backend_pool2d(const struct fleet_device *dev, void *stream,

@@ -395,6 +395,28 @@ fleet_status fleet__shape_embedding(const char *fn, const fleet__dims *weight,
     return FLEET_OK;
 }
 
+fleet_status fleet__shape_gather(const char *fn, const fleet__dims *x, const fleet__dims *indices,
+                                 int axis, fleet__dims *out, int *norm_axis)
+{
+    int d;
+    fleet_status st = fleet__shape_dim(fn, x->ndim, axis, &d);
+    if (st != FLEET_OK)
+        return st;
+    if (x->ndim - 1 + indices->ndim > FLEET_MAX_DIMS)
+        return fleet__shape_refuse(fn, "the result would have more than 8 dimensions", x, "x",
+                                   indices, "indices");
+    out->ndim = 0;
+    for (int k = 0; k < d; k++)
+        out->d[out->ndim++] = x->d[k];
+    for (int k = 0; k < indices->ndim; k++)
+        out->d[out->ndim++] = indices->d[k];
+    for (int k = d + 1; k < x->ndim; k++)
+        out->d[out->ndim++] = x->d[k];
+    if (norm_axis != NULL)
+        *norm_axis = d;
+    return FLEET_OK;
+}
+
 fleet_status fleet__shape_concat(const char *fn, const fleet__dims *inputs, int n, int dim,
                                  fleet__dims *out, int *norm_dim)
 {

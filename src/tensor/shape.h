@@ -133,6 +133,11 @@ fleet_status fleet__shape_attention(const char *fn, const fleet__dims *q, const 
                                     const fleet__dims *v, const fleet__dims *mask,
                                     fleet__dims *scores, fleet__dims *out);
 
+/* x gathered along axis (normalised into *norm_axis when not NULL) by
+ * indices: x's dims before axis, indices' dims, x's dims after axis. */
+fleet_status fleet__shape_gather(const char *fn, const fleet__dims *x, const fleet__dims *indices,
+                                 int axis, fleet__dims *out, int *norm_axis);
+
 /* weight[V, D] gathered by indices[...] -> [..., D]. */
 fleet_status fleet__shape_embedding(const char *fn, const fleet__dims *weight,
                                     const fleet__dims *indices, fleet__dims *out);

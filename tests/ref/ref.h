@@ -4,6 +4,7 @@
 #ifndef FLEET_TEST_REF_H
 #define FLEET_TEST_REF_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "backend/kernel_args.h"
@@ -40,6 +41,10 @@ void ref_max(const float *x, float *out, int64_t outer, int64_t n, int64_t inner
  * outside [0, v)); idx is int32_t (index_dtype FLEET_DTYPE_I32) or int64_t. */
 void ref_embedding(const float *w, int64_t v, int64_t d, const void *idx, int index_dtype,
                    int64_t n, float *out);
+/* numpy.take along a dimension, x as [outer, v, inner] of elem_size bytes:
+ * negative indices count from the end, ones outside give zeros. */
+void ref_gather(const void *x, size_t elem_size, int64_t outer, int64_t v, int64_t inner,
+                const int64_t *indices, int64_t n, void *out);
 /* Concatenation of host views along dim into out (views of one ndim). */
 void ref_concat(const fleet__view *const *inputs, int n, int dim, const fleet__view *out);
 /* Direct 2-D cross-correlation, contiguous host buffers: x [n, c, h, w],

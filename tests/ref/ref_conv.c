@@ -1,6 +1,7 @@
 /* tests/ref/ref_conv.c — plain-C references for the gather, concatenation and
  * convolution ops: direct loops, double accumulation, host memory. */
 #include <math.h>
+#include <string.h>
 
 #include "fleet/tensor.h"
 #include "ref/ref.h"
@@ -105,4 +106,19 @@ void ref_pool2d(int op, const fleet__pool_args *a, const float *x, float *out)
                                                   : (inside > 0 ? sum / (double)inside : 0);
                 out[(nc * a->oh + oy) * a->ow + ox] = (float)r;
             }
+}
+
+void ref_gather(const void *x, size_t elem_size, int64_t outer, int64_t v, int64_t inner,
+                const int64_t *indices, int64_t n, void *out)
+{
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t r = 0; r < n; r++) {
+            int64_t idx = indices[r] < 0 ? indices[r] + v : indices[r];
+            unsigned char *dst = (unsigned char *)out + (size_t)((o * n + r) * inner) * elem_size;
+            if (idx < 0 || idx >= v)
+                memset(dst, 0, (size_t)inner * elem_size);
+            else
+                memcpy(dst, (const unsigned char *)x + (size_t)((o * v + idx) * inner) * elem_size,
+                       (size_t)inner * elem_size);
+        }
 }

@@ -1,40 +1,47 @@
-/* backend/cpu/cpu_conv.c — the embedding gather, convolution's im2col and
+/* backend/cpu/cpu_conv.c — the gather (embedding), convolution's im2col and
  * 2-D pooling (f32), plain loops on the stream's worker. The GEMM that
  * follows im2col is the ordinary cpu gemm. */
 #include <math.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_conv.h"
 #include "backend/cpu/cpu_stream.h"
 #include "core/error.h"
 
-_Static_assert(sizeof(fleet__embedding_args) <= FLEET__CPU_TASK_ARGS, "embedding args fit a task");
+_Static_assert(sizeof(fleet__gather_args) <= FLEET__CPU_TASK_ARGS, "gather args fit a task");
 _Static_assert(sizeof(fleet__im2col_args) <= FLEET__CPU_TASK_ARGS, "im2col args fit a task");
 _Static_assert(sizeof(fleet__pool_args) <= FLEET__CPU_TASK_ARGS, "pool args fit a task");
 
-static void embedding_task(const void *p)
+static void gather_task(const void *p)
 {
-    const fleet__embedding_args *e = p;
-    const float *w = e->weight;
-    float *out = e->out;
+    const fleet__gather_args *e = p;
+    size_t row = (size_t)(e->inner * e->elem_size);
+    const unsigned char *x = e->x;
+    unsigned char *out = e->out;
     for (int64_t r = 0; r < e->n; r++) {
         int64_t idx = e->index_dtype == FLEET_DTYPE_I32 ? ((const int32_t *)e->indices)[r]
                                                         : ((const int64_t *)e->indices)[r];
-        float *row = out + r * e->d;
-        if (idx >= 0 && idx < e->v)
-            memcpy(row, w + idx * e->d, sizeof(float) * (size_t)e->d);
-        else /* out of range: a zero row, as a padding index would give */
-            memset(row, 0, sizeof(float) * (size_t)e->d);
+        if (idx < 0 && e->wrap_negative)
+            idx += e->v;
+        bool in = idx >= 0 && idx < e->v;
+        for (int64_t o = 0; o < e->outer; o++) {
+            unsigned char *dst = out + (size_t)(o * e->n + r) * row;
+            if (in)
+                memcpy(dst, x + (size_t)(o * e->v + idx) * row, row);
+            else /* out of range: zeros, as a padding index would give */
+                memset(dst, 0, row);
+        }
     }
 }
 
-fleet_status fleet__cpu_embedding(void *stream, const fleet__embedding_args *args)
+fleet_status fleet__cpu_gather(void *stream, const fleet__gather_args *args)
 {
     if (args->index_dtype != FLEET_DTYPE_I32 && args->index_dtype != FLEET_DTYPE_I64)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "cpu backend: embedding indices must be i32/i64");
-    if (args->n == 0 || args->d == 0)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cpu backend: gather indices must be i32/i64");
+    if (args->n == 0 || args->inner == 0 || args->outer == 0)
         return FLEET_OK;
-    return fleet__cpu_stream_submit(stream, embedding_task, args, sizeof *args);
+    return fleet__cpu_stream_submit(stream, gather_task, args, sizeof *args);
 }
 
 static void im2col_task(const void *p)

@@ -1,4 +1,4 @@
-// backend/cuda/conv.cu — the embedding gather, convolution's im2col and 2-D pooling (f32):
+// backend/cuda/conv.cu — the gather (embedding), convolution's im2col and 2-D pooling (f32):
 // one thread per output element, grid-stride loops. The GEMM after im2col is
 // cuBLAS (cuda_backend.c).
 #include <cuda_runtime.h>
@@ -16,18 +16,34 @@ int blocks_for(int64_t n)
     return (int)(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
 }
 
-template <typename I>
-__global__ void embedding_kernel(int64_t n, int64_t v, int64_t d, const float *__restrict__ w,
-                                 const I *__restrict__ indices, float *__restrict__ out)
+template <typename I, typename W>
+__global__ void gather_kernel(fleet__gather_args a)
 {
-    int64_t total = n * d;
+    int64_t total = a.outer * a.n * a.inner;
+    const W *x = (const W *)a.x;
+    W *out = (W *)a.out;
     for (int64_t t = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; t < total;
          t += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = t / d, col = t % d;
-        int64_t idx = (int64_t)indices[r];
-        // out of range: a zero row, nothing read
-        out[t] = idx >= 0 && idx < v ? w[idx * d + col] : 0.0f;
+        int64_t k = t % a.inner, r = (t / a.inner) % a.n, o = t / (a.inner * a.n);
+        int64_t idx = (int64_t)((const I *)a.indices)[r];
+        if (idx < 0 && a.wrap_negative)
+            idx += a.v;
+        // out of range: zeros, nothing read
+        out[t] = idx >= 0 && idx < a.v ? x[(o * a.v + idx) * a.inner + k] : W(0);
     }
+}
+
+template <typename I>
+int launch_gather(cudaStream_t s, const fleet__gather_args &a, int64_t total)
+{
+    switch (a.elem_size) {
+    case 1: gather_kernel<I, unsigned char><<<blocks_for(total), kThreads, 0, s>>>(a); break;
+    case 2: gather_kernel<I, unsigned short><<<blocks_for(total), kThreads, 0, s>>>(a); break;
+    case 4: gather_kernel<I, unsigned int><<<blocks_for(total), kThreads, 0, s>>>(a); break;
+    case 8: gather_kernel<I, unsigned long long><<<blocks_for(total), kThreads, 0, s>>>(a); break;
+    default: return (int)cudaErrorInvalidValue;
+    }
+    return (int)cudaGetLastError();
 }
 
 __global__ void im2col_kernel(fleet__conv_geom g, const float *__restrict__ x, int64_t xs,
@@ -89,23 +105,17 @@ __global__ void pool_kernel(fleet__pool_args a)
 } // namespace
 
 // index_dtype values are fleet_dtype's: 3 i32, 4 i64 (include/fleet/dtype.h).
-extern "C" int fleet__cuda_embedding(void *stream, const fleet__embedding_args *e)
+extern "C" int fleet__cuda_gather(void *stream, const fleet__gather_args *a)
 {
-    int64_t total = e->n * e->d;
+    int64_t total = a->outer * a->n * a->inner;
     if (total == 0)
         return (int)cudaSuccess;
     cudaStream_t s = (cudaStream_t)stream;
-    const float *w = (const float *)e->weight;
-    float *out = (float *)e->out;
-    if (e->index_dtype == 3)
-        embedding_kernel<int32_t><<<blocks_for(total), kThreads, 0, s>>>(
-            e->n, e->v, e->d, w, (const int32_t *)e->indices, out);
-    else if (e->index_dtype == 4)
-        embedding_kernel<int64_t><<<blocks_for(total), kThreads, 0, s>>>(
-            e->n, e->v, e->d, w, (const int64_t *)e->indices, out);
-    else
-        return (int)cudaErrorInvalidValue;
-    return (int)cudaGetLastError();
+    if (a->index_dtype == 3)
+        return launch_gather<int32_t>(s, *a, total);
+    if (a->index_dtype == 4)
+        return launch_gather<int64_t>(s, *a, total);
+    return (int)cudaErrorInvalidValue;
 }
 
 extern "C" int fleet__cuda_im2col(void *stream, const fleet__im2col_args *a)

@@ -10,8 +10,8 @@
 extern "C" {
 #endif
 
-/* fleet__embedding_args: f32 rows, i32 or i64 indices. */
-int fleet__cuda_embedding(void *stream, const fleet__embedding_args *args);
+/* fleet__gather_args: elements of 1, 2, 4 or 8 bytes, i32 or i64 indices. */
+int fleet__cuda_gather(void *stream, const fleet__gather_args *args);
 /* fleet__im2col_args on f32. */
 int fleet__cuda_im2col(void *stream, const fleet__im2col_args *args);
 /* fleet__pool_args on f32. */

@@ -122,7 +122,7 @@ static void arm_exit_guard(void)
  * kind of kernel fleet makes: it runs before that teardown, and a handler
  * registered before it gets FLEET_ERR_SHUTDOWN instead of a crash. */
 typedef enum kernel_kind {
-    KERNELS_GEMM, KERNELS_LINALG, KERNELS_ELEMENTWISE, KERNELS_ROWWISE, KERNELS_EMBEDDING,
+    KERNELS_GEMM, KERNELS_LINALG, KERNELS_ELEMENTWISE, KERNELS_ROWWISE, KERNELS_GATHER,
     KERNELS_IM2COL, KERNELS_POOL, KERNELS_COPY, KERNELS_GRAPH, KERNEL_KINDS
 } kernel_kind;
 static fleet_atomic_bool first_launch_seen[KERNEL_KINDS];
@@ -576,17 +576,17 @@ static fleet_status cuda_linalg(void *st, const fleet__linalg_args *args)
     return status;
 }
 
-/* ---- embedding gather and im2col (conv.cu) ------------------------------------ */
+/* ---- the gather, im2col and pooling (conv.cu) ------------------------------------ */
 
-static fleet_status cuda_embedding(void *st, const fleet__embedding_args *e)
+static fleet_status cuda_gather(void *st, const fleet__gather_args *e)
 {
     cuda_stream *s = st;
     if (e->index_dtype != FLEET_DTYPE_I32 && e->index_dtype != FLEET_DTYPE_I64)
-        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: embedding indices must be i32/i64");
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: gather indices must be i32/i64");
     fleet_status status = use_device(s->ordinal);
     if (status != FLEET_OK)
         return status;
-    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_embedding(s->stream, e));
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_gather(s->stream, e));
     return FLEET_OK;
 }
 
@@ -775,7 +775,7 @@ GUARDED(cuda_linalg_workspace_size, (void *s, const fleet__linalg_args *l, size_
 GUARDED_KERNELS(cuda_linalg, KERNELS_LINALG, (void *s, const fleet__linalg_args *l), (s, l))
 GUARDED_KERNELS(cuda_elementwise, KERNELS_ELEMENTWISE, (void *s, const fleet__elementwise_args *e),
                 (s, e))
-GUARDED_KERNELS(cuda_embedding, KERNELS_EMBEDDING, (void *s, const fleet__embedding_args *e), (s, e))
+GUARDED_KERNELS(cuda_gather, KERNELS_GATHER, (void *s, const fleet__gather_args *e), (s, e))
 GUARDED_KERNELS(cuda_im2col, KERNELS_IM2COL, (void *s, const fleet__im2col_args *a), (s, a))
 GUARDED_KERNELS(cuda_pool2d, KERNELS_POOL, (void *s, const fleet__pool_args *a), (s, a))
 GUARDED_KERNELS(cuda_rowwise, KERNELS_ROWWISE, (void *s, const fleet__rowwise_args *r), (s, r))
@@ -815,7 +815,7 @@ const fleet__backend fleet__cuda_backend = {
     .gemm = guarded_cuda_gemm,
     .linalg_workspace_size = guarded_cuda_linalg_workspace_size,
     .linalg = guarded_cuda_linalg,
-    .embedding = guarded_cuda_embedding,
+    .gather = guarded_cuda_gather,
     .im2col = guarded_cuda_im2col,
     .pool2d = guarded_cuda_pool2d,
     .elementwise = guarded_cuda_elementwise,
