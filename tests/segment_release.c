@@ -44,6 +44,13 @@ static void *other_main(void *arg)
     return NULL;
 }
 
+static void sync_current(void)
+{
+    fleet_stream *s;
+    ASSERT_OK(fleet_stream_current(dev, &s));
+    ASSERT_OK(fleet_stream_synchronize(s));
+}
+
 /* x [n] random, y = relu(x) queued behind a gate on this thread's stream,
  * then x released; `o` runs in another thread meanwhile. */
 static void relu_behind_gate(int64_t n, other *o)
@@ -53,6 +60,11 @@ static void relu_behind_gate(int64_t n, other *o)
     test_fill_random(host, n, &r);
     fleet_tensor *x = test_tensor_new(dev, 1, &n), *y = test_tensor_new(dev, 1, &n);
     ASSERT_OK(fleet_tensor_copy_from_host(x, host, sizeof(float) * (size_t)n));
+    /* Once before the gate: under CUDA's lazy module loading, a kernel's
+     * first launch may wait for the device to go idle, which behind the
+     * gate would wait for the gate this thread opens later. */
+    ASSERT_OK(fleet_relu(x, y));
+    sync_current();
     test_gate g;
     test_gate_init(&g);
     fleet_stream *s;
@@ -124,10 +136,12 @@ TEST(conv_scratch_survives_another_threads_oom_recovery)
     /* room for the scratch (C*K*L floats per image, 20 MiB for the four: a
      * segment of its own) and no more */
     ASSERT_OK(fleet_memory_set_limit(dev, base.reserved + (uint64_t)20 * MIB));
-    /* A GEMM first: creating the stream's cuBLAS handle and workspace may
-     * synchronize the device (cuda), which behind the gate would wait for
-     * the gate this thread opens later. */
-    test_matmul_check(dev, 4, 4, 4, 1);
+    /* The conv once first: creating the stream's cuBLAS handle and
+     * workspace, and a kernel's first launch under lazy module loading, may
+     * wait for the device to go idle (cuda), which behind the gate would
+     * wait for the gate this thread opens later. */
+    ASSERT_OK(fleet_conv1d(tx, tw, tb, 1, K / 2, 1, ty));
+    sync_current();
     test_gate g;
     test_gate_init(&g);
     fleet_stream *s;

@@ -94,7 +94,10 @@ FLEET_API fleet_status fleet_stream_query(fleet_stream *stream);
 
 /* Run fn(arg) on the stream, in order with its other work (the host
  * counterpart of cudaLaunchHostFunc). fn must not call fleet functions that
- * wait for this stream. */
+ * wait for this stream. On cuda, while fn blocks the stream, work that waits
+ * for the device to go idle waits for fn too: a kernel's first launch under
+ * CUDA's lazy module loading (CUDA_MODULE_LOADING=LAZY, the default) and the
+ * first GEMM on a stream (its cuBLAS handle) may. */
 typedef void (*fleet_host_fn)(void *arg);
 FLEET_API fleet_status fleet_stream_launch_host_func(fleet_stream *stream, fleet_host_fn fn, void *arg);
 
