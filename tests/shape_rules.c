@@ -243,6 +243,35 @@ TEST(composites)
     ASSERT_DIMS(&r, B, 2, 5);
 }
 
+TEST(slice)
+{
+    fleet__dims r, x = DIMS(B, 10, S);
+    int d;
+    int64_t first;
+    ASSERT_OK(fleet__shape_slice("t", &x, 1, 1, INT64_MAX, 3, &r, &d, &first)); /* 1, 4, 7 */
+    ASSERT_DIMS(&r, B, 3, S);
+    ASSERT_EQ(d, 1);
+    ASSERT_EQ(first, 1);
+    ASSERT_OK(fleet__shape_slice("t", &x, -2, -3, -1, 1, &r, &d, &first)); /* 7, 8 */
+    ASSERT_DIMS(&r, B, 2, S);
+    ASSERT_EQ(first, 7);
+    ASSERT_OK(fleet__shape_slice("t", &x, 1, -100, 100, 1, &r, &d, &first)); /* clamped */
+    ASSERT_DIMS(&r, B, 10, S);
+    ASSERT_EQ(first, 0);
+    ASSERT_OK(fleet__shape_slice("t", &x, 1, 8, 3, 1, &r, &d, &first)); /* empty */
+    ASSERT_DIMS(&r, B, 0, S);
+    ASSERT_OK(fleet__shape_slice("t", &x, 1, 0, 10, INT64_MAX, &r, &d, &first)); /* one */
+    ASSERT_DIMS(&r, B, 1, S);
+    ASSERT_OK(fleet__shape_slice("t", &x, 2, 0, INT64_MAX, 1, &r, &d, &first)); /* S whole */
+    ASSERT_DIMS(&r, B, 10, S);
+    ASSERT_REFUSED(fleet__shape_slice("t", &x, 0, 0, 4, 1, &r, &d, &first),
+                   FLEET_ERR_SHAPE_MISMATCH, "dimension 0 is known only at run time");
+    ASSERT_REFUSED(fleet__shape_slice("t", &x, 1, 0, 4, -1, &r, &d, &first),
+                   FLEET_ERR_INVALID_ARGUMENT, "step -1");
+    ASSERT_REFUSED(fleet__shape_slice("t", &x, 3, 0, 4, 1, &r, &d, &first),
+                   FLEET_ERR_INVALID_ARGUMENT, "dim 3");
+}
+
 TEST(expect)
 {
     fleet__dims want = DIMS(3, 4), same = DIMS(3, 4), lead = DIMS(1, 1, 3, 4);

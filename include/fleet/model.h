@@ -64,6 +64,7 @@
 #define FLEET_MODEL_H
 #include <stddef.h>
 #include <stdint.h>
+#include "fleet/ops.h"
 #include "fleet/tensor.h"
 #ifdef __cplusplus
 extern "C" {
@@ -96,8 +97,17 @@ FLEET_API fleet_status fleet_model_input(fleet_model *model, const char *name, f
 /* A named weight (a constant) of fixed shape, data given before finalize. */
 FLEET_API fleet_status fleet_model_weight(fleet_model *model, const char *name, fleet_dtype dtype, int ndim,
                                 const int64_t *shape, fleet_value *out);
+/* An unnamed constant (a scalar when ndim is 0) of any dtype, its data
+ * copied now: numel(shape) * fleet_dtype_size(dtype) bytes at data. */
+FLEET_API fleet_status fleet_model_constant(fleet_model *model, fleet_dtype dtype, int ndim,
+                                            const int64_t *shape, const void *data,
+                                            fleet_value *out);
 /* Mark a value as an output (names unique among outputs). */
 FLEET_API fleet_status fleet_model_output(fleet_model *model, const char *name, fleet_value value);
+/* A value's dtype and shape as built (FLEET_DIM_BATCH where the batch goes):
+ * for builders of larger graphs that need to know what an op gave. */
+FLEET_API fleet_status fleet_model_value_info(const fleet_model *model, fleet_value value,
+                                              fleet_dtype *dtype, int *ndim, int64_t *shape);
 
 /* Ops; shapes as the fleet_* op of the same name (fleet/ops.h). */
 FLEET_API fleet_status fleet_model_linear(fleet_model *model, fleet_value x, fleet_value weight,
@@ -114,7 +124,48 @@ FLEET_API fleet_status fleet_model_gelu(fleet_model *model, fleet_value x, fleet
 FLEET_API fleet_status fleet_model_silu(fleet_model *model, fleet_value x, fleet_value *out);
 FLEET_API fleet_status fleet_model_tanh(fleet_model *model, fleet_value x, fleet_value *out);
 FLEET_API fleet_status fleet_model_sigmoid(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_pow(fleet_model *model, fleet_value a, fleet_value b, fleet_value *out);
+FLEET_API fleet_status fleet_model_maximum(fleet_model *model, fleet_value a, fleet_value b,
+                                           fleet_value *out);
+FLEET_API fleet_status fleet_model_minimum(fleet_model *model, fleet_value a, fleet_value b,
+                                           fleet_value *out);
+/* Comparisons give a FLEET_DTYPE_BOOL value; where selects by one. */
+FLEET_API fleet_status fleet_model_equal(fleet_model *model, fleet_value a, fleet_value b,
+                                         fleet_value *out);
+FLEET_API fleet_status fleet_model_less(fleet_model *model, fleet_value a, fleet_value b,
+                                        fleet_value *out);
+FLEET_API fleet_status fleet_model_less_equal(fleet_model *model, fleet_value a, fleet_value b,
+                                              fleet_value *out);
+FLEET_API fleet_status fleet_model_greater(fleet_model *model, fleet_value a, fleet_value b,
+                                           fleet_value *out);
+FLEET_API fleet_status fleet_model_greater_equal(fleet_model *model, fleet_value a, fleet_value b,
+                                                 fleet_value *out);
+FLEET_API fleet_status fleet_model_where(fleet_model *model, fleet_value cond, fleet_value a,
+                                         fleet_value b, fleet_value *out);
+FLEET_API fleet_status fleet_model_cast(fleet_model *model, fleet_value x, fleet_dtype dtype,
+                                        fleet_value *out);
+FLEET_API fleet_status fleet_model_gelu_tanh(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_erf(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_exp(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_log(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_sqrt(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_neg(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_abs(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_reciprocal(fleet_model *model, fleet_value x, fleet_value *out);
+FLEET_API fleet_status fleet_model_leaky_relu(fleet_model *model, fleet_value x, float alpha,
+                                              fleet_value *out);
+FLEET_API fleet_status fleet_model_clip(fleet_model *model, fleet_value x, float lo, float hi,
+                                        fleet_value *out);
 FLEET_API fleet_status fleet_model_softmax(fleet_model *model, fleet_value x, int dim, fleet_value *out);
+FLEET_API fleet_status fleet_model_log_softmax(fleet_model *model, fleet_value x, int dim,
+                                               fleet_value *out);
+/* Reductions along one dimension, as fleet_sum/fleet_mean/fleet_max. */
+FLEET_API fleet_status fleet_model_sum(fleet_model *model, fleet_value x, int dim, int keepdim,
+                                       fleet_value *out);
+FLEET_API fleet_status fleet_model_mean(fleet_model *model, fleet_value x, int dim, int keepdim,
+                                        fleet_value *out);
+FLEET_API fleet_status fleet_model_max(fleet_model *model, fleet_value x, int dim, int keepdim,
+                                       fleet_value *out);
 /* gamma and beta may each be FLEET_NO_VALUE (no scale, no shift), as
  * fleet_layer_norm takes NULL. */
 FLEET_API fleet_status fleet_model_layer_norm(fleet_model *model, fleet_value x, fleet_value gamma,
@@ -122,6 +173,23 @@ FLEET_API fleet_status fleet_model_layer_norm(fleet_model *model, fleet_value x,
 FLEET_API fleet_status fleet_model_conv1d(fleet_model *model, fleet_value x, fleet_value weight,
                                 fleet_value bias, int64_t stride, int64_t padding,
                                 int64_t dilation, fleet_value *out);
+FLEET_API fleet_status fleet_model_conv2d(fleet_model *model, fleet_value x, fleet_value weight,
+                                          fleet_value bias, const fleet_conv2d_params *params,
+                                          fleet_value *out);
+FLEET_API fleet_status fleet_model_max_pool2d(fleet_model *model, fleet_value x,
+                                              const fleet_pool2d_params *params,
+                                              fleet_value *out);
+FLEET_API fleet_status fleet_model_avg_pool2d(fleet_model *model, fleet_value x,
+                                              const fleet_pool2d_params *params,
+                                              fleet_value *out);
+/* Gathers: indices are an i32 or i64 value (an input, usually). */
+FLEET_API fleet_status fleet_model_embedding(fleet_model *model, fleet_value weight,
+                                             fleet_value indices, fleet_value *out);
+FLEET_API fleet_status fleet_model_gather(fleet_model *model, fleet_value x, fleet_value indices,
+                                          int axis, fleet_value *out);
+/* n >= 1 parts joined along dim (one copy each into out's slices). */
+FLEET_API fleet_status fleet_model_concat(fleet_model *model, const fleet_value *inputs, int n,
+                                          int dim, fleet_value *out);
 /* Views: no copy where the layout allows one (a reshape of a permuted value
  * becomes a copy, planned like any other activation). A reshape's shape may
  * hold FLEET_DIM_BATCH where the batch dimension goes. */
@@ -131,10 +199,25 @@ FLEET_API fleet_status fleet_model_transpose(fleet_model *model, fleet_value x, 
                                    fleet_value *out);
 FLEET_API fleet_status fleet_model_permute(fleet_model *model, fleet_value x, const int *dims,
                                  fleet_value *out);
+/* Elements [start, end) of dim at step (> 0), as x[start:end:step]: start
+ * and end clamp to the dimension, negative ones count from its end. Not
+ * along a symbolic dimension unless the whole of it. */
+FLEET_API fleet_status fleet_model_slice(fleet_model *model, fleet_value x, int dim, int64_t start,
+                                         int64_t end, int64_t step, fleet_value *out);
+/* x broadcast to shape (NumPy rules, both ways: the result is the
+ * broadcast of x's shape and `shape`), as ONNX's Expand: a view. */
+FLEET_API fleet_status fleet_model_expand(fleet_model *model, fleet_value x, int ndim,
+                                          const int64_t *shape, fleet_value *out);
 /* Scaled dot-product attention (fleet_attention without mask; scale <= 0
  * means 1/sqrt(D)), lowered to matmul, softmax, matmul. */
 FLEET_API fleet_status fleet_model_attention(fleet_model *model, fleet_value q, fleet_value k, fleet_value v,
                                    float scale, fleet_value *out);
+/* The same with an additive mask (FLEET_NO_VALUE: none) broadcast to the
+ * scores [..., Lq, Lk], as fleet_attention's. */
+FLEET_API fleet_status fleet_model_attention_masked(fleet_model *model, fleet_value q,
+                                                    fleet_value k, fleet_value v,
+                                                    fleet_value mask, float scale,
+                                                    fleet_value *out);
 
 /* ---- weights -------------------------------------------------------------- */
 

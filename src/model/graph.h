@@ -15,24 +15,36 @@
 #include "core/atomic.h"
 #include "core/lock.h"
 #include "fleet/model.h"
+#include "fleet/ops.h"
 #include "model/run.h"
+#include "ops/ops_internal.h"
 
 typedef enum fleet__node_op {
-    FLEET__NODE_LINEAR,     /* in: x, weight, bias (FLEET_NO_VALUE: none)   */
-    FLEET__NODE_MATMUL,     /* in: a, b; attr alpha                          */
-    FLEET__NODE_BINARY,     /* in: a, b; attr kind (fleet__binary_kind)      */
-    FLEET__NODE_UNARY,      /* in: x; attr kind (fleet__unary_kind)          */
-    FLEET__NODE_SOFTMAX,    /* in: x; attr dim (normalised, >= 0)            */
-    FLEET__NODE_LAYER_NORM, /* in: x, gamma, beta; attr eps                  */
-    FLEET__NODE_CONV1D,     /* in: x, weight, bias; attr stride/pad/dil      */
-    FLEET__NODE_RESHAPE,    /* in: x; a view, or a copy where it must be     */
-    FLEET__NODE_PERMUTE,    /* in: x; attr perm; always a view               */
+    FLEET__NODE_LINEAR,      /* in: x, weight, bias (FLEET_NO_VALUE: none)      */
+    FLEET__NODE_MATMUL,      /* in: a, b; attr.alpha                             */
+    FLEET__NODE_ELEMENTWISE, /* in: x; a, b; or cond, a, b (WHERE); attr.ew      */
+    FLEET__NODE_ROWWISE,     /* in: x; attr.row: softmax and log-softmax keep x's
+                              * shape, sum, mean and max reduce dim           */
+    FLEET__NODE_LAYER_NORM,  /* in: x, gamma, beta; attr.eps                     */
+    FLEET__NODE_CONV,        /* in: x, weight, bias; attr.conv                   */
+    FLEET__NODE_POOL,        /* in: x; attr.pool                                 */
+    FLEET__NODE_GATHER,      /* in: x, indices; attr.gather                      */
+    FLEET__NODE_CONCAT,      /* in: the parts; attr.dim                          */
+    FLEET__NODE_RESHAPE,     /* in: x; a view, or a copy where it must be        */
+    FLEET__NODE_PERMUTE,     /* in: x; attr.perm                                 */
+    FLEET__NODE_SLICE,       /* in: x; attr.slice                                */
+    FLEET__NODE_EXPAND,      /* in: x, broadcast to the value's shape            */
+    FLEET__NODE_KINDS_,
 } fleet__node_op;
-
-typedef enum fleet__binary_kind { FLEET__ADD, FLEET__SUB, FLEET__MUL, FLEET__DIV } fleet__binary_kind;
-typedef enum fleet__unary_kind {
-    FLEET__RELU, FLEET__GELU, FLEET__SILU, FLEET__TANH, FLEET__SIGMOID
-} fleet__unary_kind;
+/* PERMUTE, SLICE and EXPAND are views of their input (strides moved, an
+ * offset, zero strides), RESHAPE one when its input is contiguous; the
+ * compiler copies one into its own memory where a reader needs another
+ * layout (model/plan.c). */
+static inline bool fleet__node_is_view(fleet__node_op op)
+{
+    return op == FLEET__NODE_RESHAPE || op == FLEET__NODE_PERMUTE || op == FLEET__NODE_SLICE ||
+           op == FLEET__NODE_EXPAND;
+}
 
 typedef enum fleet__value_kind {
     FLEET__VALUE_INPUT,
@@ -48,7 +60,8 @@ typedef struct fleet__value {
     int64_t shape[FLEET_MAX_DIMS];   /* FLEET_DIM_BATCH allowed            */
 } fleet__value;
 
-#define FLEET__NODE_MAX_IN 3
+/* Inputs a node holds; a longer concatenation is a tree of them. */
+#define FLEET__NODE_MAX_IN 8
 
 typedef struct fleet__node {
     fleet__node_op op;
@@ -56,14 +69,31 @@ typedef struct fleet__node {
     fleet_value in[FLEET__NODE_MAX_IN];
     fleet_value out;
     union {
-        float alpha;                  /* MATMUL                             */
-        int kind;                     /* BINARY, UNARY                      */
-        int dim;                      /* SOFTMAX                            */
-        float eps;                    /* LAYER_NORM                         */
+        float alpha;                  /* MATMUL                                  */
         struct {
-            int64_t stride, pad, dil;
-        } conv;                       /* CONV1D                             */
-        int perm[FLEET_MAX_DIMS];     /* PERMUTE                            */
+            fleet__ew_op op;          /* out's dtype is the value's              */
+            float alpha, beta;
+        } ew;                         /* ELEMENTWISE                             */
+        struct {
+            fleet__row_op op;
+            int dim;                  /* normalised, >= 0                        */
+            bool keepdim;
+        } row;                        /* ROWWISE                                 */
+        float eps;                    /* LAYER_NORM                              */
+        fleet__conv_params conv;      /* CONV                                    */
+        struct {
+            fleet__pool_op op;
+            fleet_pool2d_params p;
+        } pool;                       /* POOL                                    */
+        struct {
+            int axis;                 /* normalised                              */
+            bool wrap_negative;
+        } gather;                     /* GATHER                                  */
+        int dim;                      /* CONCAT (normalised)                     */
+        int perm[FLEET_MAX_DIMS];     /* PERMUTE                                 */
+        struct {
+            int64_t start[FLEET_MAX_DIMS], step[FLEET_MAX_DIMS]; /* per dim of x */
+        } slice;                      /* SLICE                                   */
     } attr;
 } fleet__node;
 
@@ -108,6 +138,14 @@ struct fleet_model {
         graph_replays, eager_runs, evictions, fusions;
     fleet_atomic_u64 arena_bytes_max;
 };
+
+/* The start every op builder shares: the model still building, out
+ * non-NULL, each operand known (FLEET_NO_VALUE allowed where optional_mask
+ * has its bit); vs[i] points at operand i's value (NULL where absent) until
+ * the next node is added. */
+fleet_status fleet__model_op_begin(fleet_model *m, const char *fn, fleet_value *out,
+                                   const fleet_value *ids, int n, unsigned optional_mask,
+                                   const fleet__value **vs);
 
 /* Grow-and-append helpers of the builder, also used to lower composite ops. */
 fleet_status fleet__model_add_node(fleet_model *m, const char *fn, const fleet__node *node,

@@ -77,15 +77,6 @@ void fleet__plans_free(fleet_model *m)
 
 /* ---- compile ---------------------------------------------------------------------- */
 
-static void set_contiguous(fleet_tensor *t)
-{
-    int64_t stride = 1;
-    for (int d = t->ndim - 1; d >= 0; d--) {
-        t->strides[d] = stride;
-        stride *= t->shape[d] > 0 ? t->shape[d] : 1;
-    }
-}
-
 /* One block of the arena: a value's memory or a step's scratch. */
 typedef struct item {
     size_t bytes;
@@ -142,18 +133,17 @@ static fleet_status concretize(const fleet__value *v, int64_t batch, fleet_tenso
     memset(t, 0, sizeof *t);
     t->device = dev;
     t->dtype = v->dtype;
-    t->ndim = v->ndim;
-    int64_t numel = 1;
+    int64_t shape[FLEET_MAX_DIMS], numel = 1;
     for (int d = 0; d < v->ndim; d++) {
         int64_t s = v->shape[d] == FLEET_DIM_BATCH ? batch : v->shape[d];
-        t->shape[d] = s;
+        shape[d] = s;
         if (s != 0 && numel > ((int64_t)1 << 40) / s)
             return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
                                 "fleet_model_run: batch %lld makes a value of more than 2^40 "
                                 "elements", (long long)batch);
         numel *= s;
     }
-    set_contiguous(t);
+    fleet__tensor_set_shape(t, v->ndim, shape);
     return FLEET_OK;
 }
 
@@ -244,8 +234,8 @@ static void pass_fuse(compiler *c)
     fleet_model *m = c->m;
     for (int n = 0; n < m->n_nodes; n++) {
         const fleet__node *node = &m->nodes[n];
-        if (!c->p->needed[node->out] || node->op != FLEET__NODE_UNARY ||
-            node->attr.kind != FLEET__RELU || c->readers[node->in[0]] != 1)
+        if (!c->p->needed[node->out] || node->op != FLEET__NODE_ELEMENTWISE ||
+            node->attr.ew.op != FLEET__EW_RELU || c->readers[node->in[0]] != 1)
             continue;
         const fleet__node *prod = producer(c, node->in[0]);
         if (prod == NULL || prod->op != FLEET__NODE_LINEAR || prod->in[2] == FLEET_NO_VALUE)
@@ -266,18 +256,64 @@ static fleet_status pass_shapes(compiler *c, int64_t batch)
     return FLEET_OK;
 }
 
-/* Whether a reader of the view t needs it laid out otherwise: a
- * convolution takes contiguous tensors only, a GEMM operand rows or columns
- * of unit stride. */
+bool fleet__node_view(const fleet__node *n, const fleet_tensor *src, int ndim,
+                      const int64_t *shape, fleet_tensor *view)
+{
+    *view = *src;
+    fleet__tensor_set_shape(view, ndim, shape);
+    switch (n->op) {
+    case FLEET__NODE_RESHAPE:
+        return fleet_tensor_is_contiguous(src);
+    case FLEET__NODE_PERMUTE:
+        for (int d = 0; d < ndim; d++)
+            view->strides[d] = src->strides[n->attr.perm[d]];
+        return true;
+    case FLEET__NODE_SLICE:
+        for (int d = 0; d < ndim; d++) {
+            view->offset += n->attr.slice.start[d] * src->strides[d];
+            view->strides[d] = src->strides[d] * n->attr.slice.step[d];
+        }
+        return true;
+    case FLEET__NODE_EXPAND: /* src's dims aligned at the last; stretched ones step 0 */
+        for (int d = 0; d < ndim; d++) {
+            int k = d - (ndim - src->ndim);
+            view->strides[d] = k >= 0 && src->shape[k] == shape[d] ? src->strides[k] : 0;
+        }
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Whether a node takes t as its operand k as it is laid out: elementwise
+ * ops, concatenation and views take any layout, a GEMM operand rows or
+ * columns of unit stride, everything else (and a linear's bias) contiguous
+ * tensors only. */
+static bool takes(const fleet__node *node, int k, const fleet_tensor *t)
+{
+    if (fleet__node_is_view(node->op))
+        return true;
+    switch (node->op) {
+    case FLEET__NODE_ELEMENTWISE:
+    case FLEET__NODE_CONCAT:
+        return true;
+    case FLEET__NODE_MATMUL:
+        return fleet__gemm_operand_ok(t);
+    case FLEET__NODE_LINEAR:
+        return k < 2 ? fleet__gemm_operand_ok(t) : fleet_tensor_is_contiguous(t);
+    default:
+        return fleet_tensor_is_contiguous(t);
+    }
+}
+
+/* Whether a reader of value v, laid out as t, needs it otherwise. */
 static bool readers_need_copy(const compiler *c, fleet_value v, const fleet_tensor *t)
 {
     for (int r = c->reader_at[v]; r < c->reader_at[v + 1]; r++) {
         const fleet__node *reader = &c->m->nodes[c->reader_node[r]];
-        if (reader->op == FLEET__NODE_CONV1D && !fleet_tensor_is_contiguous(t))
-            return true;
-        if ((reader->op == FLEET__NODE_MATMUL || reader->op == FLEET__NODE_LINEAR) &&
-            !fleet__gemm_operand_ok(t))
-            return true;
+        for (int k = 0; k < reader->n_in; k++)
+            if (reader->in[k] == v && !takes(reader, k, t))
+                return true;
     }
     return false;
 }
@@ -300,22 +336,15 @@ static void pass_views(compiler *c)
             continue;
         const fleet__node *node = &c->m->nodes[val->index];
         const fleet_tensor *src = &p->tmpl[node->in[0]];
-        bool view = c->fused[v] ||
-                    (node->op == FLEET__NODE_RESHAPE && fleet_tensor_is_contiguous(src));
-        fleet_tensor permuted = *t;
-        if (node->op == FLEET__NODE_PERMUTE) {
-            permuted.offset = src->offset;
-            for (int d = 0; d < t->ndim; d++)
-                permuted.strides[d] = src->strides[node->attr.perm[d]];
-            view = !readers_need_copy(c, v, &permuted);
-        }
-        if (!view)
+        fleet_tensor view = *t;
+        if (c->fused[v]) /* the linear's own memory */
+            view.offset = src->offset;
+        else if (!fleet__node_view(node, src, t->ndim, t->shape, &view) ||
+                 readers_need_copy(c, v, &view))
             continue; /* owns its memory: a step writes it */
-        /* Same base and offset as the source; a permute's strides moved. */
         p->base[v] = p->base[node->in[0]];
         c->root[v] = c->root[node->in[0]];
-        *t = node->op == FLEET__NODE_PERMUTE ? permuted : *t;
-        t->offset = src->offset;
+        *t = view;
     }
 }
 
@@ -328,8 +357,7 @@ static void pass_steps(compiler *c)
             continue;
         const fleet__node *node = &c->m->nodes[val->index];
         fleet__step *s = &p->steps[p->n_steps];
-        bool layout = node->op == FLEET__NODE_RESHAPE || node->op == FLEET__NODE_PERMUTE;
-        s->kind = layout ? FLEET__STEP_COPY : FLEET__STEP_NODE;
+        s->kind = fleet__node_is_view(node->op) ? FLEET__STEP_COPY : FLEET__STEP_NODE;
         s->node = val->index;
         s->out = v;
         s->src = node->in[0];
@@ -338,22 +366,18 @@ static void pass_steps(compiler *c)
     }
 }
 
+/* The views pass's promise, checked: every operand of a node step laid out
+ * as its op entry takes it. */
 static fleet_status pass_check(const compiler *c)
 {
     const fleet__plan *p = c->p;
     for (int i = 0; i < p->n_steps; i++) {
         const fleet__step *s = &p->steps[i];
         const fleet__node *node = &c->m->nodes[s->node];
-        const fleet_tensor *out = &p->tmpl[s->out];
-        bool conv = s->kind == FLEET__STEP_NODE && node->op == FLEET__NODE_CONV1D;
-        fleet_status st = fleet__op_dtype_supported("fleet_model_run", c->m->device, out->dtype,
-                                                    conv ? 0u : FLEET__OP_HALF_ON_CUDA);
-        if (st != FLEET_OK)
-            return st;
-        for (int k = 0; conv && k < node->n_in; k++)
-            if (node->in[k] != FLEET_NO_VALUE && !fleet_tensor_is_contiguous(&p->tmpl[node->in[k]]))
-                return fleet__error(FLEET_ERR_INTERNAL, "fleet_model_run: a conv1d operand of the "
-                                    "plan is not contiguous");
+        for (int k = 0; s->kind == FLEET__STEP_NODE && k < node->n_in; k++)
+            if (node->in[k] != FLEET_NO_VALUE && !takes(node, k, &p->tmpl[node->in[k]]))
+                return fleet__error(FLEET_ERR_INTERNAL, "fleet_model_run: operand %d of step %d "
+                                    "is laid out as its op cannot take it", k, i);
     }
     return FLEET_OK;
 }
@@ -394,10 +418,9 @@ static fleet_status pass_lifetimes(compiler *c)
     for (int i = 0; i < p->n_steps; i++) {
         fleet__step *s = &p->steps[i];
         const fleet__node *node = &m->nodes[s->node];
-        if (s->kind != FLEET__STEP_NODE || node->op != FLEET__NODE_CONV1D)
+        if (s->kind != FLEET__STEP_NODE || node->op != FLEET__NODE_CONV)
             continue;
-        fleet__conv_params cp = {.sp = 1, .groups = 1};
-        s->ws_bytes = fleet__conv_workspace_bytes(&cp, &p->tmpl[node->in[0]],
+        s->ws_bytes = fleet__conv_workspace_bytes(&node->attr.conv, &p->tmpl[node->in[0]],
                                                   &p->tmpl[node->in[1]], &p->tmpl[s->out]);
         c->items[c->n_items++] = (item){.bytes = align_up(s->ws_bytes), .first = i, .last = i,
                                         .value = -1 - i};

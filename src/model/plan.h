@@ -1,7 +1,8 @@
 /* model/plan.h — a model compiled for one batch size.
  *
  * The compiler fixes every value's shape, decides which values are views
- * (permute, reshape of a contiguous value) and which own memory, fuses a
+ * (permute, slice, expand, reshape of a contiguous value: where their
+ * readers take the layout) and which own memory, fuses a
  * ReLU into the biased linear that is its only producer and reader (one
  * GEMM launch with cuBLASLt's RELU_BIAS epilogue), orders the
  * steps, and packs the values that own memory into one arena: each gets a
@@ -19,7 +20,7 @@
 
 typedef enum fleet__step_kind {
     FLEET__STEP_NODE, /* run node `node` into value `out`                  */
-    FLEET__STEP_COPY, /* copy value `src` into `out`'s own memory (reshape) */
+    FLEET__STEP_COPY, /* a view node's value into its own memory           */
 } fleet__step_kind;
 
 typedef struct fleet__step {
@@ -46,6 +47,15 @@ typedef struct fleet__plan {
     /* Instances by stream id; guarded by the graph cache's lock. */
     struct fleet__instance *instances[FLEET__MAX_STREAMS];
 } fleet__plan;
+
+/* The view of src that a PERMUTE, SLICE, EXPAND or RESHAPE node makes,
+ * into *view: src's storage, dtype and base, the node's value's ndim and
+ * shape, strides and offset moved as the node says. False (no view) for a
+ * RESHAPE of a src that is not contiguous, or another kind of node. The
+ * plan makes its views with it, the COPY steps of a view their readers
+ * cannot take read their source through it (model/run.c). */
+bool fleet__node_view(const fleet__node *n, const fleet_tensor *src, int ndim,
+                      const int64_t *shape, fleet_tensor *view);
 
 /* The plan of `m` for `batch`: found without a lock, or compiled once under
  * the model's lock however many threads ask at once. */

@@ -16,67 +16,71 @@
  * each node's shapes and dtypes, the plan its devices, layouts and that no
  * step's output overlaps its inputs, so nothing is checked again here. */
 
-static const fleet__ew_op binary_ops[] = {
-    [FLEET__ADD] = FLEET__EW_ADD, [FLEET__SUB] = FLEET__EW_SUB,
-    [FLEET__MUL] = FLEET__EW_MUL, [FLEET__DIV] = FLEET__EW_DIV};
-static const fleet__ew_op unary_ops[] = {
-    [FLEET__RELU] = FLEET__EW_RELU, [FLEET__GELU] = FLEET__EW_GELU,
-    [FLEET__SILU] = FLEET__EW_SILU, [FLEET__TANH] = FLEET__EW_TANH,
-    [FLEET__SIGMOID] = FLEET__EW_SIGMOID};
-
-/* A COPY step: the source (any layout) into the step's own memory. */
+/* A COPY step: the view its node makes of the source (any layout) into the
+ * step's own memory. A reshape of a source that is not contiguous has no
+ * view: its memory is then read as the source's shape. */
 static fleet_status run_copy(const fleet__instance *in, const fleet__op_call *call,
                              const fleet__step *s)
 {
     const fleet__node *n = &in->plan->model->nodes[s->node];
-    fleet_tensor src = in->t[s->src], dst = in->t[s->out];
-    if (n->op == FLEET__NODE_PERMUTE) { /* dst has the permuted shape */
-        for (int d = 0; d < dst.ndim; d++) {
-            src.shape[d] = in->t[s->src].shape[n->attr.perm[d]];
-            src.strides[d] = in->t[s->src].strides[n->attr.perm[d]];
-        }
-    } else { /* a reshape: dst's memory laid out as src's shape */
-        dst.ndim = src.ndim;
-        int64_t stride = 1;
-        for (int d = src.ndim - 1; d >= 0; d--) {
-            dst.shape[d] = src.shape[d];
-            dst.strides[d] = stride;
-            stride *= src.shape[d] > 0 ? src.shape[d] : 1;
-        }
+    const fleet_tensor *src = &in->t[s->src];
+    fleet_tensor view, dst = in->t[s->out];
+    if (!fleet__node_view(n, src, dst.ndim, dst.shape, &view)) {
+        view = *src;
+        fleet__tensor_set_shape(&dst, src->ndim, src->shape);
     }
-    return fleet__op_elementwise(call, FLEET__EW_COPY, &src, NULL, &dst);
+    return fleet__op_elementwise(call, FLEET__EW_COPY, &view, NULL, &dst);
+}
+
+static fleet_status run_rowwise(const fleet__op_call *call, const fleet__node *n,
+                                const fleet_tensor *x, fleet_tensor *out)
+{
+    switch (n->attr.row.op) {
+    case FLEET__ROW_SOFTMAX:
+        return fleet__op_softmax(call, x, n->attr.row.dim, out);
+    case FLEET__ROW_LOG_SOFTMAX:
+        return fleet__op_log_softmax(call, x, n->attr.row.dim, out);
+    default:
+        return fleet__op_reduce(call, n->attr.row.op, x, n->attr.row.dim, n->attr.row.keepdim,
+                                out);
+    }
 }
 
 static fleet_status run_node(const fleet__instance *in, const fleet__op_call *call,
                              const fleet__step *s)
 {
     const fleet__node *n = &in->plan->model->nodes[s->node];
-    const fleet_tensor *a = &in->t[n->in[0]];
-    const fleet_tensor *b = n->n_in > 1 && n->in[1] != FLEET_NO_VALUE ? &in->t[n->in[1]] : NULL;
-    const fleet_tensor *c = n->n_in > 2 && n->in[2] != FLEET_NO_VALUE ? &in->t[n->in[2]] : NULL;
+    const fleet_tensor *t[FLEET__NODE_MAX_IN] = {0};
+    for (int k = 0; k < n->n_in; k++)
+        t[k] = n->in[k] != FLEET_NO_VALUE ? &in->t[n->in[k]] : NULL;
     fleet_tensor *out = &in->t[s->out];
     switch (n->op) {
     case FLEET__NODE_LINEAR:
-        return fleet__op_linear(call, a, b, c, s->relu, out);
+        return fleet__op_linear(call, t[0], t[1], t[2], s->relu, out);
     case FLEET__NODE_MATMUL:
-        return fleet__op_matmul(call, a, b, NULL, n->attr.alpha, false, out);
-    case FLEET__NODE_BINARY:
-        return fleet__op_elementwise(call, binary_ops[n->attr.kind], a, b, out);
-    case FLEET__NODE_UNARY:
-        return fleet__op_elementwise(call, unary_ops[n->attr.kind], a, NULL, out);
-    case FLEET__NODE_SOFTMAX:
-        return fleet__op_softmax(call, a, n->attr.dim, out);
+        return fleet__op_matmul(call, t[0], t[1], NULL, n->attr.alpha, false, out);
+    case FLEET__NODE_ELEMENTWISE:
+        if (n->attr.ew.op == FLEET__EW_WHERE) /* in: cond, a, b */
+            return fleet__op_elementwise_ex(call, FLEET__EW_WHERE, t[1], t[2], t[0], 0.0f, 0.0f,
+                                            out);
+        return fleet__op_elementwise_ex(call, n->attr.ew.op, t[0], t[1], NULL, n->attr.ew.alpha,
+                                        n->attr.ew.beta, out);
+    case FLEET__NODE_ROWWISE:
+        return run_rowwise(call, n, t[0], out);
     case FLEET__NODE_LAYER_NORM:
-        return fleet__op_layer_norm(call, a, b, c, n->attr.eps, out);
-    case FLEET__NODE_CONV1D: {
+        return fleet__op_layer_norm(call, t[0], t[1], t[2], n->attr.eps, out);
+    case FLEET__NODE_CONV: {
         char *ws = (char *)fleet_tensor_data(in->arena) + s->ws_offset;
-        fleet__conv_params cp = {.sp = 1, .stride = {n->attr.conv.stride},
-                                 .pad = {n->attr.conv.pad}, .dil = {n->attr.conv.dil},
-                                 .groups = 1};
-        return fleet__op_conv(call, &cp, a, b, c, ws, s->ws_bytes, out);
+        return fleet__op_conv(call, &n->attr.conv, t[0], t[1], t[2], ws, s->ws_bytes, out);
     }
-    case FLEET__NODE_RESHAPE:
-    case FLEET__NODE_PERMUTE:
+    case FLEET__NODE_POOL:
+        return fleet__op_pool(call, n->attr.pool.op, &n->attr.pool.p, t[0], out);
+    case FLEET__NODE_GATHER:
+        return fleet__op_gather(call, t[0], t[1], n->attr.gather.axis,
+                                n->attr.gather.wrap_negative, out);
+    case FLEET__NODE_CONCAT:
+        return fleet__op_concat(call, t, n->n_in, n->attr.dim, out);
+    default:
         break; /* views: no step (a materialised one is a COPY step) */
     }
     FLEET_ASSERT(!"a view node became a step");
@@ -84,12 +88,20 @@ static fleet_status run_node(const fleet__instance *in, const fleet__op_call *ca
 }
 
 /* The ops' names in a failed step's text: "step 3: linear: ...". */
-static const char *const node_names[] = {
-    [FLEET__NODE_LINEAR] = "linear", [FLEET__NODE_MATMUL] = "matmul",
-    [FLEET__NODE_BINARY] = "binary op", [FLEET__NODE_UNARY] = "unary op",
-    [FLEET__NODE_SOFTMAX] = "softmax", [FLEET__NODE_LAYER_NORM] = "layer_norm",
-    [FLEET__NODE_CONV1D] = "conv1d", [FLEET__NODE_RESHAPE] = "reshape",
-    [FLEET__NODE_PERMUTE] = "permute"};
+static const char *node_name(const fleet__node *n)
+{
+    static const char *const names[FLEET__NODE_KINDS_] = {
+        [FLEET__NODE_LINEAR] = "linear", [FLEET__NODE_MATMUL] = "matmul",
+        [FLEET__NODE_ELEMENTWISE] = "elementwise op", [FLEET__NODE_ROWWISE] = "row op",
+        [FLEET__NODE_LAYER_NORM] = "layer_norm", [FLEET__NODE_CONV] = "convolution",
+        [FLEET__NODE_POOL] = "pooling", [FLEET__NODE_GATHER] = "gather",
+        [FLEET__NODE_CONCAT] = "concat", [FLEET__NODE_RESHAPE] = "reshape",
+        [FLEET__NODE_PERMUTE] = "permute", [FLEET__NODE_SLICE] = "slice",
+        [FLEET__NODE_EXPAND] = "expand"};
+    if (n->op == FLEET__NODE_ELEMENTWISE)
+        return fleet__ew_name(n->attr.ew.op);
+    return names[n->op];
+}
 
 static fleet_status run_steps(const fleet__instance *in, const fleet__op_call *call)
 {
@@ -97,7 +109,7 @@ static fleet_status run_steps(const fleet__instance *in, const fleet__op_call *c
     fleet__op_call step = *call;
     for (int i = 0; i < p->n_steps; i++) {
         const fleet__step *s = &p->steps[i];
-        step.fn = node_names[in->plan->model->nodes[s->node].op];
+        step.fn = node_name(&in->plan->model->nodes[s->node]);
         fleet_status st = s->kind == FLEET__STEP_COPY ? run_copy(in, &step, s)
                                                       : run_node(in, &step, s);
         if (st != FLEET_OK) {

@@ -11,6 +11,24 @@
 #include "ops/ops_internal.h"
 #include "core/prim.h"
 
+fleet_status fleet__op_concat(const fleet__op_call *call, const fleet_tensor *const *inputs, int n,
+                              int d, fleet_tensor *out)
+{
+    int64_t at = 0;
+    for (int i = 0; i < n; i++) {
+        fleet_tensor part = *out;
+        part.shape[d] = inputs[i]->shape[d];
+        part.offset += at * out->strides[d];
+        at += inputs[i]->shape[d];
+        if (fleet_tensor_numel(&part) == 0)
+            continue;
+        fleet_status st = fleet__op_elementwise(call, FLEET__EW_COPY, inputs[i], NULL, &part);
+        if (st != FLEET_OK)
+            return st; /* a backend failure mid-way: out is then unspecified */
+    }
+    return FLEET_OK;
+}
+
 static fleet_status concat(const char *fn, const fleet_tensor *const *inputs, int n, int dim,
                            fleet__dims *dims, fleet_tensor *out)
 {
@@ -44,19 +62,7 @@ static fleet_status concat(const char *fn, const fleet_tensor *const *inputs, in
     for (int i = 0; i < n; i++)
         if (fleet__overlaps(out, inputs[i]))
             return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: out overlaps inputs[%d]", fn, i);
-    int64_t at = 0;
-    for (int i = 0; i < n; i++) {
-        fleet_tensor part = *out;
-        part.shape[d] = inputs[i]->shape[d];
-        part.offset += at * out->strides[d];
-        at += inputs[i]->shape[d];
-        if (fleet_tensor_numel(&part) == 0)
-            continue;
-        if ((st = fleet__op_elementwise(&call, FLEET__EW_COPY, inputs[i], NULL, &part)) !=
-            FLEET_OK)
-            return st; /* a backend failure mid-way: out is then unspecified */
-    }
-    return FLEET_OK;
+    return fleet__op_concat(&call, inputs, n, d, out);
 }
 
 fleet_status fleet_concat(const fleet_tensor *const *inputs, int n, int dim, fleet_tensor *out_h)

@@ -152,6 +152,10 @@ size_t fleet__conv_workspace_bytes(const fleet__conv_params *p, const fleet_tens
 fleet_status fleet__op_gather(const fleet__op_call *call, const fleet_tensor *x,
                               const fleet_tensor *indices, int axis, bool wrap_negative,
                               fleet_tensor *out);
+/* inputs joined along d (normalised) into out, one copy each into its
+ * slice of out; any layouts. */
+fleet_status fleet__op_concat(const fleet__op_call *call, const fleet_tensor *const *inputs, int n,
+                              int d, fleet_tensor *out);
 fleet_status fleet__op_pool(const fleet__op_call *call, fleet__pool_op op,
                             const fleet_pool2d_params *p, const fleet_tensor *x,
                             fleet_tensor *out);

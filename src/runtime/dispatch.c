@@ -206,13 +206,18 @@ static const char *const ew_names[FLEET__EW_COUNT_] = {
     [FLEET__EW_LESS_EQUAL] = "less_equal", [FLEET__EW_GREATER] = "greater",
     [FLEET__EW_GREATER_EQUAL] = "greater_equal", [FLEET__EW_WHERE] = "where"};
 
+const char *fleet__ew_name(int op)
+{
+    return op >= 0 && op < FLEET__EW_COUNT_ ? ew_names[op] : "unknown op";
+}
+
 fleet_status fleet__backend_require_elementwise(const char *fn, const struct fleet_device *dev,
                                                 int op, int dtype, int out_dtype)
 {
     const fleet__backend *be = dev->backend;
     if (be->elementwise_supports != NULL && be->elementwise_supports(op, dtype, out_dtype))
         return FLEET_OK;
-    const char *name = op >= 0 && op < FLEET__EW_COUNT_ ? ew_names[op] : "unknown op";
+    const char *name = fleet__ew_name(op);
     if (dtype == out_dtype)
         return fleet__error(FLEET_ERR_UNSUPPORTED, "%s: the %s backend has no %s for %s", fn,
                             be->name, name, fleet_dtype_name((fleet_dtype)dtype));

@@ -88,6 +88,8 @@ fleet_status fleet__backend_gemm(const struct fleet_device *dev, void *stream,
                                  const fleet__gemm_args *args);
 fleet_status fleet__backend_elementwise(const struct fleet_device *dev, void *stream,
                                         const fleet__elementwise_args *args);
+/* An elementwise op's name ("add", "gelu (tanh)"), for messages. */
+const char *fleet__ew_name(int op);
 /* FLEET_OK, or FLEET_ERR_UNSUPPORTED "fn: the cpu backend has no <op> from
  * i64 to f16" when the backend's elementwise kernel lacks the combination. */
 fleet_status fleet__backend_require_elementwise(const char *fn, const struct fleet_device *dev,

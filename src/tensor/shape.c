@@ -417,6 +417,43 @@ fleet_status fleet__shape_gather(const char *fn, const fleet__dims *x, const fle
     return FLEET_OK;
 }
 
+static int64_t clamp_index(int64_t i, int64_t size)
+{
+    if (i < 0)
+        i = i < -size ? 0 : i + size;
+    return i > size ? size : i;
+}
+
+fleet_status fleet__shape_slice(const char *fn, const fleet__dims *x, int dim, int64_t start,
+                                int64_t end, int64_t step, fleet__dims *out, int *norm_dim,
+                                int64_t *first)
+{
+    int d;
+    fleet_status st = fleet__shape_dim(fn, x->ndim, dim, &d);
+    if (st != FLEET_OK)
+        return st;
+    if (step <= 0)
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: step %lld (only steps > 0)", fn,
+                            (long long)step);
+    int64_t size = x->d[d];
+    *out = *x;
+    *norm_dim = d;
+    if (fleet__dim_symbolic(size)) {
+        if (start != 0 || end < INT64_MAX / 2 || step != 1) {
+            char what[96];
+            snprintf(what, sizeof what, "dimension %d is known only at run time: it can only be "
+                     "taken whole", d);
+            return fleet__shape_refuse(fn, what, x, "x", NULL, NULL);
+        }
+        *first = 0;
+        return FLEET_OK;
+    }
+    int64_t b = clamp_index(start, size), e = clamp_index(end, size);
+    *first = b;
+    out->d[d] = e > b ? 1 + (e - b - 1) / step : 0;
+    return FLEET_OK;
+}
+
 fleet_status fleet__shape_concat(const char *fn, const fleet__dims *inputs, int n, int dim,
                                  fleet__dims *out, int *norm_dim)
 {

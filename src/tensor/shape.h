@@ -142,6 +142,15 @@ fleet_status fleet__shape_gather(const char *fn, const fleet__dims *x, const fle
 fleet_status fleet__shape_embedding(const char *fn, const fleet__dims *weight,
                                     const fleet__dims *indices, fleet__dims *out);
 
+/* Elements [start, end) of dim at step (> 0), ONNX's Slice: a negative
+ * start or end counts from the end, then both clamp to [0, size]. The dim
+ * comes back normalised into *norm_dim, the first element taken into
+ * *first. A symbolic dim can only be taken whole (start 0, end at or past
+ * its end as INT64_MAX says, step 1). */
+fleet_status fleet__shape_slice(const char *fn, const fleet__dims *x, int dim, int64_t start,
+                                int64_t end, int64_t step, fleet__dims *out, int *norm_dim,
+                                int64_t *first);
+
 /* inputs[n] (n >= 1) of one rank, equal but along dim (normalised against
  * their rank into *norm_dim when not NULL), joined along dim. */
 fleet_status fleet__shape_concat(const char *fn, const fleet__dims *inputs, int n, int dim,

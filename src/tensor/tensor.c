@@ -133,6 +133,13 @@ static fleet_status tensor_init(fleet_tensor *t, fleet_device *device, fleet_dty
     storage->stream = stream;
     t->device = device;
     t->dtype = dtype;
+    fleet__tensor_set_shape(t, ndim, shape);
+    t->storage = storage;
+    return FLEET_OK;
+}
+
+void fleet__tensor_set_shape(fleet_tensor *t, int ndim, const int64_t *shape)
+{
     t->ndim = ndim;
     int64_t stride = 1;
     for (int i = ndim - 1; i >= 0; i--) {
@@ -140,8 +147,6 @@ static fleet_status tensor_init(fleet_tensor *t, fleet_device *device, fleet_dty
         t->strides[i] = stride;
         stride *= shape[i] > 0 ? shape[i] : 1;
     }
-    t->storage = storage;
-    return FLEET_OK;
 }
 
 /* Drop one storage reference; the last frees its block (stream-ordered), or

@@ -34,6 +34,10 @@ struct fleet_tensor {
     fleet__storage *storage;
 };
 
+/* t's ndim and shape, its strides made those of a contiguous row-major
+ * layout. */
+void fleet__tensor_set_shape(fleet_tensor *t, int ndim, const int64_t *shape);
+
 /* Validate a tensor argument of public function `fn` (`arg` names it in the
  * error): non-NULL, not stale, fleet and its device usable; on success *t
  * is the tensor's struct. */

@@ -89,13 +89,7 @@ fleet_status fleet_tensor_reshape(const fleet_tensor *h, int ndim, const int64_t
     FLEET_CHECK_ARG(fleet_tensor_is_contiguous(t), FLEET_ERR_INVALID_ARGUMENT,
                     "%s: the tensor is not contiguous; copy it with fleet_copy first", fn);
     fleet_tensor v = *t;
-    v.ndim = ndim;
-    int64_t stride = 1;
-    for (int i = ndim - 1; i >= 0; i--) {
-        v.shape[i] = shape[i];
-        v.strides[i] = stride;
-        stride *= shape[i] > 0 ? shape[i] : 1;
-    }
+    fleet__tensor_set_shape(&v, ndim, shape);
     return publish_view(t, &v, fn, out);
 }
 
