@@ -4,12 +4,14 @@
 #   fuzz <target>: <execs> executions, <crashes> crashes, <seconds> s
 #
 #   scripts/fuzz.sh [seconds] [target...]   (default 60 s each; targets:
-#                                             safetensors onnx, default all;
+#                                             safetensors onnx onnx_import,
+#                                             default all;
 #                                             `make fuzz FUZZ_SECONDS=...`)
 #
-# Targets: safetensors (fuzz/safetensors_fuzz.c: the safetensors parser) and
+# Targets: safetensors (fuzz/safetensors_fuzz.c: the safetensors parser),
 # onnx (fuzz/onnx_fuzz.c: the protobuf wire reader and the ONNX message
-# decoder). Each is built with the sources it uses under clang's
+# decoder) and onnx_import (fuzz/onnx_import_fuzz.c: the whole importer and
+# a run of what loads, on the cpu backend; seeded from onnx's corpus). Each is built with the sources it uses under clang's
 # -fsanitize=fuzzer,address,undefined into build-fuzz/, then run on a copy of
 # fuzz/corpus/<target>/ (the committed seeds stay as they are; what the run
 # adds stays in build-fuzz/corpus-<target>/); the onnx target also takes
@@ -29,7 +31,7 @@ if ! [[ "$secs" =~ ^[1-9][0-9]*$ ]]; then
 fi
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors onnx)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors onnx onnx_import)
 
 CLANG=${CLANG:-clang}
 if ! command -v "$CLANG" >/dev/null 2>&1; then
@@ -47,6 +49,8 @@ sources_of() {
     case "$1" in
     safetensors) echo "src/model/safetensors.c src/core/status.c src/core/prim.c" ;;
     onnx) echo "src/onnx/pb.c src/onnx/onnx_proto.c src/core/status.c src/core/prim.c" ;;
+    # the importer runs the whole library (the cpu backend)
+    onnx_import) find src -name '*.c' ! -path 'src/backend/cuda/*' | sort | tr '\n' ' ' ;;
     *) echo "fuzz.sh: unknown target '$1'" >&2; exit 2 ;;
     esac
 }
@@ -60,19 +64,21 @@ for target in "${targets[@]}"; do
         -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
         -Wformat=2 -Wvla -Werror \
         -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DFLEET_DEBUG_INVARIANTS=1 \
-        "fuzz/${target}_fuzz.c" $srcs -lpthread -o "$out/${target}_fuzz"
+        "fuzz/${target}_fuzz.c" $srcs -llapack -lblas -lm -lpthread -o "$out/${target}_fuzz"
 
     corpus=$out/corpus-$target
     rm -rf "$corpus"
     mkdir -p "$corpus"
-    cp fuzz/corpus/"$target"/* "$corpus/"
-    if [ "$target" = onnx ] && [ -d /usr/share/libonnx-testdata/data ]; then
+    seeds=$target
+    [ "$target" = onnx_import ] && seeds=onnx
+    cp fuzz/corpus/"$seeds"/* "$corpus/"
+    if [ "$seeds" = onnx ] && [ -d /usr/share/libonnx-testdata/data ]; then
         find /usr/share/libonnx-testdata/data -name model.onnx -size -64k | while read -r f; do
             cp "$f" "$corpus/$(echo "$f" | tr / _)"
         done
     fi
     dict=()
-    [ -f "fuzz/$target.dict" ] && dict=("-dict=fuzz/$target.dict")
+    [ -f "fuzz/$seeds.dict" ] && dict=("-dict=fuzz/$seeds.dict")
 
     log=$out/${target}_fuzz.log
     start=$SECONDS

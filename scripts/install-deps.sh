@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what fleet needs to build and test on a fresh Debian machine:
-# a C compiler, cmake, make, and the system BLAS/LAPACK (with cblas.h).
+# a C compiler, cmake, make, the system BLAS/LAPACK (with cblas.h), and
+# ONNX's conformance test data.
 # Does nothing when everything is present. Needs root (or sudo) otherwise.
 set -euo pipefail
 
@@ -12,6 +13,8 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v make >/dev/null 2>&1 || need+=(make)
 have '/usr/include/cblas.h' || have '/usr/include/*/cblas.h' || need+=(libblas-dev)
 have '/usr/lib/liblapack.so' || have '/usr/lib/*/liblapack.so' || need+=(liblapack-dev)
+# ONNX's backend node tests (test data only: tests/onnx_node_tests.c runs them)
+have '/usr/share/libonnx-testdata/data/node' || need+=(libonnx-testdata)
 for pkg in "$@"; do  # extra packages asked for by the caller (e.g. CI)
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done

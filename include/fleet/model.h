@@ -253,6 +253,13 @@ FLEET_API fleet_status fleet_model_input_shape(const fleet_model *model, int i, 
 FLEET_API fleet_status fleet_model_output_shape(const fleet_model *model, int i, int64_t batch, int *ndim,
                                       int64_t *shape);
 
+/* Input/output i as declared: its name (valid while the model lives),
+ * dtype and shape with FLEET_DIM_BATCH where the batch goes. */
+FLEET_API fleet_status fleet_model_input_info(const fleet_model *model, int i, const char **name,
+                                              fleet_dtype *dtype, int *ndim, int64_t *shape);
+FLEET_API fleet_status fleet_model_output_info(const fleet_model *model, int i, const char **name,
+                                               fleet_dtype *dtype, int *ndim, int64_t *shape);
+
 typedef struct fleet_model_stats {
     uint64_t runs;            /* successful fleet_model_run calls            */
     uint64_t compiles;        /* plans compiled (one per batch size)         */

@@ -48,7 +48,8 @@ static fleet_status add_value(fleet_model *m, const char *fn, fleet__value_kind 
     v->index = index;
     v->dtype = dtype;
     v->ndim = ndim;
-    memcpy(v->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim > 0)
+        memcpy(v->shape, shape, sizeof(int64_t) * (size_t)ndim);
     *out = m->n_values++;
     return FLEET_OK;
 }

@@ -106,6 +106,7 @@ typedef struct fleet__weight {
     char *name;
     fleet_value value;
     void *host;                      /* data given before finalize, or NULL */
+    bool borrowed;                   /* host is the caller's (a file mapping) */
     size_t bytes;
     fleet_tensor *tensor;            /* device copy, after finalize        */
 } fleet__weight;
@@ -157,6 +158,10 @@ const fleet__value *fleet__model_value(const fleet_model *m, const char *fn, fle
 /* Bytes of a value with the batch dimension set to `batch` (no overflow
  * check: the caller bounds the shape first). */
 size_t fleet__model_value_bytes(const fleet__value *v, int64_t batch);
+/* Weight value v's data from the caller's memory, not copied: it must stay
+ * valid until finalize returns (the ONNX importer's file mapping). */
+fleet_status fleet__model_weight_borrow(fleet_model *m, fleet_value v, const void *data,
+                                        size_t bytes);
 /* Index of the weight called `name`, or -1. */
 int fleet__model_find_weight(const fleet_model *m, const char *name);
 

@@ -72,6 +72,15 @@ fleet_status fleet_model_create(fleet_device *device, fleet_model **out)
     return FLEET_OK;
 }
 
+/* Forget w's host data, freeing it unless borrowed. */
+static void weight_drop_host(fleet__weight *w)
+{
+    if (!w->borrowed)
+        free(w->host);
+    w->host = NULL;
+    w->borrowed = false;
+}
+
 fleet_status fleet_model_destroy(fleet_model *model)
 {
     if (model == NULL)
@@ -87,7 +96,7 @@ fleet_status fleet_model_destroy(fleet_model *model)
         fleet__weight *w = &model->weights[i];
         if (w->tensor != NULL)
             fleet__tensor_free(w->tensor);
-        free(w->host);
+        weight_drop_host(w);
         free(w->name);
     }
     for (int i = 0; i < model->n_inputs; i++)
@@ -103,6 +112,7 @@ fleet_status fleet_model_destroy(fleet_model *model)
 }
 
 /* ---- weights and finalize ---------------------------------------------------- */
+
 
 fleet_status fleet_model_set_weight(fleet_model *model, const char *name, const void *data,
                                     size_t bytes)
@@ -122,9 +132,25 @@ fleet_status fleet_model_set_weight(fleet_model *model, const char *name, const 
     if (copy == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: no host memory for %zu bytes", fn, bytes);
     memcpy(copy, data, bytes);
-    free(model->weights[i].host);
+    weight_drop_host(&model->weights[i]);
     model->weights[i].host = copy;
     model->weights[i].bytes = bytes;
+    return FLEET_OK;
+}
+
+fleet_status fleet__model_weight_borrow(fleet_model *m, fleet_value v, const void *data,
+                                        size_t bytes)
+{
+    const fleet__value *val = &m->values[v];
+    FLEET_ASSERT(val->kind == FLEET__VALUE_WEIGHT);
+    fleet__weight *w = &m->weights[val->index];
+    if (bytes != fleet__model_value_bytes(val, 1))
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "weight '%s' takes %zu bytes, its data has %zu",
+                            w->name, fleet__model_value_bytes(val, 1), bytes);
+    weight_drop_host(w);
+    w->host = (void *)data;
+    w->borrowed = true;
+    w->bytes = bytes;
     return FLEET_OK;
 }
 
@@ -170,10 +196,8 @@ fleet_status fleet_model_finalize(fleet_model *model)
         }
         return fleet__error_prefix(st, fn);
     }
-    for (int i = 0; i < model->n_weights; i++) {
-        free(model->weights[i].host);
-        model->weights[i].host = NULL;
-    }
+    for (int i = 0; i < model->n_weights; i++)
+        weight_drop_host(&model->weights[i]);
     model->weight_bytes = total;
     model->finalized = true;
     return FLEET_OK;
@@ -222,6 +246,39 @@ fleet_status fleet_model_output_shape(const fleet_model *model, int i, int64_t b
 {
     return io_shape(model, "fleet_model_output_shape", model ? model->outputs : NULL,
                     model ? model->n_outputs : 0, i, batch, ndim, shape);
+}
+
+static fleet_status io_info(const fleet_model *m, const char *fn, bool output, int i,
+                            const char **name, fleet_dtype *dtype, int *ndim, int64_t *shape)
+{
+    fleet_status st = fleet__model_enter(m, fn);
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CHECK_ARG(name != NULL && dtype != NULL && ndim != NULL && shape != NULL,
+                    FLEET_ERR_NULL_POINTER, "%s: NULL argument", fn);
+    int n = output ? m->n_outputs : m->n_inputs;
+    FLEET_CHECK_ARG(i >= 0 && i < n, FLEET_ERR_INVALID_ARGUMENT, "%s: index %d outside 0..%d", fn,
+                    i, n - 1);
+    const fleet__named *io = output ? &m->outputs[i] : &m->inputs[i];
+    const fleet__value *v = &m->values[io->value];
+    *name = io->name;
+    *dtype = v->dtype;
+    *ndim = v->ndim;
+    for (int d = 0; d < v->ndim; d++)
+        shape[d] = v->shape[d];
+    return FLEET_OK;
+}
+
+fleet_status fleet_model_input_info(const fleet_model *model, int i, const char **name,
+                                    fleet_dtype *dtype, int *ndim, int64_t *shape)
+{
+    return io_info(model, "fleet_model_input_info", false, i, name, dtype, ndim, shape);
+}
+
+fleet_status fleet_model_output_info(const fleet_model *model, int i, const char **name,
+                                     fleet_dtype *dtype, int *ndim, int64_t *shape)
+{
+    return io_info(model, "fleet_model_output_info", true, i, name, dtype, ndim, shape);
 }
 
 size_t fleet__model_value_bytes(const fleet__value *v, int64_t batch)

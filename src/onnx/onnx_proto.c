@@ -622,6 +622,16 @@ fleet_status fleet__onnx_parse(const uint8_t *buf, size_t size, fleet__onnx_mode
     return FLEET_OK;
 }
 
+fleet_status fleet__onnx_parse_tensor(const uint8_t *buf, size_t size, fleet__onnx_model *holder,
+                                      fleet__onnx_tensor *out)
+{
+    memset(holder, 0, sizeof *holder);
+    holder->base = buf;
+    holder->size = size;
+    ctx c = {.base = buf};
+    return decode_tensor(&c, (fleet__pb_slice){buf, size}, out);
+}
+
 void fleet__onnx_model_free(fleet__onnx_model *m)
 {
     arena_free(m->arena);

@@ -136,6 +136,10 @@ typedef struct fleet__onnx_model {
  * (or OUT_OF_MEMORY), *out zeroed. */
 fleet_status fleet__onnx_parse(const uint8_t *buf, size_t size, fleet__onnx_model *out);
 void fleet__onnx_model_free(fleet__onnx_model *m);
+/* Decode a lone TensorProto (ONNX's test data files): *holder is an empty
+ * model over the same bytes, for fleet__onnx_tensor_read. */
+fleet_status fleet__onnx_parse_tensor(const uint8_t *buf, size_t size, fleet__onnx_model *holder,
+                                      fleet__onnx_tensor *out);
 
 /* Whether two names are equal; a name against a C string. */
 bool fleet__onnx_str_eq(fleet__onnx_str a, fleet__onnx_str b);

@@ -1,0 +1,1294 @@
+/* onnx/onnx_ops.c — the operator translators: each ONNX node that did not
+ * fold becomes builder calls (fleet/model.h) on the values of its inputs.
+ * An attribute or dtype fleet lacks is FLEET_ERR_UNSUPPORTED with its
+ * reason (the loader lists it); an input the graph does not define, or
+ * attributes that contradict the spec, FLEET_ERR_INVALID_MODEL. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/error.h"
+#include "core/prim.h"
+#include "model/graph.h"
+#include "onnx/import.h"
+
+#define B FLEET_DIM_BATCH
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+/* Input k as a model value (a constant materialised); *iv its entry. */
+static fleet_status in_value(fleet__importer *im, const fleet__onnx_node *n, int k,
+                             fleet_value *v, fleet__ival **iv)
+{
+    fleet__ival *e;
+    fleet_status st = fleet__imp_input(im, n, k, &e);
+    if (st != FLEET_OK)
+        return st;
+    if (e == NULL)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: node '%.*s' (%.*s) lacks input %d",
+                            (int)n->name.n, (const char *)n->name.p, (int)n->op_type.n,
+                            (const char *)n->op_type.p, k);
+    if (iv != NULL)
+        *iv = e;
+    return fleet__imp_value(im, e, v);
+}
+
+/* Input k, or FLEET_NO_VALUE when absent. */
+static fleet_status in_optional(fleet__importer *im, const fleet__onnx_node *n, int k,
+                                fleet_value *v)
+{
+    fleet__ival *e;
+    fleet_status st = fleet__imp_input(im, n, k, &e);
+    *v = FLEET_NO_VALUE;
+    return st != FLEET_OK || e == NULL ? st : fleet__imp_value(im, e, v);
+}
+
+static fleet_status out(fleet__importer *im, const fleet__onnx_node *n, fleet_value v)
+{
+    return fleet__imp_out_graph(im, n, 0, v);
+}
+
+static const fleet__value *val(const fleet__importer *im, fleet_value v)
+{
+    return &im->m->values[v];
+}
+
+/* Only output 0 wanted (the optional others unnamed). */
+static fleet_status one_output(const fleet__onnx_node *n)
+{
+    for (int k = 1; k < n->n_outputs; k++)
+        if (n->outputs[k].n != 0)
+            return fleet__imp_unsupported(n, "output %d (only the first is computed)", k);
+    return FLEET_OK;
+}
+
+static int norm_axis(int64_t axis, int ndim)
+{
+    return (int)(axis < 0 ? axis + ndim : axis);
+}
+
+static fleet_status scalar_const(fleet__importer *im, fleet_dtype dt, double x, fleet_value *out)
+{
+    unsigned char buf[8] = {0};
+    if (dt == FLEET_DTYPE_F32) {
+        float f = (float)x;
+        memcpy(buf, &f, 4);
+    } else if (dt == FLEET_DTYPE_I64) {
+        int64_t i = (int64_t)x;
+        memcpy(buf, &i, 8);
+    } else {
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "a %s scalar", fleet_dtype_name(dt));
+    }
+    return fleet_model_constant(im->m, dt, 0, NULL, buf, out);
+}
+
+static fleet_status too_large(const fleet__onnx_node *n)
+{
+    return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: node '%.*s': sizes past 2^63",
+                        (int)n->name.n, (const char *)n->name.p);
+}
+
+/* A product of dims that may hold the batch: the batch alone, or a number. */
+static fleet_status dims_product(const fleet__onnx_node *n, const int64_t *d, int from, int to,
+                                 int64_t *out)
+{
+    int64_t p = 1;
+    int batches = 0;
+    for (int i = from; i < to; i++) {
+        if (d[i] == B)
+            batches++;
+        else if (__builtin_mul_overflow(p, d[i], &p))
+            return too_large(n);
+    }
+    if (batches == 0) {
+        *out = p;
+        return FLEET_OK;
+    }
+    if (batches == 1 && p == 1) {
+        *out = B;
+        return FLEET_OK;
+    }
+    return fleet__imp_unsupported(n, "a dimension made of the batch size times another");
+}
+
+static fleet_status reshape(fleet__importer *im, fleet_value x, int ndim, const int64_t *shape,
+                            fleet_value *out)
+{
+    return fleet_model_reshape(im->m, x, ndim, shape, out);
+}
+
+/* ---- elementwise ----------------------------------------------------------------------- */
+
+typedef fleet_status (*unary_fn)(fleet_model *, fleet_value, fleet_value *);
+typedef fleet_status (*binary_fn)(fleet_model *, fleet_value, fleet_value, fleet_value *);
+
+static fleet_status unary(fleet__importer *im, const fleet__onnx_node *n, unary_fn fn)
+{
+    fleet_value x, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st == FLEET_OK)
+        st = fn(im->m, x, &y);
+    return st != FLEET_OK ? st : out(im, n, y);
+}
+
+#define UNARY(Op, fn)                                                                    \
+    static fleet_status t_##Op(fleet__importer *im, const fleet__onnx_node *n)          \
+    {                                                                                    \
+        return unary(im, n, fn);                                                         \
+    }
+UNARY(Relu, fleet_model_relu)
+UNARY(Sigmoid, fleet_model_sigmoid)
+UNARY(Tanh, fleet_model_tanh)
+UNARY(Exp, fleet_model_exp)
+UNARY(Log, fleet_model_log)
+UNARY(Sqrt, fleet_model_sqrt)
+UNARY(Erf, fleet_model_erf)
+UNARY(Neg, fleet_model_neg)
+UNARY(Abs, fleet_model_abs)
+UNARY(Reciprocal, fleet_model_reciprocal)
+#undef UNARY
+
+/* A variadic op (Sum, Max, Min: one or more inputs) or a binary one. */
+static fleet_status fold_left(fleet__importer *im, const fleet__onnx_node *n, binary_fn fn)
+{
+    fleet_value acc, x;
+    fleet_status st = in_value(im, n, 0, &acc, NULL);
+    for (int k = 1; st == FLEET_OK && k < n->n_inputs; k++)
+        if ((st = in_value(im, n, k, &x, NULL)) == FLEET_OK)
+            st = fn(im->m, acc, x, &acc);
+    if (st == FLEET_OK && n->n_inputs == 1) /* one input: a copy of it */
+        st = fleet_model_reshape(im->m, acc, val(im, acc)->ndim, val(im, acc)->shape, &acc);
+    return st != FLEET_OK ? st : out(im, n, acc);
+}
+
+static fleet_status binary(fleet__importer *im, const fleet__onnx_node *n, binary_fn fn)
+{
+    if (n->n_inputs != 2)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: a binary op with %d inputs",
+                            n->n_inputs);
+    return fold_left(im, n, fn);
+}
+
+#define BINARY(Op, fn)                                                                   \
+    static fleet_status t_##Op(fleet__importer *im, const fleet__onnx_node *n)          \
+    {                                                                                    \
+        return binary(im, n, fn);                                                        \
+    }
+BINARY(Add, fleet_model_add)
+BINARY(Sub, fleet_model_sub)
+BINARY(Mul, fleet_model_mul)
+BINARY(Div, fleet_model_div)
+BINARY(Equal, fleet_model_equal)
+BINARY(Less, fleet_model_less)
+BINARY(LessOrEqual, fleet_model_less_equal)
+BINARY(Greater, fleet_model_greater)
+BINARY(GreaterOrEqual, fleet_model_greater_equal)
+#undef BINARY
+
+static fleet_status t_Sum(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return fold_left(im, n, fleet_model_add);
+}
+
+static fleet_status t_Max(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return fold_left(im, n, fleet_model_maximum);
+}
+
+static fleet_status t_Min(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return fold_left(im, n, fleet_model_minimum);
+}
+
+/* Pow: an integer exponent of an f32 base is cast to f32. */
+static fleet_status t_Pow(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet__ival *e;
+    fleet_status st = fleet__imp_input(im, n, 1, &e);
+    if (st != FLEET_OK)
+        return st;
+    fleet_value a, b, y;
+    fleet__ival *base;
+    if ((st = fleet__imp_input(im, n, 0, &base)) != FLEET_OK)
+        return st;
+    if (base == NULL || e == NULL)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Pow lacks an input");
+    if (base->dtype != FLEET_DTYPE_F32 && e->dtype != base->dtype)
+        return fleet__imp_unsupported(n, "a %s base (fleet computes f32)",
+                                      fleet_dtype_name(base->dtype));
+    if (e->dtype != base->dtype) { /* an f32 base, an integer exponent */
+        if ((st = in_value(im, n, 0, &a, NULL)) != FLEET_OK ||
+            (st = in_value(im, n, 1, &b, NULL)) != FLEET_OK ||
+            (st = fleet_model_cast(im->m, b, FLEET_DTYPE_F32, &b)) != FLEET_OK ||
+            (st = fleet_model_pow(im->m, a, b, &y)) != FLEET_OK)
+            return st;
+        return out(im, n, y);
+    }
+    return binary(im, n, fleet_model_pow);
+}
+
+static fleet_status t_Where(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value c, a, b, y;
+    fleet_status st;
+    if ((st = in_value(im, n, 0, &c, NULL)) != FLEET_OK ||
+        (st = in_value(im, n, 1, &a, NULL)) != FLEET_OK ||
+        (st = in_value(im, n, 2, &b, NULL)) != FLEET_OK ||
+        (st = fleet_model_where(im->m, c, a, b, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+static fleet_status t_LeakyRelu(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st == FLEET_OK)
+        st = fleet_model_leaky_relu(im->m, x, fleet__imp_attr_float(n, "alpha", 0.01f), &y);
+    return st != FLEET_OK ? st : out(im, n, y);
+}
+
+static fleet_status t_Gelu(fleet__importer *im, const fleet__onnx_node *n)
+{
+    bool tanh_form = fleet__imp_attr_str_is(n, "approximate", "tanh", false);
+    if (!tanh_form && !fleet__imp_attr_str_is(n, "approximate", "none", true))
+        return fleet__imp_unsupported(n, "approximate must be none or tanh");
+    return unary(im, n, tanh_form ? fleet_model_gelu_tanh : fleet_model_gelu);
+}
+
+/* Clip: min and max attributes (before opset 11) or inputs known at load. */
+static fleet_status t_Clip(fleet__importer *im, const fleet__onnx_node *n)
+{
+    float lo = -INFINITY, hi = INFINITY;
+    if (im->opset < 11) {
+        lo = fleet__imp_attr_float(n, "min", lo);
+        hi = fleet__imp_attr_float(n, "max", hi);
+    } else {
+        for (int k = 1; k <= 2; k++) {
+            fleet__ival *e;
+            fleet_status st = fleet__imp_input(im, n, k, &e);
+            if (st != FLEET_OK)
+                return st;
+            if (e == NULL)
+                continue;
+            if (e->kind != FLEET__IV_CONST || e->numel != 1)
+                return fleet__imp_unsupported(n, "a bound computed by the graph");
+            *(k == 1 ? &lo : &hi) = (float)fleet__imp_elem_f64(e, 0);
+        }
+    }
+    fleet_value x, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st == FLEET_OK)
+        st = fleet_model_clip(im->m, x, lo, hi, &y);
+    return st != FLEET_OK ? st : out(im, n, y);
+}
+
+static fleet_status t_Identity(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    return st != FLEET_OK ? st : out(im, n, x);
+}
+
+/* Dropout at inference: the identity (its mask output is not computed). */
+static fleet_status t_Dropout(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet__ival *training;
+    fleet_status st = fleet__imp_input(im, n, 2, &training);
+    if (st != FLEET_OK || (st = one_output(n)) != FLEET_OK)
+        return st;
+    if (training != NULL && (training->kind != FLEET__IV_CONST ||
+                             fleet__imp_elem_f64(training, 0) != 0.0))
+        return fleet__imp_unsupported(n, "training_mode");
+    return t_Identity(im, n);
+}
+
+static fleet_status t_Cast(fleet__importer *im, const fleet__onnx_node *n)
+{
+    int64_t to = fleet__imp_attr_int(n, "to", 0);
+    fleet_dtype dt;
+    switch (to) {
+    case FLEET__ONNX_FLOAT: dt = FLEET_DTYPE_F32; break;
+    case FLEET__ONNX_FLOAT16: dt = FLEET_DTYPE_F16; break;
+    case FLEET__ONNX_BFLOAT16: dt = FLEET_DTYPE_BF16; break;
+    case FLEET__ONNX_INT32: dt = FLEET_DTYPE_I32; break;
+    case FLEET__ONNX_INT64: dt = FLEET_DTYPE_I64; break;
+    case FLEET__ONNX_BOOL: dt = FLEET_DTYPE_BOOL; break;
+    default: return fleet__imp_unsupported(n, "a cast to ONNX dtype %lld", (long long)to);
+    }
+    fleet_value x, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st == FLEET_OK)
+        st = fleet_model_cast(im->m, x, dt, &y);
+    return st != FLEET_OK ? st : out(im, n, y);
+}
+
+/* ---- matrix products ------------------------------------------------------------------- */
+
+static fleet_status t_MatMul(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value a, b, y;
+    fleet_status st;
+    if ((st = in_value(im, n, 0, &a, NULL)) != FLEET_OK ||
+        (st = in_value(im, n, 1, &b, NULL)) != FLEET_OK)
+        return st;
+    const fleet__value *va = val(im, a), *vb = val(im, b);
+    bool a1 = va->ndim == 1, b1 = vb->ndim == 1;
+    int64_t s[FLEET_MAX_DIMS];
+    if (a1) { /* [K] -> [1, K] */
+        s[0] = 1, s[1] = va->shape[0];
+        if ((st = reshape(im, a, 2, s, &a)) != FLEET_OK)
+            return st;
+    }
+    if (b1) { /* [K] -> [K, 1] */
+        s[0] = vb->shape[0], s[1] = 1;
+        if ((st = reshape(im, b, 2, s, &b)) != FLEET_OK)
+            return st;
+    }
+    if ((st = fleet_model_matmul(im->m, a, b, 1.0f, &y)) != FLEET_OK)
+        return st;
+    if (a1 || b1) { /* drop the dims added */
+        const fleet__value *vy = val(im, y);
+        int nd = 0;
+        for (int d = 0; d < vy->ndim; d++)
+            if (!((a1 && d == vy->ndim - 2) || (b1 && d == vy->ndim - 1)))
+                s[nd++] = vy->shape[d];
+        if ((st = reshape(im, y, nd, s, &y)) != FLEET_OK)
+            return st;
+    }
+    return out(im, n, y);
+}
+
+/* Gemm: alpha * A' @ B' + beta * C; a linear (one GEMM with its bias)
+ * where alpha and beta are 1 and C is a row. */
+static fleet_status t_Gemm(fleet__importer *im, const fleet__onnx_node *n)
+{
+    float alpha = fleet__imp_attr_float(n, "alpha", 1.0f), beta = fleet__imp_attr_float(n, "beta", 1.0f);
+    bool ta = fleet__imp_attr_int(n, "transA", 0) != 0, tb = fleet__imp_attr_int(n, "transB", 0) != 0;
+    fleet_value a, b, c, y;
+    fleet_status st;
+    if ((st = in_value(im, n, 0, &a, NULL)) != FLEET_OK ||
+        (st = in_value(im, n, 1, &b, NULL)) != FLEET_OK ||
+        (st = in_optional(im, n, 2, &c)) != FLEET_OK)
+        return st;
+    if (ta && (st = fleet_model_transpose(im->m, a, 0, 1, &a)) != FLEET_OK)
+        return st;
+    int64_t cols = val(im, b)->shape[tb ? 0 : 1];
+    const fleet__value *vc = c != FLEET_NO_VALUE ? val(im, c) : NULL;
+    bool row = vc == NULL || (vc->ndim == 1 && vc->shape[0] == cols) ||
+               (vc->ndim == 2 && vc->shape[0] == 1 && vc->shape[1] == cols);
+    if (alpha == 1.0f && beta == 1.0f && row) {
+        fleet_value bias = c;
+        if (c != FLEET_NO_VALUE && val(im, c)->ndim == 2 &&
+            (st = reshape(im, c, 1, &val(im, c)->shape[1], &bias)) != FLEET_OK)
+            return st;
+        if (!tb && (st = fleet_model_transpose(im->m, b, 0, 1, &b)) != FLEET_OK)
+            return st;
+        if ((st = fleet_model_linear(im->m, a, b, bias, &y)) != FLEET_OK)
+            return st;
+        return out(im, n, y);
+    }
+    if (tb && (st = fleet_model_transpose(im->m, b, 0, 1, &b)) != FLEET_OK)
+        return st;
+    if ((st = fleet_model_matmul(im->m, a, b, alpha, &y)) != FLEET_OK)
+        return st;
+    if (c != FLEET_NO_VALUE && beta != 0.0f) {
+        fleet_value k;
+        if (beta != 1.0f && ((st = scalar_const(im, val(im, c)->dtype, beta, &k)) != FLEET_OK ||
+                             (st = fleet_model_mul(im->m, c, k, &c)) != FLEET_OK))
+            return st;
+        if ((st = fleet_model_add(im->m, y, c, &y)) != FLEET_OK)
+            return st;
+    }
+    return out(im, n, y);
+}
+
+/* ---- along dimensions ------------------------------------------------------------------- */
+
+/* Softmax and LogSoftmax: before opset 13 over the dims from axis on
+ * (flattened), from 13 along axis. */
+static fleet_status softmax(fleet__importer *im, const fleet__onnx_node *n, bool log)
+{
+    fleet_value x, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    int nd = vx->ndim;
+    int64_t shape[FLEET_MAX_DIMS];
+    memcpy(shape, vx->shape, sizeof shape);
+    int axis = norm_axis(fleet__imp_attr_int(n, "axis", im->opset < 13 ? 1 : -1), nd);
+    if (axis < 0 || axis >= (nd > 0 ? nd : 1))
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: softmax axis out of range");
+    bool flatten = im->opset < 13 && axis != nd - 1;
+    if (flatten) {
+        int64_t two[2];
+        if ((st = dims_product(n, shape, 0, axis, &two[0])) != FLEET_OK ||
+            (st = dims_product(n, shape, axis, nd, &two[1])) != FLEET_OK ||
+            (st = reshape(im, x, 2, two, &x)) != FLEET_OK)
+            return st;
+    }
+    int dim = flatten ? 1 : axis;
+    st = log ? fleet_model_log_softmax(im->m, x, dim, &y) : fleet_model_softmax(im->m, x, dim, &y);
+    if (st == FLEET_OK && flatten)
+        st = reshape(im, y, nd, shape, &y);
+    return st != FLEET_OK ? st : out(im, n, y);
+}
+
+static fleet_status t_Softmax(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return softmax(im, n, false);
+}
+
+static fleet_status t_LogSoftmax(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return softmax(im, n, true);
+}
+
+/* LayerNormalization's optional outputs, Mean and InvStdDev of the rows
+ * of x (flattened to [..., row]), shaped [d0 .. d(axis-1), 1, ..., 1]. */
+static fleet_status layer_norm_stats(fleet__importer *im, const fleet__onnx_node *n, fleet_value x,
+                                     int axis, int nd, const int64_t *shape, float eps)
+{
+    int64_t stat[FLEET_MAX_DIMS];
+    for (int d = 0; d < nd; d++)
+        stat[d] = d < axis ? shape[d] : 1;
+    int last = val(im, x)->ndim - 1;
+    fleet_value mean, centred, sq, var, k, inv;
+    fleet_status st;
+    if ((st = fleet_model_mean(im->m, x, last, 1, &mean)) != FLEET_OK ||
+        (st = fleet_model_sub(im->m, x, mean, &centred)) != FLEET_OK ||
+        (st = fleet_model_mul(im->m, centred, centred, &sq)) != FLEET_OK ||
+        (st = fleet_model_mean(im->m, sq, last, 1, &var)) != FLEET_OK ||
+        (st = scalar_const(im, val(im, x)->dtype, eps, &k)) != FLEET_OK ||
+        (st = fleet_model_add(im->m, var, k, &var)) != FLEET_OK ||
+        (st = fleet_model_sqrt(im->m, var, &inv)) != FLEET_OK ||
+        (st = fleet_model_reciprocal(im->m, inv, &inv)) != FLEET_OK ||
+        (st = reshape(im, mean, nd, stat, &mean)) != FLEET_OK ||
+        (st = reshape(im, inv, nd, stat, &inv)) != FLEET_OK ||
+        (st = fleet__imp_out_graph(im, n, 1, mean)) != FLEET_OK)
+        return st;
+    return fleet__imp_out_graph(im, n, 2, inv);
+}
+
+/* LayerNormalization over the dims from axis on (flattened into one). */
+static fleet_status t_LayerNormalization(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, g, b, y;
+    fleet_status st;
+    if ((st = in_value(im, n, 0, &x, NULL)) != FLEET_OK ||
+        (st = in_value(im, n, 1, &g, NULL)) != FLEET_OK ||
+        (st = in_optional(im, n, 2, &b)) != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    int nd = vx->ndim;
+    int64_t shape[FLEET_MAX_DIMS];
+    memcpy(shape, vx->shape, sizeof shape);
+    int axis = norm_axis(fleet__imp_attr_int(n, "axis", -1), nd);
+    float eps = fleet__imp_attr_float(n, "epsilon", 1e-5f);
+    if (axis < 0 || axis >= nd)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: LayerNormalization axis out of range");
+    if (axis != nd - 1) {
+        int64_t flat[FLEET_MAX_DIMS], row;
+        if ((st = dims_product(n, shape, axis, nd, &row)) != FLEET_OK)
+            return st;
+        memcpy(flat, shape, sizeof(int64_t) * (size_t)axis);
+        flat[axis] = row;
+        if ((st = reshape(im, x, axis + 1, flat, &x)) != FLEET_OK ||
+            (st = reshape(im, g, 1, &row, &g)) != FLEET_OK ||
+            (b != FLEET_NO_VALUE && (st = reshape(im, b, 1, &row, &b)) != FLEET_OK))
+            return st;
+    } else {
+        /* scale and bias may be [1, ..., D]: the builder takes [D] */
+        int64_t d = shape[nd - 1];
+        if ((val(im, g)->ndim != 1 && (st = reshape(im, g, 1, &d, &g)) != FLEET_OK) ||
+            (b != FLEET_NO_VALUE && val(im, b)->ndim != 1 &&
+             (st = reshape(im, b, 1, &d, &b)) != FLEET_OK))
+            return st;
+    }
+    if ((st = fleet_model_layer_norm(im->m, x, g, b, eps, &y)) != FLEET_OK ||
+        (axis != nd - 1 && (st = reshape(im, y, nd, shape, &y)) != FLEET_OK) ||
+        (st = out(im, n, y)) != FLEET_OK)
+        return st;
+    bool stats = (n->n_outputs > 1 && n->outputs[1].n) || (n->n_outputs > 2 && n->outputs[2].n);
+    return stats ? layer_norm_stats(im, n, x, axis, nd, shape, eps) : FLEET_OK;
+}
+
+typedef fleet_status (*reduce_fn)(fleet_model *, fleet_value, int, int, fleet_value *);
+
+/* ReduceMean/Sum/Max: over axes (an attribute, or input 1 from opset 13
+ * for Sum and 18 for the others), one dimension at a time. */
+static fleet_status reduce(fleet__importer *im, const fleet__onnx_node *n, reduce_fn fn,
+                           int64_t axes_input_opset)
+{
+    fleet_value x, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    int nd = vx->ndim;
+    int64_t shape[FLEET_MAX_DIMS];
+    memcpy(shape, vx->shape, sizeof shape);
+    int64_t axes[FLEET_MAX_DIMS];
+    int na = 0;
+    if (im->opset < axes_input_opset) {
+        const int64_t *a;
+        na = fleet__imp_attr_ints(n, "axes", &a);
+        if (na > FLEET_MAX_DIMS)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: more than 8 axes");
+        memcpy(axes, a, sizeof(int64_t) * (size_t)na);
+    } else {
+        fleet__ival *e;
+        if ((st = fleet__imp_input(im, n, 1, &e)) != FLEET_OK ||
+            (e != NULL &&
+             (st = fleet__imp_ints(n, e, axes, NULL, FLEET_MAX_DIMS, &na)) != FLEET_OK))
+            return st;
+    }
+    bool keep = fleet__imp_attr_int(n, "keepdims", 1) != 0;
+    if (na == 0 && fleet__imp_attr_int(n, "noop_with_empty_axes", 0) != 0)
+        return t_Identity(im, n);
+    bool reduced[FLEET_MAX_DIMS] = {false};
+    for (int i = 0; i < na; i++) {
+        int d = norm_axis(axes[i], nd);
+        if (d < 0 || d >= nd)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: reduce axis out of range");
+        reduced[d] = true;
+    }
+    if (na == 0)
+        for (int d = 0; d < nd; d++)
+            reduced[d] = true;
+    y = x;
+    for (int d = nd - 1; d >= 0; d--)
+        if (reduced[d] && (st = fn(im->m, y, d, 1, &y)) != FLEET_OK)
+            return st;
+    if (!keep) {
+        int k = 0;
+        for (int d = 0; d < nd; d++)
+            if (!reduced[d])
+                shape[k++] = shape[d];
+        if ((st = reshape(im, y, k, shape, &y)) != FLEET_OK)
+            return st;
+    }
+    return out(im, n, y);
+}
+
+static fleet_status t_ReduceMean(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return reduce(im, n, fleet_model_mean, 18);
+}
+
+static fleet_status t_ReduceSum(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return reduce(im, n, fleet_model_sum, 13);
+}
+
+static fleet_status t_ReduceMax(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return reduce(im, n, fleet_model_max, 18);
+}
+
+/* GlobalAveragePool: the mean over every spatial dim, kept. */
+static fleet_status t_GlobalAveragePool(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    int nd = st == FLEET_OK ? val(im, x)->ndim : 0;
+    for (int d = nd - 1; st == FLEET_OK && d >= 2; d--)
+        st = fleet_model_mean(im->m, x, d, 1, &x);
+    return st != FLEET_OK ? st : out(im, n, x);
+}
+
+/* ---- shapes ------------------------------------------------------------------------------ */
+
+fleet_status fleet__imp_squeeze_shape(const fleet__onnx_node *n, int ndim, const int64_t *in,
+                                      const int64_t *axes, int n_axes, bool unsqueeze,
+                                      int *out_ndim, int64_t *out)
+{
+    bool mark[FLEET_MAX_DIMS + FLEET_MAX_DIMS] = {false};
+    int rank = unsqueeze ? ndim + n_axes : ndim;
+    if (rank > FLEET_MAX_DIMS)
+        return fleet__imp_unsupported(n, "a result of more than 8 dimensions");
+    for (int i = 0; i < n_axes; i++) {
+        int d = norm_axis(axes[i], rank);
+        if (d < 0 || d >= rank || mark[d])
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: node '%.*s': axis %lld out of "
+                                "range or repeated", (int)n->name.n, (const char *)n->name.p,
+                                (long long)axes[i]);
+        if (!unsqueeze && in[d] != 1)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: node '%.*s' squeezes a dim of "
+                                "size %lld", (int)n->name.n, (const char *)n->name.p,
+                                (long long)in[d]);
+        mark[d] = true;
+    }
+    int k = 0, j = 0;
+    for (int d = 0; d < rank; d++) {
+        if (unsqueeze)
+            out[k++] = mark[d] ? 1 : in[j++];
+        else if (!(mark[d] || (n_axes == 0 && in[d] == 1)))
+            out[k++] = in[d];
+    }
+    *out_ndim = k;
+    return FLEET_OK;
+}
+
+static fleet_status squeeze(fleet__importer *im, const fleet__onnx_node *n, bool unsqueeze)
+{
+    fleet_value x, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK)
+        return st;
+    int64_t axes[FLEET_MAX_DIMS], shape[FLEET_MAX_DIMS];
+    int na = 0, nd;
+    if (im->opset < 13) {
+        const int64_t *a;
+        na = fleet__imp_attr_ints(n, "axes", &a);
+        if (na > FLEET_MAX_DIMS)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: more than 8 axes");
+        memcpy(axes, a, sizeof(int64_t) * (size_t)na);
+    } else {
+        fleet__ival *e;
+        if ((st = fleet__imp_input(im, n, 1, &e)) != FLEET_OK ||
+            (e != NULL &&
+             (st = fleet__imp_ints(n, e, axes, NULL, FLEET_MAX_DIMS, &na)) != FLEET_OK))
+            return st;
+    }
+    const fleet__value *vx = val(im, x);
+    if ((st = fleet__imp_squeeze_shape(n, vx->ndim, vx->shape, axes, na, unsqueeze, &nd,
+                                       shape)) != FLEET_OK ||
+        (st = reshape(im, x, nd, shape, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+static fleet_status t_Squeeze(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return squeeze(im, n, false);
+}
+
+static fleet_status t_Unsqueeze(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return squeeze(im, n, true);
+}
+
+/* Reshape to a target known at load: 0 copies the input's dim (unless
+ * allowzero), -1 is inferred, the batch size stays the batch. */
+static fleet_status t_Reshape(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, y;
+    fleet__ival *e;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK || (st = fleet__imp_input(im, n, 1, &e)) != FLEET_OK)
+        return st;
+    int64_t t[FLEET_MAX_DIMS];
+    uint8_t sym[FLEET_MAX_DIMS];
+    int nt;
+    if ((st = fleet__imp_ints(n, e, t, sym, FLEET_MAX_DIMS, &nt)) != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    bool allowzero = fleet__imp_attr_int(n, "allowzero", 0) != 0;
+    int infer = -1, tb = 0, xb = 0;
+    int64_t known = 1, xp = 1;
+    for (int d = 0; d < vx->ndim; d++) {
+        if (vx->shape[d] == B)
+            xb++;
+        else if (__builtin_mul_overflow(xp, vx->shape[d], &xp))
+            return too_large(n);
+    }
+    for (int d = 0; d < nt; d++) {
+        if (sym[d]) {
+            t[d] = B;
+        } else if (t[d] == 0 && !allowzero) {
+            if (d >= vx->ndim)
+                return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Reshape copies dim %d of a "
+                                    "%d-D input", d, vx->ndim);
+            t[d] = vx->shape[d];
+        } else if (t[d] == -1) {
+            if (infer >= 0)
+                return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Reshape with two -1");
+            infer = d;
+            continue;
+        } else if (t[d] < 0) {
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Reshape to dim %lld",
+                                (long long)t[d]);
+        }
+        if (t[d] == B)
+            tb++;
+        else if (__builtin_mul_overflow(known, t[d], &known))
+            return too_large(n);
+    }
+    if (infer >= 0) {
+        if (tb == xb)
+            t[infer] = known > 0 ? xp / known : 0;
+        else if (tb + 1 == xb && known == xp)
+            t[infer] = B;
+        else
+            return fleet__imp_unsupported(n, "a -1 that takes in the batch size with other dims");
+    }
+    if ((st = reshape(im, x, nt, t, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+static fleet_status t_Flatten(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    int axis = norm_axis(fleet__imp_attr_int(n, "axis", 1), vx->ndim);
+    if (axis < 0 || axis > vx->ndim)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Flatten axis out of range");
+    int64_t two[2];
+    if ((st = dims_product(n, vx->shape, 0, axis, &two[0])) != FLEET_OK ||
+        (st = dims_product(n, vx->shape, axis, vx->ndim, &two[1])) != FLEET_OK ||
+        (st = reshape(im, x, 2, two, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+static fleet_status t_Transpose(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK)
+        return st;
+    int nd = val(im, x)->ndim, perm[FLEET_MAX_DIMS];
+    const int64_t *p;
+    int np = fleet__imp_attr_ints(n, "perm", &p);
+    if (np != 0 && np != nd)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Transpose perm of length %d for a "
+                            "%d-D input", np, nd);
+    for (int d = 0; d < nd; d++)
+        perm[d] = np ? (int)p[d] : nd - 1 - d;
+    if ((st = fleet_model_permute(im->m, x, perm, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+static fleet_status t_Concat(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value parts[64], y;
+    int k = 0;
+    if (n->n_inputs > 64)
+        return fleet__imp_unsupported(n, "more than 64 inputs");
+    for (int i = 0; i < n->n_inputs; i++) {
+        fleet__ival *e;
+        fleet_status st = fleet__imp_input(im, n, i, &e);
+        if (st != FLEET_OK)
+            return st;
+        if (e == NULL)
+            continue;
+        if ((st = fleet__imp_value(im, e, &parts[k++])) != FLEET_OK)
+            return st;
+    }
+    fleet_status st = fleet_model_concat(im->m, parts, k, (int)fleet__imp_attr_int(n, "axis", 0),
+                                         &y);
+    return st != FLEET_OK ? st : out(im, n, y);
+}
+
+/* Split along axis: sizes from the split attribute (input from opset 13),
+ * else num_outputs (opset 18) or the outputs' count, equal but the last. */
+static fleet_status t_Split(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    int axis = norm_axis(fleet__imp_attr_int(n, "axis", 0), vx->ndim);
+    if (axis < 0 || axis >= vx->ndim)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Split axis out of range");
+    int64_t size = vx->shape[axis], sizes[64];
+    if (size == B)
+        return fleet__imp_unsupported(n, "a split along the batch");
+    int ns = 0, no = n->n_outputs;
+    if (no > 64)
+        return fleet__imp_unsupported(n, "more than 64 outputs");
+    if (im->opset < 13) {
+        const int64_t *a;
+        ns = fleet__imp_attr_ints(n, "split", &a);
+        if (ns > 64)
+            return fleet__imp_unsupported(n, "more than 64 parts");
+        memcpy(sizes, a, sizeof(int64_t) * (size_t)ns);
+    } else {
+        fleet__ival *e;
+        if ((st = fleet__imp_input(im, n, 1, &e)) != FLEET_OK ||
+            (e != NULL && (st = fleet__imp_ints(n, e, sizes, NULL, 64, &ns)) != FLEET_OK))
+            return st;
+    }
+    if (ns == 0) {
+        int parts = (int)fleet__imp_attr_int(n, "num_outputs", no);
+        if (parts < 1 || parts != no)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Split into %d parts, %d outputs",
+                                parts, no);
+        int64_t each = (size + parts - 1) / parts;
+        for (int i = 0; i < parts; i++) {
+            int64_t left = size - (int64_t)i * each;
+            sizes[i] = left < each ? (left > 0 ? left : 0) : each;
+        }
+        ns = parts;
+    }
+    if (ns != no)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Split sizes for %d parts, %d outputs",
+                            ns, no);
+    int64_t at = 0;
+    for (int i = 0; i < ns; i++) {
+        if (sizes[i] < 0 || at + sizes[i] > size)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Split sizes exceed the dim");
+        fleet_value y;
+        if ((st = fleet_model_slice(im->m, x, axis, at, at + sizes[i], 1, &y)) != FLEET_OK ||
+            (st = fleet__imp_out_graph(im, n, i, y)) != FLEET_OK)
+            return st;
+        at += sizes[i];
+    }
+    return FLEET_OK;
+}
+
+/* Slice of a graph value: starts/ends/axes/steps known at load (attributes
+ * before opset 10), one slice per axis; steps > 0. */
+static fleet_status t_Slice(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK)
+        return st;
+    int64_t s[FLEET_MAX_DIMS], e[FLEET_MAX_DIMS], ax[FLEET_MAX_DIMS], sp[FLEET_MAX_DIMS];
+    int ns = 0, ne = 0, na = 0, nsp = 0;
+    if (im->opset < 10) {
+        const int64_t *a;
+        if ((ns = fleet__imp_attr_ints(n, "starts", &a)) > FLEET_MAX_DIMS)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: more than 8 slice axes");
+        memcpy(s, a, sizeof(int64_t) * (size_t)ns);
+        if ((ne = fleet__imp_attr_ints(n, "ends", &a)) != ns)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: starts and ends differ in length");
+        memcpy(e, a, sizeof(int64_t) * (size_t)ne);
+        if ((na = fleet__imp_attr_ints(n, "axes", &a)) > FLEET_MAX_DIMS)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: more than 8 slice axes");
+        memcpy(ax, a, sizeof(int64_t) * (size_t)na);
+    } else {
+        fleet__ival *iv[5] = {0};
+        for (int k = 1; k < 5; k++)
+            if ((st = fleet__imp_input(im, n, k, &iv[k])) != FLEET_OK)
+                return st;
+        if ((st = fleet__imp_ints(n, iv[1], s, NULL, FLEET_MAX_DIMS, &ns)) != FLEET_OK ||
+            (st = fleet__imp_ints(n, iv[2], e, NULL, FLEET_MAX_DIMS, &ne)) != FLEET_OK ||
+            (iv[3] && (st = fleet__imp_ints(n, iv[3], ax, NULL, FLEET_MAX_DIMS, &na)) != FLEET_OK) ||
+            (iv[4] && (st = fleet__imp_ints(n, iv[4], sp, NULL, FLEET_MAX_DIMS, &nsp)) != FLEET_OK))
+            return st;
+    }
+    if (ne != ns || (na != 0 && na != ns) || (nsp != 0 && nsp != ns))
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Slice inputs of different lengths");
+    for (int i = 0; i < ns; i++) {
+        int64_t step = nsp ? sp[i] : 1;
+        if (step < 0)
+            return fleet__imp_unsupported(n, "a negative step");
+        if ((st = fleet_model_slice(im->m, x, (int)(na ? ax[i] : i), s[i], e[i], step, &x)) !=
+            FLEET_OK)
+            return st;
+    }
+    return out(im, n, x);
+}
+
+static fleet_status t_Expand(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, y;
+    fleet__ival *e;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK || (st = fleet__imp_input(im, n, 1, &e)) != FLEET_OK)
+        return st;
+    int64_t to[FLEET_MAX_DIMS];
+    uint8_t sym[FLEET_MAX_DIMS];
+    int nt;
+    if ((st = fleet__imp_ints(n, e, to, sym, FLEET_MAX_DIMS, &nt)) != FLEET_OK)
+        return st;
+    for (int d = 0; d < nt; d++)
+        to[d] = sym[d] ? B : to[d];
+    if ((st = fleet_model_expand(im->m, x, nt, to, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+/* ConstantOfShape of a shape holding the batch: a scalar expanded. */
+static fleet_status t_ConstantOfShape(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet__ival *e;
+    fleet_status st = fleet__imp_input(im, n, 0, &e);
+    if (st != FLEET_OK)
+        return st;
+    int64_t to[FLEET_MAX_DIMS];
+    uint8_t sym[FLEET_MAX_DIMS];
+    int nt;
+    if ((st = fleet__imp_ints(n, e, to, sym, FLEET_MAX_DIMS, &nt)) != FLEET_OK)
+        return st;
+    for (int d = 0; d < nt; d++)
+        to[d] = sym[d] ? B : to[d];
+    const fleet__onnx_attr *a = fleet__imp_attr(n, "value");
+    fleet_value k, y;
+    unsigned char v[8] = {0};
+    fleet_dtype dt = FLEET_DTYPE_F32;
+    if (a != NULL && a->type == FLEET__ONNX_ATTR_TENSOR && a->t != NULL) {
+        if (a->t->data_type == FLEET__ONNX_INT64)
+            dt = FLEET_DTYPE_I64;
+        else if (a->t->data_type != FLEET__ONNX_FLOAT)
+            return fleet__imp_unsupported(n, "a value of ONNX dtype %d", (int)a->t->data_type);
+        if ((st = fleet__onnx_tensor_read(im->om, a->t, v, fleet_dtype_size(dt))) != FLEET_OK)
+            return st;
+    }
+    if ((st = fleet_model_constant(im->m, dt, 0, NULL, v, &k)) != FLEET_OK ||
+        (st = fleet_model_expand(im->m, k, nt, to, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+/* Ops computed only at load (their inputs must be constants). */
+static fleet_status t_load_only(fleet__importer *im, const fleet__onnx_node *n)
+{
+    (void)im;
+    return fleet__imp_unsupported(n, "inputs computed by the graph (fleet computes %.*s at load "
+                                  "only)", (int)n->op_type.n, (const char *)n->op_type.p);
+}
+
+static fleet_status t_Gather(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, idx, y;
+    fleet_status st;
+    if ((st = in_value(im, n, 0, &x, NULL)) != FLEET_OK ||
+        (st = in_value(im, n, 1, &idx, NULL)) != FLEET_OK ||
+        (st = fleet_model_gather(im->m, x, idx, (int)fleet__imp_attr_int(n, "axis", 0), &y)) !=
+            FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+/* Trilu over the last two dims (known sizes): x where the mask keeps it, else 0. */
+static fleet_status t_Trilu(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, y, mask, zero;
+    fleet__ival *ke;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK || (st = fleet__imp_input(im, n, 1, &ke)) != FLEET_OK)
+        return st;
+    int64_t k = 0;
+    int nk = 0;
+    if (ke != NULL && (st = fleet__imp_ints(n, ke, &k, NULL, 1, &nk)) != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    if (vx->ndim < 2)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Trilu of a %d-D input", vx->ndim);
+    int64_t rows = vx->shape[vx->ndim - 2], cols = vx->shape[vx->ndim - 1];
+    if (rows < 0 || cols < 0)
+        return fleet__imp_unsupported(n, "a matrix dim that is the batch");
+    if (rows > (1 << 24) || cols > (1 << 24) || rows * cols > (1 << 26))
+        return fleet__imp_unsupported(n, "a mask of more than 2^26 elements");
+    bool upper = fleet__imp_attr_int(n, "upper", 1) != 0;
+    fleet_dtype dt = vx->dtype;
+    uint8_t *m = fleet__malloc((size_t)(rows * cols > 0 ? rows * cols : 1));
+    if (m == NULL)
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "onnx: no host memory for a Trilu mask");
+    for (int64_t i = 0; i < rows; i++)
+        for (int64_t j = 0; j < cols; j++)
+            m[i * cols + j] = upper ? j - i >= k : j - i <= k;
+    int64_t ms[2] = {rows, cols};
+    st = fleet_model_constant(im->m, FLEET_DTYPE_BOOL, 2, ms, m, &mask);
+    free(m);
+    unsigned char zbuf[8] = {0};
+    if (st != FLEET_OK || (st = fleet_model_constant(im->m, dt, 0, NULL, zbuf, &zero)) != FLEET_OK ||
+        (st = fleet_model_where(im->m, mask, x, zero, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+/* ---- convolution and pooling ------------------------------------------------------------ */
+
+/* A window's pads (begin, end per spatial dim) from pads or auto_pad. */
+static fleet_status window_pads(const fleet__onnx_node *n, int sp, const int64_t *in_size,
+                                const int64_t *kernel, const int64_t *stride,
+                                const int64_t *dil, int64_t *pb, int64_t *pe)
+{
+    const int64_t *pads;
+    int np = fleet__imp_attr_ints(n, "pads", &pads);
+    bool valid = fleet__imp_attr_str_is(n, "auto_pad", "VALID", false);
+    bool upper = fleet__imp_attr_str_is(n, "auto_pad", "SAME_UPPER", false);
+    bool lower = fleet__imp_attr_str_is(n, "auto_pad", "SAME_LOWER", false);
+    if (!valid && !upper && !lower && !fleet__imp_attr_str_is(n, "auto_pad", "NOTSET", true))
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: auto_pad of an unknown kind");
+    if (np != 0 && np != 2 * sp)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: %d pads for %d spatial dims", np, sp);
+    for (int k = 0; k < sp; k++) {
+        if (stride[k] < 1 || stride[k] > (1 << 20) || dil[k] < 1 || dil[k] > (1 << 20) ||
+            kernel[k] < 1 || kernel[k] > (1 << 20) || in_size[k] > ((int64_t)1 << 40))
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: node '%.*s': a window's kernel, "
+                                "stride or dilation is outside 1..2^20", (int)n->name.n,
+                                (const char *)n->name.p);
+        pb[k] = np ? pads[k] : 0;
+        pe[k] = np ? pads[sp + k] : 0;
+        if (upper || lower) {
+            if (in_size[k] < 0)
+                return fleet__imp_unsupported(n, "SAME padding over the batch");
+            int64_t o = (in_size[k] + stride[k] - 1) / stride[k];
+            int64_t total = (o - 1) * stride[k] + dil[k] * (kernel[k] - 1) + 1 - in_size[k];
+            total = total > 0 ? total : 0;
+            pb[k] = upper ? total / 2 : total - total / 2;
+            pe[k] = total - pb[k];
+        } else if (valid) {
+            pb[k] = pe[k] = 0;
+        }
+    }
+    return FLEET_OK;
+}
+
+/* strides and dilations (1 each when absent), kernel from the attribute or w. */
+static fleet_status window_attrs(const fleet__onnx_node *n, int sp, const char *dil_name,
+                                 int64_t *stride, int64_t *dil, int64_t *kernel)
+{
+    const int64_t *a;
+    int ns = fleet__imp_attr_ints(n, "strides", &a);
+    for (int k = 0; k < sp; k++)
+        stride[k] = ns ? a[k % ns] : 1;
+    if (ns != 0 && ns != sp)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: %d strides for %d dims", ns, sp);
+    int nd = dil_name != NULL ? fleet__imp_attr_ints(n, dil_name, &a) : 0;
+    if (nd != 0 && nd != sp)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: %d dilations for %d dims", nd, sp);
+    for (int k = 0; k < sp; k++)
+        dil[k] = nd ? a[k] : 1;
+    int nk = fleet__imp_attr_ints(n, "kernel_shape", &a);
+    if (nk != 0 && nk != sp)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: kernel_shape of %d dims, %d spatial",
+                            nk, sp);
+    for (int k = 0; nk && k < sp; k++)
+        kernel[k] = a[k];
+    return FLEET_OK;
+}
+
+static fleet_status t_Conv(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, w, b, y;
+    fleet_status st;
+    if ((st = in_value(im, n, 0, &x, NULL)) != FLEET_OK ||
+        (st = in_value(im, n, 1, &w, NULL)) != FLEET_OK ||
+        (st = in_optional(im, n, 2, &b)) != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x), *vw = val(im, w);
+    int sp = vx->ndim - 2;
+    if (sp != 1 && sp != 2)
+        return fleet__imp_unsupported(n, "a %d-D convolution (fleet has 1-D and 2-D)", sp);
+    if (vw->ndim != vx->ndim)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Conv weight of rank %d", vw->ndim);
+    int64_t stride[2], dil[2], kernel[2], pb[2], pe[2];
+    for (int k = 0; k < sp; k++)
+        kernel[k] = vw->shape[2 + k];
+    if ((st = window_attrs(n, sp, "dilations", stride, dil, kernel)) != FLEET_OK ||
+        (st = window_pads(n, sp, vx->shape + 2, kernel, stride, dil, pb, pe)) != FLEET_OK)
+        return st;
+    int64_t groups = fleet__imp_attr_int(n, "group", 1);
+    if (sp == 1) {
+        if (groups != 1 || pb[0] != pe[0])
+            return fleet__imp_unsupported(n, "a 1-D convolution with groups or uneven pads");
+        st = fleet_model_conv1d(im->m, x, w, b, stride[0], pb[0], dil[0], &y);
+    } else {
+        fleet_conv2d_params p = {.stride = {stride[0], stride[1]}, .pad_begin = {pb[0], pb[1]},
+                                 .pad_end = {pe[0], pe[1]}, .dilation = {dil[0], dil[1]},
+                                 .groups = groups};
+        st = fleet_model_conv2d(im->m, x, w, b, &p, &y);
+    }
+    return st != FLEET_OK ? st : out(im, n, y);
+}
+
+static fleet_status pool(fleet__importer *im, const fleet__onnx_node *n, bool max)
+{
+    fleet_value x, y;
+    fleet_status st;
+    if ((st = one_output(n)) != FLEET_OK || (st = in_value(im, n, 0, &x, NULL)) != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    if (vx->ndim != 4)
+        return fleet__imp_unsupported(n, "pooling of a %d-D input (fleet has 2-D)", vx->ndim);
+    if (fleet__imp_attr_int(n, "storage_order", 0) != 0)
+        return fleet__imp_unsupported(n, "storage_order 1");
+    int64_t stride[2], dil[2], kernel[2] = {0, 0}, pb[2], pe[2];
+    if ((st = window_attrs(n, 2, "dilations", stride, dil, kernel)) != FLEET_OK)
+        return st;
+    if (kernel[0] <= 0 || kernel[1] <= 0)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: pooling without kernel_shape");
+    if ((st = window_pads(n, 2, vx->shape + 2, kernel, stride, dil, pb, pe)) != FLEET_OK)
+        return st;
+    fleet_pool2d_params p = {
+        .kernel = {kernel[0], kernel[1]}, .stride = {stride[0], stride[1]},
+        .pad_begin = {pb[0], pb[1]}, .pad_end = {pe[0], pe[1]}, .dilation = {dil[0], dil[1]},
+        .ceil_mode = (int)fleet__imp_attr_int(n, "ceil_mode", 0),
+        .count_include_pad = (int)fleet__imp_attr_int(n, "count_include_pad", 0)};
+    st = max ? fleet_model_max_pool2d(im->m, x, &p, &y) : fleet_model_avg_pool2d(im->m, x, &p, &y);
+    return st != FLEET_OK ? st : out(im, n, y);
+}
+
+static fleet_status t_MaxPool(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return pool(im, n, true);
+}
+
+static fleet_status t_AveragePool(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return pool(im, n, false);
+}
+
+/* BatchNormalization with parameters the graph computes:
+ * (x - mean) / sqrt(var + eps) * scale + bias, each [C] viewed as [C, 1..]. */
+static fleet_status batch_norm_graph(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, p[5], k, y, d;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    for (int i = 1; i < 5 && st == FLEET_OK; i++)
+        st = in_value(im, n, i, &p[i], NULL);
+    if (st != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    int64_t shape[FLEET_MAX_DIMS];
+    shape[0] = vx->ndim >= 2 ? vx->shape[1] : 0;
+    for (int i = 2; i < vx->ndim; i++)
+        shape[i - 1] = 1;
+    for (int i = 1; i < 5 && st == FLEET_OK; i++)
+        st = reshape(im, p[i], vx->ndim - 1, shape, &p[i]);
+    float eps = fleet__imp_attr_float(n, "epsilon", 1e-5f);
+    if (st != FLEET_OK || (st = scalar_const(im, vx->dtype, eps, &k)) != FLEET_OK ||
+        (st = fleet_model_add(im->m, p[4], k, &d)) != FLEET_OK ||
+        (st = fleet_model_sqrt(im->m, d, &d)) != FLEET_OK ||
+        (st = fleet_model_sub(im->m, x, p[3], &y)) != FLEET_OK ||
+        (st = fleet_model_div(im->m, y, d, &y)) != FLEET_OK ||
+        (st = fleet_model_mul(im->m, y, p[1], &y)) != FLEET_OK ||
+        (st = fleet_model_add(im->m, y, p[2], &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+/* BatchNormalization at inference: x * s + t per channel, s = scale /
+ * sqrt(var + eps) and t = bias - mean * s computed at load. */
+static fleet_status t_BatchNormalization(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_status st = one_output(n);
+    if (st != FLEET_OK)
+        return st;
+    if (fleet__imp_attr_int(n, "training_mode", 0) != 0)
+        return fleet__imp_unsupported(n, "training_mode");
+    fleet__ival *p[5];
+    for (int k = 1; k < 5; k++) {
+        if ((st = fleet__imp_input(im, n, k, &p[k])) != FLEET_OK)
+            return st;
+        if (p[k] == NULL || p[k]->ndim != 1)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: BatchNormalization input %d is "
+                                "not [C]", k);
+        if (p[k]->kind != FLEET__IV_CONST || p[k]->dtype != FLEET_DTYPE_F32)
+            return batch_norm_graph(im, n);
+    }
+    fleet_value x, sv, tv, y;
+    if ((st = in_value(im, n, 0, &x, NULL)) != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    int64_t c = p[1]->numel;
+    if (vx->ndim < 2 || vx->shape[1] != c || p[2]->numel != c || p[3]->numel != c ||
+        p[4]->numel != c)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: BatchNormalization of mismatched "
+                            "channels");
+    float eps = fleet__imp_attr_float(n, "epsilon", 1e-5f);
+    float *s = fleet__malloc(sizeof(float) * 2 * (size_t)(c > 0 ? c : 1));
+    if (s == NULL)
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "onnx: no host memory");
+    float *t = s + c;
+    for (int64_t i = 0; i < c; i++) {
+        double scale = fleet__imp_elem_f64(p[1], i) / sqrt(fleet__imp_elem_f64(p[4], i) + eps);
+        s[i] = (float)scale;
+        t[i] = (float)(fleet__imp_elem_f64(p[2], i) - fleet__imp_elem_f64(p[3], i) * scale);
+    }
+    int64_t shape[FLEET_MAX_DIMS];
+    shape[0] = c;
+    for (int d = 2; d < vx->ndim; d++)
+        shape[d - 1] = 1;
+    st = fleet_model_constant(im->m, FLEET_DTYPE_F32, vx->ndim - 1, shape, s, &sv);
+    if (st == FLEET_OK)
+        st = fleet_model_constant(im->m, FLEET_DTYPE_F32, vx->ndim - 1, shape, t, &tv);
+    free(s);
+    if (st != FLEET_OK || (st = fleet_model_mul(im->m, x, sv, &y)) != FLEET_OK ||
+        (st = fleet_model_add(im->m, y, tv, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+/* ---- the table ---------------------------------------------------------------------------- */
+
+static const struct {
+    const char *op;
+    fleet__onnx_translate fn;
+    int64_t since; /* the first opset fleet reads it at */
+} ops[] = {
+    {"Abs", t_Abs, 7},
+    {"Add", t_Add, 7},
+    {"AveragePool", t_AveragePool, 7},
+    {"BatchNormalization", t_BatchNormalization, 7},
+    {"Cast", t_Cast, 7},
+    {"Clip", t_Clip, 7},
+    {"Concat", t_Concat, 7},
+    {"Constant", t_load_only, 7},
+    {"ConstantOfShape", t_ConstantOfShape, 9},
+    {"Conv", t_Conv, 7},
+    {"Div", t_Div, 7},
+    {"Dropout", t_Dropout, 7},
+    {"Equal", t_Equal, 7},
+    {"Erf", t_Erf, 9},
+    {"Exp", t_Exp, 7},
+    {"Expand", t_Expand, 8},
+    {"Flatten", t_Flatten, 7},
+    {"Gather", t_Gather, 7},
+    {"Gelu", t_Gelu, 20},
+    {"Gemm", t_Gemm, 7},
+    {"GlobalAveragePool", t_GlobalAveragePool, 1},
+    {"Greater", t_Greater, 7},
+    {"GreaterOrEqual", t_GreaterOrEqual, 12},
+    {"Identity", t_Identity, 7},
+    {"LayerNormalization", t_LayerNormalization, 17},
+    {"LeakyRelu", t_LeakyRelu, 7},
+    {"Less", t_Less, 7},
+    {"LessOrEqual", t_LessOrEqual, 12},
+    {"Log", t_Log, 7},
+    {"LogSoftmax", t_LogSoftmax, 7},
+    {"MatMul", t_MatMul, 7},
+    {"Max", t_Max, 8},
+    {"MaxPool", t_MaxPool, 7},
+    {"Min", t_Min, 8},
+    {"Mul", t_Mul, 7},
+    {"Neg", t_Neg, 7},
+    {"Pow", t_Pow, 7},
+    {"Range", t_load_only, 11},
+    {"Reciprocal", t_Reciprocal, 7},
+    {"ReduceMax", t_ReduceMax, 7},
+    {"ReduceMean", t_ReduceMean, 7},
+    {"ReduceSum", t_ReduceSum, 7},
+    {"Relu", t_Relu, 7},
+    {"Reshape", t_Reshape, 7},
+    {"Shape", t_load_only, 7},
+    {"Sigmoid", t_Sigmoid, 7},
+    {"Slice", t_Slice, 7},
+    {"Softmax", t_Softmax, 7},
+    {"Split", t_Split, 7},
+    {"Sqrt", t_Sqrt, 7},
+    {"Squeeze", t_Squeeze, 7},
+    {"Sub", t_Sub, 7},
+    {"Sum", t_Sum, 8},
+    {"Tanh", t_Tanh, 7},
+    {"Transpose", t_Transpose, 7},
+    {"Trilu", t_Trilu, 14},
+    {"Unsqueeze", t_Unsqueeze, 7},
+    {"Where", t_Where, 9},
+};
+
+#define OPSET_MAX 21
+
+fleet__onnx_translate fleet__onnx_translator(fleet__onnx_str op_type, int64_t opset)
+{
+    if (opset > OPSET_MAX)
+        return NULL;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++)
+        if (fleet__onnx_str_is(op_type, ops[i].op))
+            return opset >= ops[i].since ? ops[i].fn : NULL;
+    return NULL;
+}

@@ -1,0 +1,317 @@
+/* onnx_node_tests — ONNX's own backend node tests (Debian's libonnx-testdata:
+ * data/node/test_*: model.onnx, test_data_set_N/input_i.pb and
+ * output_i.pb), loaded with fleet_model_load_onnx_memory and run on the
+ * default device; outputs compared as ONNX's runner does (rtol 1e-3, atol
+ * 1e-7 for floats; integers and bools equal).
+ *
+ * A test whose model fleet refuses at load with FLEET_ERR_UNSUPPORTED is
+ * excluded, with the reason; a refusal of any other kind, a run that
+ * fails, or a wrong value fails. Prints one line per op (passed / failed /
+ * excluded, and the first reasons), then the totals; fails when any test
+ * failed. FLEET_ONNX_TESTDATA overrides the folder; FLEET_ONNX_TESTS=substr
+ * runs the tests whose name contains it (and prints each). Skips (77) when
+ * the folder is missing: install libonnx-testdata (scripts/install-deps.sh). */
+#include <dirent.h>
+#include <math.h>
+#include <sys/stat.h>
+
+#include "fleet/onnx.h"
+#include "onnx/import.h"
+#include "onnx/onnx_proto.h"
+#include "test_util.h"
+
+#define DEFAULT_DIR "/usr/share/libonnx-testdata/data/node"
+#define MAX_OPS 256
+
+static fleet_device *dev;
+static bool verbose;
+
+typedef struct op_row {
+    char op[64];
+    int passed, failed, excluded;
+    char reasons[3][160];
+    int n_reasons;
+} op_row;
+
+static op_row rows[MAX_OPS];
+static int n_rows;
+
+static op_row *row_of(const char *op)
+{
+    for (int i = 0; i < n_rows; i++)
+        if (strcmp(rows[i].op, op) == 0)
+            return &rows[i];
+    if (n_rows == MAX_OPS)
+        return &rows[MAX_OPS - 1];
+    op_row *r = &rows[n_rows++];
+    memset(r, 0, sizeof *r);
+    snprintf(r->op, sizeof r->op, "%s", op);
+    return r;
+}
+
+static void add_reason(op_row *r, const char *test, const char *why)
+{
+    if (r->n_reasons < 3)
+        snprintf(r->reasons[r->n_reasons++], sizeof r->reasons[0], "%s: %.120s", test, why);
+}
+
+static unsigned char *read_file(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *buf = malloc((size_t)(n > 0 ? n : 1));
+    if (buf != NULL && fread(buf, 1, (size_t)n, f) != (size_t)n) {
+        free(buf);
+        buf = NULL;
+    }
+    fclose(f);
+    *size = (size_t)n;
+    return buf;
+}
+
+/* The op a test is about: its one node's op_type, or "composite". */
+static void op_of(const unsigned char *buf, size_t size, char *op, size_t cap)
+{
+    fleet__onnx_model m;
+    snprintf(op, cap, "(unreadable)");
+    if (fleet__onnx_parse(buf, size, &m) != FLEET_OK)
+        return;
+    if (m.graph.n_nodes == 1)
+        snprintf(op, cap, "%.*s", (int)m.graph.nodes[0].op_type.n,
+                 (const char *)m.graph.nodes[0].op_type.p);
+    else
+        snprintf(op, cap, "(composite)");
+    fleet__onnx_model_free(&m);
+}
+
+/* A .pb TensorProto as a host buffer of its dtype; false if fleet has no such dtype. */
+static bool read_pb(const char *path, fleet_dtype *dt, int *ndim, int64_t *shape, void **data,
+                    size_t *bytes, char *why, size_t cap)
+{
+    size_t size;
+    unsigned char *buf = read_file(path, &size);
+    if (buf == NULL) {
+        snprintf(why, cap, "cannot read %s", path);
+        return false;
+    }
+    fleet__onnx_model holder;
+    fleet__onnx_tensor t;
+    bool ok = fleet__onnx_parse_tensor(buf, size, &holder, &t) == FLEET_OK;
+    switch (t.data_type) {
+    case FLEET__ONNX_FLOAT: *dt = FLEET_DTYPE_F32; break;
+    case FLEET__ONNX_INT64: *dt = FLEET_DTYPE_I64; break;
+    case FLEET__ONNX_INT32: *dt = FLEET_DTYPE_I32; break;
+    case FLEET__ONNX_BOOL: *dt = FLEET_DTYPE_BOOL; break;
+    case FLEET__ONNX_FLOAT16: *dt = FLEET_DTYPE_F16; break;
+    default: ok = false; break;
+    }
+    if (ok) {
+        *ndim = t.ndim;
+        memcpy(shape, t.dims, sizeof(int64_t) * (size_t)t.ndim);
+        int64_t n = fleet__onnx_tensor_numel(&t);
+        *bytes = (size_t)n * fleet_dtype_size(*dt);
+        *data = malloc(*bytes > 0 ? *bytes : 1);
+        ok = fleet__onnx_tensor_read(&holder, &t, *data, *bytes) == FLEET_OK;
+        if (!ok)
+            free(*data);
+    }
+    if (!ok)
+        snprintf(why, cap, "test data of a dtype fleet does not have (%d)", (int)t.data_type);
+    free(buf);
+    return ok;
+}
+
+typedef enum { PASS, FAIL, EXCLUDED } outcome;
+
+static bool close_enough(fleet_dtype dt, const void *got, const void *want, size_t bytes,
+                         char *why, size_t cap)
+{
+    if (dt != FLEET_DTYPE_F32) {
+        if (memcmp(got, want, bytes) != 0) {
+            snprintf(why, cap, "%s values differ", fleet_dtype_name(dt));
+            return false;
+        }
+        return true;
+    }
+    const float *g = got, *w = want;
+    for (size_t i = 0; i < bytes / 4; i++) {
+        if (isnan(w[i]) ? isnan(g[i]) : (g[i] == w[i] || fabsf(g[i] - w[i]) <= 1e-7f + 1e-3f * fabsf(w[i])))
+            continue;
+        snprintf(why, cap, "element %zu is %.8g, expected %.8g", i, (double)g[i], (double)w[i]);
+        return false;
+    }
+    return true;
+}
+
+static outcome run_test(const char *dir, const char *name, char *why, size_t cap)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/%s/model.onnx", dir, name);
+    size_t size;
+    unsigned char *buf = read_file(path, &size);
+    if (buf == NULL) {
+        snprintf(why, cap, "no model.onnx");
+        return FAIL;
+    }
+    fleet_model *m = NULL;
+    fleet_status st = fleet_model_load_onnx_memory(dev, buf, size, NULL, &m);
+    free(buf);
+    if (st != FLEET_OK) {
+        snprintf(why, cap, "%s", fleet_last_error());
+        return st == FLEET_ERR_UNSUPPORTED ? EXCLUDED : FAIL;
+    }
+    outcome res = PASS;
+    int ni = fleet_model_input_count(m), no = fleet_model_output_count(m);
+    fleet_tensor *in[64] = {0}, *outs[64] = {0};
+    void *want[64] = {0};
+    size_t want_bytes[64];
+    for (int i = 0; i < ni && res == PASS; i++) {
+        fleet_dtype dt;
+        int nd;
+        int64_t shape[FLEET_MAX_DIMS];
+        void *data;
+        size_t bytes;
+        snprintf(path, sizeof path, "%s/%s/test_data_set_0/input_%d.pb", dir, name, i);
+        if (!read_pb(path, &dt, &nd, shape, &data, &bytes, why, cap)) {
+            res = EXCLUDED;
+            break;
+        }
+        st = fleet_tensor_create(dev, dt, nd, shape, &in[i]);
+        if (st == FLEET_OK)
+            st = fleet_tensor_copy_from_host(in[i], data, bytes);
+        free(data);
+        if (st != FLEET_OK) {
+            snprintf(why, cap, "input %d: %s", i, fleet_last_error());
+            res = FAIL;
+        }
+    }
+    for (int i = 0; i < no && res == PASS; i++) {
+        fleet_dtype dt;
+        int nd;
+        int64_t shape[FLEET_MAX_DIMS];
+        snprintf(path, sizeof path, "%s/%s/test_data_set_0/output_%d.pb", dir, name, i);
+        if (!read_pb(path, &dt, &nd, shape, &want[i], &want_bytes[i], why, cap)) {
+            res = EXCLUDED;
+            break;
+        }
+        if ((st = fleet_tensor_create(dev, dt, nd, shape, &outs[i])) != FLEET_OK) {
+            snprintf(why, cap, "output %d: %s", i, fleet_last_error());
+            res = FAIL;
+        }
+    }
+    if (res == PASS &&
+        fleet_model_run(m, (const fleet_tensor *const *)in, ni, outs, no) != FLEET_OK) {
+        snprintf(why, cap, "run: %s", fleet_last_error());
+        res = FAIL;
+    }
+    for (int i = 0; i < no && res == PASS; i++) {
+        void *got = malloc(want_bytes[i] > 0 ? want_bytes[i] : 1);
+        if (fleet_tensor_copy_to_host(outs[i], got, want_bytes[i]) != FLEET_OK) {
+            snprintf(why, cap, "read: %s", fleet_last_error());
+            res = FAIL;
+        } else if (!close_enough(fleet_tensor_dtype(outs[i]), got, want[i], want_bytes[i], why,
+                                 cap)) {
+            res = FAIL;
+        }
+        free(got);
+    }
+    for (int i = 0; i < 64; i++) {
+        if (in[i] != NULL)
+            ASSERT_OK(fleet_tensor_release(in[i]));
+        if (outs[i] != NULL)
+            ASSERT_OK(fleet_tensor_release(outs[i]));
+        free(want[i]);
+    }
+    ASSERT_OK(fleet_model_destroy(m));
+    return res;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static int by_op(const void *a, const void *b)
+{
+    return strcmp(((const op_row *)a)->op, ((const op_row *)b)->op);
+}
+
+TEST(every_node_test_of_every_claimed_op)
+{
+    const char *dir = getenv("FLEET_ONNX_TESTDATA") ? getenv("FLEET_ONNX_TESTDATA") : DEFAULT_DIR;
+    const char *only = getenv("FLEET_ONNX_TESTS");
+    verbose = only != NULL;
+    DIR *d = opendir(dir);
+    ASSERT_TRUE(d != NULL);
+    char **names = NULL;
+    int n = 0, cap = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strncmp(e->d_name, "test_", 5) != 0 || (only && !strstr(e->d_name, only)))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 512;
+            names = realloc(names, sizeof *names * (size_t)cap);
+        }
+        names[n++] = strdup(e->d_name);
+    }
+    closedir(d);
+    qsort(names, (size_t)n, sizeof *names, by_name);
+    int total[3] = {0};
+    for (int i = 0; i < n; i++) {
+        char path[1200], op[64], why[400] = "";
+        snprintf(path, sizeof path, "%s/%s/model.onnx", dir, names[i]);
+        size_t size;
+        unsigned char *buf = read_file(path, &size);
+        if (buf == NULL)
+            continue;
+        op_of(buf, size, op, sizeof op);
+        free(buf);
+        outcome o = run_test(dir, names[i], why, sizeof why);
+        op_row *r = row_of(op);
+        total[o]++;
+        if (o == PASS)
+            r->passed++;
+        else if (o == FAIL)
+            r->failed++, add_reason(r, names[i], why);
+        else
+            r->excluded++, add_reason(r, names[i], why);
+        if (verbose || o == FAIL)
+            printf("  %-8s %s%s%s\n", o == PASS ? "pass" : o == FAIL ? "FAIL" : "excluded",
+                   names[i], why[0] ? ": " : "", why);
+        free(names[i]);
+    }
+    free(names);
+    qsort(rows, (size_t)n_rows, sizeof rows[0], by_op);
+    printf("\n| op | passed | failed | excluded | first reasons |\n|---|---|---|---|---|\n");
+    for (int i = 0; i < n_rows; i++) {
+        const op_row *r = &rows[i];
+        fleet__onnx_str op = {(const uint8_t *)r->op, strlen(r->op)};
+        bool claimed = fleet__onnx_translator(op, 21) != NULL || r->op[0] == '(';
+        if (!claimed && r->passed == 0 && r->failed == 0 && !verbose)
+            continue; /* ops fleet does not claim: every test excluded */
+        printf("| %s | %d | %d | %d |", r->op, r->passed, r->failed, r->excluded);
+        for (int k = 0; k < r->n_reasons; k++)
+            printf("%s %s", k ? ";" : "", r->reasons[k]);
+        printf(" |\n");
+    }
+    printf("\nnode tests: %d passed, %d failed, %d excluded (ops fleet does not claim are "
+           "excluded and not listed)\n", total[PASS], total[FAIL], total[EXCLUDED]);
+    ASSERT_EQ(total[FAIL], 0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = getenv("FLEET_ONNX_TESTDATA") ? getenv("FLEET_ONNX_TESTDATA") : DEFAULT_DIR;
+    struct stat sb;
+    if (stat(dir, &sb) != 0) {
+        printf("SKIP: no ONNX node tests at %s (install libonnx-testdata)\n", dir);
+        return 77;
+    }
+    dev = test_default_device();
+    printf("device %s, node tests from %s\n", fleet_device_name(dev), dir);
+    return test_main(argc, argv);
+}
