@@ -28,24 +28,31 @@ static bool numeric(fleet_dtype dt)
     return integral(dt) || dt == FLEET_DTYPE_F32;
 }
 
+/* Element i of c (data may be the file's bytes, unaligned: read by copy). */
 static int64_t get_i64(const fleet__ival *c, int64_t i)
 {
+    const unsigned char *p = (const unsigned char *)c->data + (size_t)i * fleet_dtype_size(c->dtype);
+    int64_t v64;
+    int32_t v32;
+    float f;
     switch (c->dtype) {
-    case FLEET_DTYPE_I64: return ((const int64_t *)c->data)[i];
-    case FLEET_DTYPE_I32: return ((const int32_t *)c->data)[i];
-    case FLEET_DTYPE_BOOL: return ((const uint8_t *)c->data)[i] != 0;
-    case FLEET_DTYPE_F32: {
-        float f = ((const float *)c->data)[i];
+    case FLEET_DTYPE_I64: memcpy(&v64, p, 8); return v64;
+    case FLEET_DTYPE_I32: memcpy(&v32, p, 4); return v32;
+    case FLEET_DTYPE_BOOL: return *p != 0;
+    case FLEET_DTYPE_F32:
+        memcpy(&f, p, 4);
         return f != f ? 0 : f >= 9.2e18f ? INT64_MAX : f <= -9.2e18f ? INT64_MIN : (int64_t)f;
-    }
     default: return 0;
     }
 }
 
 double fleet__imp_elem_f64(const fleet__ival *c, int64_t i)
 {
-    return c->dtype == FLEET_DTYPE_F32 ? (double)((const float *)c->data)[i]
-                                       : (double)get_i64(c, i);
+    if (c->dtype != FLEET_DTYPE_F32)
+        return (double)get_i64(c, i);
+    float f;
+    memcpy(&f, (const unsigned char *)c->data + (size_t)i * 4, 4);
+    return (double)f;
 }
 
 static void set_elem(void *data, fleet_dtype dt, int64_t i, int64_t iv, double fv, bool is_f)

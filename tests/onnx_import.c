@@ -1,0 +1,406 @@
+/* onnx_import — fleet_model_load_onnx on models written here field by
+ * field: an MLP with a symbolic batch against a plain-C reference, the
+ * named dims bound (and the error when one is not), a transformer-style
+ * shape subgraph (Shape, Gather, Unsqueeze, Concat, Reshape) that folds
+ * away leaving the batch symbolic, int64 inputs, weights from external
+ * data; and the refusals: every unsupported node listed in one error, an
+ * external path escaping the folder, every truncation of a valid file, an
+ * input of the wrong dtype at run. ONNX's own node tests: onnx_node_tests. */
+#include <unistd.h>
+
+#include "fleet/onnx.h"
+#include "pb_writer.h"
+#include "test_util.h"
+
+#define B FLEET_DIM_BATCH
+
+static fleet_device *dev;
+
+/* ---- writing ONNX ---------------------------------------------------------------------- */
+
+/* A tensor value info: dims[i] >= 0 a size, else params[i] names it. */
+static void vi(pbw *g, uint32_t field, const char *name, int elem, int ndim, const int64_t *dims,
+               const char *const *params)
+{
+    pbw shape = {0}, tensor = {0}, type = {0}, v = {0};
+    for (int d = 0; d < ndim; d++) {
+        pbw dim = {0};
+        if (dims[d] >= 0)
+            pbw_varint(&dim, 1, (uint64_t)dims[d]);
+        else
+            pbw_str(&dim, 2, params[d]);
+        pbw_msg(&shape, 1, &dim);
+        pbw_free(&dim);
+    }
+    pbw_varint(&tensor, 1, (uint64_t)elem);
+    pbw_msg(&tensor, 2, &shape);
+    pbw_msg(&type, 1, &tensor);
+    pbw_str(&v, 1, name);
+    pbw_msg(&v, 2, &type);
+    pbw_msg(g, field, &v);
+    pbw_free(&shape), pbw_free(&tensor), pbw_free(&type), pbw_free(&v);
+}
+
+static void tensor_head(pbw *t, const char *name, int elem, int ndim, const int64_t *dims)
+{
+    for (int d = 0; d < ndim; d++)
+        pbw_varint(t, 1, (uint64_t)dims[d]);
+    pbw_varint(t, 2, (uint64_t)elem);
+    pbw_str(t, 8, name);
+}
+
+static void init_raw(pbw *g, const char *name, int elem, int ndim, const int64_t *dims,
+                     const void *data, size_t bytes)
+{
+    pbw t = {0};
+    tensor_head(&t, name, elem, ndim, dims);
+    pbw_bytes(&t, 9, data, bytes);
+    pbw_msg(g, 5, &t);
+    pbw_free(&t);
+}
+
+static void init_i64(pbw *g, const char *name, int n, const int64_t *v)
+{
+    int64_t dims[1] = {n};
+    init_raw(g, name, 7, 1, dims, v, sizeof(int64_t) * (size_t)n);
+}
+
+static pbw attr_int(const char *name, int64_t v)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_varint(&a, 20, 2);
+    pbw_varint(&a, 3, (uint64_t)v);
+    return a;
+}
+
+/* A node; attrs (n_attrs of them) are freed. */
+static void node(pbw *g, const char *op, const char *name, const char *const *in, int n_in,
+                 const char *out, pbw *attrs, int n_attrs)
+{
+    pbw n = {0};
+    for (int i = 0; i < n_in; i++)
+        pbw_str(&n, 1, in[i]);
+    pbw_str(&n, 2, out);
+    pbw_str(&n, 3, name);
+    pbw_str(&n, 4, op);
+    for (int i = 0; i < n_attrs; i++) {
+        pbw_msg(&n, 5, &attrs[i]);
+        pbw_free(&attrs[i]);
+    }
+    pbw_msg(g, 1, &n);
+    pbw_free(&n);
+}
+
+static pbw model_of(pbw *g, int64_t opset)
+{
+    pbw m = {0}, o = {0};
+    pbw_varint(&m, 1, 8);
+    pbw_varint(&o, 2, (uint64_t)opset);
+    pbw_msg(&m, 8, &o);
+    pbw_msg(&m, 7, g);
+    pbw_free(&o);
+    pbw_free(g);
+    return m;
+}
+
+/* ---- an MLP: relu(x @ W1 + b1) @ W2 + b2, softmax, x [N, 4] ------------------------------ */
+
+static float w1[4 * 5], b1[5], w2[5 * 3], b2[3];
+
+static pbw mlp_model(const char *op_a, bool with_unsupported)
+{
+    test_rng r = test_rng_make(5);
+    test_fill_random(w1, 20, &r), test_fill_random(b1, 5, &r);
+    test_fill_random(w2, 15, &r), test_fill_random(b2, 3, &r);
+    pbw g = {0};
+    pbw_str(&g, 2, "mlp");
+    int64_t d1[] = {4, 5}, d2[] = {5}, d3[] = {5, 3}, d4[] = {3};
+    init_raw(&g, "W1", 1, 2, d1, w1, sizeof w1);
+    init_raw(&g, "b1", 1, 1, d2, b1, sizeof b1);
+    init_raw(&g, "W2", 1, 2, d3, w2, sizeof w2);
+    init_raw(&g, "b2", 1, 1, d4, b2, sizeof b2);
+    const char *const pn[] = {"N", NULL};
+    int64_t xd[] = {-1, 4}, yd[] = {-1, 3};
+    vi(&g, 11, "x", 1, 2, xd, pn);
+    vi(&g, 12, "probs", 1, 2, yd, pn);
+    node(&g, "MatMul", "mm1", (const char *[]){"x", "W1"}, 2, "h0", NULL, 0);
+    node(&g, op_a, "add1", (const char *[]){"h0", "b1"}, 2, "h1", NULL, 0);
+    node(&g, "Relu", "relu", (const char *[]){"h1"}, 1, "h2", NULL, 0);
+    if (with_unsupported) {
+        node(&g, "Foo", "foo1", (const char *[]){"h2"}, 1, "h3", NULL, 0);
+        node(&g, "Bar", "bar1", (const char *[]){"h3"}, 1, "h2b", NULL, 0);
+    }
+    node(&g, "MatMul", "mm2", (const char *[]){with_unsupported ? "h2b" : "h2", "W2"}, 2, "h4",
+         NULL, 0);
+    node(&g, "Add", "add2", (const char *[]){"h4", "b2"}, 2, "logits", NULL, 0);
+    pbw axis = attr_int("axis", -1);
+    node(&g, "Softmax", "sm", (const char *[]){"logits"}, 1, "probs", &axis, 1);
+    return model_of(&g, 17);
+}
+
+static void mlp_reference(const float *x, int64_t n, float *y)
+{
+    for (int64_t b = 0; b < n; b++) {
+        double h[5], l[3], mx = -1e30, z = 0;
+        for (int j = 0; j < 5; j++) {
+            h[j] = b1[j];
+            for (int k = 0; k < 4; k++)
+                h[j] += (double)x[b * 4 + k] * w1[k * 5 + j];
+            h[j] = h[j] > 0 ? h[j] : 0;
+        }
+        for (int j = 0; j < 3; j++) {
+            l[j] = b2[j];
+            for (int k = 0; k < 5; k++)
+                l[j] += h[k] * w2[k * 3 + j];
+            mx = l[j] > mx ? l[j] : mx;
+        }
+        for (int j = 0; j < 3; j++)
+            z += exp(l[j] - mx);
+        for (int j = 0; j < 3; j++)
+            y[b * 3 + j] = (float)(exp(l[j] - mx) / z);
+    }
+}
+
+static void run_mlp(fleet_model *m, int64_t n)
+{
+    float x[8 * 4], got[8 * 3], want[8 * 3];
+    test_rng r = test_rng_make(9 + (uint64_t)n);
+    test_fill_random(x, n * 4, &r);
+    int64_t xs[] = {n, 4}, ys[] = {n, 3};
+    fleet_tensor *xt = test_tensor_new(dev, 2, xs), *yt = test_tensor_new(dev, 2, ys);
+    ASSERT_OK(fleet_tensor_copy_from_host(xt, x, sizeof(float) * (size_t)(n * 4)));
+    ASSERT_OK(fleet_model_run(m, (const fleet_tensor *const *)&xt, 1, &yt, 1));
+    test_tensor_read(yt, got);
+    mlp_reference(x, n, want);
+    ASSERT_CLOSE(got, want, n * 3, 1e-5, 1e-6);
+    TEST_RELEASE(xt, yt);
+}
+
+TEST(an_mlp_with_a_symbolic_batch_runs_as_its_reference)
+{
+    pbw file = mlp_model("Add", false);
+    fleet_model *m;
+    ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
+    pbw_free(&file); /* the model keeps nothing of the bytes */
+    const char *name;
+    fleet_dtype dt;
+    int ndim;
+    int64_t shape[FLEET_MAX_DIMS];
+    ASSERT_OK(fleet_model_input_info(m, 0, &name, &dt, &ndim, shape));
+    ASSERT_TRUE(strcmp(name, "x") == 0);
+    ASSERT_EQ(ndim, 2);
+    ASSERT_EQ(shape[0], B);
+    ASSERT_OK(fleet_model_output_info(m, 0, &name, &dt, &ndim, shape));
+    ASSERT_TRUE(strcmp(name, "probs") == 0);
+    for (int64_t n = 1; n <= 8; n += 3)
+        run_mlp(m, n);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
+TEST(every_unsupported_node_is_listed_in_one_error)
+{
+    pbw file = mlp_model("Add", true);
+    fleet_model *m = (fleet_model *)1;
+    ASSERT_REFUSED(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m),
+                   FLEET_ERR_UNSUPPORTED, "2 unsupported in the model: Foo (opset 17, node 'foo1')");
+    ASSERT_STR_CONTAINS(fleet_last_error(), "Bar (opset 17, node 'bar1')");
+    ASSERT_TRUE(m == NULL);
+    pbw_free(&file);
+}
+
+TEST(every_truncation_of_a_valid_file_is_refused_cleanly)
+{
+    pbw file = mlp_model("Add", false);
+    for (size_t n = 0; n < file.n; n++) {
+        fleet_model *m = NULL;
+        fleet_status st = fleet_model_load_onnx_memory(dev, file.p, n, NULL, &m);
+        ASSERT_TRUE(st != FLEET_OK);
+        ASSERT_TRUE(m == NULL);
+        ASSERT_TRUE(fleet_last_error()[0] != '\0');
+    }
+    pbw_free(&file);
+}
+
+TEST(a_run_with_the_wrong_dtype_or_shape_is_refused)
+{
+    pbw file = mlp_model("Add", false);
+    fleet_model *m;
+    ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
+    pbw_free(&file);
+    int64_t xs[] = {2, 4}, bad[] = {2, 5}, ys[] = {2, 3};
+    fleet_tensor *xi, *xb = test_tensor_new(dev, 2, bad), *yt = test_tensor_new(dev, 2, ys);
+    ASSERT_OK(fleet_tensor_create(dev, FLEET_DTYPE_I64, 2, xs, &xi));
+    ASSERT_REFUSED(fleet_model_run(m, (const fleet_tensor *const *)&xi, 1, &yt, 1),
+                   FLEET_ERR_DTYPE_MISMATCH, "'x' is i64");
+    ASSERT_REFUSED(fleet_model_run(m, (const fleet_tensor *const *)&xb, 1, &yt, 1),
+                   FLEET_ERR_SHAPE_MISMATCH, "'x'");
+    TEST_RELEASE(xi, xb, yt);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
+/* ---- folding: x [N, S, 6] reshaped to [N, S*6] through its own Shape ---------------------- */
+
+static pbw reshape_model(void)
+{
+    pbw g = {0};
+    const char *const pn[] = {"batch", "seq", NULL};
+    int64_t xd[] = {-1, -1, 6}, yd[] = {-1, 18};
+    vi(&g, 11, "x", 1, 3, xd, pn);
+    vi(&g, 12, "y", 1, 2, yd, pn);
+    init_i64(&g, "zero", 1, (const int64_t[]){0});
+    init_i64(&g, "minus1", 1, (const int64_t[]){-1});
+    pbw axes = attr_int("axis", 0);
+    node(&g, "Shape", "shape", (const char *[]){"x"}, 1, "s", NULL, 0);
+    node(&g, "Gather", "g0", (const char *[]){"s", "zero"}, 2, "n", &axes, 1);
+    node(&g, "Concat", "cat", (const char *[]){"n", "minus1"}, 2, "target",
+         (pbw[]){attr_int("axis", 0)}, 1);
+    node(&g, "Reshape", "rs", (const char *[]){"x", "target"}, 2, "y", NULL, 0);
+    return model_of(&g, 14);
+}
+
+TEST(a_shape_subgraph_folds_away_leaving_the_batch)
+{
+    pbw file = reshape_model();
+    fleet_model *m;
+    ASSERT_REFUSED(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m),
+                   FLEET_ERR_INVALID_ARGUMENT, "'seq', which is not bound");
+    const char *names[] = {"seq"};
+    const int64_t values[] = {3};
+    fleet_onnx_options o = FLEET_ONNX_OPTIONS_INIT;
+    o.dim_names = names, o.dim_values = values, o.n_dims = 1;
+    ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, &o, &m));
+    pbw_free(&file);
+    const char *name;
+    fleet_dtype dt;
+    int ndim;
+    int64_t shape[FLEET_MAX_DIMS];
+    ASSERT_OK(fleet_model_output_info(m, 0, &name, &dt, &ndim, shape));
+    ASSERT_EQ(ndim, 2);
+    ASSERT_EQ(shape[0], B);
+    ASSERT_EQ(shape[1], 18);
+    int64_t xs[] = {2, 3, 6}, ys[] = {2, 18};
+    fleet_tensor *x = test_tensor_new(dev, 3, xs), *y = test_tensor_new(dev, 2, ys);
+    float h[36], got[36];
+    for (int i = 0; i < 36; i++)
+        h[i] = (float)i;
+    ASSERT_OK(fleet_tensor_copy_from_host(x, h, sizeof h));
+    ASSERT_OK(fleet_model_run(m, (const fleet_tensor *const *)&x, 1, &y, 1));
+    test_tensor_read(y, got);
+    for (int i = 0; i < 36; i++)
+        ASSERT_TRUE(got[i] == h[i]);
+    TEST_RELEASE(x, y);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
+/* ---- int64 inputs: an embedding lookup, Gather of a table by token ids ---------------------- */
+
+TEST(int64_token_ids_gather_rows_of_a_table)
+{
+    pbw g = {0};
+    float table[6 * 4];
+    for (int i = 0; i < 24; i++)
+        table[i] = (float)i * 0.5f;
+    int64_t td[] = {6, 4};
+    init_raw(&g, "emb", 1, 2, td, table, sizeof table);
+    const char *const pn[] = {"b", NULL};
+    int64_t idd[] = {-1, 3}, yd[] = {-1, 3, 4};
+    vi(&g, 11, "ids", 7, 2, idd, pn);
+    vi(&g, 12, "y", 1, 3, yd, pn);
+    node(&g, "Gather", "lookup", (const char *[]){"emb", "ids"}, 2, "y", NULL, 0);
+    pbw file = model_of(&g, 13);
+    fleet_model *m;
+    ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
+    pbw_free(&file);
+    int64_t is[] = {2, 3}, ys[] = {2, 3, 4}, ids[] = {0, 5, -1, 2, 2, 3};
+    fleet_tensor *it, *y = test_tensor_new(dev, 3, ys);
+    ASSERT_OK(fleet_tensor_create(dev, FLEET_DTYPE_I64, 2, is, &it));
+    ASSERT_OK(fleet_tensor_copy_from_host(it, ids, sizeof ids));
+    ASSERT_OK(fleet_model_run(m, (const fleet_tensor *const *)&it, 1, &y, 1));
+    float got[24];
+    test_tensor_read(y, got);
+    for (int t = 0; t < 6; t++) {
+        int64_t row = ids[t] < 0 ? ids[t] + 6 : ids[t];
+        for (int k = 0; k < 4; k++)
+            ASSERT_TRUE(got[t * 4 + k] == table[row * 4 + k]);
+    }
+    TEST_RELEASE(it, y);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
+/* ---- external data ---------------------------------------------------------------------- */
+
+static pbw external_model(const char *location)
+{
+    pbw g = {0}, t = {0}, e1 = {0}, e2 = {0};
+    int64_t d[] = {4};
+    tensor_head(&t, "bias", 1, 1, d);
+    pbw_str(&e1, 1, "location");
+    pbw_str(&e1, 2, location);
+    pbw_msg(&t, 13, &e1);
+    pbw_str(&e2, 1, "offset");
+    pbw_str(&e2, 2, "8");
+    pbw_msg(&t, 13, &e2);
+    pbw_varint(&t, 14, 1);
+    pbw_msg(&g, 5, &t);
+    pbw_free(&t), pbw_free(&e1), pbw_free(&e2);
+    int64_t xd[] = {2, 4};
+    vi(&g, 11, "x", 1, 2, xd, NULL);
+    vi(&g, 12, "y", 1, 2, xd, NULL);
+    node(&g, "Add", "add", (const char *[]){"x", "bias"}, 2, "y", NULL, 0);
+    return model_of(&g, 13);
+}
+
+TEST(external_data_is_read_from_the_models_folder_only)
+{
+    char dir[] = "/tmp/fleet-onnx-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    char path[256], data_path[256];
+    snprintf(data_path, sizeof data_path, "%s/weights.bin", dir);
+    float blob[6] = {99, 99, 1, 2, 3, 4}; /* offset 8: the bias starts at blob[2] */
+    FILE *f = fopen(data_path, "wb");
+    ASSERT_TRUE(f != NULL && fwrite(blob, sizeof blob, 1, f) == 1);
+    fclose(f);
+    const char *cases[] = {"weights.bin", "../weights.bin", "/etc/passwd", "a/../../x"};
+    for (int c = 0; c < 4; c++) {
+        pbw file = external_model(cases[c]);
+        snprintf(path, sizeof path, "%s/model.onnx", dir);
+        f = fopen(path, "wb");
+        ASSERT_TRUE(f != NULL && fwrite(file.p, file.n, 1, f) == 1);
+        fclose(f);
+        fleet_model *m;
+        if (c > 0) {
+            ASSERT_REFUSED(fleet_model_load_onnx(dev, path, NULL, &m), FLEET_ERR_INVALID_MODEL,
+                           "not a path inside the model's folder");
+        } else {
+            ASSERT_OK(fleet_model_load_onnx(dev, path, NULL, &m));
+            int64_t xs[] = {2, 4};
+            float x[8] = {0}, got[8];
+            fleet_tensor *xt = test_tensor_new(dev, 2, xs), *yt = test_tensor_new(dev, 2, xs);
+            ASSERT_OK(fleet_tensor_copy_from_host(xt, x, sizeof x));
+            ASSERT_OK(fleet_model_run(m, (const fleet_tensor *const *)&xt, 1, &yt, 1));
+            test_tensor_read(yt, got);
+            for (int i = 0; i < 8; i++)
+                ASSERT_TRUE(got[i] == blob[2 + i % 4]);
+            TEST_RELEASE(xt, yt);
+            ASSERT_OK(fleet_model_destroy(m));
+            /* from memory there is no folder to read it from */
+            ASSERT_REFUSED(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m),
+                           FLEET_ERR_INVALID_ARGUMENT, "external_data_dir");
+        }
+        pbw_free(&file);
+    }
+    ASSERT_REFUSED(fleet_model_load_onnx(dev, "/nonexistent/model.onnx", NULL,
+                                         &(fleet_model *){NULL}),
+                   FLEET_ERR_IO, "cannot open");
+    unlink(path);
+    unlink(data_path);
+    rmdir(dir);
+}
+
+int main(int argc, char **argv)
+{
+    dev = test_default_device();
+    printf("device %s\n", fleet_device_name(dev));
+    return test_main(argc, argv);
+}
