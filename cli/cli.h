@@ -13,4 +13,8 @@ int fleet_cli_bench(int argc, char **argv);
 /* `fleet info`: backends, devices and the configuration in effect. */
 int fleet_cli_info(int argc, char **argv);
 
+/* `fleet info model.onnx` and `fleet run model.onnx` (cli/model_cmd.c). */
+int fleet_cli_model_info(int argc, char **argv);
+int fleet_cli_run(int argc, char **argv);
+
 #endif /* FLEET_CLI_H */

@@ -18,6 +18,14 @@ static void usage(FILE *f)
             "        ops/s, speedup and efficiency of the reference workloads per thread count\n"
             "        (fleet bench --help lists them)\n"
             "  info  devices, backends and stream-pool configuration\n"
+            "  info model.onnx [--dim name=N]... [--backend cpu|cuda]\n"
+            "        inputs, outputs, ops used, parameters, what folded and fused at load and\n"
+            "        what is unsupported\n"
+            "  run model.onnx [--threads N] [--batch B] [--seconds S] [--dim name=N]...\n"
+            "                 [--backend cpu|cuda]\n"
+            "        N threads run the model (shared) on generated inputs: each output's shape\n"
+            "        and checksum, runs/s, samples/s, p50/p99 latency (default 1 thread,\n"
+            "        batch 1, 3 s)\n"
             "\n"
             "environment: FLEET_BACKEND, FLEET_STREAMS, FLEET_STREAM_WAIT_MS, FLEET_MEMORY_LIMIT,\n"
             "             FLEET_CPU_DEVICES, FLEET_GRAPH_CACHE, FLEET_MODEL_GRAPHS,\n"
@@ -35,7 +43,10 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "bench") == 0)
         return fleet_cli_bench(argc - 1, argv + 1);
     if (strcmp(argv[1], "info") == 0)
-        return fleet_cli_info(argc - 1, argv + 1);
+        return argc > 2 && argv[2][0] != '-' ? fleet_cli_model_info(argc - 1, argv + 1)
+                                             : fleet_cli_info(argc - 1, argv + 1);
+    if (strcmp(argv[1], "run") == 0)
+        return fleet_cli_run(argc - 1, argv + 1);
     fprintf(stderr, "fleet: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

@@ -160,8 +160,28 @@ TEST(concurrent_forks_while_threads_run)
         ASSERT_GE(atomic_load(&w[i].checked), 2);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define FLEET_TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FLEET_TEST_ASAN 1
+#endif
+#endif
+
 int main(int argc, char **argv)
 {
+#ifdef FLEET_TEST_ASAN
+    /* ASan's allocator before LLVM 18 (GCC 12's libasan among them) is not
+     * fork-safe: a worker inside malloc at the instant of fork leaves its
+     * lock held in the child, whose first malloc then hangs (rarely: seen
+     * once in a verify run). glibc's malloc, which the normal and TSan
+     * builds use, takes its locks across fork. */
+    (void)argc;
+    (void)argv;
+    printf("SKIP: ASan's allocator is not fork-safe with threads running (llvm-project#75290)\n");
+    return 77;
+#else
     setenv("FLEET_CPU_DEVICES", "2", 1);
     return test_main(argc, argv);
+#endif
 }

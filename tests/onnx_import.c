@@ -195,6 +195,13 @@ TEST(an_mlp_with_a_symbolic_batch_runs_as_its_reference)
     ASSERT_TRUE(strcmp(name, "probs") == 0);
     for (int64_t n = 1; n <= 8; n += 3)
         run_mlp(m, n);
+    /* Both MatMul + Add pairs became one linear each at load, and the first
+     * linear's ReLU fused into its GEMM in each plan. */
+    fleet_model_stats ms;
+    ASSERT_OK(fleet_model_get_stats(m, &ms));
+    ASSERT_EQ(ms.load_fused, 2);
+    ASSERT_EQ(ms.load_folded, 0);
+    ASSERT_EQ(ms.fusions, ms.plans);
     ASSERT_OK(fleet_model_destroy(m));
 }
 
@@ -289,6 +296,9 @@ TEST(a_shape_subgraph_folds_away_leaving_the_batch)
     test_tensor_read(y, got);
     for (int i = 0; i < 36; i++)
         ASSERT_TRUE(got[i] == h[i]);
+    fleet_model_stats ms;
+    ASSERT_OK(fleet_model_get_stats(m, &ms));
+    ASSERT_EQ(ms.load_folded, 3); /* Shape, Gather, Concat */
     TEST_RELEASE(x, y);
     ASSERT_OK(fleet_model_destroy(m));
 }

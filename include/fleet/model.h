@@ -273,6 +273,10 @@ typedef struct fleet_model_stats {
                                * (a ReLU into its biased linear's GEMM)      */
     size_t arena_bytes_max;   /* largest activation arena of its plans       */
     size_t weight_bytes;      /* device memory of the weights                */
+    /* An imported model's (fleet/onnx.h): nodes computed at load (constant
+     * folding), and nodes fused into another at load (a MatMul's bias Add
+     * into one linear). 0 for a built one. */
+    uint64_t load_folded, load_fused;
 } fleet_model_stats;
 FLEET_API fleet_status fleet_model_get_stats(const fleet_model *model, fleet_model_stats *out);
 

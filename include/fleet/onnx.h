@@ -63,6 +63,27 @@ FLEET_API fleet_status fleet_model_load_onnx_memory(fleet_device *device, const 
                                                     const fleet_onnx_options *options,
                                                     fleet_model **out);
 
+/* What a load of the file does, for tools (`fleet info model.onnx`): the
+ * load is run on device and its model destroyed. FLEET_OK whenever the file
+ * could be read and decoded — out->unsupported then says whether a load
+ * would be refused, and why — else the load's error. */
+typedef struct fleet_onnx_report {
+    int64_t ir_version, opset;       /* the standard domain's                 */
+    char producer[64];               /* producer_name producer_version        */
+    int nodes, initializers;
+    int64_t parameters;              /* elements of the initializers          */
+    int folded, fused;               /* nodes computed at load, fused at load */
+    char ops[1024];                  /* "MatMul 12, Add 24, ...": the op types
+                                      * and their counts, in first use order  */
+    int n_unsupported;
+    char unsupported[2048];          /* every unsupported node and why
+                                      * ("; "-separated, cut past 2 KiB)      */
+    fleet_status load_status;        /* what fleet_model_load_onnx returns    */
+} fleet_onnx_report;
+FLEET_API fleet_status fleet_onnx_inspect(fleet_device *device, const char *path,
+                                          const fleet_onnx_options *options,
+                                          fleet_onnx_report *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -138,6 +138,7 @@ struct fleet_model {
     fleet_atomic_u64 runs, compiles, n_plans, instances_created, graph_captures,
         graph_replays, eager_runs, evictions, fusions;
     fleet_atomic_u64 arena_bytes_max;
+    uint64_t load_folded, load_fused;   /* set by the ONNX importer          */
 };
 
 /* The start every op builder shares: the model still building, out

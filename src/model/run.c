@@ -403,6 +403,8 @@ fleet_status fleet_model_get_stats(const fleet_model *model, fleet_model_stats *
         .fusions = fleet_atomic_load_relaxed(&m->fusions),
         .arena_bytes_max = (size_t)fleet_atomic_load_relaxed(&m->arena_bytes_max),
         .weight_bytes = m->weight_bytes,
+        .load_folded = m->load_folded,
+        .load_fused = m->load_fused,
     };
     return FLEET_OK;
 }

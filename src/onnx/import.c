@@ -198,6 +198,63 @@ fleet_status fleet__imp_value(fleet__importer *im, fleet__ival *iv, fleet_value 
     return st;
 }
 
+/* ---- readers ---------------------------------------------------------------------------- */
+
+struct fleet__imp_readers {
+    fleet__onnx_str name;
+    int count, last;
+};
+
+static struct fleet__imp_readers *reader_slot(const fleet__importer *im, fleet__onnx_str name)
+{
+    size_t mask = im->n_reader_slots - 1;
+    for (size_t i = name_hash(name) & mask;; i = (i + 1) & mask) {
+        struct fleet__imp_readers *r = &im->readers[i];
+        if (r->count == 0 || fleet__onnx_str_eq(r->name, name))
+            return r;
+    }
+}
+
+static void count_reader(fleet__importer *im, fleet__onnx_str name, int node)
+{
+    if (name.n == 0)
+        return;
+    struct fleet__imp_readers *r = reader_slot(im, name);
+    r->name = name;
+    r->count++;
+    r->last = node > r->last || r->count == 1 ? node : r->last;
+}
+
+static fleet_status count_readers(fleet__importer *im)
+{
+    const fleet__onnx_graph *g = &im->om->graph;
+    size_t edges = (size_t)g->n_outputs;
+    for (int i = 0; i < g->n_nodes; i++)
+        edges += (size_t)g->nodes[i].n_inputs;
+    size_t n = 64;
+    while (n < 2 * edges + 2)
+        n *= 2;
+    if ((im->readers = fleet__calloc(n, sizeof *im->readers)) == NULL ||
+        (im->done_by = fleet__malloc(sizeof *im->done_by * (size_t)(g->n_nodes + 1))) == NULL)
+        return no_memory();
+    im->n_reader_slots = n;
+    for (int i = 0; i < g->n_nodes; i++) {
+        im->done_by[i] = FLEET_NO_VALUE;
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            count_reader(im, g->nodes[i].inputs[k], i);
+    }
+    for (int i = 0; i < g->n_outputs; i++)
+        count_reader(im, g->outputs[i].name, -1);
+    return FLEET_OK;
+}
+
+int fleet__imp_readers(const fleet__importer *im, fleet__onnx_str name, int *last)
+{
+    const struct fleet__imp_readers *r = reader_slot(im, name);
+    *last = r->count > 0 ? r->last : -1;
+    return r->count;
+}
+
 /* ---- attributes ---------------------------------------------------------------------- */
 
 const fleet__onnx_attr *fleet__imp_attr(const fleet__onnx_node *n, const char *name)
@@ -252,12 +309,14 @@ fleet_status fleet__imp_unsupported(const fleet__onnx_node *n, const char *fmt, 
 
 /* ---- the unsupported list ---------------------------------------------------------- */
 
-/* Add "what" to the list (as many as fit in the one error's text). */
+/* Add "what" to the list (as much as fits; the error takes its first
+ * ERROR_LIST bytes, whole items only). */
+#define ERROR_LIST 380
 static void record(fleet__importer *im, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void record(fleet__importer *im, const char *fmt, ...)
 {
     im->n_unsupported++;
-    char item[200];
+    char item[240];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(item, sizeof item, fmt, ap);
@@ -269,6 +328,10 @@ static void record(fleet__importer *im, const char *fmt, ...)
              im->n_listed > 0 ? "; " : "", item);
     im->unsupported_len += strlen(im->unsupported + im->unsupported_len);
     im->n_listed++;
+    if (im->unsupported_len <= ERROR_LIST) {
+        im->error_len = im->unsupported_len;
+        im->n_in_error = im->n_listed;
+    }
 }
 
 static void record_node(fleet__importer *im, const fleet__onnx_node *n, const char *why)
@@ -508,6 +571,10 @@ static fleet_status walk_node(loader *L, const fleet__onnx_node *n)
     }
     fleet__onnx_translate tr = std_domain ? fleet__onnx_translator(n->op_type, im->opset) : NULL;
     fleet_status st = FLEET_OK;
+    if (!poisoned && im->done_by[im->node] != FLEET_NO_VALUE) {
+        im->n_fused++; /* computed by an earlier node */
+        return fleet__imp_out_graph(im, n, 0, im->done_by[im->node]);
+    }
     if (tr == NULL) {
         char why[96] = "";
         if (!std_domain)
@@ -585,14 +652,52 @@ static int64_t standard_opset(const fleet__onnx_model *om)
     return 1; /* the ONNX default when none is named */
 }
 
+/* The file's facts, for fleet_onnx_inspect. */
+static void report_file(const loader *L, fleet_onnx_report *r)
+{
+    const fleet__onnx_model *om = &L->om;
+    const fleet__onnx_graph *g = &om->graph;
+    r->ir_version = om->ir_version;
+    r->opset = L->im.opset;
+    snprintf(r->producer, sizeof r->producer, "%.*s %.*s", (int)(om->producer_name.n % 32),
+             (const char *)om->producer_name.p, (int)(om->producer_version.n % 24),
+             (const char *)om->producer_version.p);
+    r->nodes = g->n_nodes;
+    r->initializers = g->n_initializers;
+    for (int i = 0; i < g->n_initializers; i++) {
+        int64_t n = fleet__onnx_tensor_numel(&g->initializers[i]);
+        r->parameters += n > 0 ? n : 0;
+    }
+    /* op types by first use, each with its count */
+    size_t len = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        fleet__onnx_str op = g->nodes[i].op_type;
+        bool seen = false;
+        for (int j = 0; j < i && !seen; j++)
+            seen = fleet__onnx_str_eq(g->nodes[j].op_type, op);
+        if (seen)
+            continue;
+        int count = 0;
+        for (int j = i; j < g->n_nodes; j++)
+            count += fleet__onnx_str_eq(g->nodes[j].op_type, op);
+        int w = snprintf(r->ops + len, sizeof r->ops - len, "%s%.*s %d", len ? ", " : "",
+                         (int)(op.n < 64 ? op.n : 64), (const char *)op.p, count);
+        if (w < 0 || (size_t)w >= sizeof r->ops - len)
+            break;
+        len += (size_t)w;
+    }
+}
+
 static fleet_status import(loader *L, fleet_device *device, const uint8_t *buf, size_t size,
-                           fleet_model **out)
+                           fleet_model **out, fleet_onnx_report *report)
 {
     fleet_status st = fleet__onnx_parse(buf, size, &L->om);
     if (st != FLEET_OK)
         return st;
     L->im.om = &L->om;
     L->im.opset = standard_opset(&L->om);
+    if (report != NULL)
+        report_file(L, report);
     if (L->opt->batch_dim != NULL) {
         L->batch_name = L->opt->batch_dim;
         L->batch_name_len = strlen(L->opt->batch_dim);
@@ -603,24 +708,37 @@ static fleet_status import(loader *L, fleet_device *device, const uint8_t *buf, 
                                 "dimension %d is NULL or negative", i);
     if ((st = fleet_model_create(device, &L->im.m)) != FLEET_OK)
         return st;
-    if ((st = declare_initializers(L)) == FLEET_OK && (st = declare_inputs(L)) == FLEET_OK) {
-        for (int i = 0; i < L->om.graph.n_nodes && st == FLEET_OK; i++)
+    if ((st = count_readers(&L->im)) == FLEET_OK && (st = declare_initializers(L)) == FLEET_OK &&
+        (st = declare_inputs(L)) == FLEET_OK) {
+        for (int i = 0; i < L->om.graph.n_nodes && st == FLEET_OK; i++) {
+            L->im.node = i;
             st = walk_node(L, &L->om.graph.nodes[i]);
+        }
     }
     if (st == FLEET_OK)
         st = declare_outputs(L);
     if (st == FLEET_OK && L->im.n_unsupported > 0) {
-        int more = L->im.n_unsupported - L->im.n_listed;
+        int more = L->im.n_unsupported - L->im.n_in_error;
         char tail[48] = "";
         if (more > 0)
             snprintf(tail, sizeof tail, "; and %d more (fleet info lists them)", more);
         st = fleet__error(FLEET_ERR_UNSUPPORTED,
-                          "fleet_model_load_onnx: %d unsupported in the model: %s%s",
-                          L->im.n_unsupported, L->im.unsupported, tail);
+                          "fleet_model_load_onnx: %d unsupported in the model: %.*s%s",
+                          L->im.n_unsupported, (int)L->im.error_len, L->im.unsupported, tail);
     }
-    if (st == FLEET_OK)
+    if (st == FLEET_OK) {
+        L->im.m->load_folded = (uint64_t)L->im.n_folded;
+        L->im.m->load_fused = (uint64_t)L->im.n_fused;
         st = fleet_model_finalize(L->im.m); /* uploads the weights from the mapping */
-    if (st != FLEET_OK) {
+    }
+    if (report != NULL) {
+        report->folded = L->im.n_folded;
+        report->fused = L->im.n_fused;
+        report->n_unsupported = L->im.n_unsupported;
+        snprintf(report->unsupported, sizeof report->unsupported, "%s", L->im.unsupported);
+        report->load_status = st;
+    }
+    if (st != FLEET_OK || report != NULL) {
         fleet_model_destroy(L->im.m);
         return st;
     }
@@ -634,11 +752,14 @@ static void loader_free(loader *L)
         ival_free(&L->im.vals[i]);
     free(L->im.vals);
     free(L->im.slots);
+    free(L->im.readers);
+    free(L->im.done_by);
     fleet__onnx_model_free(&L->om);
 }
 
 static fleet_status load(fleet_device *device, const uint8_t *buf, size_t size, const char *dir,
-                         const fleet_onnx_options *options, fleet_model **out)
+                         const fleet_onnx_options *options, fleet_model **out,
+                         fleet_onnx_report *report)
 {
     static const fleet_onnx_options defaults = FLEET_ONNX_OPTIONS_INIT;
     loader *L = fleet__calloc(1, sizeof *L);
@@ -648,7 +769,7 @@ static fleet_status load(fleet_device *device, const uint8_t *buf, size_t size, 
     const char *d = L->opt->external_data_dir != NULL ? L->opt->external_data_dir : dir;
     if (d != NULL)
         snprintf(L->dir, sizeof L->dir, "%s", d);
-    fleet_status st = import(L, device, buf, size, out);
+    fleet_status st = import(L, device, buf, size, out, report);
     loader_free(L);
     free(L);
     return st;
@@ -679,16 +800,14 @@ fleet_status fleet_model_load_onnx_memory(fleet_device *device, const void *data
     if (st != FLEET_OK)
         return st;
     FLEET_CHECK_ARG(data != NULL, FLEET_ERR_NULL_POINTER, "%s: data is NULL", fn);
-    return load(device, data, size, NULL, options, out);
+    return load(device, data, size, NULL, options, out, NULL);
 }
 
-fleet_status fleet_model_load_onnx(fleet_device *device, const char *path,
-                                   const fleet_onnx_options *options, fleet_model **out)
+/* Map the file at path and load it (report: inspect instead). */
+static fleet_status load_file(fleet_device *device, const char *fn, const char *path,
+                              const fleet_onnx_options *options, fleet_model **out,
+                              fleet_onnx_report *report)
 {
-    static const char fn[] = "fleet_model_load_onnx";
-    fleet_status st = enter(device, options, out, fn);
-    if (st != FLEET_OK)
-        return st;
     FLEET_CHECK_ARG(path != NULL, FLEET_ERR_NULL_POINTER, "%s: path is NULL", fn);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -713,8 +832,31 @@ fleet_status fleet_model_load_onnx(fleet_device *device, const char *path,
     else
         *slash = '\0';
     static const uint8_t empty[1];
-    st = load(device, size > 0 ? map : empty, size, dir, options, out);
+    fleet_status st = load(device, size > 0 ? map : empty, size, dir, options, out, report);
     if (size > 0)
         munmap(map, size);
     return st;
+}
+
+fleet_status fleet_model_load_onnx(fleet_device *device, const char *path,
+                                   const fleet_onnx_options *options, fleet_model **out)
+{
+    static const char fn[] = "fleet_model_load_onnx";
+    fleet_status st = enter(device, options, out, fn);
+    return st != FLEET_OK ? st : load_file(device, fn, path, options, out, NULL);
+}
+
+fleet_status fleet_onnx_inspect(fleet_device *device, const char *path,
+                                const fleet_onnx_options *options, fleet_onnx_report *out)
+{
+    static const char fn[] = "fleet_onnx_inspect";
+    fleet_model *m;
+    fleet_status st = enter(device, options, &m, fn);
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CHECK_ARG(out != NULL, FLEET_ERR_NULL_POINTER, "%s: out is NULL", fn);
+    memset(out, 0, sizeof *out);
+    st = load_file(device, fn, path, options, &m, out);
+    /* a refusal of the model itself is the report's answer */
+    return st == FLEET_ERR_UNSUPPORTED ? FLEET_OK : st;
 }

@@ -49,11 +49,21 @@ typedef struct fleet__importer {
     int n_vals, cap_vals;
     int *slots;               /* open addressing by name: index + 1, 0 empty */
     size_t n_slots;
-    /* The nodes fleet cannot run, for the one error. */
-    char unsupported[400];
-    size_t unsupported_len;
-    int n_unsupported, n_listed;
+    /* The nodes fleet cannot run: the list (as much as fits), and how much
+     * of it fits the one error's text. */
+    char unsupported[2048];
+    size_t unsupported_len, error_len;
+    int n_unsupported, n_listed, n_in_error;
     int n_folded;             /* nodes computed at load                      */
+    int n_fused;              /* nodes fused into an earlier one              */
+    int node;                 /* the node being walked (its index)            */
+    /* Per node: the model value of its output 0 when an earlier node
+     * computed it (a MatMul that took its bias Add); else FLEET_NO_VALUE. */
+    fleet_value *done_by;
+    /* How many nodes (and graph outputs) read each name, and the last node
+     * that does: counted before the walk, for the fusions. */
+    struct fleet__imp_readers *readers;
+    size_t n_reader_slots;
 } fleet__importer;
 
 /* ---- the value table (import.c) ----------------------------------------------- */
@@ -79,6 +89,10 @@ fleet_status fleet__imp_out_const(fleet__importer *im, const fleet__onnx_node *n
  * initializer a weight of its name, its data borrowed from the file) the
  * first time. FLEET_ERR_UNSUPPORTED for a constant holding the batch size. */
 fleet_status fleet__imp_value(fleet__importer *im, fleet__ival *iv, fleet_value *out);
+
+/* The readers of name (nodes reading it, plus one if it is a graph output),
+ * and in *last the index of the last node reading it (-1: none). */
+int fleet__imp_readers(const fleet__importer *im, fleet__onnx_str name, int *last);
 
 /* ---- attributes ------------------------------------------------------------------ */
 

@@ -325,12 +325,50 @@ static fleet_status t_Cast(fleet__importer *im, const fleet__onnx_node *n)
 
 /* ---- matrix products ------------------------------------------------------------------- */
 
+/* MatMul(x, W) whose one reader is Add(., bias), W [K, N] and bias [N] (or
+ * [1, .., N]) known at load: one linear with its bias (a GEMM with the bias
+ * in its epilogue), the Add marked done. *fused false when it does not fit. */
+static fleet_status matmul_bias(fleet__importer *im, const fleet__onnx_node *n, fleet_value a,
+                                fleet_value b, const fleet__ival *w, bool *fused)
+{
+    *fused = false;
+    int reader;
+    if (w->kind != FLEET__IV_CONST || w->ndim != 2 || val(im, a)->ndim < 2 ||
+        fleet__imp_readers(im, n->outputs[0], &reader) != 1 || reader <= im->node)
+        return FLEET_OK;
+    const fleet__onnx_node *add = &im->om->graph.nodes[reader];
+    if (!fleet__onnx_str_is(add->op_type, "Add") || add->domain.n != 0 || add->n_inputs != 2 ||
+        add->n_outputs < 1)
+        return FLEET_OK;
+    int other = fleet__onnx_str_eq(add->inputs[0], n->outputs[0]) ? 1 : 0;
+    fleet__ival *bias = fleet__imp_find(im, add->inputs[other]);
+    int64_t cols = w->shape[1];
+    if (bias == NULL || bias->kind != FLEET__IV_CONST || bias->dtype != w->dtype ||
+        bias->numel != cols || bias->ndim < 1 || bias->shape[bias->ndim - 1] != cols)
+        return FLEET_OK;
+    fleet_value bv, wt, y;
+    fleet_status st;
+    if ((st = fleet__imp_value(im, bias, &bv)) != FLEET_OK ||
+        (bias->ndim != 1 && (st = reshape(im, bv, 1, &cols, &bv)) != FLEET_OK) ||
+        (st = fleet_model_transpose(im->m, b, 0, 1, &wt)) != FLEET_OK ||
+        (st = fleet_model_linear(im->m, a, wt, bv, &y)) != FLEET_OK ||
+        (st = out(im, n, y)) != FLEET_OK)
+        return st;
+    im->done_by[reader] = y;
+    *fused = true;
+    return FLEET_OK;
+}
+
 static fleet_status t_MatMul(fleet__importer *im, const fleet__onnx_node *n)
 {
     fleet_value a, b, y;
+    fleet__ival *w;
     fleet_status st;
     if ((st = in_value(im, n, 0, &a, NULL)) != FLEET_OK ||
-        (st = in_value(im, n, 1, &b, NULL)) != FLEET_OK)
+        (st = in_value(im, n, 1, &b, &w)) != FLEET_OK)
+        return st;
+    bool fused;
+    if ((st = matmul_bias(im, n, a, b, w, &fused)) != FLEET_OK || fused)
         return st;
     const fleet__value *va = val(im, a), *vb = val(im, b);
     bool a1 = va->ndim == 1, b1 = vb->ndim == 1;
