@@ -12,6 +12,7 @@
 #   make verify     the whole verification suite, writes verify-report.md
 #                   (VERIFY_FLAGS=--quick: shorter fuzzing and bench, as CI runs it)
 #   make bench      alias of make run (BENCH_FLAGS passes options, e.g. --quick)
+#   make onnx-models  real exported models (BERTs, GPT-2, ResNet-50) against onnxruntime
 #   make bench-alloc  the allocator micro-benchmark
 #   make bench-step   host time per model step (tiny models, one thread)
 #   make install    install into PREFIX (default /usr/local)
@@ -26,7 +27,7 @@ SOAK_SECONDS ?= 300
 BENCH_FLAGS ?=
 VERIFY_FLAGS ?=
 
-.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz soak verify bench bench-alloc bench-step install clean
+.PHONY: all deps build demo run test test-tsan test-asan static spin fuzz soak verify bench bench-alloc bench-step onnx-models install clean
 
 all: build
 
@@ -76,6 +77,9 @@ soak: build
 verify: deps
 	@./scripts/install-deps.sh spin clang cppcheck python3
 	python3 ./scripts/verify.py $(VERIFY_FLAGS)
+
+onnx-models: build
+	./scripts/onnx-models.sh $(BUILD)
 
 bench-alloc: build
 	./$(BUILD)/bench_alloc

@@ -619,8 +619,8 @@ static fleet_status fold_expand(fctx *f, int ndim, const int64_t *to)
 static fleet_status fold_range(fctx *f)
 {
     const fleet__ival *s = f->in[0], *l = f->in[1], *d = f->in[2];
-    if (s->numel != 1 || l->numel != 1 || d->numel != 1 || s->sym || l->sym || d->sym ||
-        !numeric(s->dtype)) {
+    if (s->numel != 1 || l->numel != 1 || d->numel != 1 || is_sym(s, 0) || is_sym(l, 0) ||
+        is_sym(d, 0) || !numeric(s->dtype)) {
         f->skip = true;
         return FLEET_OK;
     }

@@ -239,6 +239,46 @@ static fleet_status t_Where(fleet__importer *im, const fleet__onnx_node *n)
     return out(im, n, y);
 }
 
+/* And, Or, Not of bools: selections (where), which every dtype has. */
+static fleet_status logical(fleet__importer *im, const fleet__onnx_node *n, int kind)
+{
+    fleet_value a, b = FLEET_NO_VALUE, t, f, y;
+    fleet_status st = in_value(im, n, 0, &a, NULL);
+    if (st == FLEET_OK && kind != 2)
+        st = in_value(im, n, 1, &b, NULL);
+    if (st != FLEET_OK)
+        return st;
+    if (val(im, a)->dtype != FLEET_DTYPE_BOOL ||
+        (b != FLEET_NO_VALUE && val(im, b)->dtype != FLEET_DTYPE_BOOL))
+        return fleet__imp_unsupported(n, "operands that are not bool");
+    const uint8_t one = 1, zero = 0;
+    if ((st = fleet_model_constant(im->m, FLEET_DTYPE_BOOL, 0, NULL, &one, &t)) != FLEET_OK ||
+        (st = fleet_model_constant(im->m, FLEET_DTYPE_BOOL, 0, NULL, &zero, &f)) != FLEET_OK)
+        return st;
+    if (kind == 0) /* a and b = a ? b : false */
+        st = fleet_model_where(im->m, a, b, f, &y);
+    else if (kind == 1) /* a or b = a ? true : b */
+        st = fleet_model_where(im->m, a, t, b, &y);
+    else /* not a = a ? false : true */
+        st = fleet_model_where(im->m, a, f, t, &y);
+    return st != FLEET_OK ? st : out(im, n, y);
+}
+
+static fleet_status t_And(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return logical(im, n, 0);
+}
+
+static fleet_status t_Or(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return logical(im, n, 1);
+}
+
+static fleet_status t_Not(fleet__importer *im, const fleet__onnx_node *n)
+{
+    return logical(im, n, 2);
+}
+
 static fleet_status t_LeakyRelu(fleet__importer *im, const fleet__onnx_node *n)
 {
     fleet_value x, y;
@@ -1261,6 +1301,7 @@ static const struct {
 } ops[] = {
     {"Abs", t_Abs, 7},
     {"Add", t_Add, 7},
+    {"And", t_And, 7},
     {"AveragePool", t_AveragePool, 7},
     {"BatchNormalization", t_BatchNormalization, 7},
     {"Cast", t_Cast, 7},
@@ -1295,6 +1336,8 @@ static const struct {
     {"Min", t_Min, 8},
     {"Mul", t_Mul, 7},
     {"Neg", t_Neg, 7},
+    {"Not", t_Not, 1},
+    {"Or", t_Or, 7},
     {"Pow", t_Pow, 7},
     {"Range", t_load_only, 11},
     {"Reciprocal", t_Reciprocal, 7},
