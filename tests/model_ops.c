@@ -599,6 +599,54 @@ TEST(permuted_operands_are_copied_only_for_readers_that_need_it)
     mc_end(&c);
 }
 
+/* [B, 4, 6] -> [4B, 6] rows -> a linear -> [B, 4, 5] (how GPT-2's exports
+ * fold the batch into the rows of a GEMM), and an output of 4B rows. */
+TEST(the_batch_folds_into_rows_and_back)
+{
+    mcase c;
+    mc_begin(&c, 3, 1300);
+    int64_t xs[] = {B, 4, 6}, rows[] = {FLEET_DIM_BATCH_TIMES(4), 6}, back[] = {B, 4, 5};
+    int64_t ws[] = {5, 6};
+    fleet_value x = mc_input(&c, FLEET_DTYPE_F32, 3, xs), r, l, y;
+    fleet_tensor *w;
+    fleet_value wv = mc_const(&c, FLEET_DTYPE_F32, 2, ws, &w);
+    ASSERT_OK(fleet_model_reshape(c.m, x, 2, rows, &r));
+    ASSERT_OK(fleet_model_linear(c.m, r, wv, FLEET_NO_VALUE, &l));
+    ASSERT_OK(fleet_model_reshape(c.m, l, 3, back, &y));
+    int64_t bad[] = {FLEET_DIM_BATCH_TIMES(5), 6};
+    fleet_value z;
+    ASSERT_REFUSED(fleet_model_reshape(c.m, x, 2, bad, &z), FLEET_ERR_SHAPE_MISMATCH, "5B");
+    ASSERT_OK(fleet_model_output(c.m, "y", y));
+    ASSERT_OK(fleet_model_output(c.m, "rows", l));
+    ASSERT_OK(fleet_model_finalize(c.m));
+    int ndim;
+    int64_t shape[FLEET_MAX_DIMS];
+    ASSERT_OK(fleet_model_output_shape(c.m, 1, 3, &ndim, shape));
+    ASSERT_EQ(shape[0], 12); /* 4 times the batch */
+    int64_t b3[] = {3, 4, 5}, r12[] = {12, 6}, o12[] = {12, 5};
+    fleet_tensor *got = mc_tensor(&c, FLEET_DTYPE_F32, 3, b3);
+    fleet_tensor *rows_out = mc_tensor(&c, FLEET_DTYPE_F32, 2, o12);
+    fleet_tensor *outs[] = {got, rows_out};
+    ASSERT_OK(fleet_model_run(c.m, (const fleet_tensor *const *)c.t, 1, outs, 2));
+    /* the eager way: x viewed as [12, 6] */
+    fleet_tensor *xv, *lv, *want = mc_tensor(&c, FLEET_DTYPE_F32, 3, b3);
+    fleet_tensor *lo = mc_tensor(&c, FLEET_DTYPE_F32, 2, o12);
+    ASSERT_OK(fleet_tensor_reshape(c.t[0], 2, r12, &xv));
+    mc_keep(&c, xv);
+    ASSERT_OK(fleet_linear(xv, w, NULL, lo));
+    ASSERT_OK(fleet_tensor_reshape(lo, 3, b3, &lv));
+    mc_keep(&c, lv);
+    ASSERT_OK(fleet_copy(lv, want));
+    expect_same(got, want, 1e-6);
+    expect_same(rows_out, lo, 1e-6);
+    /* a run whose rows output is not 4 times the batch is refused */
+    fleet_tensor *short_rows = mc_tensor(&c, FLEET_DTYPE_F32, 2, (int64_t[]){3, 5});
+    fleet_tensor *bad_outs[] = {got, short_rows};
+    ASSERT_REFUSED(fleet_model_run(c.m, (const fleet_tensor *const *)c.t, 1, bad_outs, 2),
+                   FLEET_ERR_SHAPE_MISMATCH, "'rows'");
+    mc_end(&c);
+}
+
 TEST(slice_attributes_clamp_and_refuse_as_onnx_says)
 {
     mcase c;

@@ -194,6 +194,13 @@ TEST(views)
     ASSERT_REFUSED(fleet__shape_reshape("t", &x, &to_bad), FLEET_ERR_SHAPE_MISMATCH,
                    "the element counts differ: x is Bx2x3, shape is 2x3");
     ASSERT_STATUS(fleet__shape_reshape("t", &x, &to_two), FLEET_ERR_SHAPE_MISMATCH);
+    /* -k is k times the batch: [B, 2, 3] holds as many as [-2, 3] or [-6] */
+    fleet__dims rows = DIMS(-2, 3), flat = DIMS(-6), wrong = DIMS(-3, 3);
+    ASSERT_OK(fleet__shape_reshape("t", &x, &rows));
+    ASSERT_OK(fleet__shape_reshape("t", &rows, &flat));
+    ASSERT_OK(fleet__shape_reshape("t", &flat, &x));
+    ASSERT_REFUSED(fleet__shape_reshape("t", &rows, &wrong), FLEET_ERR_SHAPE_MISMATCH,
+                   "x is 2Bx3, shape is 3Bx3");
     fleet__dims c = DIMS(4, 0, 3), c2 = DIMS(0, 5), big = DIMS((int64_t)1 << 62, 8);
     fleet__dims big2 = DIMS(2, (int64_t)1 << 62);
     ASSERT_OK(fleet__shape_reshape("t", &c, &(fleet__dims){1, {0}}));

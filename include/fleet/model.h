@@ -76,8 +76,12 @@ typedef struct fleet_model fleet_model;
 typedef int32_t fleet_value;
 #define FLEET_NO_VALUE ((fleet_value)-1) /* an absent optional operand (bias) */
 
-/* The symbolic batch dimension in a declared shape. */
+/* The symbolic batch dimension in a declared shape. A reshape (or expand)
+ * may also fold the batch into another dimension: FLEET_DIM_BATCH_TIMES(k)
+ * is k times the batch ([B, S, D] -> [FLEET_DIM_BATCH_TIMES(S), D]). Inputs
+ * hold FLEET_DIM_BATCH only. */
 #define FLEET_DIM_BATCH ((int64_t)-1)
+#define FLEET_DIM_BATCH_TIMES(k) (-(int64_t)(k))
 
 /* Limits of one model. */
 #define FLEET_MODEL_MAX_VALUES 65536

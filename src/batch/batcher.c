@@ -264,7 +264,7 @@ static fleet_status check_model(const fleet_model *m)
             fleet__model_io io = fleet__model_io_at(m, pass, i);
             bool ok = io.ndim >= 1 && io.shape[0] == FLEET_DIM_BATCH;
             for (int d = 1; ok && d < io.ndim; d++)
-                ok = io.shape[d] != FLEET_DIM_BATCH;
+                ok = io.shape[d] >= 0;
             FLEET_CHECK_ARG(ok, FLEET_ERR_INVALID_ARGUMENT,
                             "%s: %s '%s' must have the batch dimension first and only there", fn,
                             pass ? "output" : "input", io.name);

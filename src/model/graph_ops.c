@@ -459,9 +459,9 @@ fleet_status fleet_model_reshape(fleet_model *model, fleet_value x, int ndim, co
                     "%s: ndim %d is outside 0..%d", fn, ndim, FLEET_MAX_DIMS);
     FLEET_CHECK_ARG(ndim == 0 || shape != NULL, FLEET_ERR_NULL_POINTER, "%s: shape is NULL", fn);
     for (int d = 0; d < ndim; d++)
-        FLEET_CHECK_ARG(shape[d] >= 0 || shape[d] == B, FLEET_ERR_INVALID_ARGUMENT,
-                        "%s: dimension %d is %lld (sizes are >= 0 or FLEET_DIM_BATCH)", fn, d,
-                        (long long)shape[d]);
+        FLEET_CHECK_ARG(shape[d] >= -((int64_t)1 << 30), FLEET_ERR_INVALID_ARGUMENT,
+                        "%s: dimension %d is %lld (sizes are >= 0, or -k: k times the batch)", fn,
+                        d, (long long)shape[d]);
     fleet__dims dx = FLEET__DIMS(v), to = fleet__dims_of(ndim, shape);
     fleet_dtype dt = v->dtype;
     if ((st = fleet__shape_reshape(fn, &dx, &to)) != FLEET_OK)

@@ -230,7 +230,7 @@ static fleet_status io_shape(const fleet_model *m, const char *fn, const fleet__
     const fleet__value *v = &m->values[list[i].value];
     *ndim = v->ndim;
     for (int d = 0; d < v->ndim; d++)
-        shape[d] = v->shape[d] == B ? batch : v->shape[d];
+        shape[d] = fleet__dim_at(v->shape[d], batch);
     return FLEET_OK;
 }
 
@@ -285,7 +285,7 @@ size_t fleet__model_value_bytes(const fleet__value *v, int64_t batch)
 {
     size_t n = fleet_dtype_size(v->dtype);
     for (int d = 0; d < v->ndim; d++)
-        n *= (size_t)(v->shape[d] == B ? batch : v->shape[d]);
+        n *= (size_t)fleet__dim_at(v->shape[d], batch);
     return n;
 }
 

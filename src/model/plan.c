@@ -135,7 +135,10 @@ static fleet_status concretize(const fleet__value *v, int64_t batch, fleet_tenso
     t->dtype = v->dtype;
     int64_t shape[FLEET_MAX_DIMS], numel = 1;
     for (int d = 0; d < v->ndim; d++) {
-        int64_t s = v->shape[d] == FLEET_DIM_BATCH ? batch : v->shape[d];
+        if (v->shape[d] < -(((int64_t)1 << 40) / batch))
+            return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "fleet_model_run: batch %lld makes a "
+                                "dimension of more than 2^40", (long long)batch);
+        int64_t s = fleet__dim_at(v->shape[d], batch);
         shape[d] = s;
         if (s != 0 && numel > ((int64_t)1 << 40) / s)
             return fleet__error(FLEET_ERR_INVALID_ARGUMENT,

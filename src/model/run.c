@@ -164,12 +164,12 @@ static fleet_status check_io(const fleet_model *m, const char *fn,
                                     fleet_dtype_name(v->dtype));
             bool ok = t->ndim == v->ndim;
             for (int d = 0; ok && d < v->ndim; d++) {
-                if (v->shape[d] != FLEET_DIM_BATCH)
+                if (v->shape[d] >= 0)
                     ok = t->shape[d] == v->shape[d];
-                else if (pass == 0 && *batch < 0)
+                else if (pass == 0 && *batch < 0) /* inputs hold FLEET_DIM_BATCH only */
                     *batch = t->shape[d];
                 else
-                    ok = t->shape[d] == *batch;
+                    ok = t->shape[d] == fleet__dim_at(v->shape[d], *batch);
             }
             if (ok && pass == 0 && *batch == 0)
                 return fleet__error(FLEET_ERR_SHAPE_MISMATCH,

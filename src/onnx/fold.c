@@ -208,6 +208,10 @@ static fleet_status fold_shape(fctx *f)
     start = start < 0 ? 0 : start > x->ndim ? x->ndim : start;
     end = end < start ? start : end > x->ndim ? x->ndim : end;
     int64_t len = end - start;
+    for (int64_t i = 0; i < len; i++)
+        if (x->shape[start + i] < FLEET_DIM_BATCH)
+            return fleet__imp_unsupported(f->n, "the Shape of a dimension that is k times the "
+                                          "batch");
     result r;
     bool big = false;
     fleet_status st = result_new(&r, FLEET_DTYPE_I64, 1, &len, true, &big);

@@ -88,27 +88,22 @@ static fleet_status too_large(const fleet__onnx_node *n)
                         (int)n->name.n, (const char *)n->name.p);
 }
 
-/* A product of dims that may hold the batch: the batch alone, or a number. */
+/* A product of dims that may hold the batch (once): a number, or -k for k
+ * times the batch. */
 static fleet_status dims_product(const fleet__onnx_node *n, const int64_t *d, int from, int to,
                                  int64_t *out)
 {
     int64_t p = 1;
     int batches = 0;
     for (int i = from; i < to; i++) {
-        if (d[i] == B)
-            batches++;
-        else if (__builtin_mul_overflow(p, d[i], &p))
+        batches += d[i] < 0;
+        if (__builtin_mul_overflow(p, d[i] < 0 ? -d[i] : d[i], &p))
             return too_large(n);
     }
-    if (batches == 0) {
-        *out = p;
-        return FLEET_OK;
-    }
-    if (batches == 1 && p == 1) {
-        *out = B;
-        return FLEET_OK;
-    }
-    return fleet__imp_unsupported(n, "a dimension made of the batch size times another");
+    if (batches > 1)
+        return fleet__imp_unsupported(n, "a dimension made of the batch size times itself");
+    *out = batches ? -p : p;
+    return FLEET_OK;
 }
 
 static fleet_status reshape(fleet__importer *im, fleet_value x, int ndim, const int64_t *shape,
@@ -766,10 +761,9 @@ static fleet_status t_Reshape(fleet__importer *im, const fleet__onnx_node *n)
     bool allowzero = fleet__imp_attr_int(n, "allowzero", 0) != 0;
     int infer = -1, tb = 0, xb = 0;
     int64_t known = 1, xp = 1;
-    for (int d = 0; d < vx->ndim; d++) {
-        if (vx->shape[d] == B)
-            xb++;
-        else if (__builtin_mul_overflow(xp, vx->shape[d], &xp))
+    for (int d = 0; d < vx->ndim; d++) { /* -k: the factor k and one batch */
+        xb += vx->shape[d] < 0;
+        if (__builtin_mul_overflow(xp, vx->shape[d] < 0 ? -vx->shape[d] : vx->shape[d], &xp))
             return too_large(n);
     }
     for (int d = 0; d < nt; d++) {
@@ -789,18 +783,15 @@ static fleet_status t_Reshape(fleet__importer *im, const fleet__onnx_node *n)
             return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Reshape to dim %lld",
                                 (long long)t[d]);
         }
-        if (t[d] == B)
-            tb++;
-        else if (__builtin_mul_overflow(known, t[d], &known))
+        tb += t[d] < 0;
+        if (__builtin_mul_overflow(known, t[d] < 0 ? -t[d] : t[d], &known))
             return too_large(n);
     }
     if (infer >= 0) {
-        if (tb == xb)
-            t[infer] = known > 0 ? xp / known : 0;
-        else if (tb + 1 == xb && known == xp)
-            t[infer] = B;
-        else
-            return fleet__imp_unsupported(n, "a -1 that takes in the batch size with other dims");
+        if (known == 0 || xp % known != 0 || (tb != xb && tb + 1 != xb))
+            return fleet__imp_unsupported(n, "a -1 fleet cannot infer over the batch");
+        /* the batch not placed yet goes into the -1, as k times the batch */
+        t[infer] = tb == xb ? xp / known : -(xp / known);
     }
     if ((st = reshape(im, x, nt, t, &y)) != FLEET_OK)
         return st;

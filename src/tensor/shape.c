@@ -290,10 +290,12 @@ static bool factors(const fleet__dims *x, int64_t *fixed, int64_t *symbols, int 
     *n = 0;
     for (int i = 0; i < x->ndim; i++) {
         int64_t v = x->d[i];
-        if (!fleet__dim_symbolic(v)) {
-            if (__builtin_mul_overflow(*fixed, v, fixed))
+        if (!fleet__dim_symbolic(v) || v != -1) { /* -k: the factor k and one batch (-1) */
+            if (__builtin_mul_overflow(*fixed, v < 0 ? -v : v, fixed))
                 return false;
-            continue;
+            if (!fleet__dim_symbolic(v))
+                continue;
+            v = -1;
         }
         int j = 0;
         while (j < *n && symbols[j] != v)

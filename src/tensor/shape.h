@@ -7,12 +7,14 @@
  * tensors' shapes, the tensor views on theirs, and later importers on
  * theirs: each op's rule exists once.
  *
- * Dims may be symbolic: a negative dim stands for a size known only when the
- * model runs (FLEET_DIM_BATCH is -1; an importer may bind named dimensions
- * to -2, -3, ...). A symbolic dim equals only itself: broadcasting it with 1
- * gives it, with itself gives it, with anything else refuses (the sizes
- * cannot be proved to agree). Rules that need a number (a window's input
- * size, a weight's rows) refuse a symbolic dim there.
+ * Dims may be symbolic: a negative dim -k stands for k times the batch size,
+ * known only when the model runs (FLEET_DIM_BATCH is -1, the batch itself;
+ * -k comes from a reshape that folds the batch into rows, as [B, S, D] ->
+ * [S·B, D]). A symbolic dim equals only itself: broadcasting it with 1 gives
+ * it, with itself gives it, with anything else refuses (the sizes cannot be
+ * proved to agree). A reshape counts -k as the factor k times one B. Rules
+ * that need a number (a window's input size, a weight's rows) refuse a
+ * symbolic dim there.
  *
  * Statuses: FLEET_ERR_SHAPE_MISMATCH for shapes that do not fit together,
  * FLEET_ERR_INVALID_ARGUMENT for attributes out of range (a dim index, a
@@ -42,6 +44,12 @@ static inline bool fleet__dim_symbolic(int64_t d)
 }
 
 bool fleet__dims_equal(const fleet__dims *a, const fleet__dims *b);
+
+/* A dim's size for a batch size: -k is k * batch (the caller bounds it). */
+static inline int64_t fleet__dim_at(int64_t d, int64_t batch)
+{
+    return d < 0 ? -d * batch : d;
+}
 
 /* FLEET_ERR_SHAPE_MISMATCH with "fn: what: xn is 2x3, yn is 4" (y NULL: no
  * second operand). */

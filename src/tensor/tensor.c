@@ -44,10 +44,12 @@ const char *fleet__dims_str(int ndim, const int64_t *shape, char *buf, size_t si
     if (ndim == 0)
         snprintf(buf, size, "scalar");
     for (int i = 0; i < ndim && used < size; i++) {
-        const char *sym = shape[i] == FLEET_DIM_BATCH ? "B" : "?"; /* ? : a named dim */
-        int w = shape[i] < 0 ? snprintf(buf + used, size - used, i ? "x%s" : "%s", sym)
-                             : snprintf(buf + used, size - used, i ? "x%lld" : "%lld",
-                                        (long long)shape[i]);
+        int w = shape[i] == FLEET_DIM_BATCH
+                    ? snprintf(buf + used, size - used, i ? "xB" : "B")
+                : shape[i] < 0 ? snprintf(buf + used, size - used, i ? "x%lldB" : "%lldB",
+                                          (long long)-shape[i]) /* k times the batch */
+                               : snprintf(buf + used, size - used, i ? "x%lld" : "%lld",
+                                          (long long)shape[i]);
         if (w < 0)
             break;
         used += (size_t)w;
