@@ -3,8 +3,10 @@
 # them with bench/onnx_models.py (torch.onnx.export; random weights) into a
 # cache outside the clone, with onnxruntime's outputs beside each, then load
 # and run each with fleet on the default backend (FLEET_BACKEND picks another)
-# and compare: normwise relative error <= 1e-5 (tests/onnx_node_tests in its
-# real-model mode). The Python packages are test references only; they are
+# and compare: normwise relative error <= 1e-5, from one thread and then
+# from 1, 4 and 16 threads at once sharing the model, three runs each
+# (tests/onnx_node_tests in its real-model mode; FLEET_ONNX_THREADS changes
+# the list). The Python packages are test references only; they are
 # installed with pip when missing. The export is redone when the export
 # script changes.
 #
@@ -27,4 +29,5 @@ if [ ! -f "$dir/.done" ]; then
     python3 bench/onnx_models.py "$dir" --seq 32 --batch 2 2>&1 | grep -E '^(exported|FAILED)'
     touch "$dir/.done"
 fi
-FLEET_ONNX_TESTDATA=$dir FLEET_ONNX_NORMWISE=1e-5 "$build/tests/onnx_node_tests"
+FLEET_TEST_TIMEOUT=${FLEET_TEST_TIMEOUT:-1800} FLEET_ONNX_TESTDATA=$dir FLEET_ONNX_NORMWISE=1e-5 FLEET_ONNX_THREADS=${FLEET_ONNX_THREADS:-1,4,16} \
+    "$build/tests/onnx_node_tests"

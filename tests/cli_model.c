@@ -36,10 +36,10 @@ TEST(info_reports_the_models_facts)
 
 TEST(info_lists_what_is_unsupported)
 {
-    char *args[] = {"info", NODE_TESTS "/test_lrn/model.onnx"};
+    char *args[] = {"info", NODE_TESTS "/test_hardsigmoid/model.onnx"};
     fleet(args, 2);
     ASSERT_TRUE(r.exited && r.code == 1);
-    ASSERT_OUT_CONTAINS(&r, "unsupported (1): LRN (opset 13");
+    ASSERT_OUT_CONTAINS(&r, "unsupported (1): HardSigmoid (opset");
 }
 
 TEST(run_prints_outputs_and_figures_from_several_threads)

@@ -11,7 +11,10 @@
  * failed. FLEET_ONNX_TESTDATA overrides the folder (bench/onnx_models.py
  * writes real exported models in this layout, with onnxruntime's outputs),
  * FLEET_ONNX_NORMWISE=tol compares floats by normwise relative error (and
- * prints it); FLEET_ONNX_TESTS=substr
+ * prints it), FLEET_ONNX_THREADS=1,4,16 then runs each model that passed
+ * from that many threads at once (three runs each, one past 4 threads,
+ * every output checked);
+ * FLEET_ONNX_TESTS=substr
  * runs the tests whose name contains it (and prints each). Skips (77) when
  * the folder is missing: install libonnx-testdata (scripts/install-deps.sh). */
 #include <dirent.h>
@@ -162,6 +165,86 @@ static bool close_enough(fleet_dtype dt, const void *got, const void *want, size
     return true;
 }
 
+/* ---- the same run from many threads (FLEET_ONNX_THREADS=1,4,16) --------------------------- */
+
+typedef struct host_tensor {
+    fleet_dtype dtype;
+    int ndim;
+    int64_t shape[FLEET_MAX_DIMS];
+    void *data;
+    size_t bytes;
+} host_tensor;
+
+typedef struct io_set {
+    fleet_model *m;
+    int ni, no;
+    host_tensor in[64], out[64]; /* inputs, and the expected outputs */
+} io_set;
+
+typedef struct runner {
+    const io_set *io;
+    int runs;
+    bool ok;
+    char why[160];
+} runner;
+
+/* Runs of the shared model on this thread's own tensors, each output
+ * checked against the expected one. */
+static void *runner_main(void *arg)
+{
+    runner *r = arg;
+    const io_set *io = r->io;
+    fleet_tensor *in[64] = {0}, *out[64] = {0};
+    r->ok = true;
+    for (int i = 0; r->ok && i < io->ni; i++)
+        r->ok = fleet_tensor_create(dev, io->in[i].dtype, io->in[i].ndim, io->in[i].shape,
+                                    &in[i]) == FLEET_OK &&
+                fleet_tensor_copy_from_host(in[i], io->in[i].data, io->in[i].bytes) == FLEET_OK;
+    for (int i = 0; r->ok && i < io->no; i++)
+        r->ok = fleet_tensor_create(dev, io->out[i].dtype, io->out[i].ndim, io->out[i].shape,
+                                    &out[i]) == FLEET_OK;
+    for (int run = 0; r->ok && run < r->runs; run++) {
+        r->ok = fleet_model_run(io->m, (const fleet_tensor *const *)in, io->ni, out, io->no) ==
+                FLEET_OK;
+        if (!r->ok)
+            snprintf(r->why, sizeof r->why, "run: %s", fleet_last_error());
+        for (int i = 0; r->ok && i < io->no; i++) {
+            void *got = malloc(io->out[i].bytes + 1);
+            r->ok = fleet_tensor_copy_to_host(out[i], got, io->out[i].bytes) == FLEET_OK &&
+                    close_enough(io->out[i].dtype, got, io->out[i].data, io->out[i].bytes, r->why,
+                                 sizeof r->why);
+            free(got);
+        }
+    }
+    for (int i = 0; i < 64; i++) {
+        if (in[i] != NULL)
+            fleet_tensor_release(in[i]);
+        if (out[i] != NULL)
+            fleet_tensor_release(out[i]);
+    }
+    return NULL;
+}
+
+static bool runs_from_threads(const io_set *io, int n, char *why, size_t cap)
+{
+    runner *r = calloc((size_t)n, sizeof *r);
+    for (int i = 0; i < n; i++)
+        r[i].io = io, r[i].runs = n > 4 ? 1 : 3; /* many threads: one run each */
+    test_run_threads(n, runner_main, r, sizeof *r);
+    bool ok = true;
+    for (int i = 0; i < n && ok; i++)
+        if (!r[i].ok) {
+            snprintf(why, cap, "thread %d of %d: %s", i, n, r[i].why);
+            ok = false;
+        }
+    if (ok) {
+        size_t len = strlen(why);
+        snprintf(why + len, cap - len, "; the same from %d threads", n);
+    }
+    free(r);
+    return ok;
+}
+
 static outcome run_test(const char *dir, const char *name, char *why, size_t cap)
 {
     char path[1200];
@@ -184,6 +267,7 @@ static outcome run_test(const char *dir, const char *name, char *why, size_t cap
     fleet_tensor *in[64] = {0}, *outs[64] = {0};
     void *want[64] = {0};
     size_t want_bytes[64];
+    io_set io = {.m = m, .ni = ni, .no = no};
     for (int i = 0; i < ni && res == PASS; i++) {
         fleet_dtype dt;
         int nd;
@@ -198,7 +282,8 @@ static outcome run_test(const char *dir, const char *name, char *why, size_t cap
         st = fleet_tensor_create(dev, dt, nd, shape, &in[i]);
         if (st == FLEET_OK)
             st = fleet_tensor_copy_from_host(in[i], data, bytes);
-        free(data);
+        io.in[i] = (host_tensor){dt, nd, {0}, data, bytes};
+        memcpy(io.in[i].shape, shape, sizeof shape);
         if (st != FLEET_OK) {
             snprintf(why, cap, "input %d: %s", i, fleet_last_error());
             res = FAIL;
@@ -213,6 +298,8 @@ static outcome run_test(const char *dir, const char *name, char *why, size_t cap
             res = EXCLUDED;
             break;
         }
+        io.out[i] = (host_tensor){dt, nd, {0}, want[i], want_bytes[i]};
+        memcpy(io.out[i].shape, shape, sizeof shape);
         if ((st = fleet_tensor_create(dev, dt, nd, shape, &outs[i])) != FLEET_OK) {
             snprintf(why, cap, "output %d: %s", i, fleet_last_error());
             res = FAIL;
@@ -234,12 +321,20 @@ static outcome run_test(const char *dir, const char *name, char *why, size_t cap
         }
         free(got);
     }
+    const char *threads = getenv("FLEET_ONNX_THREADS");
+    for (const char *t = threads; res == PASS && t != NULL && *t;) {
+        int n = atoi(t);
+        if (n >= 1 && !runs_from_threads(&io, n, why, cap))
+            res = FAIL;
+        t = strchr(t, ',') ? strchr(t, ',') + 1 : "";
+    }
     for (int i = 0; i < 64; i++) {
         if (in[i] != NULL)
             ASSERT_OK(fleet_tensor_release(in[i]));
         if (outs[i] != NULL)
             ASSERT_OK(fleet_tensor_release(outs[i]));
         free(want[i]);
+        free(io.in[i].data);
     }
     ASSERT_OK(fleet_model_destroy(m));
     return res;

@@ -1283,6 +1283,48 @@ static fleet_status t_BatchNormalization(fleet__importer *im, const fleet__onnx_
     return out(im, n, y);
 }
 
+/* LRN across channels, composed: x / (bias + alpha * mean of x^2 over a
+ * window of `size` channels)^beta, the window mean an average pooling of x^2
+ * viewed as [N, 1, C, H*W...] with the padding counted (ONNX divides the sum
+ * by size). */
+static fleet_status t_LRN(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, sq, pooled, k, a, p, d, y;
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK)
+        return st;
+    const fleet__value *vx = val(im, x);
+    int64_t size = fleet__imp_attr_int(n, "size", 0);
+    float alpha = fleet__imp_attr_float(n, "alpha", 1e-4f), beta = fleet__imp_attr_float(n, "beta", 0.75f);
+    float bias = fleet__imp_attr_float(n, "bias", 1.0f);
+    if (size < 1 || size > (1 << 20))
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: LRN size %lld", (long long)size);
+    if (vx->ndim < 3 || vx->shape[1] < 0)
+        return fleet__imp_unsupported(n, "LRN of a %d-D input or over the batch", vx->ndim);
+    int64_t shape[FLEET_MAX_DIMS], view[4] = {vx->shape[0], 1, vx->shape[1], 1};
+    memcpy(shape, vx->shape, sizeof shape);
+    for (int i = 2; i < vx->ndim; i++) {
+        if (shape[i] < 0 || __builtin_mul_overflow(view[3], shape[i], &view[3]))
+            return fleet__imp_unsupported(n, "LRN over a spatial dim that is the batch");
+    }
+    fleet_pool2d_params pp = {.kernel = {size, 1}, .stride = {1, 1},
+                              .pad_begin = {(size - 1) / 2, 0}, .pad_end = {size - 1 - (size - 1) / 2, 0},
+                              .dilation = {1, 1}, .count_include_pad = 1};
+    if ((st = fleet_model_mul(im->m, x, x, &sq)) != FLEET_OK ||
+        (st = reshape(im, sq, 4, view, &sq)) != FLEET_OK ||
+        (st = fleet_model_avg_pool2d(im->m, sq, &pp, &pooled)) != FLEET_OK ||
+        (st = reshape(im, pooled, vx->ndim, shape, &pooled)) != FLEET_OK ||
+        (st = scalar_const(im, vx->dtype, alpha, &a)) != FLEET_OK ||
+        (st = fleet_model_mul(im->m, pooled, a, &d)) != FLEET_OK ||
+        (st = scalar_const(im, vx->dtype, bias, &k)) != FLEET_OK ||
+        (st = fleet_model_add(im->m, d, k, &d)) != FLEET_OK ||
+        (st = scalar_const(im, vx->dtype, beta, &p)) != FLEET_OK ||
+        (st = fleet_model_pow(im->m, d, p, &d)) != FLEET_OK ||
+        (st = fleet_model_div(im->m, x, d, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
 /* ---- the table ---------------------------------------------------------------------------- */
 
 static const struct {
@@ -1316,6 +1358,7 @@ static const struct {
     {"GreaterOrEqual", t_GreaterOrEqual, 12},
     {"Identity", t_Identity, 7},
     {"LayerNormalization", t_LayerNormalization, 17},
+    {"LRN", t_LRN, 7},
     {"LeakyRelu", t_LeakyRelu, 7},
     {"Less", t_Less, 7},
     {"LessOrEqual", t_LessOrEqual, 12},
