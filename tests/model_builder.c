@@ -490,6 +490,83 @@ TEST(weights_from_safetensors)
     ASSERT_OK(fleet_model_destroy(m));
 }
 
+/* Random weights for an encoder block's names after prefix (norm scales
+ * near 1), the same for each model given. */
+static void encoder_weights(fleet_model *const *ms, int n_models, const char *prefix, int64_t d,
+                            int64_t ff, uint64_t seed)
+{
+    static const char *const leaves[] = {
+        "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
+        "linear1", "linear2", "norm1", "norm2"};
+    test_rng r = test_rng_make(seed);
+    for (int l = 0; l < 8; l++)
+        for (int part = 0; part < 2; part++) {
+            int64_t rows = l == 4 ? ff : d, cols = l == 5 ? ff : d;
+            bool norm = l >= 6, bias = part == 1;
+            int64_t nel = bias || norm ? rows : rows * cols;
+            float *w = malloc(sizeof(float) * (size_t)nel);
+            test_fill_random(w, nel, &r);
+            for (int64_t i = 0; norm && !bias && i < nel; i++)
+                w[i] = 1.0f + 0.1f * w[i];
+            char name[128];
+            snprintf(name, sizeof name, "%s%s.%s", prefix, leaves[l], bias ? "bias" : "weight");
+            for (int k = 0; k < n_models; k++)
+                ASSERT_OK(fleet_model_set_weight(ms[k], name, w, sizeof(float) * (size_t)nel));
+            free(w);
+        }
+}
+
+/* Two stacked encoder blocks over 6 positions with the last 2 masked out
+ * (an additive -inf padding mask) give, on the first 4 positions, what the
+ * same blocks give over those 4 positions alone. */
+TEST(stacked_encoder_blocks_with_a_padding_mask)
+{
+    const int64_t d = 8, ff = 16, full = 6, kept = 4, batch = 2;
+    fleet_model *m[2];
+    fleet_value y[2];
+    for (int k = 0; k < 2; k++) {
+        int64_t seq = k == 0 ? full : kept, xs[] = {B, seq, d}, ms[] = {B, 1, 1, seq};
+        ASSERT_OK(fleet_model_create(dev, &m[k]));
+        fleet_value x, mask = FLEET_NO_VALUE, h;
+        ASSERT_OK(fleet_model_input(m[k], "x", FLEET_DTYPE_F32, 3, xs, &x));
+        if (k == 0)
+            ASSERT_OK(fleet_model_input(m[k], "mask", FLEET_DTYPE_F32, 4, ms, &mask));
+        fleet_encoder_params p = {.seq = seq, .d_model = d, .heads = 2, .ff = ff, .eps = 1e-6f};
+        ASSERT_OK(fleet_model_add_encoder_block(m[k], "layers.0.", x, mask, &p, &h));
+        ASSERT_OK(fleet_model_add_encoder_block(m[k], "layers.1.", h, mask, &p, &y[k]));
+        ASSERT_OK(fleet_model_output(m[k], "y", y[k]));
+    }
+    encoder_weights(m, 2, "layers.0.", d, ff, 71);
+    encoder_weights(m, 2, "layers.1.", d, ff, 72);
+    fleet_encoder_params bad = {.seq = full, .d_model = d, .heads = 3, .ff = ff, .eps = 1e-6f};
+    fleet_value z;
+    ASSERT_REFUSED(fleet_model_add_encoder_block(m[0], "x.", y[0], FLEET_NO_VALUE, &bad, &z),
+                   FLEET_ERR_INVALID_ARGUMENT, "not divisible");
+    for (int k = 0; k < 2; k++)
+        ASSERT_OK(fleet_model_finalize(m[k]));
+    float x[2 * 6 * 8], mask[2 * 6], got[2 * 6 * 8], want[2 * 4 * 8], xk[2 * 4 * 8];
+    test_rng r = test_rng_make(73);
+    test_fill_random(x, 2 * 6 * 8, &r);
+    for (int i = 0; i < 12; i++)
+        mask[i] = i % 6 < kept ? 0.0f : -INFINITY;
+    for (int b = 0; b < 2; b++)
+        memcpy(xk + b * kept * d, x + b * full * d, sizeof(float) * (size_t)(kept * d));
+    int64_t xs[] = {batch, full, d}, ms[] = {batch, 1, 1, full}, ks[] = {batch, kept, d};
+    fleet_tensor *tx = host_tensor(3, xs, x), *tm = host_tensor(4, ms, mask);
+    fleet_tensor *ty = host_tensor(3, xs, NULL), *tk = host_tensor(3, ks, xk);
+    fleet_tensor *tyk = host_tensor(3, ks, NULL);
+    const fleet_tensor *in0[] = {tx, tm};
+    ASSERT_OK(fleet_model_run(m[0], in0, 2, &ty, 1));
+    ASSERT_OK(fleet_model_run(m[1], (const fleet_tensor *const *)&tk, 1, &tyk, 1));
+    test_tensor_read(ty, got);
+    test_tensor_read(tyk, want);
+    for (int b = 0; b < 2; b++)
+        ASSERT_CLOSE(got + b * full * d, want + b * kept * d, kept * d, 1e-4, 1e-5);
+    TEST_RELEASE(tx, tm, ty, tk, tyk);
+    for (int k = 0; k < 2; k++)
+        ASSERT_OK(fleet_model_destroy(m[k]));
+}
+
 int main(int argc, char **argv)
 {
     ASSERT_OK(fleet_device_default(&dev));

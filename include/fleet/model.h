@@ -311,6 +311,21 @@ FLEET_API fleet_status fleet_model_build_conv1d_net(fleet_device *device, const 
 FLEET_API fleet_status fleet_model_build_encoder_block(fleet_device *device, int64_t seq, int64_t d_model,
                                              int64_t heads, int64_t ff, fleet_model **out);
 
+/* The same block added to a model being built, to stack blocks inside a
+ * larger graph: x [B, seq, d_model] -> *out of the same shape; its weights
+ * are the names above after `prefix` ("" or, say, "layers.3."); mask is
+ * FLEET_NO_VALUE or an additive mask broadcast to the scores
+ * [B, heads, seq, seq] (a padding mask: [B, 1, 1, seq] of 0 and -inf); eps
+ * is the layer norms'. */
+typedef struct fleet_encoder_params {
+    int64_t seq, d_model, heads, ff;
+    float eps;
+} fleet_encoder_params;
+FLEET_API fleet_status fleet_model_add_encoder_block(fleet_model *model, const char *prefix,
+                                                     fleet_value x, fleet_value mask,
+                                                     const fleet_encoder_params *params,
+                                                     fleet_value *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,6 +1,7 @@
 /* model/zoo.c — ready-made models: MLP, Conv1d net, transformer encoder
  * block, built through the public builder API with PyTorch's weight names. */
 #include <stdio.h>
+#include <string.h>
 
 #include "core/error.h"
 #include "fleet/model.h"
@@ -15,7 +16,7 @@
 static fleet_status weight(fleet_model *m, const char *prefix, const char *leaf, int ndim,
                            const int64_t *shape, fleet_value *out)
 {
-    char name[128];
+    char name[160];
     snprintf(name, sizeof name, "%s.%s", prefix, leaf);
     return fleet_model_weight(m, name, FLEET_DTYPE_F32, ndim, shape, out);
 }
@@ -123,7 +124,7 @@ static fleet_status split_heads(fleet_model *m, fleet_value x, int64_t seq, int6
 }
 
 static fleet_status layer_norm(fleet_model *m, const char *prefix, fleet_value x, int64_t d,
-                               fleet_value *out)
+                               float eps, fleet_value *out)
 {
     int64_t s[1] = {d};
     fleet_value g, b;
@@ -131,7 +132,51 @@ static fleet_status layer_norm(fleet_model *m, const char *prefix, fleet_value x
     if ((st = weight(m, prefix, "weight", 1, s, &g)) != FLEET_OK ||
         (st = weight(m, prefix, "bias", 1, s, &b)) != FLEET_OK)
         return st;
-    return fleet_model_layer_norm(m, x, g, b, 1e-5f, out);
+    return fleet_model_layer_norm(m, x, g, b, eps, out);
+}
+
+fleet_status fleet_model_add_encoder_block(fleet_model *m, const char *prefix, fleet_value x,
+                                           fleet_value mask, const fleet_encoder_params *p,
+                                           fleet_value *out)
+{
+    static const char fn[] = "fleet_model_add_encoder_block";
+    FLEET_CHECK_ARG(p != NULL && prefix != NULL && out != NULL, FLEET_ERR_NULL_POINTER,
+                    "%s: NULL argument", fn);
+    const int64_t sizes[4] = {p->seq, p->d_model, p->heads, p->ff};
+    fleet_status st = check_sizes(fn, sizes, 4, 4);
+    if (st != FLEET_OK)
+        return st;
+    FLEET_CHECK_ARG(p->d_model % p->heads == 0, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: d_model %lld is not divisible by heads %lld", fn,
+                    (long long)p->d_model, (long long)p->heads);
+    FLEET_CHECK_ARG(p->eps >= 0.0f && strlen(prefix) < 80, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: eps below 0 or a prefix of 80 bytes or more", fn);
+    int64_t d = p->d_model, dh = d / p->heads, xs[3] = {B, p->seq, d};
+    static const int merge[4] = {0, 2, 1, 3};
+    char n[128];
+#define NAME(leaf) (snprintf(n, sizeof n, "%s%s", prefix, leaf), n)
+    fleet_value q, k, v, qh, kh, vh, ctx, ctx_t, ctx_m, attn, a, h, f, g, f2, r;
+    TRY(linear(m, NAME("self_attn.q_proj"), x, d, d, &q));
+    TRY(linear(m, NAME("self_attn.k_proj"), x, d, d, &k));
+    TRY(linear(m, NAME("self_attn.v_proj"), x, d, d, &v));
+    TRY(split_heads(m, q, p->seq, p->heads, dh, &qh));
+    TRY(split_heads(m, k, p->seq, p->heads, dh, &kh));
+    TRY(split_heads(m, v, p->seq, p->heads, dh, &vh));
+    TRY(fleet_model_attention_masked(m, qh, kh, vh, mask, 0.0f, &ctx)); /* [B, H, S, dh] */
+    TRY(fleet_model_permute(m, ctx, merge, &ctx_t));                      /* [B, S, H, dh] */
+    TRY(fleet_model_reshape(m, ctx_t, 3, xs, &ctx_m));                    /* a copy        */
+    TRY(linear(m, NAME("self_attn.out_proj"), ctx_m, d, d, &attn));
+    TRY(fleet_model_add(m, x, attn, &a));
+    TRY(layer_norm(m, NAME("norm1"), a, d, p->eps, &h));
+    TRY(linear(m, NAME("linear1"), h, d, p->ff, &f));
+    TRY(fleet_model_gelu(m, f, &g));
+    TRY(linear(m, NAME("linear2"), g, p->ff, d, &f2));
+    TRY(fleet_model_add(m, h, f2, &r));
+    TRY(layer_norm(m, NAME("norm2"), r, d, p->eps, out));
+#undef NAME
+    return FLEET_OK;
+fail:
+    return fleet__error_prefix(st, fn);
 }
 
 fleet_status fleet_model_build_encoder_block(fleet_device *device, int64_t seq, int64_t d_model,
@@ -146,31 +191,15 @@ fleet_status fleet_model_build_encoder_block(fleet_device *device, int64_t seq, 
     FLEET_CHECK_ARG(d_model % heads == 0, FLEET_ERR_INVALID_ARGUMENT,
                     "%s: d_model %lld is not divisible by heads %lld", fn, (long long)d_model,
                     (long long)heads);
-    int64_t dh = d_model / heads;
     fleet_model *m;
     if ((st = fleet_model_create(device, &m)) != FLEET_OK)
         return st;
     int64_t xs[3] = {B, seq, d_model};
-    static const int merge[4] = {0, 2, 1, 3};
-    fleet_value x, q, k, v, qh, kh, vh, ctx, ctx_t, ctx_m, attn, a, h, f, g, f2, r, y;
+    fleet_encoder_params p = {.seq = seq, .d_model = d_model, .heads = heads, .ff = ff,
+                              .eps = 1e-5f};
+    fleet_value x, y;
     TRY(fleet_model_input(m, "x", FLEET_DTYPE_F32, 3, xs, &x));
-    TRY(linear(m, "self_attn.q_proj", x, d_model, d_model, &q));
-    TRY(linear(m, "self_attn.k_proj", x, d_model, d_model, &k));
-    TRY(linear(m, "self_attn.v_proj", x, d_model, d_model, &v));
-    TRY(split_heads(m, q, seq, heads, dh, &qh));
-    TRY(split_heads(m, k, seq, heads, dh, &kh));
-    TRY(split_heads(m, v, seq, heads, dh, &vh));
-    TRY(fleet_model_attention(m, qh, kh, vh, 0.0f, &ctx));      /* [B, H, S, dh] */
-    TRY(fleet_model_permute(m, ctx, merge, &ctx_t));             /* [B, S, H, dh] */
-    TRY(fleet_model_reshape(m, ctx_t, 3, xs, &ctx_m));           /* a copy        */
-    TRY(linear(m, "self_attn.out_proj", ctx_m, d_model, d_model, &attn));
-    TRY(fleet_model_add(m, x, attn, &a));
-    TRY(layer_norm(m, "norm1", a, d_model, &h));
-    TRY(linear(m, "linear1", h, d_model, ff, &f));
-    TRY(fleet_model_gelu(m, f, &g));
-    TRY(linear(m, "linear2", g, ff, d_model, &f2));
-    TRY(fleet_model_add(m, h, f2, &r));
-    TRY(layer_norm(m, "norm2", r, d_model, &y));
+    TRY(fleet_model_add_encoder_block(m, "", x, FLEET_NO_VALUE, &p, &y));
     TRY(fleet_model_output(m, "y", y));
     *out = m;
     return FLEET_OK;
