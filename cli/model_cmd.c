@@ -309,6 +309,13 @@ static void *run_main(void *arg)
     return NULL;
 }
 
+/* The nearest-rank percentile's index among n sorted values. */
+static long rank(long n, double q)
+{
+    long k = (long)ceil(q * (double)n);
+    return k < 1 ? 0 : k - 1;
+}
+
 static int by_value(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -430,7 +437,7 @@ int fleet_cli_run(int argc, char **argv)
         printf("  %ld runs in %.2f s: %.1f runs/s, %.1f samples/s; latency p50 %.3f ms, "
                "p99 %.3f ms\n",
                n_lat, elapsed, (double)n_lat / elapsed, (double)n_lat * (double)o.batch / elapsed,
-               all[n_lat / 2], all[(long)((double)(n_lat - 1) * 0.99)]);
+               all[rank(n_lat, 0.50)], all[rank(n_lat, 0.99)]);
     }
     free(all);
     for (int i = 0; w != NULL && i < o.threads; i++) {
