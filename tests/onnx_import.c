@@ -338,6 +338,61 @@ TEST(int64_token_ids_gather_rows_of_a_table)
     ASSERT_OK(fleet_model_destroy(m));
 }
 
+/* ---- GELU spelled out, as torch exports it ------------------------------------------------- */
+
+static void scalar_init(pbw *g, const char *name, float v)
+{
+    init_raw(g, name, 1, 0, NULL, &v, sizeof v);
+}
+
+TEST(a_spelled_out_gelu_becomes_one_gelu)
+{
+    for (int reader = 0; reader < 2; reader++) {
+        pbw g = {0};
+        const char *const pn[] = {"b", NULL};
+        int64_t xd[] = {-1, 5};
+        vi(&g, 11, "x", 1, 2, xd, pn);
+        vi(&g, 12, "y", 1, 2, xd, pn);
+        if (reader)
+            vi(&g, 12, "e", 1, 2, xd, pn); /* the Erf is read outside the chain */
+        scalar_init(&g, "sqrt2", 1.4142135623730951f);
+        scalar_init(&g, "one", 1.0f);
+        scalar_init(&g, "half", 0.5f);
+        node(&g, "Div", "div", (const char *[]){"x", "sqrt2"}, 2, "d", NULL, 0);
+        node(&g, "Erf", "erf", (const char *[]){"d"}, 1, "e", NULL, 0);
+        node(&g, "Add", "add", (const char *[]){"e", "one"}, 2, "a", NULL, 0);
+        node(&g, "Mul", "mul", (const char *[]){"x", "a"}, 2, "m", NULL, 0);
+        node(&g, "Mul", "mul2", (const char *[]){"m", "half"}, 2, "y", NULL, 0);
+        pbw file = model_of(&g, 17);
+        fleet_model *m;
+        ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
+        pbw_free(&file);
+        fleet_model_stats ms;
+        ASSERT_OK(fleet_model_get_stats(m, &ms));
+        ASSERT_EQ(ms.load_fused, reader ? 0 : 4);
+        int64_t xs[] = {2, 5};
+        float x[10], got[10], e[10];
+        for (int i = 0; i < 10; i++)
+            x[i] = (float)i * 0.6f - 3.0f;
+        fleet_tensor *xt = test_tensor_new(dev, 2, xs), *yt = test_tensor_new(dev, 2, xs);
+        fleet_tensor *et = test_tensor_new(dev, 2, xs), *outs[] = {yt, et};
+        ASSERT_OK(fleet_tensor_copy_from_host(xt, x, sizeof x));
+        ASSERT_OK(fleet_model_run(m, (const fleet_tensor *const *)&xt, 1, outs, 1 + reader));
+        test_tensor_read(yt, got);
+        for (int i = 0; i < 10; i++) {
+            double want = 0.5 * x[i] * (1.0 + erf(x[i] / sqrt(2.0)));
+            ASSERT_TRUE(fabs(got[i] - want) <= 1e-6 + 1e-5 * fabs(want));
+        }
+        if (reader) {
+            test_tensor_read(et, e);
+            for (int i = 0; i < 10; i++)
+                ASSERT_TRUE(fabs(e[i] - erf(x[i] / sqrt(2.0))) <= 1e-6);
+        }
+        TEST_RELEASE(xt, yt, et);
+        ASSERT_OK(fleet_model_destroy(m));
+    }
+}
+
 /* ---- external data ---------------------------------------------------------------------- */
 
 static pbw external_model(const char *location)

@@ -172,13 +172,87 @@ static fleet_status binary(fleet__importer *im, const fleet__onnx_node *n, binar
 BINARY(Add, fleet_model_add)
 BINARY(Sub, fleet_model_sub)
 BINARY(Mul, fleet_model_mul)
-BINARY(Div, fleet_model_div)
 BINARY(Equal, fleet_model_equal)
 BINARY(Less, fleet_model_less)
 BINARY(LessOrEqual, fleet_model_less_equal)
 BINARY(Greater, fleet_model_greater)
 BINARY(GreaterOrEqual, fleet_model_greater_equal)
 #undef BINARY
+
+/* ---- GELU spelled out ------------------------------------------------------------------ */
+
+/* The one node reading n's output 0, if it has that op type (else -1). */
+static int only_reader(const fleet__importer *im, const fleet__onnx_node *n, const char *op)
+{
+    int reader;
+    if (n->n_outputs < 1 || fleet__imp_readers(im, n->outputs[0], &reader) != 1 || reader < 0)
+        return -1;
+    const fleet__onnx_node *r = &im->om->graph.nodes[reader];
+    return fleet__onnx_str_is(r->op_type, op) && r->domain.n == 0 ? reader : -1;
+}
+
+/* Whether r's operand other than `name` is a one-element constant equal to
+ * v (within 1e-6 relative). */
+static bool operand_is(fleet__importer *im, const fleet__onnx_node *r, fleet__onnx_str name,
+                       double v)
+{
+    if (r->n_inputs != 2)
+        return false;
+    int k = fleet__onnx_str_eq(r->inputs[0], name) ? 1 : 0;
+    fleet__ival *c = fleet__imp_find(im, r->inputs[k]);
+    if (c == NULL || c->kind != FLEET__IV_CONST || c->numel != 1)
+        return false;
+    double got = fleet__imp_elem_f64(c, 0);
+    return fabs(got - v) <= 1e-6 * fabs(v);
+}
+
+static bool other_is(const fleet__onnx_node *r, fleet__onnx_str name, fleet__onnx_str x)
+{
+    return r->n_inputs == 2 &&
+           fleet__onnx_str_eq(r->inputs[fleet__onnx_str_eq(r->inputs[0], name) ? 1 : 0], x);
+}
+
+/* Div(x, sqrt 2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5), each the
+ * only reader of the one before (as torch exports x * 0.5 * (1 + erf(x /
+ * sqrt 2))): one gelu. *fused false when the chain is not there. */
+static fleet_status gelu_chain(fleet__importer *im, const fleet__onnx_node *n, bool *fused)
+{
+    *fused = false;
+    const fleet__onnx_node *g = im->om->graph.nodes;
+    fleet__onnx_str x = n->inputs[0];
+    int erf = only_reader(im, n, "Erf");
+    if (n->n_inputs != 2 || !operand_is(im, n, x, 1.4142135623730951) ||
+        fleet__onnx_str_eq(n->inputs[1], x) || erf < 0)
+        return FLEET_OK;
+    int add = only_reader(im, &g[erf], "Add");
+    if (add < 0 || !operand_is(im, &g[add], g[erf].outputs[0], 1.0))
+        return FLEET_OK;
+    int mul1 = only_reader(im, &g[add], "Mul");
+    if (mul1 < 0)
+        return FLEET_OK;
+    if (!other_is(&g[mul1], g[add].outputs[0], x))
+        return FLEET_OK;
+    int last = only_reader(im, &g[mul1], "Mul");
+    if (last < 0 || !operand_is(im, &g[last], g[mul1].outputs[0], 0.5))
+        return FLEET_OK;
+    fleet_value xv, y;
+    fleet_status st = in_value(im, n, 0, &xv, NULL);
+    if (st != FLEET_OK || (st = fleet_model_gelu(im->m, xv, &y)) != FLEET_OK)
+        return st;
+    /* the chain's inner values have no other reader: they all become y */
+    if ((st = out(im, n, y)) != FLEET_OK)
+        return st;
+    im->done_by[erf] = im->done_by[add] = im->done_by[mul1] = im->done_by[last] = y;
+    *fused = true;
+    return FLEET_OK;
+}
+
+static fleet_status t_Div(fleet__importer *im, const fleet__onnx_node *n)
+{
+    bool fused;
+    fleet_status st = gelu_chain(im, n, &fused);
+    return st != FLEET_OK || fused ? st : binary(im, n, fleet_model_div);
+}
 
 static fleet_status t_Sum(fleet__importer *im, const fleet__onnx_node *n)
 {
