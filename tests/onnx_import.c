@@ -393,6 +393,80 @@ TEST(a_spelled_out_gelu_becomes_one_gelu)
     }
 }
 
+/* Layer norm spelled out as torch writes it before opset 17, its exponent
+ * and eps from Constant nodes that come after the first ReduceMean. */
+static void constant_node(pbw *g, const char *out, float v)
+{
+    pbw a = {0}, t = {0};
+    tensor_head(&t, "", 1, 0, NULL);
+    pbw_bytes(&t, 9, &v, sizeof v);
+    pbw_str(&a, 1, "value");
+    pbw_varint(&a, 20, 4);
+    pbw_msg(&a, 5, &t);
+    pbw_free(&t);
+    node(g, "Constant", out, NULL, 0, out, &a, 1);
+}
+
+TEST(a_spelled_out_layer_norm_becomes_one_layer_norm)
+{
+    pbw g = {0};
+    const char *const pn[] = {"b", NULL, NULL};
+    int64_t xd[] = {-1, 3, 6}, dd[] = {6};
+    float gamma[6], beta[6];
+    for (int i = 0; i < 6; i++)
+        gamma[i] = 1.0f + 0.1f * (float)i, beta[i] = 0.05f * (float)i;
+    init_raw(&g, "gamma", 1, 1, dd, gamma, sizeof gamma);
+    init_raw(&g, "beta", 1, 1, dd, beta, sizeof beta);
+    vi(&g, 11, "x", 1, 3, xd, pn);
+    vi(&g, 12, "y", 1, 3, xd, pn);
+    pbw ax1 = {0}, ax2 = {0};
+    pbw_str(&ax1, 1, "axes");
+    pbw_varint(&ax1, 20, 7);
+    pbw_packed_varints(&ax1, 8, (const int64_t[]){-1}, 1);
+    pbw_str(&ax2, 1, "axes");
+    pbw_varint(&ax2, 20, 7);
+    pbw_packed_varints(&ax2, 8, (const int64_t[]){-1}, 1);
+    node(&g, "ReduceMean", "m1", (const char *[]){"x"}, 1, "mean", &ax1, 1);
+    node(&g, "Sub", "sub", (const char *[]){"x", "mean"}, 2, "d", NULL, 0);
+    constant_node(&g, "two", 2.0f);
+    node(&g, "Pow", "pow", (const char *[]){"d", "two"}, 2, "p", NULL, 0);
+    node(&g, "ReduceMean", "m2", (const char *[]){"p"}, 1, "var", &ax2, 1);
+    constant_node(&g, "eps", 1e-5f);
+    node(&g, "Add", "add", (const char *[]){"var", "eps"}, 2, "ve", NULL, 0);
+    node(&g, "Sqrt", "sqrt", (const char *[]){"ve"}, 1, "s", NULL, 0);
+    node(&g, "Div", "div", (const char *[]){"d", "s"}, 2, "nrm", NULL, 0);
+    node(&g, "Mul", "mul", (const char *[]){"nrm", "gamma"}, 2, "sc", NULL, 0);
+    node(&g, "Add", "add2", (const char *[]){"sc", "beta"}, 2, "y", NULL, 0);
+    pbw file = model_of(&g, 14);
+    fleet_model *m;
+    ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
+    pbw_free(&file);
+    fleet_model_stats ms;
+    ASSERT_OK(fleet_model_get_stats(m, &ms));
+    ASSERT_EQ(ms.load_fused, 8);
+    int64_t xs[] = {2, 3, 6};
+    float x[36], got[36];
+    test_rng r = test_rng_make(77);
+    test_fill_random(x, 36, &r);
+    fleet_tensor *xt = test_tensor_new(dev, 3, xs), *yt = test_tensor_new(dev, 3, xs);
+    ASSERT_OK(fleet_tensor_copy_from_host(xt, x, sizeof x));
+    ASSERT_OK(fleet_model_run(m, (const fleet_tensor *const *)&xt, 1, &yt, 1));
+    test_tensor_read(yt, got);
+    for (int row = 0; row < 6; row++) {
+        double mean = 0, var = 0;
+        for (int i = 0; i < 6; i++)
+            mean += x[row * 6 + i] / 6.0;
+        for (int i = 0; i < 6; i++)
+            var += (x[row * 6 + i] - mean) * (x[row * 6 + i] - mean) / 6.0;
+        for (int i = 0; i < 6; i++) {
+            double want = (x[row * 6 + i] - mean) / sqrt(var + 1e-5) * gamma[i] + beta[i];
+            ASSERT_TRUE(fabs(got[row * 6 + i] - want) <= 1e-5);
+        }
+    }
+    TEST_RELEASE(xt, yt);
+    ASSERT_OK(fleet_model_destroy(m));
+}
+
 /* ---- external data ---------------------------------------------------------------------- */
 
 static pbw external_model(const char *location)

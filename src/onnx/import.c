@@ -710,10 +710,18 @@ static fleet_status import(loader *L, fleet_device *device, const uint8_t *buf, 
         return st;
     if ((st = count_readers(&L->im)) == FLEET_OK && (st = declare_initializers(L)) == FLEET_OK &&
         (st = declare_inputs(L)) == FLEET_OK) {
-        for (int i = 0; i < L->om.graph.n_nodes && st == FLEET_OK; i++) {
-            L->im.node = i;
-            st = walk_node(L, &L->om.graph.nodes[i]);
-        }
+        /* Constant nodes first (they read nothing): a fusion that looks
+         * ahead of a node then sees the constants of the nodes after it. */
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < L->om.graph.n_nodes && st == FLEET_OK; i++) {
+                const fleet__onnx_node *n = &L->om.graph.nodes[i];
+                bool constant = fleet__onnx_str_is(n->op_type, "Constant") && n->n_inputs == 0 &&
+                                n->domain.n == 0;
+                if (constant != (pass == 0))
+                    continue;
+                L->im.node = i;
+                st = walk_node(L, n);
+            }
     }
     if (st == FLEET_OK)
         st = declare_outputs(L);

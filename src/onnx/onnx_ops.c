@@ -719,9 +719,117 @@ static fleet_status reduce(fleet__importer *im, const fleet__onnx_node *n, reduc
     return out(im, n, y);
 }
 
+/* Whether a ReduceMean node reduces only the last dim of an ndim input,
+ * keeping it (axes an attribute before opset 18, an input from 18). */
+static bool mean_of_last(fleet__importer *im, const fleet__onnx_node *r, int ndim)
+{
+    int64_t axes[FLEET_MAX_DIMS];
+    int na = 0;
+    if (fleet__imp_attr_int(r, "keepdims", 1) == 0)
+        return false;
+    if (im->opset < 18) {
+        const int64_t *a;
+        if ((na = fleet__imp_attr_ints(r, "axes", &a)) != 1)
+            return false;
+        axes[0] = a[0];
+    } else {
+        fleet__ival *e = r->n_inputs > 1 ? fleet__imp_find(im, r->inputs[1]) : NULL;
+        if (e == NULL || e->kind != FLEET__IV_CONST || e->numel != 1)
+            return false;
+        axes[0] = (int64_t)fleet__imp_elem_f64(e, 0);
+        na = 1;
+    }
+    return na == 1 && norm_axis(axes[0], ndim) == ndim - 1;
+}
+
+/* The node after `from` that reads `name` and has op type `op`, or -1. */
+static int reader_after(const fleet__importer *im, int from, fleet__onnx_str name, const char *op)
+{
+    const fleet__onnx_graph *g = &im->om->graph;
+    for (int i = from + 1; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_inputs; k++)
+            if (fleet__onnx_str_eq(g->nodes[i].inputs[k], name))
+                return fleet__onnx_str_is(g->nodes[i].op_type, op) ? i : -1;
+    return -1;
+}
+
+/* A [D] f32 constant operand of r other than `name` (NULL if not one). */
+static fleet__ival *row_const(fleet__importer *im, const fleet__onnx_node *r, fleet__onnx_str name,
+                              int64_t d)
+{
+    if (r->n_inputs != 2)
+        return NULL;
+    fleet__ival *c = fleet__imp_find(im, r->inputs[fleet__onnx_str_eq(r->inputs[0], name)]);
+    return c != NULL && c->kind == FLEET__IV_CONST && c->dtype == FLEET_DTYPE_F32 &&
+                   c->ndim == 1 && c->shape[0] == d
+               ? c
+               : NULL;
+}
+
+/* Layer norm as exports before opset 17 spell it:
+ *   m = ReduceMean(x); d = Sub(x, m); v = ReduceMean(Pow(d, 2));
+ *   y = Add(Mul(Div(d, Sqrt(Add(v, eps))), gamma), beta)
+ * over the last dim, each value read only inside the chain (d by Pow and
+ * Div): one layer_norm. *fused false when the chain is not there. */
+static fleet_status layer_norm_chain(fleet__importer *im, const fleet__onnx_node *n, bool *fused)
+{
+    *fused = false;
+    const fleet__onnx_node *g = im->om->graph.nodes;
+    fleet__ival *xi = fleet__imp_find(im, n->inputs[0]);
+    if (xi == NULL || xi->kind != FLEET__IV_GRAPH || xi->ndim < 1 || xi->shape[xi->ndim - 1] < 1 ||
+        !mean_of_last(im, n, xi->ndim))
+        return FLEET_OK;
+    int64_t dim = xi->shape[xi->ndim - 1];
+    fleet__onnx_str x = n->inputs[0];
+    int sub = only_reader(im, n, "Sub"), last;
+    if (sub < 0 || !fleet__onnx_str_eq(g[sub].inputs[0], x) ||
+        fleet__imp_readers(im, g[sub].outputs[0], &last) != 2)
+        return FLEET_OK;
+    fleet__onnx_str d = g[sub].outputs[0];
+    int pw = reader_after(im, sub, d, "Pow");
+    if (pw < 0 || !operand_is(im, &g[pw], d, 2.0))
+        return FLEET_OK;
+    int mean2 = only_reader(im, &g[pw], "ReduceMean");
+    if (mean2 < 0 || !mean_of_last(im, &g[mean2], xi->ndim))
+        return FLEET_OK;
+    int add = only_reader(im, &g[mean2], "Add");
+    if (add < 0 || g[add].n_inputs != 2)
+        return FLEET_OK;
+    fleet__ival *eps = fleet__imp_find(
+        im, g[add].inputs[fleet__onnx_str_eq(g[add].inputs[0], g[mean2].outputs[0])]);
+    if (eps == NULL || eps->kind != FLEET__IV_CONST || eps->numel != 1)
+        return FLEET_OK;
+    int sq = only_reader(im, &g[add], "Sqrt");
+    int div = sq >= 0 ? only_reader(im, &g[sq], "Div") : -1;
+    if (div < 0 || div != last || !fleet__onnx_str_eq(g[div].inputs[0], d))
+        return FLEET_OK;
+    int mul = only_reader(im, &g[div], "Mul");
+    int bias = mul >= 0 ? only_reader(im, &g[mul], "Add") : -1;
+    fleet__ival *gamma = mul >= 0 ? row_const(im, &g[mul], g[div].outputs[0], dim) : NULL;
+    fleet__ival *beta = bias >= 0 ? row_const(im, &g[bias], g[mul].outputs[0], dim) : NULL;
+    if (gamma == NULL || beta == NULL)
+        return FLEET_OK;
+    fleet_value xv, gv, bv, y;
+    fleet_status st;
+    if ((st = fleet__imp_value(im, xi, &xv)) != FLEET_OK ||
+        (st = fleet__imp_value(im, gamma, &gv)) != FLEET_OK ||
+        (st = fleet__imp_value(im, beta, &bv)) != FLEET_OK ||
+        (st = fleet_model_layer_norm(im->m, xv, gv, bv, (float)fleet__imp_elem_f64(eps, 0), &y)) !=
+            FLEET_OK ||
+        (st = out(im, n, y)) != FLEET_OK)
+        return st;
+    const int chain[] = {sub, pw, mean2, add, sq, div, mul, bias};
+    for (size_t i = 0; i < sizeof chain / sizeof chain[0]; i++)
+        im->done_by[chain[i]] = y; /* read only inside the chain, or its result */
+    *fused = true;
+    return FLEET_OK;
+}
+
 static fleet_status t_ReduceMean(fleet__importer *im, const fleet__onnx_node *n)
 {
-    return reduce(im, n, fleet_model_mean, 18);
+    bool fused;
+    fleet_status st = layer_norm_chain(im, n, &fused);
+    return st != FLEET_OK || fused ? st : reduce(im, n, fleet_model_mean, 18);
 }
 
 static fleet_status t_ReduceSum(fleet__importer *im, const fleet__onnx_node *n)
