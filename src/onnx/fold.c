@@ -149,6 +149,16 @@ static void broadcast_strides(const fleet__ival *c, int ndim, const int64_t *sha
     }
 }
 
+/* c's row-major strides (elements). */
+static void row_major(const fleet__ival *c, int64_t *strides)
+{
+    int64_t s = 1;
+    for (int d = c->ndim - 1; d >= 0; d--) {
+        strides[d] = s;
+        s *= c->shape[d];
+    }
+}
+
 /* Offset in c of out's linear element i. */
 static int64_t offset_of(int64_t i, int ndim, const int64_t *shape, const int64_t *strides)
 {
@@ -189,6 +199,17 @@ typedef struct fctx {
     int n_in;
     bool skip; /* not foldable after all: the translator takes it */
 } fctx;
+
+/* result_new for a fold: false when the caller returns *st at once (no
+ * host memory, or a result too big to fold: the node is translated). */
+static bool start(fctx *f, result *r, fleet_dtype dt, int ndim, const int64_t *shape,
+                  bool with_sym, fleet_status *st)
+{
+    bool big = false;
+    *st = result_new(r, dt, ndim, shape, with_sym, &big);
+    f->skip |= big;
+    return *st == FLEET_OK && !big;
+}
 
 #define OP_IS(c, s) fleet__onnx_str_is((c)->n->op_type, s)
 
@@ -248,12 +269,9 @@ static fleet_status fold_elementwise(fctx *f, int arity)
     for (int i = 0; i < arity; i++)
         any_sym |= in[i]->sym != NULL;
     result r;
-    bool big = false;
-    fleet_status st = result_new(&r, dt, ndim, shape, any_sym && !cmp, &big);
-    if (st != FLEET_OK || big) {
-        f->skip = big;
+    fleet_status st;
+    if (!start(f, &r, dt, ndim, shape, any_sym && !cmp, &st))
         return st;
-    }
     int64_t stride[3][FLEET_MAX_DIMS];
     for (int i = 0; i < arity; i++)
         broadcast_strides(in[i], ndim, shape, stride[i]);
@@ -373,12 +391,9 @@ static fleet_status fold_cast(fctx *f, fleet_dtype to)
         return FLEET_OK;
     }
     result r;
-    bool big = false;
-    fleet_status st = result_new(&r, to, x->ndim, x->shape, x->sym != NULL && integral(to), &big);
-    if (st != FLEET_OK || big) {
-        f->skip = big;
+    fleet_status st;
+    if (!start(f, &r, to, x->ndim, x->shape, x->sym != NULL && integral(to), &st))
         return st;
-    }
     bool fl = x->dtype == FLEET_DTYPE_F32;
     for (int64_t i = 0; i < x->numel; i++) {
         if (is_sym(x, i) && r.sym == NULL) {
@@ -399,12 +414,9 @@ static fleet_status fold_reshape(fctx *f, int ndim, const int64_t *shape)
 {
     const fleet__ival *x = f->in[0];
     result r;
-    bool big = false;
-    fleet_status st = result_new(&r, x->dtype, ndim, shape, x->sym != NULL, &big);
-    if (st != FLEET_OK || big) {
-        f->skip = big;
+    fleet_status st;
+    if (!start(f, &r, x->dtype, ndim, shape, x->sym != NULL, &st))
         return st;
-    }
     if (r.numel != x->numel) {
         result_free(&r);
         return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: a reshape of %lld elements into %lld",
@@ -440,12 +452,9 @@ static fleet_status fold_concat(fctx *f)
         any_sym |= x->sym != NULL;
     }
     result r;
-    bool big = false;
-    fleet_status st = result_new(&r, x0->dtype, x0->ndim, shape, any_sym, &big);
-    if (st != FLEET_OK || big) {
-        f->skip = big;
+    fleet_status st;
+    if (!start(f, &r, x0->dtype, x0->ndim, shape, any_sym, &st))
         return st;
-    }
     int64_t outer = 1, inner = 1;
     for (int d = 0; d < axis; d++)
         outer *= shape[d];
@@ -481,12 +490,9 @@ static fleet_status fold_gather(fctx *f)
     for (int d = axis + 1; d < x->ndim; d++)
         shape[nd++] = x->shape[d];
     result r;
-    bool big = false;
-    fleet_status st = result_new(&r, x->dtype, nd, shape, x->sym != NULL, &big);
-    if (st != FLEET_OK || big) {
-        f->skip = big;
+    fleet_status st;
+    if (!start(f, &r, x->dtype, nd, shape, x->sym != NULL, &st))
         return st;
-    }
     int64_t outer = 1, inner = 1, size = x->shape[axis];
     for (int d = 0; d < axis; d++)
         outer *= x->shape[d];
@@ -537,15 +543,11 @@ static fleet_status fold_slice(fctx *f, const int64_t *starts, const int64_t *en
         step[d] = s;
     }
     result r;
-    bool big = false;
-    fleet_status st = result_new(&r, x->dtype, x->ndim, shape, x->sym != NULL, &big);
-    if (st != FLEET_OK || big) {
-        f->skip = big;
+    fleet_status st;
+    if (!start(f, &r, x->dtype, x->ndim, shape, x->sym != NULL, &st))
         return st;
-    }
-    int64_t xs[FLEET_MAX_DIMS] = {0}, s = 1;
-    for (int d = x->ndim - 1; d >= 0; d--)
-        xs[d] = s, s *= x->shape[d];
+    int64_t xs[FLEET_MAX_DIMS];
+    row_major(x, xs);
     for (int64_t i = 0; i < r.numel; i++) {
         int64_t rem = i, off = 0;
         for (int d = x->ndim - 1; d >= 0; d--) {
@@ -574,15 +576,11 @@ static fleet_status fold_transpose(fctx *f)
         shape[d] = x->shape[p[d]];
     }
     result r;
-    bool big = false;
-    fleet_status st = result_new(&r, x->dtype, x->ndim, shape, x->sym != NULL, &big);
-    if (st != FLEET_OK || big) {
-        f->skip = big;
+    fleet_status st;
+    if (!start(f, &r, x->dtype, x->ndim, shape, x->sym != NULL, &st))
         return st;
-    }
-    int64_t xs[FLEET_MAX_DIMS] = {0}, s = 1;
-    for (int d = x->ndim - 1; d >= 0; d--)
-        xs[d] = s, s *= x->shape[d];
+    int64_t xs[FLEET_MAX_DIMS];
+    row_major(x, xs);
     for (int64_t i = 0; i < r.numel; i++) {
         int64_t rem = i, off = 0;
         for (int d = x->ndim - 1; d >= 0; d--) {
@@ -607,12 +605,9 @@ static fleet_status fold_expand(fctx *f, int ndim, const int64_t *to)
         return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Expand to a shape x does not "
                             "broadcast to");
     result r;
-    bool big = false;
-    fleet_status st = result_new(&r, x->dtype, nd, shape, x->sym != NULL, &big);
-    if (st != FLEET_OK || big) {
-        f->skip = big;
+    fleet_status st;
+    if (!start(f, &r, x->dtype, nd, shape, x->sym != NULL, &st))
         return st;
-    }
     int64_t strides[FLEET_MAX_DIMS];
     broadcast_strides(x, nd, shape, strides);
     for (int64_t i = 0; i < r.numel; i++)
@@ -636,12 +631,9 @@ static fleet_status fold_range(fctx *f)
     double count = ceil((fl_ - fs) / fd);
     int64_t len = count > 0 ? (int64_t)count : 0;
     result r;
-    bool big = false;
-    fleet_status st = result_new(&r, s->dtype, 1, &len, false, &big);
-    if (st != FLEET_OK || big) {
-        f->skip = big;
+    fleet_status st;
+    if (!start(f, &r, s->dtype, 1, &len, false, &st))
         return st;
-    }
     int64_t is = get_i64(s, 0), id = get_i64(d, 0);
     for (int64_t i = 0; i < len; i++)
         set_elem(r.data, s->dtype, i, is + i * id, fs + (double)i * fd, fl);

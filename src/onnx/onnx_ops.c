@@ -1141,20 +1141,29 @@ static fleet_status t_Slice(fleet__importer *im, const fleet__onnx_node *n)
     return out(im, n, x);
 }
 
+/* Input k, known at load, as a shape: its elements of the batch size
+ * become FLEET_DIM_BATCH. */
+static fleet_status shape_input(fleet__importer *im, const fleet__onnx_node *n, int k,
+                                int64_t *to, int *nt)
+{
+    fleet__ival *e;
+    uint8_t sym[FLEET_MAX_DIMS];
+    fleet_status st = fleet__imp_input(im, n, k, &e);
+    if (st != FLEET_OK || (st = fleet__imp_ints(n, e, to, sym, FLEET_MAX_DIMS, nt)) != FLEET_OK)
+        return st;
+    for (int d = 0; d < *nt; d++)
+        to[d] = sym[d] ? B : to[d];
+    return FLEET_OK;
+}
+
 static fleet_status t_Expand(fleet__importer *im, const fleet__onnx_node *n)
 {
     fleet_value x, y;
-    fleet__ival *e;
-    fleet_status st = in_value(im, n, 0, &x, NULL);
-    if (st != FLEET_OK || (st = fleet__imp_input(im, n, 1, &e)) != FLEET_OK)
-        return st;
     int64_t to[FLEET_MAX_DIMS];
-    uint8_t sym[FLEET_MAX_DIMS];
     int nt;
-    if ((st = fleet__imp_ints(n, e, to, sym, FLEET_MAX_DIMS, &nt)) != FLEET_OK)
+    fleet_status st = in_value(im, n, 0, &x, NULL);
+    if (st != FLEET_OK || (st = shape_input(im, n, 1, to, &nt)) != FLEET_OK)
         return st;
-    for (int d = 0; d < nt; d++)
-        to[d] = sym[d] ? B : to[d];
     if ((st = fleet_model_expand(im->m, x, nt, to, &y)) != FLEET_OK)
         return st;
     return out(im, n, y);
@@ -1163,17 +1172,11 @@ static fleet_status t_Expand(fleet__importer *im, const fleet__onnx_node *n)
 /* ConstantOfShape of a shape holding the batch: a scalar expanded. */
 static fleet_status t_ConstantOfShape(fleet__importer *im, const fleet__onnx_node *n)
 {
-    fleet__ival *e;
-    fleet_status st = fleet__imp_input(im, n, 0, &e);
+    int64_t to[FLEET_MAX_DIMS];
+    int nt;
+    fleet_status st = shape_input(im, n, 0, to, &nt);
     if (st != FLEET_OK)
         return st;
-    int64_t to[FLEET_MAX_DIMS];
-    uint8_t sym[FLEET_MAX_DIMS];
-    int nt;
-    if ((st = fleet__imp_ints(n, e, to, sym, FLEET_MAX_DIMS, &nt)) != FLEET_OK)
-        return st;
-    for (int d = 0; d < nt; d++)
-        to[d] = sym[d] ? B : to[d];
     const fleet__onnx_attr *a = fleet__imp_attr(n, "value");
     fleet_value k, y;
     unsigned char v[8] = {0};
