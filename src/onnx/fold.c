@@ -91,7 +91,8 @@ static fleet_status result_new(result *r, fleet_dtype dt, int ndim, const int64_
     r->numel = 1;
     for (int d = 0; d < ndim; d++) {
         r->shape[d] = shape[d];
-        if (shape[d] < 0 || (shape[d] > 0 && r->numel > FLEET__FOLD_MAX_ELEMS / shape[d])) {
+        if (shape[d] < 0 || shape[d] > FLEET__FOLD_MAX_ELEMS ||
+            (shape[d] > 0 && r->numel > FLEET__FOLD_MAX_ELEMS / shape[d])) {
             *too_big = true;
             return FLEET_OK;
         }
@@ -771,8 +772,8 @@ static fleet_status reshape_target(fctx *f, int64_t *shape, int *ndim)
         } else if (shape[d] < 0) {
             return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Reshape to dim %lld",
                                 (long long)shape[d]);
-        } else {
-            known *= shape[d];
+        } else if (__builtin_mul_overflow(known, shape[d], &known)) {
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: a Reshape target past 2^63");
         }
     }
     if (infer >= 0)
@@ -955,6 +956,12 @@ fleet_status fleet__imp_fold(fleet__importer *im, const fleet__onnx_node *n, boo
         fleet_status st = fleet__imp_input(im, n, k, &f.in[k]);
         if (st != FLEET_OK)
             return st;
+        /* a constant with a dimension past what folds (beside a 0, its
+         * element count can be small): its arithmetic would overflow */
+        for (int d = 0; f.in[k] != NULL && f.in[k]->kind == FLEET__IV_CONST && d < f.in[k]->ndim;
+             d++)
+            if (f.in[k]->shape[d] > FLEET__FOLD_MAX_ELEMS)
+                return FLEET_OK;
     }
     if (n->n_inputs == 0 && !fleet__onnx_str_is(n->op_type, "Constant"))
         return FLEET_OK;

@@ -218,6 +218,8 @@ static bool other_is(const fleet__onnx_node *r, fleet__onnx_str name, fleet__onn
 static fleet_status gelu_chain(fleet__importer *im, const fleet__onnx_node *n, bool *fused)
 {
     *fused = false;
+    if (n->n_inputs != 2 || n->n_outputs < 1)
+        return FLEET_OK;
     const fleet__onnx_node *g = im->om->graph.nodes;
     fleet__onnx_str x = n->inputs[0];
     int erf = only_reader(im, n, "Erf");
@@ -442,7 +444,7 @@ static fleet_status matmul_bias(fleet__importer *im, const fleet__onnx_node *n, 
 {
     *fused = false;
     int reader;
-    if (w->kind != FLEET__IV_CONST || w->ndim != 2 || val(im, a)->ndim < 2 ||
+    if (n->n_outputs < 1 || w->kind != FLEET__IV_CONST || w->ndim != 2 || val(im, a)->ndim < 2 ||
         fleet__imp_readers(im, n->outputs[0], &reader) != 1 || reader <= im->node)
         return FLEET_OK;
     const fleet__onnx_node *add = &im->om->graph.nodes[reader];
@@ -774,6 +776,8 @@ static fleet__ival *row_const(fleet__importer *im, const fleet__onnx_node *r, fl
 static fleet_status layer_norm_chain(fleet__importer *im, const fleet__onnx_node *n, bool *fused)
 {
     *fused = false;
+    if (n->n_inputs < 1 || n->n_outputs < 1)
+        return FLEET_OK;
     const fleet__onnx_node *g = im->om->graph.nodes;
     fleet__ival *xi = fleet__imp_find(im, n->inputs[0]);
     if (xi == NULL || xi->kind != FLEET__IV_GRAPH || xi->ndim < 1 || xi->shape[xi->ndim - 1] < 1 ||
