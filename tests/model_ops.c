@@ -544,6 +544,9 @@ TEST(expand_broadcasts_without_copying_where_it_can)
     fleet_value col = mc_input(&c, FLEET_DTYPE_F32, 2, cs);
     int64_t bad[] = {2, 4};
     ASSERT_REFUSED(fleet_model_expand(c.m, col, 2, bad, &e), FLEET_ERR_SHAPE_MISMATCH, "3x1");
+    int64_t huge[] = {INT64_MIN, 4};
+    ASSERT_REFUSED(fleet_model_expand(c.m, col, 2, huge, &e), FLEET_ERR_INVALID_ARGUMENT,
+                   "dimension 0");
     ASSERT_OK(fleet_model_expand(c.m, col, 2, rs, &e));
     got = mc_run(&c, e);
     ASSERT_EQ(fleet_tensor_dim(got, 0), 3);

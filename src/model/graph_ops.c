@@ -146,31 +146,8 @@ static fleet_status ew(fleet_model *m, const char *fn, fleet__ew_op op, const fl
         return ew(model, "fleet_model_" #name, op, in, 0.0f, 0.0f, 0, out);              \
     }
 
-UNARY(relu, FLEET__EW_RELU)
-UNARY(gelu, FLEET__EW_GELU)
-UNARY(gelu_tanh, FLEET__EW_GELU_TANH)
-UNARY(silu, FLEET__EW_SILU)
-UNARY(tanh, FLEET__EW_TANH)
-UNARY(sigmoid, FLEET__EW_SIGMOID)
-UNARY(erf, FLEET__EW_ERF)
-UNARY(exp, FLEET__EW_EXP)
-UNARY(log, FLEET__EW_LOG)
-UNARY(sqrt, FLEET__EW_SQRT)
-UNARY(neg, FLEET__EW_NEG)
-UNARY(abs, FLEET__EW_ABS)
-UNARY(reciprocal, FLEET__EW_RECIPROCAL)
-BINARY(add, FLEET__EW_ADD)
-BINARY(sub, FLEET__EW_SUB)
-BINARY(mul, FLEET__EW_MUL)
-BINARY(div, FLEET__EW_DIV)
-BINARY(pow, FLEET__EW_POW)
-BINARY(maximum, FLEET__EW_MAX)
-BINARY(minimum, FLEET__EW_MIN)
-BINARY(equal, FLEET__EW_EQUAL)
-BINARY(less, FLEET__EW_LESS)
-BINARY(less_equal, FLEET__EW_LESS_EQUAL)
-BINARY(greater, FLEET__EW_GREATER)
-BINARY(greater_equal, FLEET__EW_GREATER_EQUAL)
+FLEET__EW_UNARY_OPS(UNARY)
+FLEET__EW_BINARY_OPS(BINARY)
 
 #undef UNARY
 #undef BINARY
@@ -447,6 +424,20 @@ fleet_status fleet_model_concat(fleet_model *model, const fleet_value *inputs, i
 
 /* ---- views ------------------------------------------------------------------------------ */
 
+/* A target shape given by the caller (reshape, expand): ndim in range, dims
+ * >= 0 or -k (k times the batch, k up to 2^30). */
+static fleet_status shape_arg(const char *fn, int ndim, const int64_t *shape)
+{
+    FLEET_CHECK_ARG(ndim >= 0 && ndim <= FLEET_MAX_DIMS, FLEET_ERR_INVALID_ARGUMENT,
+                    "%s: ndim %d is outside 0..%d", fn, ndim, FLEET_MAX_DIMS);
+    FLEET_CHECK_ARG(ndim == 0 || shape != NULL, FLEET_ERR_NULL_POINTER, "%s: shape is NULL", fn);
+    for (int d = 0; d < ndim; d++)
+        FLEET_CHECK_ARG(shape[d] >= -((int64_t)1 << 30), FLEET_ERR_INVALID_ARGUMENT,
+                        "%s: dimension %d is %lld (sizes are >= 0, or -k: k times the batch)", fn,
+                        d, (long long)shape[d]);
+    return FLEET_OK;
+}
+
 fleet_status fleet_model_reshape(fleet_model *model, fleet_value x, int ndim, const int64_t *shape,
                                  fleet_value *out)
 {
@@ -455,13 +446,8 @@ fleet_status fleet_model_reshape(fleet_model *model, fleet_value x, int ndim, co
     fleet_status st = fleet__model_op_begin(model, fn, out, &x, 1, 0u, &v);
     if (st != FLEET_OK)
         return st;
-    FLEET_CHECK_ARG(ndim >= 0 && ndim <= FLEET_MAX_DIMS, FLEET_ERR_INVALID_ARGUMENT,
-                    "%s: ndim %d is outside 0..%d", fn, ndim, FLEET_MAX_DIMS);
-    FLEET_CHECK_ARG(ndim == 0 || shape != NULL, FLEET_ERR_NULL_POINTER, "%s: shape is NULL", fn);
-    for (int d = 0; d < ndim; d++)
-        FLEET_CHECK_ARG(shape[d] >= -((int64_t)1 << 30), FLEET_ERR_INVALID_ARGUMENT,
-                        "%s: dimension %d is %lld (sizes are >= 0, or -k: k times the batch)", fn,
-                        d, (long long)shape[d]);
+    if ((st = shape_arg(fn, ndim, shape)) != FLEET_OK)
+        return st;
     fleet__dims dx = FLEET__DIMS(v), to = fleet__dims_of(ndim, shape);
     fleet_dtype dt = v->dtype;
     if ((st = fleet__shape_reshape(fn, &dx, &to)) != FLEET_OK)
@@ -538,9 +524,8 @@ fleet_status fleet_model_expand(fleet_model *model, fleet_value x, int ndim, con
     fleet_status st = fleet__model_op_begin(model, fn, out, &x, 1, 0u, &v);
     if (st != FLEET_OK)
         return st;
-    FLEET_CHECK_ARG(ndim >= 0 && ndim <= FLEET_MAX_DIMS, FLEET_ERR_INVALID_ARGUMENT,
-                    "%s: ndim %d is outside 0..%d", fn, ndim, FLEET_MAX_DIMS);
-    FLEET_CHECK_ARG(ndim == 0 || shape != NULL, FLEET_ERR_NULL_POINTER, "%s: shape is NULL", fn);
+    if ((st = shape_arg(fn, ndim, shape)) != FLEET_OK)
+        return st;
     fleet__dims dx = FLEET__DIMS(v), to = fleet__dims_of(ndim, shape), r;
     fleet_dtype dt = v->dtype;
     if ((st = fleet__shape_broadcast(fn, &dx, "x", &to, "shape", &r)) != FLEET_OK)

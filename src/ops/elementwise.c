@@ -137,33 +137,10 @@ fleet_status fleet__op_elementwise_ex(const fleet__op_call *call, fleet__ew_op o
         return run(op, "fleet_" #name, in, 0.0f, 0.0f, out);                             \
     }
 
-UNARY(relu, FLEET__EW_RELU)
-UNARY(gelu, FLEET__EW_GELU)
-UNARY(gelu_tanh, FLEET__EW_GELU_TANH)
-UNARY(silu, FLEET__EW_SILU)
-UNARY(tanh, FLEET__EW_TANH)
-UNARY(sigmoid, FLEET__EW_SIGMOID)
-UNARY(erf, FLEET__EW_ERF)
-UNARY(exp, FLEET__EW_EXP)
-UNARY(log, FLEET__EW_LOG)
-UNARY(sqrt, FLEET__EW_SQRT)
-UNARY(neg, FLEET__EW_NEG)
-UNARY(abs, FLEET__EW_ABS)
-UNARY(reciprocal, FLEET__EW_RECIPROCAL)
+FLEET__EW_UNARY_OPS(UNARY)
 UNARY(copy, FLEET__EW_COPY)
 UNARY(cast, FLEET__EW_CAST)
-BINARY(add, FLEET__EW_ADD)
-BINARY(sub, FLEET__EW_SUB)
-BINARY(mul, FLEET__EW_MUL)
-BINARY(div, FLEET__EW_DIV)
-BINARY(pow, FLEET__EW_POW)
-BINARY(maximum, FLEET__EW_MAX)
-BINARY(minimum, FLEET__EW_MIN)
-BINARY(equal, FLEET__EW_EQUAL)
-BINARY(less, FLEET__EW_LESS)
-BINARY(less_equal, FLEET__EW_LESS_EQUAL)
-BINARY(greater, FLEET__EW_GREATER)
-BINARY(greater_equal, FLEET__EW_GREATER_EQUAL)
+FLEET__EW_BINARY_OPS(BINARY)
 
 #undef UNARY
 #undef BINARY

@@ -92,6 +92,37 @@ fleet_status fleet__op_dtype_supported(const char *fn, const struct fleet_device
  * model's compiled steps call the entries directly, since the builder
  * proved the shapes and dtypes and the plan the rest (model/plan.c). */
 
+/* The elementwise ops that are one public function each, eager (fleet_<name>,
+ * ops/elementwise.c) and in the builder (fleet_model_<name>,
+ * model/graph_ops.c): X(name, op). */
+#define FLEET__EW_UNARY_OPS(X) \
+    X(relu, FLEET__EW_RELU) \
+    X(gelu, FLEET__EW_GELU) \
+    X(gelu_tanh, FLEET__EW_GELU_TANH) \
+    X(silu, FLEET__EW_SILU) \
+    X(tanh, FLEET__EW_TANH) \
+    X(sigmoid, FLEET__EW_SIGMOID) \
+    X(erf, FLEET__EW_ERF) \
+    X(exp, FLEET__EW_EXP) \
+    X(log, FLEET__EW_LOG) \
+    X(sqrt, FLEET__EW_SQRT) \
+    X(neg, FLEET__EW_NEG) \
+    X(abs, FLEET__EW_ABS) \
+    X(reciprocal, FLEET__EW_RECIPROCAL)
+#define FLEET__EW_BINARY_OPS(X) \
+    X(add, FLEET__EW_ADD) \
+    X(sub, FLEET__EW_SUB) \
+    X(mul, FLEET__EW_MUL) \
+    X(div, FLEET__EW_DIV) \
+    X(pow, FLEET__EW_POW) \
+    X(maximum, FLEET__EW_MAX) \
+    X(minimum, FLEET__EW_MIN) \
+    X(equal, FLEET__EW_EQUAL) \
+    X(less, FLEET__EW_LESS) \
+    X(less_equal, FLEET__EW_LESS_EQUAL) \
+    X(greater, FLEET__EW_GREATER) \
+    X(greater_equal, FLEET__EW_GREATER_EQUAL)
+
 /* out = op(a), op(a, b) or c ? a : b (WHERE), with LEAKY_RELU's or CLIP's
  * alpha and beta; a's dtype is the values', out's is the result's. */
 fleet_status fleet__op_elementwise_ex(const fleet__op_call *call, fleet__ew_op op,
