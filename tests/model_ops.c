@@ -122,8 +122,8 @@ static fleet_tensor *mc_run(mcase *c, fleet_value y)
     int ndim;
     int64_t shape[FLEET_MAX_DIMS];
     ASSERT_OK(fleet_model_value_info(c->m, y, &dt, &ndim, shape));
-    for (int d = 0; d < ndim; d++)
-        shape[d] = shape[d] == B ? c->batch : shape[d];
+    for (int d = 0; d < ndim; d++) /* -k: k times the batch */
+        shape[d] = shape[d] < 0 ? -shape[d] * c->batch : shape[d];
     fleet_tensor *out = mc_tensor(c, dt, ndim, shape);
     ASSERT_OK(fleet_model_run(c->m, (const fleet_tensor *const *)c->t, c->n, &out, 1));
     return out;
@@ -712,6 +712,246 @@ TEST(constants_and_value_info)
     test_tensor_read(got, out);
     for (int i = 0; i < 6; i++)
         ASSERT_TRUE(out[i] == host[i] * 2.0f + want_row[i % 3]);
+    mc_end(&c);
+}
+
+/* Integer arithmetic is exact (wrapping), a division by 0 gives 0 and
+ * INT64_MIN / -1 wraps, as the kernels document; the same on i32. */
+static int64_t ref_int(fleet__ew_op op, int64_t x, int64_t y, bool wide)
+{
+    uint64_t ux = (uint64_t)x, uy = (uint64_t)y, r;
+    switch (op) {
+    case FLEET__EW_ADD: r = ux + uy; break;
+    case FLEET__EW_SUB: r = ux - uy; break;
+    case FLEET__EW_MUL: r = ux * uy; break;
+    case FLEET__EW_DIV:
+        r = y == 0 ? 0 : y == -1 ? 0 - ux : (uint64_t)(x / y);
+        break;
+    case FLEET__EW_MAX: r = (uint64_t)(x > y ? x : y); break;
+    case FLEET__EW_MIN: r = (uint64_t)(x < y ? x : y); break;
+    case FLEET__EW_LESS: return x < y;
+    case FLEET__EW_EQUAL: return x == y;
+    case FLEET__EW_NEG: r = 0 - ux; break;
+    default: r = (uint64_t)(x < 0 ? -x : x); break; /* ABS of the values below */
+    }
+    return wide ? (int64_t)r : (int64_t)(int32_t)(uint32_t)r;
+}
+
+TEST(integer_arithmetic_is_exact_and_wraps)
+{
+    const int64_t vals[] = {0, 1, -1, 7, -7, 3, INT64_MAX, INT64_MIN, 1000000007, -2};
+    const fleet__ew_op ops[] = {FLEET__EW_ADD, FLEET__EW_SUB, FLEET__EW_MUL, FLEET__EW_DIV,
+                                FLEET__EW_MAX, FLEET__EW_MIN, FLEET__EW_LESS, FLEET__EW_EQUAL};
+    for (int wide = 0; wide <= 1; wide++) {
+        fleet_dtype dt = wide ? FLEET_DTYPE_I64 : FLEET_DTYPE_I32;
+        int64_t a64[100], b64[100];
+        int32_t a32[100], b32[100];
+        for (int i = 0; i < 100; i++) {
+            a64[i] = vals[i / 10], b64[i] = vals[i % 10];
+            if (!wide)
+                a64[i] = (int32_t)(uint32_t)a64[i], b64[i] = (int32_t)(uint32_t)b64[i];
+            a32[i] = (int32_t)a64[i], b32[i] = (int32_t)b64[i];
+        }
+        for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+            mcase c;
+            mc_begin(&c, 10, 1300 + k);
+            int64_t xs[] = {B, 10};
+            fleet_value a = mc_input(&c, dt, 2, xs), b = mc_input(&c, dt, 2, xs), y;
+            ASSERT_OK(fleet_tensor_copy_from_host(c.t[0], wide ? (void *)a64 : (void *)a32,
+                                                  fleet_tensor_nbytes(c.t[0])));
+            ASSERT_OK(fleet_tensor_copy_from_host(c.t[1], wide ? (void *)b64 : (void *)b32,
+                                                  fleet_tensor_nbytes(c.t[1])));
+            switch (ops[k]) {
+            case FLEET__EW_ADD: ASSERT_OK(fleet_model_add(c.m, a, b, &y)); break;
+            case FLEET__EW_SUB: ASSERT_OK(fleet_model_sub(c.m, a, b, &y)); break;
+            case FLEET__EW_MUL: ASSERT_OK(fleet_model_mul(c.m, a, b, &y)); break;
+            case FLEET__EW_DIV: ASSERT_OK(fleet_model_div(c.m, a, b, &y)); break;
+            case FLEET__EW_MAX: ASSERT_OK(fleet_model_maximum(c.m, a, b, &y)); break;
+            case FLEET__EW_MIN: ASSERT_OK(fleet_model_minimum(c.m, a, b, &y)); break;
+            case FLEET__EW_LESS: ASSERT_OK(fleet_model_less(c.m, a, b, &y)); break;
+            default: ASSERT_OK(fleet_model_equal(c.m, a, b, &y)); break;
+            }
+            fleet_tensor *got = mc_run(&c, y);
+            bool cmp = ops[k] == FLEET__EW_LESS || ops[k] == FLEET__EW_EQUAL;
+            unsigned char raw[800];
+            ASSERT_OK(fleet_tensor_copy_to_host(got, raw, fleet_tensor_nbytes(got)));
+            for (int i = 0; i < 100; i++) {
+                int64_t want = ref_int(ops[k], a64[i], b64[i], wide), v;
+                if (cmp) {
+                    v = raw[i];
+                } else if (wide) {
+                    memcpy(&v, raw + 8 * i, 8);
+                } else {
+                    int32_t v32;
+                    memcpy(&v32, raw + 4 * i, 4);
+                    v = v32;
+                }
+                if (v != want)
+                    printf("  %s op %d: %lld and %lld gave %lld, want %lld\n",
+                           fleet_dtype_name(dt), (int)ops[k], (long long)a64[i],
+                           (long long)b64[i], (long long)v, (long long)want);
+                ASSERT_EQ(v, want);
+            }
+            mc_end(&c);
+        }
+    }
+    /* the float-only ops refuse integers at build time */
+    mcase c;
+    mc_begin(&c, 2, 1320);
+    int64_t xs[] = {B, 3};
+    fleet_value a = mc_input(&c, FLEET_DTYPE_I64, 2, xs), y;
+    ASSERT_REFUSED(fleet_model_exp(c.m, a, &y), FLEET_ERR_UNSUPPORTED, "i64");
+    ASSERT_REFUSED(fleet_model_pow(c.m, a, a, &y), FLEET_ERR_UNSUPPORTED, "i64");
+    mc_end(&c);
+}
+
+/* A range as long as the batch (or k times it), in integers and floats,
+ * right at two batch sizes; refused for what it cannot make. */
+TEST(a_range_follows_the_batch)
+{
+    for (int64_t batch = 3; batch <= 7; batch += 4) {
+        mcase c;
+        mc_begin(&c, batch, 1400);
+        int64_t xs[] = {B};
+        c.index_hi = 100;
+        fleet_value x = mc_input(&c, FLEET_DTYPE_I64, 1, xs), r, y;
+        ASSERT_OK(fleet_model_range(c.m, FLEET_DTYPE_I64, 5.0, -2.0, B, &r));
+        ASSERT_OK(fleet_model_add(c.m, x, r, &y));
+        fleet_tensor *got = mc_run(&c, y);
+        int64_t in[8], out[8];
+        ASSERT_OK(fleet_tensor_copy_to_host(c.t[0], in, sizeof(int64_t) * (size_t)batch));
+        ASSERT_OK(fleet_tensor_copy_to_host(got, out, sizeof(int64_t) * (size_t)batch));
+        for (int64_t i = 0; i < batch; i++)
+            ASSERT_EQ(out[i], in[i] + 5 - 2 * i);
+        mc_end(&c);
+
+        mc_begin(&c, batch, 1401);
+        fleet_value xf = mc_input(&c, FLEET_DTYPE_F32, 1, xs);
+        ASSERT_OK(fleet_model_range(c.m, FLEET_DTYPE_F32, 0.5, 0.25, FLEET_DIM_BATCH_TIMES(3),
+                                    &r));
+        ASSERT_OK(fleet_model_reshape(c.m, r, 2, (const int64_t[]){B, 3}, &r));
+        ASSERT_OK(fleet_model_reshape(c.m, xf, 2, (const int64_t[]){B, 1}, &xf));
+        ASSERT_OK(fleet_model_mul(c.m, xf, r, &y));
+        got = mc_run(&c, y);
+        float fin[8], fout[24];
+        test_tensor_read(c.t[0], fin);
+        test_tensor_read(got, fout);
+        for (int64_t i = 0; i < 3 * batch; i++)
+            ASSERT_TRUE(fabsf(fout[i] - fin[i / 3] * (0.5f + 0.25f * (float)i)) < 1e-6f);
+        mc_end(&c);
+    }
+    mcase c;
+    mc_begin(&c, 2, 1402);
+    fleet_value r;
+    ASSERT_REFUSED(fleet_model_range(c.m, FLEET_DTYPE_BOOL, 0, 1, B, &r), FLEET_ERR_UNSUPPORTED,
+                   "bool");
+    ASSERT_REFUSED(fleet_model_range(c.m, FLEET_DTYPE_I64, 0.5, 1, B, &r),
+                   FLEET_ERR_INVALID_ARGUMENT, "integers");
+    ASSERT_REFUSED(fleet_model_range(c.m, FLEET_DTYPE_F32, NAN, 1, 4, &r),
+                   FLEET_ERR_INVALID_ARGUMENT, "finite");
+    ASSERT_REFUSED(fleet_model_range(c.m, FLEET_DTYPE_F32, 0, 1, -((int64_t)1 << 40), &r),
+                   FLEET_ERR_INVALID_ARGUMENT, "dimension 0");
+    mc_end(&c);
+}
+
+/* GatherND against a plain loop: x [B, 4, 3], indices [B, 2, k] for k = 1,
+ * 2, 3, negative indices counting from the end of their dimension. */
+TEST(gather_nd_picks_what_a_loop_picks)
+{
+    for (int k = 1; k <= 3; k++) {
+        mcase c;
+        const int64_t batch = 3;
+        mc_begin(&c, batch, 1500 + (uint64_t)k);
+        int64_t xs[] = {B, 4, 3}, is[] = {2, 2, k};
+        fleet_value x = mc_input(&c, FLEET_DTYPE_F32, 3, xs);
+        c.index_hi = 3; /* [-3, 3): in range for every dimension (sizes 3, 4, 3) */
+        fleet_value idx = mc_input(&c, FLEET_DTYPE_I64, 3, is), y;
+        ASSERT_OK(fleet_model_gather_nd(c.m, x, idx, &y));
+        fleet_tensor *got = mc_run(&c, y);
+        float xh[36], out[48];
+        int64_t ih[12];
+        test_tensor_read(c.t[0], xh);
+        ASSERT_OK(fleet_tensor_copy_to_host(c.t[1], ih, sizeof(int64_t) * 4 * (size_t)k));
+        test_tensor_read(got, out);
+        const int64_t dims[] = {batch, 4, 3};
+        int64_t inner = 1;
+        for (int d = k; d < 3; d++)
+            inner *= dims[d];
+        ASSERT_EQ(fleet_tensor_numel(got), 4 * inner);
+        for (int r = 0; r < 4; r++) {
+            int64_t off = 0;
+            for (int j = 0; j < k; j++) {
+                int64_t v = ih[r * k + j];
+                v = v < 0 ? v + dims[j] : v;
+                off = off * dims[j] + v;
+            }
+            for (int64_t e = 0; e < inner; e++)
+                ASSERT_TRUE(out[r * inner + e] == xh[off * inner + e]);
+        }
+        mc_end(&c);
+    }
+    mcase c;
+    mc_begin(&c, 2, 1510);
+    int64_t xs[] = {B, 4}, bad[] = {2, 3}, bsym[] = {4, B};
+    fleet_value y;
+    ASSERT_REFUSED(fleet_model_gather_nd(c.m, mc_input(&c, FLEET_DTYPE_F32, 2, xs),
+                                         mc_input(&c, FLEET_DTYPE_I64, 2, bad), &y),
+                   FLEET_ERR_SHAPE_MISMATCH, "last dimension");
+    ASSERT_REFUSED(fleet_model_gather_nd(c.m, mc_input(&c, FLEET_DTYPE_F32, 2, bsym),
+                                         mc_input(&c, FLEET_DTYPE_I64, 2, (const int64_t[]){2, 2}),
+                                         &y),
+                   FLEET_ERR_UNSUPPORTED, "batch");
+    mc_end(&c);
+}
+
+/* Running sums against a loop, inclusive and exclusive, i64 and f32, over
+ * lengths 1 (no add at all) to 9 (past a power of two). */
+TEST(cumsum_sums_what_a_loop_sums)
+{
+    for (int n = 1; n <= 9; n += 4)
+        for (int excl = 0; excl <= 1; excl++)
+            for (int wide = 0; wide <= 1; wide++) {
+                mcase c;
+                mc_begin(&c, 2, 1600 + (uint64_t)(n * 4 + excl * 2 + wide));
+                c.index_hi = 50;
+                fleet_dtype dt = wide ? FLEET_DTYPE_I64 : FLEET_DTYPE_F32;
+                int64_t xs[] = {B, n};
+                fleet_value x = mc_input(&c, dt, 2, xs), y;
+                ASSERT_OK(fleet_model_cumsum(c.m, x, -1, excl, &y));
+                fleet_tensor *got = mc_run(&c, y);
+                int64_t ih[18], io[18];
+                float fh[18], fo[18];
+                if (wide) {
+                    ASSERT_OK(fleet_tensor_copy_to_host(c.t[0], ih, 8 * 2 * (size_t)n));
+                    ASSERT_OK(fleet_tensor_copy_to_host(got, io, 8 * 2 * (size_t)n));
+                } else {
+                    test_tensor_read(c.t[0], fh);
+                    test_tensor_read(got, fo);
+                }
+                for (int r = 0; r < 2; r++) {
+                    int64_t si = 0;
+                    double sf = 0;
+                    for (int i = 0; i < n; i++) {
+                        if (!excl)
+                            si += ih[r * n + i], sf += fh[r * n + i];
+                        if (wide)
+                            ASSERT_EQ(io[r * n + i], si);
+                        else
+                            ASSERT_TRUE(fabs(fo[r * n + i] - sf) < 1e-5);
+                        if (excl)
+                            si += ih[r * n + i], sf += fh[r * n + i];
+                    }
+                }
+                mc_end(&c);
+            }
+    mcase c;
+    mc_begin(&c, 2, 1620);
+    int64_t xs[] = {B, 3};
+    fleet_value y;
+    ASSERT_REFUSED(fleet_model_cumsum(c.m, mc_input(&c, FLEET_DTYPE_F32, 2, xs), 0, 0, &y),
+                   FLEET_ERR_UNSUPPORTED, "batch");
+    ASSERT_REFUSED(fleet_model_cumsum(c.m, mc_input(&c, FLEET_DTYPE_BOOL, 2, xs), 1, 0, &y),
+                   FLEET_ERR_UNSUPPORTED, "bool");
     mc_end(&c);
 }
 

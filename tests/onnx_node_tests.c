@@ -14,6 +14,8 @@
  * prints it), FLEET_ONNX_THREADS=1,4,16 then runs each model that passed
  * from that many threads at once (three runs each, one past 4 threads,
  * every output checked);
+ * Named dimensions of the inputs past the first are bound to the sizes of
+ * the test's inputs (the first stays the batch).
  * FLEET_ONNX_TESTS=substr
  * runs the tests whose name contains it (and prints each). Skips (77) when
  * the folder is missing: install libonnx-testdata (scripts/install-deps.sh). */
@@ -245,6 +247,61 @@ static bool runs_from_threads(const io_set *io, int n, char *why, size_t cap)
     return ok;
 }
 
+/* The named dimensions of the model's inputs past their first (the batch
+ * stays symbolic), bound to the sizes of the test's inputs, as a user binds
+ * a sequence length: names point into the decoded model (dims->model). */
+typedef struct dim_binding {
+    fleet__onnx_model model;
+    char names[16][64];
+    const char *name_ptrs[16];
+    int64_t values[16];
+    int n;
+} dim_binding;
+
+static void bind_dims(const unsigned char *buf, size_t size, const char *dir, const char *name,
+                      dim_binding *b)
+{
+    b->n = 0;
+    if (fleet__onnx_parse(buf, size, &b->model) != FLEET_OK)
+        return; /* the load reports it */
+    const fleet__onnx_graph *g = &b->model.graph;
+    int data_input = 0;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const fleet__onnx_value_info *vi = &g->inputs[i];
+        bool init = false;
+        for (int k = 0; k < g->n_initializers && !init; k++)
+            init = g->initializers[k].name.n == vi->name.n &&
+                   memcmp(g->initializers[k].name.p, vi->name.p, vi->name.n) == 0;
+        if (init)
+            continue;
+        char path[1200], why[64];
+        snprintf(path, sizeof path, "%s/%s/test_data_set_0/input_%d.pb", dir, name, data_input++);
+        fleet_dtype dt;
+        int nd;
+        int64_t shape[FLEET_MAX_DIMS];
+        void *data;
+        size_t bytes;
+        if (!vi->has_shape || !read_pb(path, &dt, &nd, shape, &data, &bytes, why, sizeof why))
+            continue;
+        free(data);
+        for (int d = 1; d < vi->ndim && d < nd && b->n < 16; d++) {
+            const fleet__onnx_dim *dim = &vi->dims[d];
+            if (!dim->has_param || dim->param.n == 0 || dim->param.n >= 64)
+                continue;
+            memcpy(b->names[b->n], dim->param.p, dim->param.n);
+            b->names[b->n][dim->param.n] = '\0';
+            bool seen = false;
+            for (int k = 0; k < b->n && !seen; k++)
+                seen = strcmp(b->names[k], b->names[b->n]) == 0;
+            if (!seen) {
+                b->name_ptrs[b->n] = b->names[b->n];
+                b->values[b->n++] = shape[d];
+            }
+        }
+    }
+    fleet__onnx_model_free(&b->model);
+}
+
 static outcome run_test(const char *dir, const char *name, char *why, size_t cap)
 {
     char path[1200];
@@ -256,7 +313,11 @@ static outcome run_test(const char *dir, const char *name, char *why, size_t cap
         return FAIL;
     }
     fleet_model *m = NULL;
-    fleet_status st = fleet_model_load_onnx_memory(dev, buf, size, NULL, &m);
+    dim_binding b;
+    bind_dims(buf, size, dir, name, &b);
+    fleet_onnx_options o = FLEET_ONNX_OPTIONS_INIT;
+    o.dim_names = b.name_ptrs, o.dim_values = b.values, o.n_dims = b.n;
+    fleet_status st = fleet_model_load_onnx_memory(dev, buf, size, &o, &m);
     free(buf);
     if (st != FLEET_OK) {
         snprintf(why, cap, "%s", fleet_last_error());

@@ -19,7 +19,8 @@ typedef enum fleet_dtype {
     FLEET_DTYPE_F16 = 1,  /* arithmetic on cuda devices only                      */
     FLEET_DTYPE_BF16 = 2, /* likewise                                             */
     FLEET_DTYPE_I32 = 3,  /* indices (fleet_embedding, fleet_gather), fleet_cast,    */
-    FLEET_DTYPE_I64 = 4,  /* copies; no arithmetic op takes them                  */
+    FLEET_DTYPE_I64 = 4,  /* copies, and the integer ops: add, sub, mul, div, max,
+                           * min, neg, abs, comparisons (exact, wrapping)       */
     FLEET_DTYPE_BOOL = 5, /* one byte, 0 or 1: comparisons' results, fleet_where   */
 } fleet_dtype;
 

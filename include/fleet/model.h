@@ -191,6 +191,18 @@ FLEET_API fleet_status fleet_model_embedding(fleet_model *model, fleet_value wei
                                              fleet_value indices, fleet_value *out);
 FLEET_API fleet_status fleet_model_gather(fleet_model *model, fleet_value x, fleet_value indices,
                                           int axis, fleet_value *out);
+/* ONNX's GatherND (batch_dims 0): indices [..., k] pick x[i0, .., ik-1]
+ * (the rest of x's dimensions whole): out is indices' shape without its
+ * last dimension, then x's past the first k. Negative indices count from
+ * the end of their dimension. x's dimensions 1..k-1 must be numbers (the
+ * first may be the batch's). Lowered to integer arithmetic and a gather. */
+FLEET_API fleet_status fleet_model_gather_nd(fleet_model *model, fleet_value x,
+                                             fleet_value indices, fleet_value *out);
+/* Running sums along dim (a number of elements, not the batch's): out[i] =
+ * x[0] + .. + x[i], or x[0] + .. + x[i-1] when exclusive (ONNX's CumSum,
+ * forward); f32, i32 or i64. Lowered to log2(n) shifted adds. */
+FLEET_API fleet_status fleet_model_cumsum(fleet_model *model, fleet_value x, int dim,
+                                          int exclusive, fleet_value *out);
 /* n >= 1 parts joined along dim (one copy each into out's slices). */
 FLEET_API fleet_status fleet_model_concat(fleet_model *model, const fleet_value *inputs, int n,
                                           int dim, fleet_value *out);
@@ -212,6 +224,13 @@ FLEET_API fleet_status fleet_model_slice(fleet_model *model, fleet_value x, int 
  * broadcast of x's shape and `shape`), as ONNX's Expand: a view. */
 FLEET_API fleet_status fleet_model_expand(fleet_model *model, fleet_value x, int ndim,
                                           const int64_t *shape, fleet_value *out);
+/* A 1-D value of `length` elements (a number, FLEET_DIM_BATCH or
+ * FLEET_DIM_BATCH_TIMES(k)): start, start + delta, ... in dtype f32, i32
+ * or i64 (integer start and delta exact below 2^53 in magnitude). What
+ * ONNX's Range over the batch size becomes; a constant where the length
+ * is a number is cheaper (fleet_model_constant). */
+FLEET_API fleet_status fleet_model_range(fleet_model *model, fleet_dtype dtype, double start,
+                                         double delta, int64_t length, fleet_value *out);
 /* Scaled dot-product attention (fleet_attention without mask; scale <= 0
  * means 1/sqrt(D)), lowered to matmul, softmax, matmul. */
 FLEET_API fleet_status fleet_model_attention(fleet_model *model, fleet_value q, fleet_value k, fleet_value v,

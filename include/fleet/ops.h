@@ -12,7 +12,9 @@
  * a dimension of size 1, or a missing one, stretches. out must have the
  * broadcast shape; it may be one of the inputs itself (in place) but must not
  * partly overlap one. They run in f32 everywhere, and in f16/bf16 (computed
- * in f32) on cuda.
+ * in f32) on cuda; add, sub, mul, div, maximum, minimum, neg, abs and the
+ * comparisons also on i32 and i64 (exact, wrapping on overflow; a division
+ * truncates, and by zero gives 0).
  *
  *     // out[M,N] = relu(a[M,K] @ b[K,N] + bias[N])
  *     fleet_matmul(a, b, out);

@@ -126,6 +126,8 @@ typedef struct fleet__backend {
     /* Optional: the gather (embedding, ONNX's Gather) and convolution's im2col
      * (kernel_args.h). */
     fleet_status (*gather)(void *stream, const fleet__gather_args *args);
+    /* Optional: a range (kernel_args.h); with the gather's capability. */
+    fleet_status (*range)(void *stream, const fleet__range_args *args);
     fleet_status (*im2col)(void *stream, const fleet__im2col_args *args);
     /* Optional: 2-D max and average pooling (kernel_args.h). */
     fleet_status (*pool2d)(void *stream, const fleet__pool_args *args);

@@ -67,6 +67,16 @@ static inline int fleet__ew_is_compare(fleet__ew_op op)
     return op >= FLEET__EW_EQUAL && op <= FLEET__EW_GREATER_EQUAL;
 }
 
+/* The ops that also take integers (i32, i64: exact, wrapping on overflow;
+ * DIV truncates toward zero, and gives 0 for a divisor of 0, where C would
+ * not be defined): what index arithmetic in exported graphs uses. */
+static inline int fleet__ew_takes_integers(fleet__ew_op op)
+{
+    return op == FLEET__EW_NEG || op == FLEET__EW_ABS ||
+           (op >= FLEET__EW_ADD && op <= FLEET__EW_DIV) || op == FLEET__EW_MAX ||
+           op == FLEET__EW_MIN || fleet__ew_is_compare(op);
+}
+
 /* out[i] = op(a[i]), op(a[i], b[i]) or c[i] ? a[i] : b[i] over out's
  * shape; a, b and c have out's shape (ndim and sizes), broadcasting through
  * zero strides. dtype (a fleet_dtype) is a's and b's; out_dtype is out's:
@@ -119,6 +129,17 @@ typedef struct fleet__rowwise_args {
     int64_t gamma_stride, beta_stride;
     float eps;
 } fleet__rowwise_args;
+
+/* A range: out[i] = start + i * delta for i < n, out contiguous, dtype
+ * FLEET_DTYPE_F32 (from fstart, fdelta) or _I32/_I64 (from istart,
+ * idelta: exact, wrapping). ONNX's Range over a batch-sized length. */
+typedef struct fleet__range_args {
+    void *out;
+    int dtype; /* fleet_dtype */
+    int64_t n;
+    int64_t istart, idelta;
+    double fstart, fdelta;
+} fleet__range_args;
 
 /* Gather along one dimension: x seen as [outer, v, inner], out as [outer,
  * n, inner], both contiguous: out[o, r, :] = x[o, indices[r], :], elements

@@ -34,6 +34,7 @@ typedef enum fleet__node_op {
     FLEET__NODE_PERMUTE,     /* in: x; attr.perm                                 */
     FLEET__NODE_SLICE,       /* in: x; attr.slice                                */
     FLEET__NODE_EXPAND,      /* in: x, broadcast to the value's shape            */
+    FLEET__NODE_RANGE,       /* no inputs: attr.range                            */
     FLEET__NODE_KINDS_,
 } fleet__node_op;
 /* PERMUTE, SLICE and EXPAND are views of their input (strides moved, an
@@ -94,6 +95,9 @@ typedef struct fleet__node {
         struct {
             int64_t start[FLEET_MAX_DIMS], step[FLEET_MAX_DIMS]; /* per dim of x */
         } slice;                      /* SLICE                                   */
+        struct {
+            double start, delta;      /* exact integers for an integer dtype     */
+        } range;                      /* RANGE                                   */
     } attr;
 } fleet__node;
 

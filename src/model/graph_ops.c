@@ -122,8 +122,7 @@ static fleet_status ew(fleet_model *m, const char *fn, fleet__ew_op op, const fl
     fleet_dtype od = op == FLEET__EW_CAST ? to
                      : fleet__ew_is_compare(op) ? FLEET_DTYPE_BOOL
                                                 : vd;
-    bool moves = op == FLEET__EW_COPY || op == FLEET__EW_CAST || op == FLEET__EW_WHERE;
-    if ((!moves && (st = arithmetic(m, fn, vd, true)) != FLEET_OK) ||
+    if ((st = fleet__op_ew_dtype_supported(fn, m->device, op, vd)) != FLEET_OK ||
         (st = fleet__backend_require_elementwise(fn, m->device, op, vd, od)) != FLEET_OK)
         return st;
     fleet__node n = {.op = FLEET__NODE_ELEMENTWISE, .n_in = arity,
@@ -534,6 +533,29 @@ fleet_status fleet_model_expand(fleet_model *model, fleet_value x, int ndim, con
     return add(model, fn, &n, dt, &r, out);
 }
 
+fleet_status fleet_model_range(fleet_model *model, fleet_dtype dtype, double start,
+                               double delta, int64_t length, fleet_value *out)
+{
+    static const char fn[] = "fleet_model_range";
+    fleet_status st = fleet__model_op_begin(model, fn, out, NULL, 0, 0u, NULL);
+    if (st != FLEET_OK)
+        return st;
+    bool integer = dtype == FLEET_DTYPE_I32 || dtype == FLEET_DTYPE_I64;
+    FLEET_CHECK_ARG(integer || dtype == FLEET_DTYPE_F32, FLEET_ERR_UNSUPPORTED,
+                    "%s: a range of %s (f32, i32 or i64)", fn, fleet_dtype_name(dtype));
+    const double exact = 9007199254740992.0; /* 2^53 */
+    FLEET_CHECK_ARG(isfinite(start) && isfinite(delta) &&
+                        (!integer || (start == floor(start) && delta == floor(delta) &&
+                                      fabs(start) < exact && fabs(delta) < exact)),
+                    FLEET_ERR_INVALID_ARGUMENT, "%s: start %g and delta %g must be finite%s", fn,
+                    start, delta, integer ? " integers below 2^53" : "");
+    if ((st = shape_arg(fn, 1, &length)) != FLEET_OK ||
+        (st = fleet__backend_require(fn, model->device, FLEET__CAN_GATHER)) != FLEET_OK)
+        return st;
+    fleet__node n = {.op = FLEET__NODE_RANGE, .attr.range = {.start = start, .delta = delta}};
+    return fleet__model_add_node(model, fn, &n, dtype, 1, &length, out);
+}
+
 /* ---- composites ---------------------------------------------------------------------------- */
 
 fleet_status fleet_model_attention_masked(fleet_model *model, fleet_value q, fleet_value k,
@@ -565,6 +587,143 @@ fleet_status fleet_model_attention_masked(fleet_model *model, fleet_value q, fle
         (st = fleet_model_softmax(model, scores, -1, &probs)) != FLEET_OK ||
         (st = fleet_model_matmul(model, probs, v, 1.0f, out)) != FLEET_OK)
         return fleet__error_prefix(st, fn);
+    return FLEET_OK;
+}
+
+/* A scalar constant of an integer dtype. */
+static fleet_status int_constant(fleet_model *m, fleet_dtype dt, int64_t v, fleet_value *out)
+{
+    int32_t v32 = (int32_t)v;
+    return fleet_model_constant(m, dt, 0, NULL, dt == FLEET_DTYPE_I64 ? (const void *)&v
+                                                                      : (const void *)&v32, out);
+}
+
+/* Component j of indices [..., k] as [...], counted from the front of a
+ * dimension of `size` (a number) when negative. */
+static fleet_status nd_component(fleet_model *m, fleet_value indices, const fleet__value *vi,
+                                 int j, int64_t size, fleet_value *out)
+{
+    fleet_value c, zero, n, neg, wrapped;
+    fleet_status st;
+    if ((st = fleet_model_slice(m, indices, -1, j, j + 1, 1, &c)) != FLEET_OK ||
+        (st = fleet_model_reshape(m, c, vi->ndim - 1, vi->shape, &c)) != FLEET_OK ||
+        (st = int_constant(m, vi->dtype, 0, &zero)) != FLEET_OK ||
+        (st = int_constant(m, vi->dtype, size, &n)) != FLEET_OK ||
+        (st = fleet_model_less(m, c, zero, &neg)) != FLEET_OK ||
+        (st = fleet_model_add(m, c, n, &wrapped)) != FLEET_OK)
+        return st;
+    return fleet_model_where(m, neg, wrapped, c, out);
+}
+
+fleet_status fleet_model_gather_nd(fleet_model *model, fleet_value x, fleet_value indices,
+                                   fleet_value *out)
+{
+    static const char fn[] = "fleet_model_gather_nd";
+    const fleet_value ids[] = {x, indices};
+    const fleet__value *vs[2];
+    fleet_status st = fleet__model_op_begin(model, fn, out, ids, 2, 0u, vs);
+    if (st != FLEET_OK)
+        return st;
+    fleet__value vx = *vs[0], vi = *vs[1]; /* copies: adding nodes moves the values */
+    if (vi.dtype != FLEET_DTYPE_I32 && vi.dtype != FLEET_DTYPE_I64)
+        return fleet__error(FLEET_ERR_DTYPE_MISMATCH, "%s: indices must be i32 or i64, got %s", fn,
+                            fleet_dtype_name(vi.dtype));
+    int64_t k = vi.ndim > 0 ? vi.shape[vi.ndim - 1] : -1;
+    FLEET_CHECK_ARG(vi.ndim >= 1 && k >= 1 && k <= vx.ndim, FLEET_ERR_SHAPE_MISMATCH,
+                    "%s: indices' last dimension (%lld) must be 1..%d, x's rank", fn,
+                    (long long)k, vx.ndim);
+    FLEET_CHECK_ARG(vi.ndim - 1 + vx.ndim - k <= FLEET_MAX_DIMS, FLEET_ERR_SHAPE_MISMATCH,
+                    "%s: the result would have more than %d dimensions", fn, FLEET_MAX_DIMS);
+    for (int d = 1; d < k; d++)
+        FLEET_CHECK_ARG(vx.shape[d] >= 0, FLEET_ERR_UNSUPPORTED,
+                        "%s: x's dimension %d is the batch's; only the first may be", fn, d);
+    /* lin = sum_j i_j * stride_j (dimension 0 wraps in the gather: its size
+     * may be the batch's) */
+    fleet_value lin = FLEET_NO_VALUE;
+    int64_t stride = 1;
+    for (int j = (int)k - 1; j >= 0; j--) {
+        fleet_value c, s;
+        if (j > 0)
+            st = nd_component(model, indices, &vi, j, vx.shape[j], &c);
+        else if ((st = fleet_model_slice(model, indices, -1, 0, 1, 1, &c)) == FLEET_OK)
+            st = fleet_model_reshape(model, c, vi.ndim - 1, vi.shape, &c);
+        if (st == FLEET_OK && stride != 1 &&
+            (st = int_constant(model, vi.dtype, stride, &s)) == FLEET_OK)
+            st = fleet_model_mul(model, c, s, &c);
+        if (st == FLEET_OK && lin != FLEET_NO_VALUE)
+            st = fleet_model_add(model, lin, c, &c);
+        if (st != FLEET_OK)
+            return fleet__error_prefix(st, fn);
+        lin = c;
+        if (j > 0 && __builtin_mul_overflow(stride, vx.shape[j], &stride))
+            return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: x is past 2^63 elements", fn);
+    }
+    /* x as [d0 * .. * dk-1, rest] */
+    int64_t flat[FLEET_MAX_DIMS];
+    int nf = 0;
+    int64_t d0 = vx.shape[0], lead;
+    bool sym0 = d0 < 0;
+    if (__builtin_mul_overflow(sym0 ? -d0 : d0, stride, &lead))
+        return fleet__error(FLEET_ERR_SHAPE_MISMATCH, "%s: x is too large", fn);
+    flat[nf++] = sym0 ? -lead : lead;
+    for (int d = (int)k; d < vx.ndim; d++)
+        flat[nf++] = vx.shape[d];
+    fleet_value fx;
+    if ((st = fleet_model_reshape(model, x, nf, flat, &fx)) != FLEET_OK ||
+        (st = fleet_model_gather(model, fx, lin, 0, out)) != FLEET_OK)
+        return fleet__error_prefix(st, fn);
+    return FLEET_OK;
+}
+
+/* acc shifted by `by` along d (length n), zeros coming in at the front. */
+static fleet_status shifted(fleet_model *m, fleet_value acc, const fleet__value *v, int d,
+                            int64_t n, int64_t by, fleet_value *out)
+{
+    int64_t zshape[FLEET_MAX_DIMS];
+    memcpy(zshape, v->shape, sizeof zshape);
+    zshape[d] = by;
+    const unsigned char zero[8] = {0};
+    fleet_value z, head;
+    fleet_status st;
+    if ((st = fleet_model_constant(m, v->dtype, 0, NULL, zero, &z)) != FLEET_OK ||
+        (st = fleet_model_expand(m, z, v->ndim, zshape, &z)) != FLEET_OK ||
+        (st = fleet_model_slice(m, acc, d, 0, n - by, 1, &head)) != FLEET_OK)
+        return st;
+    const fleet_value parts[] = {z, head};
+    return fleet_model_concat(m, parts, 2, d, out);
+}
+
+fleet_status fleet_model_cumsum(fleet_model *model, fleet_value x, int dim, int exclusive,
+                                fleet_value *out)
+{
+    static const char fn[] = "fleet_model_cumsum";
+    const fleet__value *vp;
+    fleet_status st = fleet__model_op_begin(model, fn, out, &x, 1, 0u, &vp);
+    if (st != FLEET_OK)
+        return st;
+    fleet__value v = *vp; /* a copy: adding nodes moves the values */
+    int d;
+    if ((st = fleet__shape_dim(fn, v.ndim, dim, &d)) != FLEET_OK)
+        return st;
+    int64_t n = v.shape[d];
+    FLEET_CHECK_ARG(n >= 0, FLEET_ERR_UNSUPPORTED, "%s: along the batch's dimension", fn);
+    FLEET_CHECK_ARG(v.dtype == FLEET_DTYPE_F32 || v.dtype == FLEET_DTYPE_I32 ||
+                        v.dtype == FLEET_DTYPE_I64,
+                    FLEET_ERR_UNSUPPORTED, "%s: %s (f32, i32 or i64)", fn,
+                    fleet_dtype_name(v.dtype));
+    fleet_value acc = x;
+    for (int64_t by = 1; by < n && st == FLEET_OK; by *= 2) { /* Hillis-Steele */
+        fleet_value s;
+        if ((st = shifted(model, acc, &v, d, n, by, &s)) == FLEET_OK)
+            st = fleet_model_add(model, acc, s, &acc);
+    }
+    if (st == FLEET_OK && exclusive && n > 0)
+        st = shifted(model, acc, &v, d, n, 1, &acc);
+    if (st == FLEET_OK && acc == x) /* n <= 1 and inclusive: the identity */
+        st = fleet_model_reshape(model, x, v.ndim, v.shape, &acc);
+    if (st != FLEET_OK)
+        return fleet__error_prefix(st, fn);
+    *out = acc;
     return FLEET_OK;
 }
 

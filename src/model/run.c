@@ -80,6 +80,8 @@ static fleet_status run_node(const fleet__instance *in, const fleet__op_call *ca
                                 n->attr.gather.wrap_negative, out);
     case FLEET__NODE_CONCAT:
         return fleet__op_concat(call, t, n->n_in, n->attr.dim, out);
+    case FLEET__NODE_RANGE:
+        return fleet__op_range(call, n->attr.range.start, n->attr.range.delta, out);
     default:
         break; /* views: no step (a materialised one is a COPY step) */
     }
@@ -97,7 +99,7 @@ static const char *node_name(const fleet__node *n)
         [FLEET__NODE_POOL] = "pooling", [FLEET__NODE_GATHER] = "gather",
         [FLEET__NODE_CONCAT] = "concat", [FLEET__NODE_RESHAPE] = "reshape",
         [FLEET__NODE_PERMUTE] = "permute", [FLEET__NODE_SLICE] = "slice",
-        [FLEET__NODE_EXPAND] = "expand"};
+        [FLEET__NODE_EXPAND] = "expand", [FLEET__NODE_RANGE] = "range"};
     if (n->op == FLEET__NODE_ELEMENTWISE)
         return fleet__ew_name(n->attr.ew.op);
     return names[n->op];

@@ -637,7 +637,8 @@ static fleet_status fold_range(fctx *f)
         return st;
     int64_t is = get_i64(s, 0), id = get_i64(d, 0);
     for (int64_t i = 0; i < len; i++)
-        set_elem(r.data, s->dtype, i, is + i * id, fs + (double)i * fd, fl);
+        set_elem(r.data, s->dtype, i, (int64_t)((uint64_t)is + (uint64_t)i * (uint64_t)id),
+                 fs + (double)i * fd, fl);
     return emit(f->im, f->n, 0, &r);
 }
 
@@ -747,10 +748,6 @@ static fleet_status reshape_target(fctx *f, int64_t *shape, int *ndim)
     fleet_status st = fleet__imp_ints(f->n, f->in[1], shape, sym, FLEET_MAX_DIMS, ndim);
     if (st != FLEET_OK)
         return st;
-    if (x->sym != NULL) {
-        f->skip = true;
-        return FLEET_OK;
-    }
     bool allowzero = fleet__imp_attr_int(f->n, "allowzero", 0) != 0;
     int infer = -1;
     int64_t known = 1;
@@ -938,8 +935,14 @@ static fleet_status fold_op(fctx *f)
         return fold_constant_of_shape(f);
     if (OP_IS(f, "Expand")) {
         int64_t to[FLEET_MAX_DIMS];
+        uint8_t sym[FLEET_MAX_DIMS];
         int nd;
-        fleet_status st = fleet__imp_ints(f->n, f->in[1], to, NULL, FLEET_MAX_DIMS, &nd);
+        fleet_status st = fleet__imp_ints(f->n, f->in[1], to, sym, FLEET_MAX_DIMS, &nd);
+        for (int d = 0; st == FLEET_OK && d < nd; d++)
+            if (sym[d]) {
+                f->skip = true; /* to the batch's size: an expand, in the graph */
+                return FLEET_OK;
+            }
         return st != FLEET_OK ? st : fold_expand(f, nd, to);
     }
     f->skip = true;

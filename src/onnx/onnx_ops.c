@@ -1199,12 +1199,80 @@ static fleet_status t_ConstantOfShape(fleet__importer *im, const fleet__onnx_nod
     return out(im, n, y);
 }
 
+/* Range that fold.c could not compute: its limit the batch size B, from 0
+ * in steps of 1 (the batch index of a mask builder's arithmetic), which a
+ * graph op makes at each run. Any other start or delta would make a length
+ * that is no multiple of the batch. */
+static fleet_status t_Range(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet__ival *iv[3];
+    int64_t v[3];
+    uint8_t sym[3];
+    fleet_status st;
+    for (int k = 0; k < 3; k++) {
+        int cnt;
+        if ((st = fleet__imp_input(im, n, k, &iv[k])) != FLEET_OK)
+            return st;
+        if (iv[k] == NULL || (iv[k]->dtype != FLEET_DTYPE_I64 && iv[k]->dtype != FLEET_DTYPE_I32))
+            return fleet__imp_unsupported(n, "a Range over the batch size in floats");
+        if ((st = fleet__imp_ints(n, iv[k], &v[k], &sym[k], 1, &cnt)) != FLEET_OK)
+            return st;
+        if (cnt != 1)
+            return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: node '%.*s': a Range operand of "
+                                "%d elements", (int)n->name.n, (const char *)n->name.p, cnt);
+    }
+    fleet_dtype dt = iv[0]->dtype;
+    if (!sym[1] || sym[0] || sym[2] || v[0] != 0 || v[2] != 1 || iv[1]->dtype != dt ||
+        iv[2]->dtype != dt)
+        return fleet__imp_unsupported(n, "a Range over the batch size other than 0, 1, .., B-1 "
+                                      "in integers");
+    fleet_value y;
+    if ((st = fleet_model_range(im->m, dt, 0.0, 1.0, FLEET_DIM_BATCH, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
 /* Ops computed only at load (their inputs must be constants). */
 static fleet_status t_load_only(fleet__importer *im, const fleet__onnx_node *n)
 {
     (void)im;
     return fleet__imp_unsupported(n, "inputs computed by the graph (fleet computes %.*s at load "
                                   "only)", (int)n->op_type.n, (const char *)n->op_type.p);
+}
+
+static fleet_status t_CumSum(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, y;
+    fleet__ival *axis;
+    int64_t a;
+    int cnt;
+    fleet_status st;
+    if (fleet__imp_attr_int(n, "reverse", 0) != 0)
+        return fleet__imp_unsupported(n, "reverse = 1");
+    if ((st = in_value(im, n, 0, &x, NULL)) != FLEET_OK ||
+        (st = fleet__imp_input(im, n, 1, &axis)) != FLEET_OK ||
+        (st = fleet__imp_ints(n, axis, &a, NULL, 1, &cnt)) != FLEET_OK)
+        return st;
+    if (cnt != 1 || a < INT32_MIN || a > INT32_MAX)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: node '%.*s': CumSum's axis is not "
+                            "one number", (int)n->name.n, (const char *)n->name.p);
+    if ((st = fleet_model_cumsum(im->m, x, (int)a, (int)fleet__imp_attr_int(n, "exclusive", 0),
+                                 &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
+static fleet_status t_GatherND(fleet__importer *im, const fleet__onnx_node *n)
+{
+    fleet_value x, idx, y;
+    fleet_status st;
+    if (fleet__imp_attr_int(n, "batch_dims", 0) != 0)
+        return fleet__imp_unsupported(n, "batch_dims other than 0");
+    if ((st = in_value(im, n, 0, &x, NULL)) != FLEET_OK ||
+        (st = in_value(im, n, 1, &idx, NULL)) != FLEET_OK ||
+        (st = fleet_model_gather_nd(im->m, x, idx, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
 }
 
 static fleet_status t_Gather(fleet__importer *im, const fleet__onnx_node *n)
@@ -1532,6 +1600,7 @@ static const struct {
     {"Constant", t_load_only, 7},
     {"ConstantOfShape", t_ConstantOfShape, 9},
     {"Conv", t_Conv, 7},
+    {"CumSum", t_CumSum, 11},
     {"Div", t_Div, 7},
     {"Dropout", t_Dropout, 7},
     {"Equal", t_Equal, 7},
@@ -1540,6 +1609,7 @@ static const struct {
     {"Expand", t_Expand, 8},
     {"Flatten", t_Flatten, 7},
     {"Gather", t_Gather, 7},
+    {"GatherND", t_GatherND, 11},
     {"Gelu", t_Gelu, 20},
     {"Gemm", t_Gemm, 7},
     {"GlobalAveragePool", t_GlobalAveragePool, 1},
@@ -1562,7 +1632,7 @@ static const struct {
     {"Not", t_Not, 1},
     {"Or", t_Or, 7},
     {"Pow", t_Pow, 7},
-    {"Range", t_load_only, 11},
+    {"Range", t_Range, 11},
     {"Reciprocal", t_Reciprocal, 7},
     {"ReduceMax", t_ReduceMax, 7},
     {"ReduceMean", t_ReduceMean, 7},

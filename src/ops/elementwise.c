@@ -87,9 +87,7 @@ static fleet_status run(fleet__ew_op op, const char *fn, const fleet_tensor *con
     fleet__op_call call;
     if ((st = fleet__op_begin(&call, fn, ts, names, arity + 1, FLEET__OP_ANY_DTYPE)) != FLEET_OK)
         return st;
-    bool moves = op == FLEET__EW_COPY || op == FLEET__EW_CAST || op == FLEET__EW_WHERE;
-    if ((!moves && (st = fleet__op_dtype_supported(fn, call.device, vd,
-                                                   FLEET__OP_HALF_ON_CUDA)) != FLEET_OK) ||
+    if ((st = fleet__op_ew_dtype_supported(fn, call.device, op, vd)) != FLEET_OK ||
         (st = fleet__backend_require_elementwise(fn, call.device, op, vd, od)) != FLEET_OK)
         return st;
     for (int i = 0; i < arity; i++)

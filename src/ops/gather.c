@@ -1,5 +1,6 @@
 /* ops/gather.c — fleet_embedding (rows of a weight table) and fleet_gather
- * (elements along any dimension, ONNX's Gather), one gather kernel.
+ * (elements along any dimension, ONNX's Gather), one gather kernel; and
+ * the range a model's index arithmetic starts from (fleet_model_range).
  *
  * Indices live on the device and the op is asynchronous, so their values
  * cannot be checked at the call without waiting for the stream. The kernels
@@ -87,6 +88,15 @@ fleet_status fleet_gather(const fleet_tensor *x_h, const fleet_tensor *indices_h
     if ((st = begin(&call, fn, x, indices, out, "x", FLEET__OP_ANY_DTYPE)) != FLEET_OK)
         return st;
     return fleet__op_gather(&call, x, indices, d, true, out);
+}
+
+fleet_status fleet__op_range(const fleet__op_call *call, double start, double delta,
+                             fleet_tensor *out)
+{
+    fleet__range_args args = {.out = fleet_tensor_data(out), .dtype = (int)out->dtype,
+                              .n = fleet_tensor_numel(out), .istart = (int64_t)start,
+                              .idelta = (int64_t)delta, .fstart = start, .fdelta = delta};
+    return fleet__backend_range(call->device, call->native, &args);
 }
 
 fleet_status fleet__op_gather(const fleet__op_call *call, const fleet_tensor *x,

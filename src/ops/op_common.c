@@ -35,6 +35,15 @@ fleet_status fleet__op_dtype_supported(const char *fn, const struct fleet_device
     return FLEET_OK;
 }
 
+fleet_status fleet__op_ew_dtype_supported(const char *fn, const struct fleet_device *dev,
+                                          fleet__ew_op op, fleet_dtype dtype)
+{
+    if (op == FLEET__EW_COPY || op == FLEET__EW_CAST || op == FLEET__EW_WHERE ||
+        ((dtype == FLEET_DTYPE_I32 || dtype == FLEET_DTYPE_I64) && fleet__ew_takes_integers(op)))
+        return FLEET_OK;
+    return fleet__op_dtype_supported(fn, dev, dtype, FLEET__OP_HALF_ON_CUDA);
+}
+
 fleet_status fleet__op_begin(fleet__op_call *call, const char *fn, const fleet_tensor *const *ts,
                              const char *const *names, int n, unsigned flags)
 {

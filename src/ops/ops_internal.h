@@ -81,6 +81,12 @@ void fleet__view_coalesce(fleet__view *const *vs, int nv);
  * `dev` (f32 everywhere; f16/bf16 on cuda with FLEET__OP_HALF_ON_CUDA). */
 fleet_status fleet__op_dtype_supported(const char *fn, const struct fleet_device *dev,
                                        fleet_dtype dtype, unsigned flags);
+/* The same for elementwise op `op` on values of `dtype`: the moves (COPY,
+ * CAST, WHERE) take any dtype, the integer ops i32 and i64 too, the rest
+ * as above (f16/bf16 on cuda). The one rule of the eager ops and the
+ * builder. */
+fleet_status fleet__op_ew_dtype_supported(const char *fn, const struct fleet_device *dev,
+                                          fleet__ew_op op, fleet_dtype dtype);
 
 /* ---- internal entries ---------------------------------------------------------
  * What a public op does once its arguments are proved — handles resolved to
@@ -183,6 +189,9 @@ size_t fleet__conv_workspace_bytes(const fleet__conv_params *p, const fleet_tens
 fleet_status fleet__op_gather(const fleet__op_call *call, const fleet_tensor *x,
                               const fleet_tensor *indices, int axis, bool wrap_negative,
                               fleet_tensor *out);
+/* out (1-D, contiguous; f32, i32 or i64) = start + i * delta. */
+fleet_status fleet__op_range(const fleet__op_call *call, double start, double delta,
+                             fleet_tensor *out);
 /* inputs joined along d (normalised) into out, one copy each into its
  * slice of out; any layouts. */
 fleet_status fleet__op_concat(const fleet__op_call *call, const fleet_tensor *const *inputs, int n,

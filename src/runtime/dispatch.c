@@ -23,7 +23,7 @@ bool fleet__backend_can(const struct fleet_device *dev, fleet__capability what)
     case FLEET__CAN_HOST_FUNC: return be->stream_launch_host_func != NULL;
     case FLEET__CAN_ROWWISE: return be->rowwise != NULL;
     case FLEET__CAN_LINALG: return be->linalg != NULL && be->linalg_workspace_size != NULL;
-    case FLEET__CAN_GATHER: return be->gather != NULL;
+    case FLEET__CAN_GATHER: return be->gather != NULL && be->range != NULL;
     case FLEET__CAN_IM2COL: return be->im2col != NULL;
     case FLEET__CAN_POOL: return be->pool2d != NULL;
     case FLEET__CAN_CAPTURE: return be->capture_begin != NULL;
@@ -252,6 +252,13 @@ fleet_status fleet__backend_gather(const struct fleet_device *dev, void *stream,
 {
     fleet_status st = fleet__backend_require(NULL, dev, FLEET__CAN_GATHER);
     return st != FLEET_OK ? st : dev->backend->gather(stream, args);
+}
+
+fleet_status fleet__backend_range(const struct fleet_device *dev, void *stream,
+                                  const fleet__range_args *args)
+{
+    fleet_status st = fleet__backend_require(NULL, dev, FLEET__CAN_GATHER);
+    return st != FLEET_OK ? st : dev->backend->range(stream, args);
 }
 
 fleet_status fleet__backend_im2col(const struct fleet_device *dev, void *stream,

@@ -24,7 +24,8 @@ typedef enum fleet__capability {
     FLEET__CAN_HOST_FUNC,   /* host functions on a stream                    */
     FLEET__CAN_ROWWISE,     /* softmax, layer norm, sum, mean                */
     FLEET__CAN_LINALG,      /* dense linear algebra                          */
-    FLEET__CAN_GATHER,      /* the gather along a dimension (embedding)      */
+    FLEET__CAN_GATHER,      /* the gather along a dimension (embedding), and
+                             * the range                                     */
     FLEET__CAN_IM2COL,      /* convolution's im2col                          */
     FLEET__CAN_POOL,        /* 2-D max and average pooling                   */
     FLEET__CAN_CAPTURE,     /* graph capture and replay                      */
@@ -105,6 +106,8 @@ fleet_status fleet__backend_linalg(const struct fleet_device *dev, void *stream,
                                    const fleet__linalg_args *args);
 fleet_status fleet__backend_gather(const struct fleet_device *dev, void *stream,
                                    const fleet__gather_args *args);
+fleet_status fleet__backend_range(const struct fleet_device *dev, void *stream,
+                                  const fleet__range_args *args);
 fleet_status fleet__backend_im2col(const struct fleet_device *dev, void *stream,
                                    const fleet__im2col_args *args);
 fleet_status fleet__backend_pool2d(const struct fleet_device *dev, void *stream,

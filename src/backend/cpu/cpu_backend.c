@@ -133,6 +133,7 @@ const fleet__backend fleet__cpu_backend = {
     .linalg_workspace_size = fleet__cpu_linalg_workspace_size,
     .linalg = fleet__cpu_linalg,
     .gather = fleet__cpu_gather,
+    .range = fleet__cpu_range,
     .im2col = fleet__cpu_im2col,
     .pool2d = fleet__cpu_pool2d,
     .elementwise = fleet__cpu_elementwise,

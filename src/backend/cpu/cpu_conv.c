@@ -1,4 +1,4 @@
-/* backend/cpu/cpu_conv.c — the gather (embedding), convolution's im2col and
+/* backend/cpu/cpu_conv.c — the gather (embedding), the range, convolution's im2col and
  * 2-D pooling (f32), plain loops on the stream's worker. The GEMM that
  * follows im2col is the ordinary cpu gemm. */
 #include <math.h>
@@ -10,6 +10,7 @@
 #include "core/error.h"
 
 _Static_assert(sizeof(fleet__gather_args) <= FLEET__CPU_TASK_ARGS, "gather args fit a task");
+_Static_assert(sizeof(fleet__range_args) <= FLEET__CPU_TASK_ARGS, "range args fit a task");
 _Static_assert(sizeof(fleet__im2col_args) <= FLEET__CPU_TASK_ARGS, "im2col args fit a task");
 _Static_assert(sizeof(fleet__pool_args) <= FLEET__CPU_TASK_ARGS, "pool args fit a task");
 
@@ -33,6 +34,30 @@ static void gather_task(const void *p)
                 memset(dst, 0, row);
         }
     }
+}
+
+static void range_task(const void *p)
+{
+    const fleet__range_args *e = p;
+    for (int64_t i = 0; i < e->n; i++) {
+        uint64_t v = (uint64_t)e->istart + (uint64_t)i * (uint64_t)e->idelta;
+        switch (e->dtype) {
+        case FLEET_DTYPE_I64: ((int64_t *)e->out)[i] = (int64_t)v; break;
+        case FLEET_DTYPE_I32: ((int32_t *)e->out)[i] = (int32_t)(uint32_t)v; break;
+        default: ((float *)e->out)[i] = (float)(e->fstart + (double)i * e->fdelta); break;
+        }
+    }
+}
+
+fleet_status fleet__cpu_range(void *stream, const fleet__range_args *args)
+{
+    if (args->dtype != FLEET_DTYPE_F32 && args->dtype != FLEET_DTYPE_I32 &&
+        args->dtype != FLEET_DTYPE_I64)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cpu backend: a range of %s",
+                            fleet_dtype_name((fleet_dtype)args->dtype));
+    if (args->n == 0)
+        return FLEET_OK;
+    return fleet__cpu_stream_submit(stream, range_task, args, sizeof *args);
 }
 
 fleet_status fleet__cpu_gather(void *stream, const fleet__gather_args *args)

@@ -6,6 +6,7 @@
 #include "backend/backend.h"
 
 fleet_status fleet__cpu_gather(void *stream, const fleet__gather_args *args);
+fleet_status fleet__cpu_range(void *stream, const fleet__range_args *args);
 fleet_status fleet__cpu_im2col(void *stream, const fleet__im2col_args *args);
 fleet_status fleet__cpu_pool2d(void *stream, const fleet__pool_args *args);
 

@@ -3,9 +3,10 @@
  * The ops layer hands over views already broadcast (zero strides) and
  * coalesced, so the kernel walks out's index space row by row: the innermost
  * dimension is a tight loop per op (the switch stays outside it), the outer
- * dimensions are an odometer over byte offsets. Arithmetic is f32; COPY
+ * dimensions are an odometer over byte offsets. Arithmetic is f32, and
+ * for the integer ops (fleet__ew_takes_integers) i32 and i64 too; COPY
  * moves elements of any size; CAST converts between f32, i32, i64 and bool
- * through double; comparisons read f32 and write bool; WHERE picks elements of any
+ * through double; comparisons write bool; WHERE picks elements of any
  * size by a bool condition. */
 #include <math.h>
 #include <stdbool.h>
@@ -64,7 +65,7 @@ typedef struct row {
 /* Comparisons: bool out, its stride in bytes. */
 #define CMP(expr)                                                                        \
     for (int64_t i = 0; i < n; i++) {                                                    \
-        float x = a[i * sa], y = b[i * sb];                                              \
+        float x = a[i * sa], y = b ? b[i * sb] : 0.0f;                                   \
         ob[i * r->so] = (unsigned char)(expr);                                           \
     }
 
@@ -110,6 +111,59 @@ static void float_row(const fleet__elementwise_args *e, const row *r)
         break; /* not float ops */
     }
 }
+
+/* Integer rows: T in (and out, but a comparison's bool), strides in bytes;
+ * arithmetic through the unsigned type so that overflow wraps. */
+#define INT_ROW(T, U, expr)                                                              \
+    for (int64_t i = 0; i < r->n; i++) {                                                 \
+        T x, y = 0, v;                                                                   \
+        memcpy(&x, r->a + i * r->sa, sizeof x);                                          \
+        if (r->b != NULL)                                                                \
+            memcpy(&y, r->b + i * r->sb, sizeof y);                                      \
+        (void)y;                                                                         \
+        v = (T)(expr);                                                                   \
+        memcpy(r->o + i * r->so, &v, sizeof v);                                          \
+    }
+#define INT_CMP(T, expr)                                                                 \
+    for (int64_t i = 0; i < r->n; i++) {                                                 \
+        T x, y = 0;                                                                      \
+        memcpy(&x, r->a + i * r->sa, sizeof x);                                          \
+        if (r->b != NULL)                                                                \
+            memcpy(&y, r->b + i * r->sb, sizeof y);                                      \
+        *(unsigned char *)(r->o + i * r->so) = (unsigned char)(expr);                    \
+    }
+#define INT_OPS(T, U, MIN_)                                                              \
+    switch ((fleet__ew_op)e->op) {                                                       \
+    case FLEET__EW_NEG: INT_ROW(T, U, (U)0 - (U)x); break;                               \
+    case FLEET__EW_ABS: INT_ROW(T, U, x < 0 ? (U)0 - (U)x : (U)x); break;                \
+    case FLEET__EW_ADD: INT_ROW(T, U, (U)x + (U)y); break;                               \
+    case FLEET__EW_SUB: INT_ROW(T, U, (U)x - (U)y); break;                               \
+    case FLEET__EW_MUL: INT_ROW(T, U, (U)x * (U)y); break;                               \
+    case FLEET__EW_DIV: INT_ROW(T, U, y == 0 ? 0 : (x == MIN_ && y == -1) ? x : x / y);  \
+        break;                                                                           \
+    case FLEET__EW_MAX: INT_ROW(T, U, x > y ? x : y); break;                             \
+    case FLEET__EW_MIN: INT_ROW(T, U, x < y ? x : y); break;                             \
+    case FLEET__EW_EQUAL: INT_CMP(T, x == y); break;                                     \
+    case FLEET__EW_LESS: INT_CMP(T, x < y); break;                                       \
+    case FLEET__EW_LESS_EQUAL: INT_CMP(T, x <= y); break;                                \
+    case FLEET__EW_GREATER: INT_CMP(T, x > y); break;                                    \
+    case FLEET__EW_GREATER_EQUAL: INT_CMP(T, x >= y); break;                             \
+    default: break; /* not integer ops (fleet__ew_takes_integers) */                    \
+    }
+
+static void int_row(const fleet__elementwise_args *e, const row *r)
+{
+    if (r->b == NULL && fleet__ew_arity((fleet__ew_op)e->op) == 2)
+        return; /* a binary op always has b: the task sets it */
+    if (e->dtype == FLEET_DTYPE_I64)
+        INT_OPS(int64_t, uint64_t, INT64_MIN)
+    else
+        INT_OPS(int32_t, uint32_t, INT32_MIN)
+}
+
+#undef INT_ROW
+#undef INT_CMP
+#undef INT_OPS
 
 static void copy_row(const row *r, size_t es)
 {
@@ -189,7 +243,12 @@ static void do_row(const fleet__elementwise_args *e, const row *r)
     case FLEET__EW_COPY: copy_row(r, es); break;
     case FLEET__EW_CAST: cast_row(e, r); break;
     case FLEET__EW_WHERE: where_row(r, es); break;
-    default: float_row(e, r); break;
+    default:
+        if (e->dtype == FLEET_DTYPE_F32)
+            float_row(e, r);
+        else
+            int_row(e, r);
+        break;
     }
 }
 
@@ -246,11 +305,13 @@ bool fleet__cpu_elementwise_supports(int op, int dtype, int out_dtype)
         return in && out;
     }
     case FLEET__EW_WHERE: return fleet_dtype_size((fleet_dtype)dtype) != 0 && dtype == out_dtype;
-    default:
-        if (op < 0 || op >= FLEET__EW_COUNT_ || dtype != FLEET_DTYPE_F32)
+    default: {
+        bool integer = (dtype == FLEET_DTYPE_I32 || dtype == FLEET_DTYPE_I64) &&
+                       fleet__ew_takes_integers((fleet__ew_op)op);
+        if (op < 0 || op >= FLEET__EW_COUNT_ || (dtype != FLEET_DTYPE_F32 && !integer))
             return false;
-        return out_dtype == (fleet__ew_is_compare((fleet__ew_op)op) ? FLEET_DTYPE_BOOL
-                                                                    : FLEET_DTYPE_F32);
+        return out_dtype == (fleet__ew_is_compare((fleet__ew_op)op) ? FLEET_DTYPE_BOOL : dtype);
+    }
     }
 }
 

@@ -1,4 +1,5 @@
-// backend/cuda/conv.cu — the gather (embedding), convolution's im2col and 2-D pooling (f32):
+// backend/cuda/conv.cu — the gather (embedding), the range, convolution's im2col and 2-D
+// pooling (f32):
 // one thread per output element, grid-stride loops. The GEMM after im2col is
 // cuBLAS (cuda_backend.c).
 #include <cuda_runtime.h>
@@ -30,6 +31,22 @@ __global__ void gather_kernel(fleet__gather_args a)
             idx += a.v;
         // out of range: zeros, nothing read
         out[t] = idx >= 0 && idx < a.v ? x[(o * a.v + idx) * a.inner + k] : W(0);
+    }
+}
+
+// dtype values are fleet_dtype's: 0 f32, 3 i32, 4 i64.
+__global__ void range_kernel(fleet__range_args a)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < a.n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        unsigned long long v = (unsigned long long)a.istart +
+                               (unsigned long long)i * (unsigned long long)a.idelta;
+        if (a.dtype == 4)
+            ((long long *)a.out)[i] = (long long)v;
+        else if (a.dtype == 3)
+            ((int *)a.out)[i] = (int)(unsigned int)v;
+        else
+            ((float *)a.out)[i] = (float)(a.fstart + (double)i * a.fdelta);
     }
 }
 
@@ -116,6 +133,14 @@ extern "C" int fleet__cuda_gather(void *stream, const fleet__gather_args *a)
     if (a->index_dtype == 4)
         return launch_gather<int64_t>(s, *a, total);
     return (int)cudaErrorInvalidValue;
+}
+
+extern "C" int fleet__cuda_range(void *stream, const fleet__range_args *a)
+{
+    if (a->n == 0)
+        return (int)cudaSuccess;
+    range_kernel<<<blocks_for(a->n), kThreads, 0, (cudaStream_t)stream>>>(*a);
+    return (int)cudaGetLastError();
 }
 
 extern "C" int fleet__cuda_im2col(void *stream, const fleet__im2col_args *a)

@@ -12,6 +12,8 @@ extern "C" {
 
 /* fleet__gather_args: elements of 1, 2, 4 or 8 bytes, i32 or i64 indices. */
 int fleet__cuda_gather(void *stream, const fleet__gather_args *args);
+/* fleet__range_args: f32, i32 or i64. */
+int fleet__cuda_range(void *stream, const fleet__range_args *args);
 /* fleet__im2col_args on f32. */
 int fleet__cuda_im2col(void *stream, const fleet__im2col_args *args);
 /* fleet__pool_args on f32. */

@@ -576,7 +576,7 @@ static fleet_status cuda_linalg(void *st, const fleet__linalg_args *args)
     return status;
 }
 
-/* ---- the gather, im2col and pooling (conv.cu) ------------------------------------ */
+/* ---- the gather, the range, im2col and pooling (conv.cu) ------------------------------------ */
 
 static fleet_status cuda_gather(void *st, const fleet__gather_args *e)
 {
@@ -587,6 +587,19 @@ static fleet_status cuda_gather(void *st, const fleet__gather_args *e)
     if (status != FLEET_OK)
         return status;
     FLEET_CUDA_TRY((cudaError_t)fleet__cuda_gather(s->stream, e));
+    return FLEET_OK;
+}
+
+static fleet_status cuda_range(void *st, const fleet__range_args *a)
+{
+    cuda_stream *s = st;
+    if (a->dtype != FLEET_DTYPE_F32 && a->dtype != FLEET_DTYPE_I32 && a->dtype != FLEET_DTYPE_I64)
+        return fleet__error(FLEET_ERR_UNSUPPORTED, "cuda backend: a range of %s",
+                            fleet_dtype_name((fleet_dtype)a->dtype));
+    fleet_status status = use_device(s->ordinal);
+    if (status != FLEET_OK)
+        return status;
+    FLEET_CUDA_TRY((cudaError_t)fleet__cuda_range(s->stream, a));
     return FLEET_OK;
 }
 
@@ -776,6 +789,8 @@ GUARDED_KERNELS(cuda_linalg, KERNELS_LINALG, (void *s, const fleet__linalg_args 
 GUARDED_KERNELS(cuda_elementwise, KERNELS_ELEMENTWISE, (void *s, const fleet__elementwise_args *e),
                 (s, e))
 GUARDED_KERNELS(cuda_gather, KERNELS_GATHER, (void *s, const fleet__gather_args *e), (s, e))
+/* the range is in the gather's module (conv.cu) */
+GUARDED_KERNELS(cuda_range, KERNELS_GATHER, (void *s, const fleet__range_args *a), (s, a))
 GUARDED_KERNELS(cuda_im2col, KERNELS_IM2COL, (void *s, const fleet__im2col_args *a), (s, a))
 GUARDED_KERNELS(cuda_pool2d, KERNELS_POOL, (void *s, const fleet__pool_args *a), (s, a))
 GUARDED_KERNELS(cuda_rowwise, KERNELS_ROWWISE, (void *s, const fleet__rowwise_args *r), (s, r))
@@ -816,6 +831,7 @@ const fleet__backend fleet__cuda_backend = {
     .linalg_workspace_size = guarded_cuda_linalg_workspace_size,
     .linalg = guarded_cuda_linalg,
     .gather = guarded_cuda_gather,
+    .range = guarded_cuda_range,
     .im2col = guarded_cuda_im2col,
     .pool2d = guarded_cuda_pool2d,
     .elementwise = guarded_cuda_elementwise,

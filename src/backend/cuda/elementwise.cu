@@ -1,6 +1,7 @@
 // backend/cuda/elementwise.cu — strided elementwise kernels: arithmetic on
 // f32/f16/bf16 (computed in f32, a comparison writing bool), with a fast path
-// when every view is one contiguous run; COPY and WHERE on elements of any
+// when every view is one contiguous run; the integer ops on i32 and i64
+// (exact); COPY and WHERE on elements of any
 // size; CAST between any two dtypes (through double).
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -135,6 +136,68 @@ int dispatch(cudaStream_t s, const fleet__elementwise_args &e, int64_t n)
 #undef CASE
 #undef CMP
 
+// ---- integers: the ops of fleet__ew_takes_integers on i32 and i64 ----------
+// Arithmetic through the unsigned type (overflow wraps), DIV truncating with
+// 0 for a divisor of 0, as the cpu kernel.
+
+template <typename T, typename U, int OP> __device__ T apply_int(T x, T y)
+{
+    switch (OP) {
+    case FLEET__EW_NEG: return (T)((U)0 - (U)x);
+    case FLEET__EW_ABS: return x < 0 ? (T)((U)0 - (U)x) : x;
+    case FLEET__EW_ADD: return (T)((U)x + (U)y);
+    case FLEET__EW_SUB: return (T)((U)x - (U)y);
+    case FLEET__EW_MUL: return (T)((U)x * (U)y);
+    case FLEET__EW_DIV: return y == 0 ? (T)0 : (y == -1 ? (T)((U)0 - (U)x) : x / y);
+    case FLEET__EW_MAX: return x > y ? x : y;
+    case FLEET__EW_MIN: return x < y ? x : y;
+    case FLEET__EW_EQUAL: return x == y;
+    case FLEET__EW_LESS: return x < y;
+    case FLEET__EW_LESS_EQUAL: return x <= y;
+    case FLEET__EW_GREATER: return x > y;
+    case FLEET__EW_GREATER_EQUAL: return x >= y;
+    }
+    return 0;
+}
+
+// O is T, or unsigned char for a comparison.
+template <typename T, typename U, typename O, int OP, bool BINARY>
+__global__ void int_kernel(int64_t n, fleet__view out, fleet__view a, fleet__view b)
+{
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        T x = ((const T *)a.data)[offset_of(i, out, a)];
+        T y = BINARY ? ((const T *)b.data)[offset_of(i, out, b)] : (T)0;
+        ((O *)out.data)[offset_of(i, out, out)] = (O)apply_int<T, U, OP>(x, y);
+    }
+}
+
+template <typename T, typename U, typename O, int OP>
+int launch_int(cudaStream_t s, const fleet__elementwise_args &e, int64_t n)
+{
+    int_kernel<T, U, O, OP, (OP >= FLEET__EW_ADD)><<<blocks_for(n), kThreads, 0, s>>>(
+        n, e.out, e.a, e.b);
+    return (int)cudaGetLastError();
+}
+
+#define ICASE(OP) case OP: return launch_int<T, U, T, OP>(s, e, n)
+#define ICMP(OP) case OP: return launch_int<T, U, unsigned char, OP>(s, e, n)
+
+template <typename T, typename U>
+int dispatch_int(cudaStream_t s, const fleet__elementwise_args &e, int64_t n)
+{
+    switch (e.op) {
+    ICASE(FLEET__EW_NEG); ICASE(FLEET__EW_ABS); ICASE(FLEET__EW_ADD); ICASE(FLEET__EW_SUB);
+    ICASE(FLEET__EW_MUL); ICASE(FLEET__EW_DIV); ICASE(FLEET__EW_MAX); ICASE(FLEET__EW_MIN);
+    ICMP(FLEET__EW_EQUAL); ICMP(FLEET__EW_LESS); ICMP(FLEET__EW_LESS_EQUAL);
+    ICMP(FLEET__EW_GREATER); ICMP(FLEET__EW_GREATER_EQUAL);
+    }
+    return (int)cudaErrorInvalidValue;
+}
+
+#undef ICASE
+#undef ICMP
+
 // ---- moves: COPY and WHERE on elements of any size, CAST between dtypes ----
 
 template <typename W>
@@ -258,7 +321,8 @@ extern "C" int fleet__cuda_elementwise_supports(int op, int dtype, int out_dtype
     case FLEET__EW_COPY: case FLEET__EW_WHERE: return any && dtype == out_dtype;
     case FLEET__EW_CAST: return any && any_out;
     }
-    if (op < 0 || op >= FLEET__EW_COUNT_ || dtype > 2)
+    bool integer = (dtype == 3 || dtype == 4) && fleet__ew_takes_integers((fleet__ew_op)op);
+    if (op < 0 || op >= FLEET__EW_COUNT_ || (dtype > 2 && !integer))
         return 0;
     bool compare = op >= FLEET__EW_EQUAL && op <= FLEET__EW_GREATER_EQUAL;
     return compare ? out_dtype == 5 : out_dtype == dtype;
@@ -278,6 +342,8 @@ extern "C" int fleet__cuda_elementwise(void *stream, const fleet__elementwise_ar
     case 0: return dispatch<float>(s, *e, n);
     case 1: return dispatch<__half>(s, *e, n);
     case 2: return dispatch<__nv_bfloat16>(s, *e, n);
+    case 3: return dispatch_int<int, unsigned int>(s, *e, n);
+    case 4: return dispatch_int<long long, unsigned long long>(s, *e, n);
     }
     return (int)cudaErrorInvalidValue;
 }
