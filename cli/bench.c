@@ -5,8 +5,10 @@
  * thread checks its op's result against a plain-C reference first, then
  * loops until told to stop, counting ops; after a warm-up the main thread
  * reads the summed count at the edges of `windows` windows of `window_ms`
- * each and reports the median window's ops/s with the min and max. Speedup
- * is median over the 1-thread median, efficiency is speedup / threads. */
+ * each (longer for a slow op: until the window holds MIN_WINDOW_OPS ops, as
+ * Linear 2048 needs on a 2-core cpu with the reference BLAS) and reports the
+ * median window's ops/s with the min and max. Speedup is median over the
+ * 1-thread median, efficiency is speedup / threads. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -24,6 +26,8 @@
 #define MAX_THREADS 256
 #define MAX_COUNTS 16
 #define MAX_WINDOWS 101
+#define MIN_WINDOW_OPS 8 /* a window holds at least this many ops...  */
+#define MAX_WINDOW_S 30.0 /* ...unless that takes longer than this      */
 
 /* ---- workloads ------------------------------------------------------------------ */
 
@@ -425,12 +429,17 @@ static int measure(shared *sh, const options *o, result *r)
         atomic_store(&sh->recording, true);
         if (sh->batcher != NULL)
             fleet_batcher_get_stats(sh->batcher, &bs0);
+        /* A window lasts window_ms and, for a slow op, until it holds
+         * MIN_WINDOW_OPS ops (at most MAX_WINDOW_S): a rate from one or no
+         * op in the window says nothing. */
         for (int k = 0; k < o->windows; k++) {
-            uint64_t c0 = total_ops(wk, sh->threads);
-            double t0 = now_s();
+            uint64_t c0 = total_ops(wk, sh->threads), c1;
+            double t0 = now_s(), t1;
             sleep_ms(o->window_ms);
-            uint64_t c1 = total_ops(wk, sh->threads);
-            double t1 = now_s();
+            while ((c1 = total_ops(wk, sh->threads)) - c0 < MIN_WINDOW_OPS &&
+                   now_s() - t0 < MAX_WINDOW_S && atomic_load(&sh->failed) == 0)
+                sleep_ms(10);
+            t1 = now_s();
             rates[k] = (double)(c1 - c0) / (t1 - t0);
         }
     }
@@ -569,16 +578,28 @@ static int parse_options(int argc, char **argv, options *o)
     return 0;
 }
 
+/* A ratio as JSON: null where it is not a number (a 1-thread rate of 0). */
+static const char *json_ratio(double x, char *buf, size_t size)
+{
+    if (!isfinite(x))
+        return "null";
+    snprintf(buf, size, "%.3f", x);
+    return buf;
+}
+
 static void print_json(FILE *f, const result *rs, int n, const fleet_device *dev, bool last)
 {
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n; i++) {
+        char sp[32], ef[32];
         fprintf(f, "  {\"program\": \"fleet\", \"workload\": \"%s\", \"threads\": %d, "
-                   "\"ops_per_s\": %.0f, \"min\": %.0f, \"max\": %.0f, \"speedup\": %.3f, "
-                   "\"efficiency\": %.3f, \"p50_us\": %.1f, \"p99_us\": %.1f, "
+                   "\"ops_per_s\": %.0f, \"min\": %.0f, \"max\": %.0f, \"speedup\": %s, "
+                   "\"efficiency\": %s, \"p50_us\": %.1f, \"p99_us\": %.1f, "
                    "\"batch_rows\": %.2f, \"device\": \"%s\"}%s\n",
-                rs[i].w->name, rs[i].threads, rs[i].median, rs[i].min, rs[i].max, rs[i].speedup,
-                rs[i].efficiency, rs[i].p50_us, rs[i].p99_us, rs[i].batch_rows,
-                fleet_device_name(dev), last && i == n - 1 ? "" : ",");
+                rs[i].w->name, rs[i].threads, rs[i].median, rs[i].min, rs[i].max,
+                json_ratio(rs[i].speedup, sp, sizeof sp),
+                json_ratio(rs[i].efficiency, ef, sizeof ef), rs[i].p50_us, rs[i].p99_us,
+                rs[i].batch_rows, fleet_device_name(dev), last && i == n - 1 ? "" : ",");
+    }
 }
 
 int fleet_cli_bench(int argc, char **argv)
