@@ -490,6 +490,212 @@ static pbw external_model(const char *location)
     return model_of(&g, 13);
 }
 
+/* Conv -> BatchNormalization (as the dynamo exporter leaves ResNets): the
+ * BN folds into the conv's weight and bias (with and without a bias), and
+ * stays a node of its own when the conv's output is read elsewhere too —
+ * the same values either way, against a plain-C conv and BN. */
+static pbw attr_float(const char *name, float v)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_varint(&a, 20, 1);
+    pbw_float(&a, 2, v);
+    return a;
+}
+
+TEST(a_batch_norm_after_a_conv_folds_into_its_weights)
+{
+    enum { C = 2, O = 3, H = 4, K = 3, P = H - K + 1 };
+    float w[O * C * K * K], bias[O], bn[4][O], x[2 * C * H * H];
+    test_rng r = test_rng_make(77);
+    test_fill_random(w, O * C * K * K, &r), test_fill_random(bias, O, &r);
+    test_fill_random(x, 2 * C * H * H, &r);
+    for (int k = 0; k < 4; k++)
+        test_fill_random(bn[k], O, &r);
+    for (int o = 0; o < O; o++)
+        bn[3][o] = 0.5f + fabsf(bn[3][o]); /* a variance */
+    for (int with_bias = 0; with_bias < 2; with_bias++)
+        for (int shared = 0; shared < 2; shared++) {
+            pbw g = {0};
+            const char *const pn[] = {"n", NULL, NULL, NULL};
+            int64_t xd[] = {-1, C, H, H}, yd[] = {-1, O, P, P}, wd[] = {O, C, K, K}, cd[] = {O};
+            vi(&g, 11, "x", 1, 4, xd, pn);
+            vi(&g, 12, "y", 1, 4, yd, pn);
+            if (shared)
+                vi(&g, 12, "c", 1, 4, yd, pn); /* the conv's output read outside */
+            init_raw(&g, "W", 1, 4, wd, w, sizeof w);
+            init_raw(&g, "B", 1, 1, cd, bias, sizeof bias);
+            const char *bn_names[] = {"scale", "shift", "mean", "var"};
+            for (int k = 0; k < 4; k++)
+                init_raw(&g, bn_names[k], 1, 1, cd, bn[k], sizeof bn[k]);
+            node(&g, "Conv", "conv", (const char *[]){"x", "W", "B"}, 2 + with_bias, "c", NULL,
+                 0);
+            pbw eps = attr_float("epsilon", 1e-3f);
+            node(&g, "BatchNormalization", "bn",
+                 (const char *[]){"c", "scale", "shift", "mean", "var"}, 5, "y", &eps, 1);
+            pbw file = model_of(&g, 15);
+            fleet_model *m;
+            ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
+            pbw_free(&file);
+            fleet_model_stats ms;
+            ASSERT_OK(fleet_model_get_stats(m, &ms));
+            ASSERT_EQ(ms.load_fused, shared ? 0 : 1);
+            int64_t xs[] = {2, C, H, H}, ys[] = {2, O, P, P};
+            fleet_tensor *xt = test_tensor_new(dev, 4, xs), *yt = test_tensor_new(dev, 4, ys);
+            fleet_tensor *ct = test_tensor_new(dev, 4, ys), *outs[] = {yt, ct};
+            ASSERT_OK(fleet_tensor_copy_from_host(xt, x, sizeof x));
+            ASSERT_OK(fleet_model_run(m, (const fleet_tensor *const *)&xt, 1, outs, 1 + shared));
+            float got[2 * O * P * P], want[2 * O * P * P], conv[2 * O * P * P];
+            for (int b = 0; b < 2; b++)
+                for (int o = 0; o < O; o++)
+                    for (int i = 0; i < P; i++)
+                        for (int j = 0; j < P; j++) {
+                            double acc = with_bias ? bias[o] : 0.0;
+                            for (int c = 0; c < C; c++)
+                                for (int u = 0; u < K; u++)
+                                    for (int v = 0; v < K; v++)
+                                        acc += (double)x[((b * C + c) * H + i + u) * H + j + v] *
+                                               w[((o * C + c) * K + u) * K + v];
+                            int at = ((b * O + o) * P + i) * P + j;
+                            conv[at] = (float)acc;
+                            want[at] = (float)((acc - bn[2][o]) / sqrt(bn[3][o] + 1e-3) *
+                                                   bn[0][o] + bn[1][o]);
+                        }
+            test_tensor_read(yt, got);
+            ASSERT_CLOSE(got, want, 2 * O * P * P, 1e-5, 1e-5);
+            if (shared) {
+                test_tensor_read(ct, got);
+                ASSERT_CLOSE(got, conv, 2 * O * P * P, 1e-5, 1e-5);
+            }
+            TEST_RELEASE(xt, yt, ct);
+            ASSERT_OK(fleet_model_destroy(m));
+        }
+}
+
+/* Attention as torch exports it — MatMul(q, Transpose(k)), Div by sqrt(d)
+ * or Mul, Add of a mask computed after the first MatMul, Softmax, Cast to
+ * f32, MatMul with v — becomes one fleet attention; with the scores also a
+ * graph output it stays the plain nodes. The same values either way,
+ * against softmax(q k^T * scale + mask) v in plain C. */
+static pbw attr_ints(const char *name, int n, const int64_t *v)
+{
+    pbw a = {0};
+    pbw_str(&a, 1, name);
+    pbw_varint(&a, 20, 7);
+    for (int i = 0; i < n; i++)
+        pbw_varint(&a, 8, (uint64_t)v[i]);
+    return a;
+}
+
+TEST(an_exported_attention_becomes_one_attention)
+{
+    enum { H = 2, S = 4, D = 3, DV = 5, N = 2 };
+    float q[N * H * S * D], k[N * H * S * D], v[N * H * S * DV], mask[N * S];
+    test_rng r = test_rng_make(91);
+    test_fill_random(q, N * H * S * D, &r), test_fill_random(k, N * H * S * D, &r);
+    test_fill_random(v, N * H * S * DV, &r);
+    for (int i = 0; i < N * S; i++)
+        mask[i] = i % S == S - 1 && i >= S ? -10000.0f : 0.0f; /* row 1 pads its last */
+    /* v_one: v [1, H, S, DV], broadcast by the last MatMul: not what fleet's
+     * attention takes, so the chain is computed as its nodes would */
+    const struct { bool div, masked, cast, scores_out, v_one; int fused; } cases[] = {
+        {true, true, true, false, false, 5}, {false, false, false, false, false, 3},
+        {true, true, true, true, false, 0}, {true, true, true, false, true, 5},
+    };
+    for (int t = 0; t < 4; t++) {
+        pbw g = {0};
+        const char *const pn[] = {"n", NULL, NULL, NULL};
+        int64_t qd[] = {-1, H, S, D}, vd[] = {-1, H, S, DV}, md[] = {-1, 1, 1, S},
+                sd[] = {-1, H, S, S}, v1d[] = {1, H, S, DV};
+        vi(&g, 11, "q", 1, 4, qd, pn);
+        vi(&g, 11, "k", 1, 4, qd, pn);
+        if (cases[t].v_one)
+            init_raw(&g, "v", 1, 4, v1d, v, sizeof(float) * H * S * DV);
+        else
+            vi(&g, 11, "v", 1, 4, vd, pn);
+        if (cases[t].masked)
+            vi(&g, 11, "mask", 1, 4, md, pn);
+        vi(&g, 12, "y", 1, 4, vd, pn);
+        if (cases[t].scores_out)
+            vi(&g, 12, "s", 1, 4, sd, pn);
+        scalar_init(&g, "c", cases[t].div ? sqrtf((float)D) : 0.5f);
+        pbw perm = attr_ints("perm", 4, (const int64_t[]){0, 1, 3, 2});
+        node(&g, "Transpose", "kt", (const char *[]){"k"}, 1, "kT", &perm, 1);
+        node(&g, "MatMul", "qk", (const char *[]){"q", "kT"}, 2, "s", NULL, 0);
+        node(&g, cases[t].div ? "Div" : "Mul", "scale", (const char *[]){"s", "c"}, 2, "s2",
+             NULL, 0);
+        const char *soft_in = "s2";
+        if (cases[t].masked) {
+            node(&g, "Identity", "mask_view", (const char *[]){"mask"}, 1, "m", NULL, 0);
+            node(&g, "Add", "add_mask", (const char *[]){"s2", "m"}, 2, "s3", NULL, 0);
+            soft_in = "s3";
+        }
+        pbw axis = attr_int("axis", -1);
+        node(&g, "Softmax", "softmax", (const char *[]){soft_in}, 1, "p", &axis, 1);
+        const char *pv_in = "p";
+        if (cases[t].cast) {
+            pbw to = attr_int("to", 1);
+            node(&g, "Cast", "cast", (const char *[]){"p"}, 1, "p32", &to, 1);
+            pv_in = "p32";
+        }
+        node(&g, "MatMul", "pv", (const char *[]){pv_in, "v"}, 2, "y", NULL, 0);
+        pbw file = model_of(&g, 17);
+        fleet_model *m;
+        ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
+        pbw_free(&file);
+        fleet_model_stats ms;
+        ASSERT_OK(fleet_model_get_stats(m, &ms));
+        ASSERT_EQ(ms.load_fused, cases[t].fused);
+        int64_t qs[] = {N, H, S, D}, vs[] = {N, H, S, DV}, ms_[] = {N, 1, 1, S},
+                ss[] = {N, H, S, S};
+        fleet_tensor *in[4] = {test_tensor_new(dev, 4, qs), test_tensor_new(dev, 4, qs),
+                               test_tensor_new(dev, 4, vs), test_tensor_new(dev, 4, ms_)};
+        if (cases[t].v_one) { /* v is a weight: the mask is the third input */
+            fleet_tensor *tmp = in[2];
+            in[2] = in[3], in[3] = tmp;
+        }
+        fleet_tensor *outs[2] = {test_tensor_new(dev, 4, vs), test_tensor_new(dev, 4, ss)};
+        ASSERT_OK(fleet_tensor_copy_from_host(in[0], q, sizeof q));
+        ASSERT_OK(fleet_tensor_copy_from_host(in[1], k, sizeof k));
+        ASSERT_OK(fleet_tensor_copy_from_host(in[cases[t].v_one ? 3 : 2], v, sizeof v));
+        ASSERT_OK(fleet_tensor_copy_from_host(in[cases[t].v_one ? 2 : 3], mask, sizeof mask));
+        ASSERT_OK(fleet_model_run(m, (const fleet_tensor *const *)in,
+                                  3 + cases[t].masked - cases[t].v_one, outs,
+                                  1 + cases[t].scores_out));
+        float got[N * H * S * DV], want[N * H * S * DV], scores[N * H * S * S];
+        double scale = cases[t].div ? 1.0 / sqrt((double)D) : 0.5;
+        for (int b = 0; b < N * H; b++)
+            for (int i = 0; i < S; i++) {
+                double p[S], mx = -1e30, z = 0;
+                for (int j = 0; j < S; j++) {
+                    double a = 0;
+                    for (int d = 0; d < D; d++)
+                        a += (double)q[(b * S + i) * D + d] * k[(b * S + j) * D + d];
+                    scores[(b * S + i) * S + j] = (float)a;
+                    p[j] = a * scale + (cases[t].masked ? mask[(b / H) * S + j] : 0.0);
+                    mx = p[j] > mx ? p[j] : mx;
+                }
+                for (int j = 0; j < S; j++)
+                    z += (p[j] = exp(p[j] - mx));
+                for (int e = 0; e < DV; e++) {
+                    double a = 0;
+                    for (int j = 0; j < S; j++)
+                        a += p[j] / z * v[((cases[t].v_one ? b % H : b) * S + j) * DV + e];
+                    want[(b * S + i) * DV + e] = (float)a;
+                }
+            }
+        test_tensor_read(outs[0], got);
+        ASSERT_CLOSE(got, want, N * H * S * DV, 1e-5, 1e-5);
+        if (cases[t].scores_out) {
+            float gs[N * H * S * S];
+            test_tensor_read(outs[1], gs);
+            ASSERT_CLOSE(gs, scores, N * H * S * S, 1e-5, 1e-5);
+        }
+        TEST_RELEASE(in[0], in[1], in[2], in[3], outs[0], outs[1]);
+        ASSERT_OK(fleet_model_destroy(m));
+    }
+}
+
 TEST(external_data_is_read_from_the_models_folder_only)
 {
     char dir[] = "/tmp/fleet-onnx-XXXXXX";

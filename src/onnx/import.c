@@ -235,7 +235,8 @@ static fleet_status count_readers(fleet__importer *im)
     while (n < 2 * edges + 2)
         n *= 2;
     if ((im->readers = fleet__calloc(n, sizeof *im->readers)) == NULL ||
-        (im->done_by = fleet__malloc(sizeof *im->done_by * (size_t)(g->n_nodes + 1))) == NULL)
+        (im->done_by = fleet__malloc(sizeof *im->done_by * (size_t)(g->n_nodes + 1))) == NULL ||
+        (im->attention_from = fleet__calloc((size_t)g->n_nodes + 1, sizeof(int))) == NULL)
         return no_memory();
     im->n_reader_slots = n;
     for (int i = 0; i < g->n_nodes; i++) {
@@ -762,6 +763,7 @@ static void loader_free(loader *L)
     free(L->im.slots);
     free(L->im.readers);
     free(L->im.done_by);
+    free(L->im.attention_from);
     fleet__onnx_model_free(&L->om);
 }
 

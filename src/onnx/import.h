@@ -60,6 +60,9 @@ typedef struct fleet__importer {
     /* Per node: the model value of its output 0 when an earlier node
      * computed it (a MatMul that took its bias Add); else FLEET_NO_VALUE. */
     fleet_value *done_by;
+    /* Per node: for the last MatMul of an attention chain (onnx_ops.c), the
+     * index + 1 of the chain's first MatMul, whose chain it computes; else 0. */
+    int *attention_from;
     /* How many nodes (and graph outputs) read each name, and the last node
      * that does: counted before the walk, for the fusions. */
     struct fleet__imp_readers *readers;

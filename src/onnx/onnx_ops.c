@@ -470,6 +470,176 @@ static fleet_status matmul_bias(fleet__importer *im, const fleet__onnx_node *n, 
     return FLEET_OK;
 }
 
+/* ---- scaled dot-product attention --------------------------------------------------------- */
+
+/* Attention as exporters spell it, from its first MatMul on:
+ *   s = MatMul(q, kT); [s = Mul(s, c) | Div(s, c)]; [s = Add(s, mask)];
+ *   p = Softmax(s) over the last dim; [p = Cast(p) to its own dtype];
+ *   y = MatMul(p, v)
+ * each value read only by the next node, c a one-element positive constant:
+ * one fleet attention (the scale in the first GEMM). The mask and v may be
+ * computed after the first MatMul (transformers slices the mask there), so
+ * the first MatMul only finds the chain: its nodes up to the Softmax (or
+ * Cast) are marked done and the last MatMul computes it. */
+typedef struct attention_chain {
+    int first, scale, add, softmax, cast, last; /* node indices, -1 absent */
+} attention_chain;
+
+/* The one node reading node i's output 0 (not a graph output), or -1. */
+static int sole_reader(const fleet__importer *im, int i)
+{
+    const fleet__onnx_node *n = &im->om->graph.nodes[i];
+    int reader;
+    if (n->n_outputs < 1 || fleet__imp_readers(im, n->outputs[0], &reader) != 1 || reader <= i)
+        return -1;
+    return im->om->graph.nodes[reader].domain.n == 0 ? reader : -1;
+}
+
+static bool node_is(const fleet__importer *im, int i, const char *op, int n_inputs)
+{
+    const fleet__onnx_node *n = &im->om->graph.nodes[i];
+    return i >= 0 && fleet__onnx_str_is(n->op_type, op) && n->n_inputs == n_inputs &&
+           n->n_outputs >= 1;
+}
+
+/* The chain from the MatMul `first` whose scores have `ndim` dims of
+ * dtype: true when it is there. */
+static bool find_attention(const fleet__importer *im, int first, int ndim, fleet_dtype dtype,
+                           attention_chain *c)
+{
+    const fleet__onnx_node *g = im->om->graph.nodes;
+    *c = (attention_chain){first, -1, -1, -1, -1, -1};
+    int r = sole_reader(im, first);
+    if (r >= 0 && (node_is(im, r, "Mul", 2) || node_is(im, r, "Div", 2)))
+        c->scale = r, r = sole_reader(im, r);
+    if (r >= 0 && node_is(im, r, "Add", 2))
+        c->add = r, r = sole_reader(im, r);
+    if (r < 0 || !node_is(im, r, "Softmax", 1) || one_output(&g[r]) != FLEET_OK ||
+        norm_axis(fleet__imp_attr_int(&g[r], "axis", im->opset < 13 ? 1 : -1), ndim) != ndim - 1)
+        return false;
+    c->softmax = r, r = sole_reader(im, r);
+    if (r >= 0 && node_is(im, r, "Cast", 1)) { /* to the dtype it has: a no-op */
+        int64_t to = fleet__imp_attr_int(&g[r], "to", 0);
+        if (!((to == FLEET__ONNX_FLOAT && dtype == FLEET_DTYPE_F32) ||
+              (to == FLEET__ONNX_FLOAT16 && dtype == FLEET_DTYPE_F16) ||
+              (to == FLEET__ONNX_BFLOAT16 && dtype == FLEET_DTYPE_BF16)))
+            return false;
+        c->cast = r, r = sole_reader(im, r);
+    }
+    int before = c->cast >= 0 ? c->cast : c->softmax;
+    if (r < 0 || !node_is(im, r, "MatMul", 2) ||
+        !fleet__onnx_str_eq(g[r].inputs[0], g[before].outputs[0]) ||
+        fleet__onnx_str_eq(g[r].inputs[1], g[before].outputs[0]))
+        return false;
+    c->last = r;
+    return true;
+}
+
+/* The scale of chain c: 1 without a Mul or Div; 0 when its constant is not
+ * (yet) a one-element positive constant. */
+static float attention_scale(fleet__importer *im, const attention_chain *c)
+{
+    if (c->scale < 0)
+        return 1.0f;
+    const fleet__onnx_node *g = &im->om->graph.nodes[c->scale];
+    fleet__onnx_str s = im->om->graph.nodes[c->first].outputs[0];
+    if (fleet__onnx_str_eq(g->inputs[0], g->inputs[1]))
+        return 0.0f;
+    bool div = fleet__onnx_str_is(g->op_type, "Div");
+    if (div && !fleet__onnx_str_eq(g->inputs[0], s))
+        return 0.0f; /* c / s, not s / c */
+    fleet__ival *k = fleet__imp_find(im, g->inputs[fleet__onnx_str_eq(g->inputs[0], s) ? 1 : 0]);
+    if (k == NULL || k->kind != FLEET__IV_CONST || k->numel != 1 || k->ndim > 0 ||
+        k->dtype != FLEET_DTYPE_F32)
+        return 0.0f;
+    double v = fleet__imp_elem_f64(k, 0);
+    v = div ? 1.0 / v : v;
+    return v > 0 && v < 1e30 ? (float)v : 0.0f;
+}
+
+/* At the chain's first MatMul (q and kT its operands): find the chain,
+ * define the first output as a stand-in (no node but the chain reads it),
+ * mark the chain's middle done, and let the last MatMul compute it. */
+static fleet_status attention_begin(fleet__importer *im, const fleet__onnx_node *n, fleet_value q,
+                                    fleet_value kt, bool *found)
+{
+    *found = false;
+    const fleet__value *vq = val(im, q), *vk = val(im, kt);
+    attention_chain c;
+    if (vq->ndim < 2 || vq->ndim != vk->ndim || vq->dtype != vk->dtype ||
+        vq->shape[vq->ndim - 1] != vk->shape[vk->ndim - 2] ||
+        !find_attention(im, im->node, vq->ndim, vq->dtype, &c) || attention_scale(im, &c) <= 0.0f)
+        return FLEET_OK;
+    for (int d = 0; d < vq->ndim - 2; d++)
+        if (vq->shape[d] != vk->shape[d])
+            return FLEET_OK; /* broadcast q @ kT: left to the plain ops */
+    fleet_status st = out(im, n, q);
+    if (st != FLEET_OK)
+        return st;
+    im->n_fused++; /* this MatMul, computed by the last */
+    const int middle[] = {c.scale, c.add, c.softmax, c.cast};
+    for (int i = 0; i < 4; i++)
+        if (middle[i] >= 0)
+            im->done_by[middle[i]] = q;
+    im->attention_from[c.last] = im->node + 1;
+    *found = true;
+    return FLEET_OK;
+}
+
+/* At the chain's last MatMul: softmax(q @ kT * scale + mask) @ v as one
+ * fleet attention; spelled out when the mask would broadcast the scores
+ * larger or v does not fit (as the nodes would compute it). */
+static fleet_status attention_end(fleet__importer *im, const fleet__onnx_node *n, fleet_value v)
+{
+    const fleet__onnx_node *g = im->om->graph.nodes;
+    int first = im->attention_from[im->node] - 1;
+    fleet_value q, kt, k, mask = FLEET_NO_VALUE, y;
+    fleet_status st;
+    if ((st = in_value(im, &g[first], 0, &q, NULL)) != FLEET_OK ||
+        (st = in_value(im, &g[first], 1, &kt, NULL)) != FLEET_OK)
+        return st;
+    attention_chain c;
+    const fleet__value *vq = val(im, q);
+    if (!find_attention(im, first, vq->ndim, vq->dtype, &c) || c.last != im->node)
+        return fleet__error(FLEET_ERR_INTERNAL, "onnx: attention chain lost");
+    float scale = attention_scale(im, &c);
+    if (c.add >= 0) {
+        const fleet__onnx_node *a = &g[c.add];
+        int k_mask = fleet__onnx_str_eq(a->inputs[0], g[c.scale >= 0 ? c.scale : first].outputs[0]);
+        if ((st = in_value(im, a, k_mask, &mask, NULL)) != FLEET_OK)
+            return st;
+    }
+    const fleet__value *vk = val(im, kt), *vv = val(im, v), *vm = mask != FLEET_NO_VALUE
+                                                                      ? val(im, mask) : NULL;
+    int nd = vq->ndim;
+    bool fits = vv->ndim == nd && vv->dtype == vq->dtype && vv->shape[nd - 2] == vk->shape[nd - 1];
+    for (int d = 0; d < nd - 2 && fits; d++)
+        fits = vv->shape[d] == vq->shape[d];
+    if (vm != NULL) {
+        fits = fits && vm->ndim <= nd && vm->dtype == vq->dtype;
+        for (int d = 0; d < (vm != NULL ? vm->ndim : 0) && fits; d++) {
+            int64_t md = vm->shape[vm->ndim - 1 - d];
+            int64_t sd = d == 0 ? vk->shape[nd - 1] : d == 1 ? vq->shape[nd - 2]
+                                                              : vq->shape[nd - 1 - d];
+            fits = md == 1 || md == sd;
+        }
+    }
+    if (fits) {
+        st = fleet_model_transpose(im->m, kt, -2, -1, &k);
+        if (st == FLEET_OK)
+            st = fleet_model_attention_masked(im->m, q, k, v, mask, scale, &y);
+        return st != FLEET_OK ? st : out(im, n, y);
+    }
+    /* the nodes' own arithmetic (the Cast a no-op) */
+    fleet_value s, p;
+    if ((st = fleet_model_matmul(im->m, q, kt, scale, &s)) != FLEET_OK ||
+        (mask != FLEET_NO_VALUE && (st = fleet_model_add(im->m, s, mask, &s)) != FLEET_OK) ||
+        (st = fleet_model_softmax(im->m, s, -1, &p)) != FLEET_OK ||
+        (st = fleet_model_matmul(im->m, p, v, 1.0f, &y)) != FLEET_OK)
+        return st;
+    return out(im, n, y);
+}
+
 static fleet_status t_MatMul(fleet__importer *im, const fleet__onnx_node *n)
 {
     fleet_value a, b, y;
@@ -478,8 +648,11 @@ static fleet_status t_MatMul(fleet__importer *im, const fleet__onnx_node *n)
     if ((st = in_value(im, n, 0, &a, NULL)) != FLEET_OK ||
         (st = in_value(im, n, 1, &b, &w)) != FLEET_OK)
         return st;
+    if (im->attention_from[im->node] != 0)
+        return attention_end(im, n, b);
     bool fused;
-    if ((st = matmul_bias(im, n, a, b, w, &fused)) != FLEET_OK || fused)
+    if ((st = matmul_bias(im, n, a, b, w, &fused)) != FLEET_OK ||
+        (!fused && (st = attention_begin(im, n, a, b, &fused)) != FLEET_OK) || fused)
         return st;
     const fleet__value *va = val(im, a), *vb = val(im, b);
     bool a1 = va->ndim == 1, b1 = vb->ndim == 1;
@@ -1388,13 +1561,96 @@ static fleet_status window_attrs(const fleet__onnx_node *n, int sp, const char *
     return FLEET_OK;
 }
 
+/* The inference BatchNormalization n as x * s + t per channel, s = scale /
+ * sqrt(var + eps) and t = bias - mean * s, when its four parameters are f32
+ * [c] constants: *st (2c floats: s, then t; the caller frees it), else NULL. */
+static fleet_status batch_norm_consts(fleet__importer *im, const fleet__onnx_node *n, int64_t c,
+                                      float **st_out)
+{
+    *st_out = NULL;
+    fleet__ival *p[5];
+    for (int k = 1; k < 5; k++) {
+        fleet_status st = fleet__imp_input(im, n, k, &p[k]);
+        if (st != FLEET_OK)
+            return st;
+        if (p[k] == NULL || p[k]->kind != FLEET__IV_CONST || p[k]->dtype != FLEET_DTYPE_F32 ||
+            p[k]->ndim != 1 || p[k]->numel != c)
+            return FLEET_OK;
+    }
+    float eps = fleet__imp_attr_float(n, "epsilon", 1e-5f);
+    float *s = fleet__malloc(sizeof(float) * 2 * (size_t)(c > 0 ? c : 1));
+    if (s == NULL)
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "onnx: no host memory");
+    float *t = s + c;
+    for (int64_t i = 0; i < c; i++) {
+        double scale = fleet__imp_elem_f64(p[1], i) / sqrt(fleet__imp_elem_f64(p[4], i) + eps);
+        s[i] = (float)scale;
+        t[i] = (float)(fleet__imp_elem_f64(p[2], i) - fleet__imp_elem_f64(p[3], i) * scale);
+    }
+    *st_out = s;
+    return FLEET_OK;
+}
+
+/* Conv whose one reader is an inference BatchNormalization, its weight (and
+ * bias) and the BN's parameters f32 constants: the BN folded into the
+ * weight and bias, W' = W * s per output channel and b' = b * s + t. *bn the
+ * BN node folded, or -1 (then *w and *b untouched). */
+static fleet_status conv_batch_norm(fleet__importer *im, const fleet__onnx_node *n,
+                                    const fleet__ival *wi, const fleet__ival *bi, fleet_value *w,
+                                    fleet_value *b, int *bn)
+{
+    *bn = -1;
+    int r = only_reader(im, n, "BatchNormalization");
+    if (r < 0 || wi->kind != FLEET__IV_CONST || wi->dtype != FLEET_DTYPE_F32 || wi->ndim < 3 ||
+        (bi != NULL && (bi->kind != FLEET__IV_CONST || bi->dtype != FLEET_DTYPE_F32 ||
+                        bi->numel != wi->shape[0])))
+        return FLEET_OK;
+    const fleet__onnx_node *g = &im->om->graph.nodes[r];
+    if (g->n_inputs != 5 || fleet__imp_attr_int(g, "training_mode", 0) != 0 ||
+        !fleet__onnx_str_eq(g->inputs[0], n->outputs[0]) || one_output(g) != FLEET_OK)
+        return FLEET_OK;
+    int64_t c = wi->shape[0], per = c > 0 ? wi->numel / c : 0;
+    float *s;
+    fleet_status st = batch_norm_consts(im, g, c, &s);
+    if (st != FLEET_OK || s == NULL)
+        return st;
+    float *wf = fleet__malloc(sizeof(float) * (size_t)(wi->numel > 0 ? wi->numel : 1));
+    if (wf == NULL) {
+        free(s);
+        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "onnx: no host memory");
+    }
+    float *t = s + c;
+    for (int64_t o = 0; o < c; o++) {
+        for (int64_t i = 0; i < per; i++)
+            wf[o * per + i] = (float)fleet__imp_elem_f64(wi, o * per + i) * s[o];
+        t[o] += bi != NULL ? (float)fleet__imp_elem_f64(bi, o) * s[o] : 0.0f;
+    }
+    st = fleet_model_constant(im->m, FLEET_DTYPE_F32, wi->ndim, wi->shape, wf, w);
+    if (st == FLEET_OK)
+        st = fleet_model_constant(im->m, FLEET_DTYPE_F32, 1, &c, t, b);
+    free(wf);
+    free(s);
+    if (st == FLEET_OK)
+        *bn = r;
+    return st;
+}
+
 static fleet_status t_Conv(fleet__importer *im, const fleet__onnx_node *n)
 {
-    fleet_value x, w, b, y;
+    fleet_value x, w, b = FLEET_NO_VALUE, y;
+    fleet__ival *wi, *bi;
     fleet_status st;
+    int bn;
     if ((st = in_value(im, n, 0, &x, NULL)) != FLEET_OK ||
-        (st = in_value(im, n, 1, &w, NULL)) != FLEET_OK ||
-        (st = in_optional(im, n, 2, &b)) != FLEET_OK)
+        (st = fleet__imp_input(im, n, 1, &wi)) != FLEET_OK ||
+        (st = fleet__imp_input(im, n, 2, &bi)) != FLEET_OK)
+        return st;
+    if (wi == NULL)
+        return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: Conv '%.*s' lacks its weight",
+                            (int)n->name.n, (const char *)n->name.p);
+    if ((st = conv_batch_norm(im, n, wi, bi, &w, &b, &bn)) != FLEET_OK ||
+        (bn < 0 && ((st = fleet__imp_value(im, wi, &w)) != FLEET_OK ||
+                    (bi != NULL && (st = fleet__imp_value(im, bi, &b)) != FLEET_OK))))
         return st;
     const fleet__value *vx = val(im, x), *vw = val(im, w);
     int sp = vx->ndim - 2;
@@ -1419,7 +1675,11 @@ static fleet_status t_Conv(fleet__importer *im, const fleet__onnx_node *n)
                                  .groups = groups};
         st = fleet_model_conv2d(im->m, x, w, b, &p, &y);
     }
-    return st != FLEET_OK ? st : out(im, n, y);
+    if (st != FLEET_OK || (st = out(im, n, y)) != FLEET_OK)
+        return st;
+    if (bn >= 0)
+        im->done_by[bn] = y;
+    return FLEET_OK;
 }
 
 static fleet_status pool(fleet__importer *im, const fleet__onnx_node *n, bool max)
@@ -1488,8 +1748,8 @@ static fleet_status batch_norm_graph(fleet__importer *im, const fleet__onnx_node
     return out(im, n, y);
 }
 
-/* BatchNormalization at inference: x * s + t per channel, s = scale /
- * sqrt(var + eps) and t = bias - mean * s computed at load. */
+/* BatchNormalization at inference: x * s + t per channel (batch_norm_consts),
+ * or spelled out when the graph computes its parameters. */
 static fleet_status t_BatchNormalization(fleet__importer *im, const fleet__onnx_node *n)
 {
     fleet_status st = one_output(n);
@@ -1516,23 +1776,16 @@ static fleet_status t_BatchNormalization(fleet__importer *im, const fleet__onnx_
         p[4]->numel != c)
         return fleet__error(FLEET_ERR_INVALID_MODEL, "onnx: BatchNormalization of mismatched "
                             "channels");
-    float eps = fleet__imp_attr_float(n, "epsilon", 1e-5f);
-    float *s = fleet__malloc(sizeof(float) * 2 * (size_t)(c > 0 ? c : 1));
-    if (s == NULL)
-        return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "onnx: no host memory");
-    float *t = s + c;
-    for (int64_t i = 0; i < c; i++) {
-        double scale = fleet__imp_elem_f64(p[1], i) / sqrt(fleet__imp_elem_f64(p[4], i) + eps);
-        s[i] = (float)scale;
-        t[i] = (float)(fleet__imp_elem_f64(p[2], i) - fleet__imp_elem_f64(p[3], i) * scale);
-    }
+    float *s;
+    if ((st = batch_norm_consts(im, n, c, &s)) != FLEET_OK || s == NULL)
+        return st != FLEET_OK ? st : batch_norm_graph(im, n);
     int64_t shape[FLEET_MAX_DIMS];
     shape[0] = c;
     for (int d = 2; d < vx->ndim; d++)
         shape[d - 1] = 1;
     st = fleet_model_constant(im->m, FLEET_DTYPE_F32, vx->ndim - 1, shape, s, &sv);
     if (st == FLEET_OK)
-        st = fleet_model_constant(im->m, FLEET_DTYPE_F32, vx->ndim - 1, shape, t, &tv);
+        st = fleet_model_constant(im->m, FLEET_DTYPE_F32, vx->ndim - 1, shape, s + c, &tv);
     free(s);
     if (st != FLEET_OK || (st = fleet_model_mul(im->m, x, sv, &y)) != FLEET_OK ||
         (st = fleet_model_add(im->m, y, tv, &y)) != FLEET_OK)
