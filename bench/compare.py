@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Ratio table of fleet bench against the raw-CUDA floor and PyTorch.
 
-    python3 bench/compare.py fleet.json[,more.json] raw.json [torch.json]
+    python3 bench/compare.py fleet.json[,more.json] raw.json [torch.json[,more.json]]
 
 Reads the --json files of `fleet bench`, bench/cuda_floor and
 bench/torch_bench.py from one run on one card and prints, per workload and
 thread count, the three figures, fleet's ratios, and each PERFORMANCE.md goal
-with PASS or MISS (and by how much). Exit status 0 either way: the goals are
-read from the table, not enforced.
+with PASS or MISS (and by how much). Model rows (`fleet bench --model`,
+"model:minilm b1") are compared with torch_bench.py's rows of the same name
+(eager) and of NAME-graph (a CUDA graph per thread). Exit status 0 either
+way: the goals are read from the table, not enforced.
 """
 import json
 import sys
@@ -55,6 +57,27 @@ def main():
                  f"{fr / rr:.2f}" if rr else "-", fmt(tr), f"{fr / tr:.2f}" if tr else "-"]
         print("| " + " | ".join(cells) + " |")
 
+    def split(row):  # "model:minilm b32" -> ("minilm", "32")
+        name, _, batch = row[len("model:"):].rpartition(" b")
+        return name, batch
+    models = sorted((k for k in fleet if k[0].startswith("model:")),
+                    key=lambda k: (split(k[0])[0], int(split(k[0])[1] or 0), k[1]))
+    if models:
+        print()
+        print("| model | threads | fleet runs/s | fleet samples/s | PyTorch eager | fleet/eager "
+              "| PyTorch CUDA graph | fleet/graph |")
+        print("|---|---|---|---|---|---|---|---|")
+    for w, t in models:
+        name, batch = split(w)
+        r = fleet[(w, t)]
+        fr = r["ops_per_s"]
+        er = torch.get((w, t), {}).get("ops_per_s")
+        gr = torch.get((f"model:{name}-graph b{batch}", t), {}).get("ops_per_s")
+        cells = [w, str(t), f"{fr:,.1f}", f"{r.get('samples_per_s', 0):,.1f}",
+                 f"{er:,.1f}" if er else "-", f"{fr / er:.2f}" if er else "-",
+                 f"{gr:,.1f}" if gr else "-", f"{fr / gr:.2f}" if gr else "-"]
+        print("| " + " | ".join(cells) + " |")
+
     print()
     print("| goal (PERFORMANCE.md) | measured | result |")
     print("|---|---|---|")
@@ -87,6 +110,13 @@ def main():
          ratio(fleet.get(("mlp", 1), {}).get("ops_per_s"), tg1), 1.0)
     goal("3. mlp 8 threads: fleet / PyTorch CUDA graph (1 thread)",
          ratio(fleet.get(("mlp", 8), {}).get("ops_per_s"), tg1), 4.0)
+    for name in sorted({split(w)[0] for w, _ in models}):
+        g1 = torch.get((f"model:{name}-graph b1", 1), {}).get("ops_per_s")
+        for t, bar in ((1, 2.0), (16, 10.0)):
+            f = fleet.get((f"model:{name} b1", t), {}).get("ops_per_s")
+            if f is not None:
+                goal(f"3. {name} batch 1, {t} thread{'s' if t > 1 else ''}: fleet / PyTorch "
+                     "CUDA graph (1 thread)", ratio(f, g1), bar)
     f1 = fleet.get(("linear64", 1), {}).get("ops_per_s")
     r1 = raw.get(("linear64-lt", 1), {}).get("ops_per_s")
     if f1 and r1:

@@ -112,7 +112,7 @@ def bert_case(folder, name, layers, hidden, heads, inter, opset, seq, batch, wei
     tmp = os.path.join(folder, name + ".tmp.onnx")
     names = ["input_ids", "attention_mask", "token_type_ids"]
     with torch.no_grad():
-        export(Wrap(m), tuple(torch.from_numpy(a) for a in (ids, mask, types)), names,
+        export(Wrap(m).eval(), tuple(torch.from_numpy(a) for a in (ids, mask, types)), names,
                ["last_hidden_state"], tmp, opset,
                {n: {0: "batch", 1: "sequence"} for n in names} |
                {"last_hidden_state": {0: "batch", 1: "sequence"}}, dynamo)
@@ -142,7 +142,7 @@ def gpt2_case(folder, name, opset, seq, batch, dynamo=False):
     ids = rng.integers(0, cfg.vocab_size, size=(batch, seq), dtype=np.int64)
     tmp = os.path.join(folder, name + ".tmp.onnx")
     with torch.no_grad():
-        export(Wrap(m), (torch.from_numpy(ids),), ["input_ids"], ["last_hidden_state"], tmp,
+        export(Wrap(m).eval(), (torch.from_numpy(ids),), ["input_ids"], ["last_hidden_state"], tmp,
                opset, {"input_ids": {0: "batch", 1: "sequence"},
                        "last_hidden_state": {0: "batch", 1: "sequence"}}, dynamo)
     outs = reference(tmp, {"input_ids": ids})

