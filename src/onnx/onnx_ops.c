@@ -214,7 +214,8 @@ static bool other_is(const fleet__onnx_node *r, fleet__onnx_str name, fleet__onn
 
 /* Div(x, sqrt 2) -> Erf -> Add(., 1) -> Mul(x, .) -> Mul(., 0.5), each the
  * only reader of the one before (as torch exports x * 0.5 * (1 + erf(x /
- * sqrt 2))): one gelu. *fused false when the chain is not there. */
+ * sqrt 2)); the dynamo exporter has the two Muls the other way round): one
+ * gelu. *fused false when the chain is not there. */
 static fleet_status gelu_chain(fleet__importer *im, const fleet__onnx_node *n, bool *fused)
 {
     *fused = false;
@@ -229,13 +230,14 @@ static fleet_status gelu_chain(fleet__importer *im, const fleet__onnx_node *n, b
     int add = only_reader(im, &g[erf], "Add");
     if (add < 0 || !operand_is(im, &g[add], g[erf].outputs[0], 1.0))
         return FLEET_OK;
+    /* then Mul(x, .) and Mul(., 0.5) in either order (dynamo: 0.5 first) */
     int mul1 = only_reader(im, &g[add], "Mul");
-    if (mul1 < 0)
+    int last = mul1 < 0 ? -1 : only_reader(im, &g[mul1], "Mul");
+    if (last < 0)
         return FLEET_OK;
-    if (!other_is(&g[mul1], g[add].outputs[0], x))
-        return FLEET_OK;
-    int last = only_reader(im, &g[mul1], "Mul");
-    if (last < 0 || !operand_is(im, &g[last], g[mul1].outputs[0], 0.5))
+    fleet__onnx_str a = g[add].outputs[0], m = g[mul1].outputs[0];
+    if (!(other_is(&g[mul1], a, x) && operand_is(im, &g[last], m, 0.5)) &&
+        !(operand_is(im, &g[mul1], a, 0.5) && other_is(&g[last], m, x)))
         return FLEET_OK;
     fleet_value xv, y;
     fleet_status st = in_value(im, n, 0, &xv, NULL);
