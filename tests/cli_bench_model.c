@@ -7,7 +7,7 @@
  * corrupt file, an unbound dimension, --batch without --model. Figures are
  * not judged (speed is read from tables, never asserted). Runs the fleet
  * binary built next to the tests, on the cpu backend. */
-#include "pb_writer.h"
+#include "onnx_writer.h"
 #include "test_util.h"
 
 #define FLEET_BIN FLEET_TEST_BINARY_DIR "/../fleet"
@@ -26,55 +26,6 @@ static void bench(char *const *args, int n)
 
 /* ---- the model ------------------------------------------------------------------------ */
 
-/* A tensor value info; a negative dim is named by params[d]. */
-static void value_info(pbw *g, uint32_t field, const char *name, int elem, int ndim,
-                       const int64_t *dims, const char *const *params)
-{
-    pbw shape = {0}, tensor = {0}, type = {0}, v = {0};
-    for (int d = 0; d < ndim; d++) {
-        pbw dim = {0};
-        if (dims[d] >= 0)
-            pbw_varint(&dim, 1, (uint64_t)dims[d]);
-        else
-            pbw_str(&dim, 2, params[d]);
-        pbw_msg(&shape, 1, &dim);
-        pbw_free(&dim);
-    }
-    pbw_varint(&tensor, 1, (uint64_t)elem);
-    pbw_msg(&tensor, 2, &shape);
-    pbw_msg(&type, 1, &tensor);
-    pbw_str(&v, 1, name);
-    pbw_msg(&v, 2, &type);
-    pbw_msg(g, field, &v);
-    pbw_free(&shape), pbw_free(&tensor), pbw_free(&type), pbw_free(&v);
-}
-
-static void initializer(pbw *g, const char *name, int ndim, const int64_t *dims, const float *data,
-                        size_t n)
-{
-    pbw t = {0};
-    for (int d = 0; d < ndim; d++)
-        pbw_varint(&t, 1, (uint64_t)dims[d]);
-    pbw_varint(&t, 2, 1); /* float */
-    pbw_str(&t, 8, name);
-    pbw_bytes(&t, 9, data, sizeof(float) * n);
-    pbw_msg(g, 5, &t);
-    pbw_free(&t);
-}
-
-static void node(pbw *g, const char *op, const char *a, const char *b, const char *out)
-{
-    pbw n = {0};
-    pbw_str(&n, 1, a);
-    if (b != NULL)
-        pbw_str(&n, 1, b);
-    pbw_str(&n, 2, out);
-    pbw_str(&n, 3, out);
-    pbw_str(&n, 4, op);
-    pbw_msg(g, 1, &n);
-    pbw_free(&n);
-}
-
 /* Writes the model to a temporary file; its path in path (a mkstemp
  * template of at least 32 bytes). */
 static void write_model(char *path)
@@ -86,28 +37,24 @@ static void write_model(char *path)
     test_fill_random(b, 3, &rng);
     pbw g = {0};
     pbw_str(&g, 2, "tiny");
-    initializer(&g, "table", 2, (const int64_t[]){10, 4}, table, 40);
-    initializer(&g, "W", 2, (const int64_t[]){4, 3}, w, 12);
-    initializer(&g, "b", 1, (const int64_t[]){3}, b, 3);
+    onnx_w_init_raw(&g, "table", 1, 2, (const int64_t[]){10, 4}, table, sizeof table);
+    onnx_w_init_raw(&g, "W", 1, 2, (const int64_t[]){4, 3}, w, sizeof w);
+    onnx_w_init_raw(&g, "b", 1, 1, (const int64_t[]){3}, b, sizeof b);
     const char *const params[] = {"batch", "sequence", NULL};
-    value_info(&g, 11, "x", 1, 3, (const int64_t[]){-1, -1, 4}, params);
-    value_info(&g, 11, "ids", 7, 2, (const int64_t[]){-1, -1}, params);
-    value_info(&g, 12, "y", 1, 3, (const int64_t[]){-1, -1, 3}, params);
-    node(&g, "Gather", "table", "ids", "e");
-    node(&g, "Add", "x", "e", "h");
-    node(&g, "MatMul", "h", "W", "hw");
-    node(&g, "Add", "hw", "b", "hb");
-    node(&g, "Relu", "hb", NULL, "y");
-    pbw m = {0}, o = {0};
-    pbw_varint(&m, 1, 8);
-    pbw_varint(&o, 2, 17);
-    pbw_msg(&m, 8, &o);
-    pbw_msg(&m, 7, &g);
+    onnx_w_value_info(&g, 11, "x", 1, 3, (const int64_t[]){-1, -1, 4}, params);
+    onnx_w_value_info(&g, 11, "ids", 7, 2, (const int64_t[]){-1, -1}, params);
+    onnx_w_value_info(&g, 12, "y", 1, 3, (const int64_t[]){-1, -1, 3}, params);
+    onnx_w_node(&g, "Gather", "e", (const char *[]){"table", "ids"}, 2, "e", NULL, 0);
+    onnx_w_node(&g, "Add", "h", (const char *[]){"x", "e"}, 2, "h", NULL, 0);
+    onnx_w_node(&g, "MatMul", "hw", (const char *[]){"h", "W"}, 2, "hw", NULL, 0);
+    onnx_w_node(&g, "Add", "hb", (const char *[]){"hw", "b"}, 2, "hb", NULL, 0);
+    onnx_w_node(&g, "Relu", "y", (const char *[]){"hb"}, 1, "y", NULL, 0);
+    pbw m = onnx_w_model(&g, 17);
     int fd = mkstemp(path);
     ASSERT_TRUE(fd >= 0);
     ASSERT_EQ(write(fd, m.p, m.n), (long long)m.n);
     close(fd);
-    pbw_free(&o), pbw_free(&g), pbw_free(&m);
+    pbw_free(&m);
 }
 
 /* The number after `key` in the JSON object that names `workload` and

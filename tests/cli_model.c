@@ -10,7 +10,7 @@
 #include <dirent.h>
 #include <sys/stat.h>
 
-#include "pb_writer.h"
+#include "onnx_writer.h"
 #include "test_util.h"
 
 #define FLEET_BIN FLEET_TEST_BINARY_DIR "/../fleet"
@@ -96,55 +96,15 @@ TEST(bad_options_and_files_are_refused)
 
 /* ---- .npy inputs and outputs ---------------------------------------------------------- */
 
-/* A value info of an f32 (ONNX elem 1) or i64 (7) tensor; a dim of -1 is
- * the named dimension "N", the batch. */
-static void value_info(pbw *g, uint32_t field, const char *name, int elem, int ndim,
-                       const int64_t *dims)
-{
-    pbw shape = {0}, tensor = {0}, type = {0}, v = {0};
-    for (int d = 0; d < ndim; d++) {
-        pbw dim = {0};
-        if (dims[d] >= 0)
-            pbw_varint(&dim, 1, (uint64_t)dims[d]);
-        else
-            pbw_str(&dim, 2, "N");
-        pbw_msg(&shape, 1, &dim);
-        pbw_free(&dim);
-    }
-    pbw_varint(&tensor, 1, (uint64_t)elem);
-    pbw_msg(&tensor, 2, &shape);
-    pbw_msg(&type, 1, &tensor);
-    pbw_str(&v, 1, name);
-    pbw_msg(&v, 2, &type);
-    pbw_msg(g, field, &v);
-    pbw_free(&shape), pbw_free(&tensor), pbw_free(&type), pbw_free(&v);
-}
-
-static void add_node(pbw *g, const char *op, const char *a, const char *b, const char *out)
-{
-    pbw n = {0};
-    pbw_str(&n, 1, a);
-    if (b != NULL)
-        pbw_str(&n, 1, b);
-    pbw_str(&n, 2, out);
-    pbw_str(&n, 4, op);
-    pbw_msg(g, 1, &n);
-    pbw_free(&n);
-}
-
 /* Writes the graph (freed) as an opset-17 model file at path. */
 static void write_model(pbw *g, const char *path)
 {
-    pbw m = {0}, o = {0};
-    pbw_varint(&m, 1, 8);
-    pbw_varint(&o, 2, 17);
-    pbw_msg(&m, 8, &o);
-    pbw_msg(&m, 7, g);
+    pbw m = onnx_w_model(g, 17);
     FILE *f = fopen(path, "wb");
     ASSERT_TRUE(f != NULL);
     ASSERT_EQ(fwrite(m.p, 1, m.n, f), m.n);
     ASSERT_EQ(fclose(f), 0);
-    pbw_free(&m), pbw_free(&o), pbw_free(g);
+    pbw_free(&m);
 }
 
 static char dir[] = "/tmp/fleet-cli-npy-XXXXXX";
@@ -157,15 +117,16 @@ static void write_test_model(void)
     pbw g = {0};
     pbw_str(&g, 2, "npy_io");
     int64_t xd[] = {-1, 3}, sd[] = {3}, nd[] = {-1};
-    value_info(&g, 11, "x", 1, 2, xd);
-    value_info(&g, 11, "s", 1, 1, sd);
-    value_info(&g, 11, "n", 7, 1, nd);
-    value_info(&g, 12, "y/sum", 1, 2, xd);
-    value_info(&g, 12, "../relu", 1, 2, xd);
-    value_info(&g, 12, "n2", 7, 1, nd);
-    add_node(&g, "Add", "x", "s", "y/sum");
-    add_node(&g, "Relu", "x", NULL, "../relu");
-    add_node(&g, "Add", "n", "n", "n2");
+    const char *const pn[] = {"N", NULL}; /* the batch */
+    onnx_w_value_info(&g, 11, "x", 1, 2, xd, pn);
+    onnx_w_value_info(&g, 11, "s", 1, 1, sd, pn);
+    onnx_w_value_info(&g, 11, "n", 7, 1, nd, pn);
+    onnx_w_value_info(&g, 12, "y/sum", 1, 2, xd, pn);
+    onnx_w_value_info(&g, 12, "../relu", 1, 2, xd, pn);
+    onnx_w_value_info(&g, 12, "n2", 7, 1, nd, pn);
+    onnx_w_node(&g, "Add", "", (const char *[]){"x", "s"}, 2, "y/sum", NULL, 0);
+    onnx_w_node(&g, "Relu", "", (const char *[]){"x"}, 1, "../relu", NULL, 0);
+    onnx_w_node(&g, "Add", "", (const char *[]){"n", "n"}, 2, "n2", NULL, 0);
     snprintf(model_path, sizeof model_path, "%s/model.onnx", dir);
     write_model(&g, model_path);
 }
@@ -409,11 +370,12 @@ TEST(outputs_whose_files_would_collide_or_have_no_folder_are_refused)
 {
     pbw g = {0};
     int64_t d[] = {-1, 2};
-    value_info(&g, 11, "x", 1, 2, d);
-    value_info(&g, 12, "a/b", 1, 2, d);
-    value_info(&g, 12, "a_b", 1, 2, d);
-    add_node(&g, "Relu", "x", NULL, "a/b");
-    add_node(&g, "Neg", "x", NULL, "a_b");
+    const char *const pn[] = {"N", NULL};
+    onnx_w_value_info(&g, 11, "x", 1, 2, d, pn);
+    onnx_w_value_info(&g, 12, "a/b", 1, 2, d, pn);
+    onnx_w_value_info(&g, 12, "a_b", 1, 2, d, pn);
+    onnx_w_node(&g, "Relu", "", (const char *[]){"x"}, 1, "a/b", NULL, 0);
+    onnx_w_node(&g, "Neg", "", (const char *[]){"x"}, 1, "a_b", NULL, 0);
     char path[300];
     snprintf(path, sizeof path, "%s/collide.onnx", dir);
     write_model(&g, path);

@@ -9,100 +9,12 @@
 #include <unistd.h>
 
 #include "fleet/onnx.h"
-#include "pb_writer.h"
+#include "onnx_writer.h"
 #include "test_util.h"
 
 #define B FLEET_DIM_BATCH
 
 static fleet_device *dev;
-
-/* ---- writing ONNX ---------------------------------------------------------------------- */
-
-/* A tensor value info: dims[i] >= 0 a size, else params[i] names it. */
-static void vi(pbw *g, uint32_t field, const char *name, int elem, int ndim, const int64_t *dims,
-               const char *const *params)
-{
-    pbw shape = {0}, tensor = {0}, type = {0}, v = {0};
-    for (int d = 0; d < ndim; d++) {
-        pbw dim = {0};
-        if (dims[d] >= 0)
-            pbw_varint(&dim, 1, (uint64_t)dims[d]);
-        else
-            pbw_str(&dim, 2, params[d]);
-        pbw_msg(&shape, 1, &dim);
-        pbw_free(&dim);
-    }
-    pbw_varint(&tensor, 1, (uint64_t)elem);
-    pbw_msg(&tensor, 2, &shape);
-    pbw_msg(&type, 1, &tensor);
-    pbw_str(&v, 1, name);
-    pbw_msg(&v, 2, &type);
-    pbw_msg(g, field, &v);
-    pbw_free(&shape), pbw_free(&tensor), pbw_free(&type), pbw_free(&v);
-}
-
-static void tensor_head(pbw *t, const char *name, int elem, int ndim, const int64_t *dims)
-{
-    for (int d = 0; d < ndim; d++)
-        pbw_varint(t, 1, (uint64_t)dims[d]);
-    pbw_varint(t, 2, (uint64_t)elem);
-    pbw_str(t, 8, name);
-}
-
-static void init_raw(pbw *g, const char *name, int elem, int ndim, const int64_t *dims,
-                     const void *data, size_t bytes)
-{
-    pbw t = {0};
-    tensor_head(&t, name, elem, ndim, dims);
-    pbw_bytes(&t, 9, data, bytes);
-    pbw_msg(g, 5, &t);
-    pbw_free(&t);
-}
-
-static void init_i64(pbw *g, const char *name, int n, const int64_t *v)
-{
-    int64_t dims[1] = {n};
-    init_raw(g, name, 7, 1, dims, v, sizeof(int64_t) * (size_t)n);
-}
-
-static pbw attr_int(const char *name, int64_t v)
-{
-    pbw a = {0};
-    pbw_str(&a, 1, name);
-    pbw_varint(&a, 20, 2);
-    pbw_varint(&a, 3, (uint64_t)v);
-    return a;
-}
-
-/* A node; attrs (n_attrs of them) are freed. */
-static void node(pbw *g, const char *op, const char *name, const char *const *in, int n_in,
-                 const char *out, pbw *attrs, int n_attrs)
-{
-    pbw n = {0};
-    for (int i = 0; i < n_in; i++)
-        pbw_str(&n, 1, in[i]);
-    pbw_str(&n, 2, out);
-    pbw_str(&n, 3, name);
-    pbw_str(&n, 4, op);
-    for (int i = 0; i < n_attrs; i++) {
-        pbw_msg(&n, 5, &attrs[i]);
-        pbw_free(&attrs[i]);
-    }
-    pbw_msg(g, 1, &n);
-    pbw_free(&n);
-}
-
-static pbw model_of(pbw *g, int64_t opset)
-{
-    pbw m = {0}, o = {0};
-    pbw_varint(&m, 1, 8);
-    pbw_varint(&o, 2, (uint64_t)opset);
-    pbw_msg(&m, 8, &o);
-    pbw_msg(&m, 7, g);
-    pbw_free(&o);
-    pbw_free(g);
-    return m;
-}
 
 /* ---- an MLP: relu(x @ W1 + b1) @ W2 + b2, softmax, x [N, 4] ------------------------------ */
 
@@ -116,27 +28,27 @@ static pbw mlp_model(const char *op_a, bool with_unsupported)
     pbw g = {0};
     pbw_str(&g, 2, "mlp");
     int64_t d1[] = {4, 5}, d2[] = {5}, d3[] = {5, 3}, d4[] = {3};
-    init_raw(&g, "W1", 1, 2, d1, w1, sizeof w1);
-    init_raw(&g, "b1", 1, 1, d2, b1, sizeof b1);
-    init_raw(&g, "W2", 1, 2, d3, w2, sizeof w2);
-    init_raw(&g, "b2", 1, 1, d4, b2, sizeof b2);
+    onnx_w_init_raw(&g, "W1", 1, 2, d1, w1, sizeof w1);
+    onnx_w_init_raw(&g, "b1", 1, 1, d2, b1, sizeof b1);
+    onnx_w_init_raw(&g, "W2", 1, 2, d3, w2, sizeof w2);
+    onnx_w_init_raw(&g, "b2", 1, 1, d4, b2, sizeof b2);
     const char *const pn[] = {"N", NULL};
     int64_t xd[] = {-1, 4}, yd[] = {-1, 3};
-    vi(&g, 11, "x", 1, 2, xd, pn);
-    vi(&g, 12, "probs", 1, 2, yd, pn);
-    node(&g, "MatMul", "mm1", (const char *[]){"x", "W1"}, 2, "h0", NULL, 0);
-    node(&g, op_a, "add1", (const char *[]){"h0", "b1"}, 2, "h1", NULL, 0);
-    node(&g, "Relu", "relu", (const char *[]){"h1"}, 1, "h2", NULL, 0);
+    onnx_w_value_info(&g, 11, "x", 1, 2, xd, pn);
+    onnx_w_value_info(&g, 12, "probs", 1, 2, yd, pn);
+    onnx_w_node(&g, "MatMul", "mm1", (const char *[]){"x", "W1"}, 2, "h0", NULL, 0);
+    onnx_w_node(&g, op_a, "add1", (const char *[]){"h0", "b1"}, 2, "h1", NULL, 0);
+    onnx_w_node(&g, "Relu", "relu", (const char *[]){"h1"}, 1, "h2", NULL, 0);
     if (with_unsupported) {
-        node(&g, "Foo", "foo1", (const char *[]){"h2"}, 1, "h3", NULL, 0);
-        node(&g, "Bar", "bar1", (const char *[]){"h3"}, 1, "h2b", NULL, 0);
+        onnx_w_node(&g, "Foo", "foo1", (const char *[]){"h2"}, 1, "h3", NULL, 0);
+        onnx_w_node(&g, "Bar", "bar1", (const char *[]){"h3"}, 1, "h2b", NULL, 0);
     }
-    node(&g, "MatMul", "mm2", (const char *[]){with_unsupported ? "h2b" : "h2", "W2"}, 2, "h4",
+    onnx_w_node(&g, "MatMul", "mm2", (const char *[]){with_unsupported ? "h2b" : "h2", "W2"}, 2, "h4",
          NULL, 0);
-    node(&g, "Add", "add2", (const char *[]){"h4", "b2"}, 2, "logits", NULL, 0);
-    pbw axis = attr_int("axis", -1);
-    node(&g, "Softmax", "sm", (const char *[]){"logits"}, 1, "probs", &axis, 1);
-    return model_of(&g, 17);
+    onnx_w_node(&g, "Add", "add2", (const char *[]){"h4", "b2"}, 2, "logits", NULL, 0);
+    pbw axis = onnx_w_attr_int("axis", -1);
+    onnx_w_node(&g, "Softmax", "sm", (const char *[]){"logits"}, 1, "probs", &axis, 1);
+    return onnx_w_model(&g, 17);
 }
 
 static void mlp_reference(const float *x, int64_t n, float *y)
@@ -253,17 +165,17 @@ static pbw reshape_model(void)
     pbw g = {0};
     const char *const pn[] = {"batch", "seq", NULL};
     int64_t xd[] = {-1, -1, 6}, yd[] = {-1, 18};
-    vi(&g, 11, "x", 1, 3, xd, pn);
-    vi(&g, 12, "y", 1, 2, yd, pn);
-    init_i64(&g, "zero", 1, (const int64_t[]){0});
-    init_i64(&g, "minus1", 1, (const int64_t[]){-1});
-    pbw axes = attr_int("axis", 0);
-    node(&g, "Shape", "shape", (const char *[]){"x"}, 1, "s", NULL, 0);
-    node(&g, "Gather", "g0", (const char *[]){"s", "zero"}, 2, "n", &axes, 1);
-    node(&g, "Concat", "cat", (const char *[]){"n", "minus1"}, 2, "target",
-         (pbw[]){attr_int("axis", 0)}, 1);
-    node(&g, "Reshape", "rs", (const char *[]){"x", "target"}, 2, "y", NULL, 0);
-    return model_of(&g, 14);
+    onnx_w_value_info(&g, 11, "x", 1, 3, xd, pn);
+    onnx_w_value_info(&g, 12, "y", 1, 2, yd, pn);
+    onnx_w_init_i64(&g, "zero", 1, (const int64_t[]){0});
+    onnx_w_init_i64(&g, "minus1", 1, (const int64_t[]){-1});
+    pbw axes = onnx_w_attr_int("axis", 0);
+    onnx_w_node(&g, "Shape", "shape", (const char *[]){"x"}, 1, "s", NULL, 0);
+    onnx_w_node(&g, "Gather", "g0", (const char *[]){"s", "zero"}, 2, "n", &axes, 1);
+    onnx_w_node(&g, "Concat", "cat", (const char *[]){"n", "minus1"}, 2, "target",
+         (pbw[]){onnx_w_attr_int("axis", 0)}, 1);
+    onnx_w_node(&g, "Reshape", "rs", (const char *[]){"x", "target"}, 2, "y", NULL, 0);
+    return onnx_w_model(&g, 14);
 }
 
 TEST(a_shape_subgraph_folds_away_leaving_the_batch)
@@ -312,13 +224,13 @@ TEST(int64_token_ids_gather_rows_of_a_table)
     for (int i = 0; i < 24; i++)
         table[i] = (float)i * 0.5f;
     int64_t td[] = {6, 4};
-    init_raw(&g, "emb", 1, 2, td, table, sizeof table);
+    onnx_w_init_raw(&g, "emb", 1, 2, td, table, sizeof table);
     const char *const pn[] = {"b", NULL};
     int64_t idd[] = {-1, 3}, yd[] = {-1, 3, 4};
-    vi(&g, 11, "ids", 7, 2, idd, pn);
-    vi(&g, 12, "y", 1, 3, yd, pn);
-    node(&g, "Gather", "lookup", (const char *[]){"emb", "ids"}, 2, "y", NULL, 0);
-    pbw file = model_of(&g, 13);
+    onnx_w_value_info(&g, 11, "ids", 7, 2, idd, pn);
+    onnx_w_value_info(&g, 12, "y", 1, 3, yd, pn);
+    onnx_w_node(&g, "Gather", "lookup", (const char *[]){"emb", "ids"}, 2, "y", NULL, 0);
+    pbw file = onnx_w_model(&g, 13);
     fleet_model *m;
     ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
     pbw_free(&file);
@@ -342,7 +254,7 @@ TEST(int64_token_ids_gather_rows_of_a_table)
 
 static void scalar_init(pbw *g, const char *name, float v)
 {
-    init_raw(g, name, 1, 0, NULL, &v, sizeof v);
+    onnx_w_init_raw(g, name, 1, 0, NULL, &v, sizeof v);
 }
 
 TEST(a_spelled_out_gelu_becomes_one_gelu)
@@ -354,24 +266,24 @@ TEST(a_spelled_out_gelu_becomes_one_gelu)
         pbw g = {0};
         const char *const pn[] = {"b", NULL};
         int64_t xd[] = {-1, 5};
-        vi(&g, 11, "x", 1, 2, xd, pn);
-        vi(&g, 12, "y", 1, 2, xd, pn);
+        onnx_w_value_info(&g, 11, "x", 1, 2, xd, pn);
+        onnx_w_value_info(&g, 12, "y", 1, 2, xd, pn);
         if (reader)
-            vi(&g, 12, "e", 1, 2, xd, pn); /* the Erf is read outside the chain */
+            onnx_w_value_info(&g, 12, "e", 1, 2, xd, pn); /* the Erf is read outside the chain */
         scalar_init(&g, "sqrt2", 1.4142135623730951f);
         scalar_init(&g, "one", 1.0f);
         scalar_init(&g, "half", 0.5f);
-        node(&g, "Div", "div", (const char *[]){"x", "sqrt2"}, 2, "d", NULL, 0);
-        node(&g, "Erf", "erf", (const char *[]){"d"}, 1, "e", NULL, 0);
-        node(&g, "Add", "add", (const char *[]){"e", "one"}, 2, "a", NULL, 0);
+        onnx_w_node(&g, "Div", "div", (const char *[]){"x", "sqrt2"}, 2, "d", NULL, 0);
+        onnx_w_node(&g, "Erf", "erf", (const char *[]){"d"}, 1, "e", NULL, 0);
+        onnx_w_node(&g, "Add", "add", (const char *[]){"e", "one"}, 2, "a", NULL, 0);
         if (dynamo) {
-            node(&g, "Mul", "mul", (const char *[]){"a", "half"}, 2, "m", NULL, 0);
-            node(&g, "Mul", "mul2", (const char *[]){"x", "m"}, 2, "y", NULL, 0);
+            onnx_w_node(&g, "Mul", "mul", (const char *[]){"a", "half"}, 2, "m", NULL, 0);
+            onnx_w_node(&g, "Mul", "mul2", (const char *[]){"x", "m"}, 2, "y", NULL, 0);
         } else {
-            node(&g, "Mul", "mul", (const char *[]){"x", "a"}, 2, "m", NULL, 0);
-            node(&g, "Mul", "mul2", (const char *[]){"m", "half"}, 2, "y", NULL, 0);
+            onnx_w_node(&g, "Mul", "mul", (const char *[]){"x", "a"}, 2, "m", NULL, 0);
+            onnx_w_node(&g, "Mul", "mul2", (const char *[]){"m", "half"}, 2, "y", NULL, 0);
         }
-        pbw file = model_of(&g, 17);
+        pbw file = onnx_w_model(&g, 17);
         fleet_model *m;
         ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
         pbw_free(&file);
@@ -406,13 +318,13 @@ TEST(a_spelled_out_gelu_becomes_one_gelu)
 static void constant_node(pbw *g, const char *out, float v)
 {
     pbw a = {0}, t = {0};
-    tensor_head(&t, "", 1, 0, NULL);
+    onnx_w_tensor_head(&t, "", 1, 0, NULL);
     pbw_bytes(&t, 9, &v, sizeof v);
     pbw_str(&a, 1, "value");
     pbw_varint(&a, 20, 4);
     pbw_msg(&a, 5, &t);
     pbw_free(&t);
-    node(g, "Constant", out, NULL, 0, out, &a, 1);
+    onnx_w_node(g, "Constant", out, NULL, 0, out, &a, 1);
 }
 
 TEST(a_spelled_out_layer_norm_becomes_one_layer_norm)
@@ -423,10 +335,10 @@ TEST(a_spelled_out_layer_norm_becomes_one_layer_norm)
     float gamma[6], beta[6];
     for (int i = 0; i < 6; i++)
         gamma[i] = 1.0f + 0.1f * (float)i, beta[i] = 0.05f * (float)i;
-    init_raw(&g, "gamma", 1, 1, dd, gamma, sizeof gamma);
-    init_raw(&g, "beta", 1, 1, dd, beta, sizeof beta);
-    vi(&g, 11, "x", 1, 3, xd, pn);
-    vi(&g, 12, "y", 1, 3, xd, pn);
+    onnx_w_init_raw(&g, "gamma", 1, 1, dd, gamma, sizeof gamma);
+    onnx_w_init_raw(&g, "beta", 1, 1, dd, beta, sizeof beta);
+    onnx_w_value_info(&g, 11, "x", 1, 3, xd, pn);
+    onnx_w_value_info(&g, 12, "y", 1, 3, xd, pn);
     pbw ax1 = {0}, ax2 = {0};
     pbw_str(&ax1, 1, "axes");
     pbw_varint(&ax1, 20, 7);
@@ -434,18 +346,18 @@ TEST(a_spelled_out_layer_norm_becomes_one_layer_norm)
     pbw_str(&ax2, 1, "axes");
     pbw_varint(&ax2, 20, 7);
     pbw_packed_varints(&ax2, 8, (const int64_t[]){-1}, 1);
-    node(&g, "ReduceMean", "m1", (const char *[]){"x"}, 1, "mean", &ax1, 1);
-    node(&g, "Sub", "sub", (const char *[]){"x", "mean"}, 2, "d", NULL, 0);
+    onnx_w_node(&g, "ReduceMean", "m1", (const char *[]){"x"}, 1, "mean", &ax1, 1);
+    onnx_w_node(&g, "Sub", "sub", (const char *[]){"x", "mean"}, 2, "d", NULL, 0);
     constant_node(&g, "two", 2.0f);
-    node(&g, "Pow", "pow", (const char *[]){"d", "two"}, 2, "p", NULL, 0);
-    node(&g, "ReduceMean", "m2", (const char *[]){"p"}, 1, "var", &ax2, 1);
+    onnx_w_node(&g, "Pow", "pow", (const char *[]){"d", "two"}, 2, "p", NULL, 0);
+    onnx_w_node(&g, "ReduceMean", "m2", (const char *[]){"p"}, 1, "var", &ax2, 1);
     constant_node(&g, "eps", 1e-5f);
-    node(&g, "Add", "add", (const char *[]){"var", "eps"}, 2, "ve", NULL, 0);
-    node(&g, "Sqrt", "sqrt", (const char *[]){"ve"}, 1, "s", NULL, 0);
-    node(&g, "Div", "div", (const char *[]){"d", "s"}, 2, "nrm", NULL, 0);
-    node(&g, "Mul", "mul", (const char *[]){"nrm", "gamma"}, 2, "sc", NULL, 0);
-    node(&g, "Add", "add2", (const char *[]){"sc", "beta"}, 2, "y", NULL, 0);
-    pbw file = model_of(&g, 14);
+    onnx_w_node(&g, "Add", "add", (const char *[]){"var", "eps"}, 2, "ve", NULL, 0);
+    onnx_w_node(&g, "Sqrt", "sqrt", (const char *[]){"ve"}, 1, "s", NULL, 0);
+    onnx_w_node(&g, "Div", "div", (const char *[]){"d", "s"}, 2, "nrm", NULL, 0);
+    onnx_w_node(&g, "Mul", "mul", (const char *[]){"nrm", "gamma"}, 2, "sc", NULL, 0);
+    onnx_w_node(&g, "Add", "add2", (const char *[]){"sc", "beta"}, 2, "y", NULL, 0);
+    pbw file = onnx_w_model(&g, 14);
     fleet_model *m;
     ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
     pbw_free(&file);
@@ -481,7 +393,7 @@ static pbw external_model(const char *location)
 {
     pbw g = {0}, t = {0}, e1 = {0}, e2 = {0};
     int64_t d[] = {4};
-    tensor_head(&t, "bias", 1, 1, d);
+    onnx_w_tensor_head(&t, "bias", 1, 1, d);
     pbw_str(&e1, 1, "location");
     pbw_str(&e1, 2, location);
     pbw_msg(&t, 13, &e1);
@@ -492,25 +404,16 @@ static pbw external_model(const char *location)
     pbw_msg(&g, 5, &t);
     pbw_free(&t), pbw_free(&e1), pbw_free(&e2);
     int64_t xd[] = {2, 4};
-    vi(&g, 11, "x", 1, 2, xd, NULL);
-    vi(&g, 12, "y", 1, 2, xd, NULL);
-    node(&g, "Add", "add", (const char *[]){"x", "bias"}, 2, "y", NULL, 0);
-    return model_of(&g, 13);
+    onnx_w_value_info(&g, 11, "x", 1, 2, xd, NULL);
+    onnx_w_value_info(&g, 12, "y", 1, 2, xd, NULL);
+    onnx_w_node(&g, "Add", "add", (const char *[]){"x", "bias"}, 2, "y", NULL, 0);
+    return onnx_w_model(&g, 13);
 }
 
 /* Conv -> BatchNormalization (as the dynamo exporter leaves ResNets): the
  * BN folds into the conv's weight and bias (with and without a bias), and
  * stays a node of its own when the conv's output is read elsewhere too —
  * the same values either way, against a plain-C conv and BN. */
-static pbw attr_float(const char *name, float v)
-{
-    pbw a = {0};
-    pbw_str(&a, 1, name);
-    pbw_varint(&a, 20, 1);
-    pbw_float(&a, 2, v);
-    return a;
-}
-
 TEST(a_batch_norm_after_a_conv_folds_into_its_weights)
 {
     enum { C = 2, O = 3, H = 4, K = 3, P = H - K + 1 };
@@ -527,21 +430,21 @@ TEST(a_batch_norm_after_a_conv_folds_into_its_weights)
             pbw g = {0};
             const char *const pn[] = {"n", NULL, NULL, NULL};
             int64_t xd[] = {-1, C, H, H}, yd[] = {-1, O, P, P}, wd[] = {O, C, K, K}, cd[] = {O};
-            vi(&g, 11, "x", 1, 4, xd, pn);
-            vi(&g, 12, "y", 1, 4, yd, pn);
+            onnx_w_value_info(&g, 11, "x", 1, 4, xd, pn);
+            onnx_w_value_info(&g, 12, "y", 1, 4, yd, pn);
             if (shared)
-                vi(&g, 12, "c", 1, 4, yd, pn); /* the conv's output read outside */
-            init_raw(&g, "W", 1, 4, wd, w, sizeof w);
-            init_raw(&g, "B", 1, 1, cd, bias, sizeof bias);
+                onnx_w_value_info(&g, 12, "c", 1, 4, yd, pn); /* the conv's output read outside */
+            onnx_w_init_raw(&g, "W", 1, 4, wd, w, sizeof w);
+            onnx_w_init_raw(&g, "B", 1, 1, cd, bias, sizeof bias);
             const char *bn_names[] = {"scale", "shift", "mean", "var"};
             for (int k = 0; k < 4; k++)
-                init_raw(&g, bn_names[k], 1, 1, cd, bn[k], sizeof bn[k]);
-            node(&g, "Conv", "conv", (const char *[]){"x", "W", "B"}, 2 + with_bias, "c", NULL,
+                onnx_w_init_raw(&g, bn_names[k], 1, 1, cd, bn[k], sizeof bn[k]);
+            onnx_w_node(&g, "Conv", "conv", (const char *[]){"x", "W", "B"}, 2 + with_bias, "c", NULL,
                  0);
-            pbw eps = attr_float("epsilon", 1e-3f);
-            node(&g, "BatchNormalization", "bn",
+            pbw eps = onnx_w_attr_float("epsilon", 1e-3f);
+            onnx_w_node(&g, "BatchNormalization", "bn",
                  (const char *[]){"c", "scale", "shift", "mean", "var"}, 5, "y", &eps, 1);
-            pbw file = model_of(&g, 15);
+            pbw file = onnx_w_model(&g, 15);
             fleet_model *m;
             ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
             pbw_free(&file);
@@ -585,16 +488,6 @@ TEST(a_batch_norm_after_a_conv_folds_into_its_weights)
  * f32, MatMul with v — becomes one fleet attention; with the scores also a
  * graph output it stays the plain nodes. The same values either way,
  * against softmax(q k^T * scale + mask) v in plain C. */
-static pbw attr_ints(const char *name, int n, const int64_t *v)
-{
-    pbw a = {0};
-    pbw_str(&a, 1, name);
-    pbw_varint(&a, 20, 7);
-    for (int i = 0; i < n; i++)
-        pbw_varint(&a, 8, (uint64_t)v[i]);
-    return a;
-}
-
 TEST(an_exported_attention_becomes_one_attention)
 {
     enum { H = 2, S = 4, D = 3, DV = 5, N = 2 };
@@ -615,39 +508,39 @@ TEST(an_exported_attention_becomes_one_attention)
         const char *const pn[] = {"n", NULL, NULL, NULL};
         int64_t qd[] = {-1, H, S, D}, vd[] = {-1, H, S, DV}, md[] = {-1, 1, 1, S},
                 sd[] = {-1, H, S, S}, v1d[] = {1, H, S, DV};
-        vi(&g, 11, "q", 1, 4, qd, pn);
-        vi(&g, 11, "k", 1, 4, qd, pn);
+        onnx_w_value_info(&g, 11, "q", 1, 4, qd, pn);
+        onnx_w_value_info(&g, 11, "k", 1, 4, qd, pn);
         if (cases[t].v_one)
-            init_raw(&g, "v", 1, 4, v1d, v, sizeof(float) * H * S * DV);
+            onnx_w_init_raw(&g, "v", 1, 4, v1d, v, sizeof(float) * H * S * DV);
         else
-            vi(&g, 11, "v", 1, 4, vd, pn);
+            onnx_w_value_info(&g, 11, "v", 1, 4, vd, pn);
         if (cases[t].masked)
-            vi(&g, 11, "mask", 1, 4, md, pn);
-        vi(&g, 12, "y", 1, 4, vd, pn);
+            onnx_w_value_info(&g, 11, "mask", 1, 4, md, pn);
+        onnx_w_value_info(&g, 12, "y", 1, 4, vd, pn);
         if (cases[t].scores_out)
-            vi(&g, 12, "s", 1, 4, sd, pn);
+            onnx_w_value_info(&g, 12, "s", 1, 4, sd, pn);
         scalar_init(&g, "c", cases[t].div ? sqrtf((float)D) : 0.5f);
-        pbw perm = attr_ints("perm", 4, (const int64_t[]){0, 1, 3, 2});
-        node(&g, "Transpose", "kt", (const char *[]){"k"}, 1, "kT", &perm, 1);
-        node(&g, "MatMul", "qk", (const char *[]){"q", "kT"}, 2, "s", NULL, 0);
-        node(&g, cases[t].div ? "Div" : "Mul", "scale", (const char *[]){"s", "c"}, 2, "s2",
+        pbw perm = onnx_w_attr_ints("perm", 4, (const int64_t[]){0, 1, 3, 2});
+        onnx_w_node(&g, "Transpose", "kt", (const char *[]){"k"}, 1, "kT", &perm, 1);
+        onnx_w_node(&g, "MatMul", "qk", (const char *[]){"q", "kT"}, 2, "s", NULL, 0);
+        onnx_w_node(&g, cases[t].div ? "Div" : "Mul", "scale", (const char *[]){"s", "c"}, 2, "s2",
              NULL, 0);
         const char *soft_in = "s2";
         if (cases[t].masked) {
-            node(&g, "Identity", "mask_view", (const char *[]){"mask"}, 1, "m", NULL, 0);
-            node(&g, "Add", "add_mask", (const char *[]){"s2", "m"}, 2, "s3", NULL, 0);
+            onnx_w_node(&g, "Identity", "mask_view", (const char *[]){"mask"}, 1, "m", NULL, 0);
+            onnx_w_node(&g, "Add", "add_mask", (const char *[]){"s2", "m"}, 2, "s3", NULL, 0);
             soft_in = "s3";
         }
-        pbw axis = attr_int("axis", -1);
-        node(&g, "Softmax", "softmax", (const char *[]){soft_in}, 1, "p", &axis, 1);
+        pbw axis = onnx_w_attr_int("axis", -1);
+        onnx_w_node(&g, "Softmax", "softmax", (const char *[]){soft_in}, 1, "p", &axis, 1);
         const char *pv_in = "p";
         if (cases[t].cast) {
-            pbw to = attr_int("to", 1);
-            node(&g, "Cast", "cast", (const char *[]){"p"}, 1, "p32", &to, 1);
+            pbw to = onnx_w_attr_int("to", 1);
+            onnx_w_node(&g, "Cast", "cast", (const char *[]){"p"}, 1, "p32", &to, 1);
             pv_in = "p32";
         }
-        node(&g, "MatMul", "pv", (const char *[]){pv_in, "v"}, 2, "y", NULL, 0);
-        pbw file = model_of(&g, 17);
+        onnx_w_node(&g, "MatMul", "pv", (const char *[]){pv_in, "v"}, 2, "y", NULL, 0);
+        pbw file = onnx_w_model(&g, 17);
         fleet_model *m;
         ASSERT_OK(fleet_model_load_onnx_memory(dev, file.p, file.n, NULL, &m));
         pbw_free(&file);
