@@ -16,7 +16,7 @@ extern "C" {
 
 typedef enum fleet_dtype {
     FLEET_DTYPE_F32 = 0,
-    FLEET_DTYPE_F16 = 1,  /* arithmetic on cuda devices only                      */
+    FLEET_DTYPE_F16 = 1,  /* arithmetic on cuda devices only; casts and copies on all */
     FLEET_DTYPE_BF16 = 2, /* likewise                                             */
     FLEET_DTYPE_I32 = 3,  /* indices (fleet_embedding, fleet_gather), fleet_cast,    */
     FLEET_DTYPE_I64 = 4,  /* copies, and the integer ops: add, sub, mul, div, max,

@@ -91,9 +91,10 @@ FLEET_API fleet_status fleet_clip(const fleet_tensor *x, float lo, float hi, fle
 /* Copy x's values into out (same shape and dtype, any layouts, every
  * dtype): with a contiguous out this makes a contiguous copy of a view. */
 FLEET_API fleet_status fleet_copy(const fleet_tensor *x, fleet_tensor *out);
-/* x's values converted to out's dtype (same shape): f32, i32, i64 and bool
- * on every backend, f16/bf16 too on cuda. Float to integer truncates toward
- * zero and saturates (NaN gives 0); to bool is x != 0. */
+/* x's values converted to out's dtype (same shape): between any two dtypes,
+ * on every backend. Narrowing to f16/bf16 rounds to nearest, ties to even
+ * (overflow gives infinity); float to integer truncates toward zero and
+ * saturates (NaN gives 0); to bool is x != 0. */
 FLEET_API fleet_status fleet_cast(const fleet_tensor *x, fleet_tensor *out);
 
 /* Row ops: softmax, layer norm, sum and mean work along one dimension of x.

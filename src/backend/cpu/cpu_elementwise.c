@@ -5,8 +5,8 @@
  * dimension is a tight loop per op (the switch stays outside it), the outer
  * dimensions are an odometer over byte offsets. Arithmetic is f32, and
  * for the integer ops (fleet__ew_takes_integers) i32 and i64 too; COPY
- * moves elements of any size; CAST converts between f32, i32, i64 and bool
- * through double; comparisons write bool; WHERE picks elements of any
+ * moves elements of any size; CAST converts between f32, f16, bf16, i32,
+ * i64 and bool through double (the 16-bit floats by core/half.h); comparisons write bool; WHERE picks elements of any
  * size by a bool condition. */
 #include <math.h>
 #include <stdbool.h>
@@ -15,6 +15,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_stream.h"
 #include "core/error.h"
+#include "core/half.h"
 
 _Static_assert(sizeof(fleet__elementwise_args) <= FLEET__CPU_TASK_ARGS,
                "elementwise args fit a task");
@@ -180,8 +181,11 @@ static double load(const char *p, int dtype)
     float f;
     int32_t i32;
     int64_t i64;
+    uint16_t h;
     switch (dtype) {
     case FLEET_DTYPE_F32: memcpy(&f, p, 4); return f;
+    case FLEET_DTYPE_F16: memcpy(&h, p, 2); return fleet__f16_to_f32(h);
+    case FLEET_DTYPE_BF16: memcpy(&h, p, 2); return fleet__bf16_to_f32(h);
     case FLEET_DTYPE_I32: memcpy(&i32, p, 4); return i32;
     case FLEET_DTYPE_I64: memcpy(&i64, p, 8); return (double)i64;
     case FLEET_DTYPE_BOOL: return *(const unsigned char *)p != 0;
@@ -207,8 +211,11 @@ static void store(char *p, int dtype, double v)
     float f = (float)v;
     int32_t i32 = (int32_t)to_int(v, -2147483648.0, 2147483647.0);
     int64_t i64 = to_int(v, -9223372036854775808.0, 9223372036854774784.0);
+    uint16_t h;
     switch (dtype) {
     case FLEET_DTYPE_F32: memcpy(p, &f, 4); break;
+    case FLEET_DTYPE_F16: h = fleet__f32_to_f16(f); memcpy(p, &h, 2); break;
+    case FLEET_DTYPE_BF16: h = fleet__f32_to_bf16(f); memcpy(p, &h, 2); break;
     case FLEET_DTYPE_I32: memcpy(p, &i32, 4); break;
     case FLEET_DTYPE_I64: memcpy(p, &i64, 8); break;
     case FLEET_DTYPE_BOOL: *(unsigned char *)p = v != 0.0; break;
@@ -297,13 +304,8 @@ bool fleet__cpu_elementwise_supports(int op, int dtype, int out_dtype)
 {
     switch ((fleet__ew_op)op) {
     case FLEET__EW_COPY: return fleet_dtype_size((fleet_dtype)dtype) != 0 && dtype == out_dtype;
-    case FLEET__EW_CAST: {
-        bool in = dtype == FLEET_DTYPE_F32 || dtype == FLEET_DTYPE_I32 ||
-                  dtype == FLEET_DTYPE_I64 || dtype == FLEET_DTYPE_BOOL;
-        bool out = out_dtype == FLEET_DTYPE_F32 || out_dtype == FLEET_DTYPE_I32 ||
-                   out_dtype == FLEET_DTYPE_I64 || out_dtype == FLEET_DTYPE_BOOL;
-        return in && out;
-    }
+    case FLEET__EW_CAST: return fleet_dtype_size((fleet_dtype)dtype) != 0 &&
+                                fleet_dtype_size((fleet_dtype)out_dtype) != 0;
     case FLEET__EW_WHERE: return fleet_dtype_size((fleet_dtype)dtype) != 0 && dtype == out_dtype;
     default: {
         bool integer = (dtype == FLEET_DTYPE_I32 || dtype == FLEET_DTYPE_I64) &&
