@@ -15,7 +15,7 @@
 static const char *const config_vars[] = {"FLEET_BACKEND", "FLEET_STREAMS", "FLEET_STREAM_WAIT_MS",
                                           "FLEET_MEMORY_LIMIT", "FLEET_CPU_DEVICES",
                                           "FLEET_LOG_LEVEL", "FLEET_GRAPH_CACHE",
-                                          "FLEET_MODEL_GRAPHS"};
+                                          "FLEET_MODEL_GRAPHS", "FLEET_CPU_SPIN_US"};
 
 typedef struct config_case {
     const char *env[3];     /* "NAME=value", up to 3 */
@@ -80,7 +80,8 @@ TEST(malformed_values_fail_every_call)
         {"FLEET_STREAMS", " 8"},         {"FLEET_STREAMS", "+8"},
         {"FLEET_STREAMS", "8 "},         {"FLEET_STREAM_WAIT_MS", " -1"},
         {"FLEET_STREAMS", "-8"},         {"FLEET_MEMORY_LIMIT", "64M "},
-        {"FLEET_MEMORY_LIMIT", "+64M"},
+        {"FLEET_MEMORY_LIMIT", "+64M"},  {"FLEET_CPU_SPIN_US", "-1"},
+        {"FLEET_CPU_SPIN_US", "100001"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bad_var = cases[i][0];
@@ -172,6 +173,14 @@ TEST(cpu_devices)
     ASSERT_OUT_CONTAINS(run("FLEET_CPU_DEVICES=3", NULL, check_devices), "count=3 last=cpu:2\n");
     ASSERT_OUT_CONTAINS(run("FLEET_CPU_DEVICES=16", NULL, check_devices), "count=16 last=cpu:15\n");
     ASSERT_OUT_CONTAINS(run("FLEET_LOG_LEVEL=info", NULL, check_devices), "count=1 last=cpu:0\n");
+}
+
+/* cpu streams work with spinning off and at its longest. */
+TEST(cpu_spin)
+{
+    ASSERT_OUT_CONTAINS(run("FLEET_CPU_SPIN_US=0", NULL, check_devices), "count=1 last=cpu:0\n");
+    ASSERT_OUT_CONTAINS(run("FLEET_CPU_SPIN_US=100000", NULL, check_devices),
+                        "count=1 last=cpu:0\n");
 }
 
 static int check_backend(int fd)

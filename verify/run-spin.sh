@@ -10,6 +10,8 @@
 #                           drain/cancel (batch/batcher.c)
 #   verify/capture_gate.pml the CUDA graph capture gate of a stream: sharers,
 #                           foreign submitters, device syncs (stream_pool.c)
+#   verify/cpu_stream.pml   a cpu stream's hand-off: waiters run tasks, spin,
+#                           park; wake-ups only to the parked (cpu_stream.c)
 #   No model for a TLS small-block cache: fleet has none.
 #
 # Every configuration of a correct model must finish an exhaustive search
@@ -166,6 +168,16 @@ run $cg ok safety "correct, 2 captures, 2 submits" "$P"
 run $cg ok safety "correct, 3 captures, 3 submits" "$P" -DCAPTURES=3 -DSUBMITS=3
 for v in BROKEN_LATE_ANNOUNCE BROKEN_NO_RECHECK BROKEN_TRY_LOOK_FIRST BROKEN_SYNC_NO_WAIT; do
     run $cg bug safety "$v" "$P" "-D$v"
+done
+
+# ---- cpu stream ------------------------------------------------------------------
+P="worker, 2 callers, poller, shutdown"
+cs=cpu_stream
+run $cs ok safety "correct, 3 kernels + a host function" "$P"
+run $cs ok safety "correct, 4 kernels + a host function" "$P" -DK=4
+for v in BROKEN_NO_SIGNAL BROKEN_NO_HAND_BACK BROKEN_HELPER_TAKES_HOST BROKEN_NO_EXECUTING \
+         BROKEN_PARK_FLAG_LATE; do
+    run $cs bug safety "$v" "$P" "-D$v"
 done
 
 # ---- batcher --------------------------------------------------------------------

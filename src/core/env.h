@@ -14,6 +14,7 @@ typedef struct fleet__config {
     int64_t stream_wait_ms;        /* FLEET_STREAM_WAIT_MS, -1 or >= 0       */
     uint64_t memory_limit;         /* FLEET_MEMORY_LIMIT, 0 = none           */
     int cpu_devices;               /* FLEET_CPU_DEVICES, 1..16               */
+    int cpu_spin_us;               /* FLEET_CPU_SPIN_US, 0..100000           */
     int graph_cache;               /* FLEET_GRAPH_CACHE, 1..4096 instances   */
     int model_graphs;              /* FLEET_MODEL_GRAPHS, 0 or 1 (default 1) */
     fleet__log_level log_level;    /* FLEET_LOG_LEVEL                        */
@@ -23,6 +24,8 @@ typedef struct fleet__config {
 #define FLEET__DEFAULT_STREAMS 32
 #define FLEET__MAX_CPU_DEVICES 16
 #define FLEET__DEFAULT_GRAPH_CACHE 64
+#define FLEET__DEFAULT_CPU_SPIN_US 50
+#define FLEET__MAX_CPU_SPIN_US 100000
 #define FLEET__MAX_GRAPH_CACHE 4096
 
 /* Fill *cfg from the environment. On a malformed value returns

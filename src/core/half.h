@@ -9,20 +9,21 @@
 #define FLEET_CORE_HALF_H
 
 #include <stdint.h>
-#include <string.h>
+
+/* Bit casts through a union (defined behaviour in C11). */
+typedef union fleet__f32_pun {
+    float f;
+    uint32_t u;
+} fleet__f32_pun;
 
 static inline uint32_t fleet__f32_bits(float f)
 {
-    uint32_t u;
-    memcpy(&u, &f, 4);
-    return u;
+    return (fleet__f32_pun){.f = f}.u;
 }
 
 static inline float fleet__f32_from_bits(uint32_t u)
 {
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
+    return (fleet__f32_pun){.u = u}.f;
 }
 
 static inline float fleet__bf16_to_f32(uint16_t h)

@@ -73,6 +73,16 @@ uint64_t fleet__fault_seen(void);
 void *fleet__host_alloc_aligned(size_t alignment, size_t bytes);
 void fleet__host_free(void *p);
 
+/* A spin-wait hint to the processor (x86's pause). */
+static inline void fleet__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* Online processors (>= 1). */
 int fleet__cpu_count(void);
 

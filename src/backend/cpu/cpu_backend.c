@@ -20,6 +20,7 @@ static fleet_status cpu_init(const fleet__config *cfg, int *device_count, const 
     *why_none = NULL;
     fleet__process_exit_hook_install(fleet__cpu_streams_quiesce_at_exit);
     fleet__cpu_blas_single_threaded();
+    fleet__cpu_streams_configure((uint64_t)cfg->cpu_spin_us);
     return FLEET_OK;
 }
 
@@ -58,7 +59,7 @@ static void host_fn_task(const void *p)
 static fleet_status cpu_launch_host_func(void *s, fleet_host_fn fn, void *arg)
 {
     host_fn_args h = {fn, arg};
-    return fleet__cpu_stream_submit(s, host_fn_task, &h, sizeof h);
+    return fleet__cpu_stream_submit_host(s, host_fn_task, &h, sizeof h);
 }
 
 static fleet_status cpu_event_create(int ordinal, void **out)

@@ -208,16 +208,29 @@ static int64_t to_int(double v, double lo, double hi)
 
 static void store(char *p, int dtype, double v)
 {
-    float f = (float)v;
-    int32_t i32 = (int32_t)to_int(v, -2147483648.0, 2147483647.0);
-    int64_t i64 = to_int(v, -9223372036854775808.0, 9223372036854774784.0);
-    uint16_t h;
     switch (dtype) {
-    case FLEET_DTYPE_F32: memcpy(p, &f, 4); break;
-    case FLEET_DTYPE_F16: h = fleet__f32_to_f16(f); memcpy(p, &h, 2); break;
-    case FLEET_DTYPE_BF16: h = fleet__f32_to_bf16(f); memcpy(p, &h, 2); break;
-    case FLEET_DTYPE_I32: memcpy(p, &i32, 4); break;
-    case FLEET_DTYPE_I64: memcpy(p, &i64, 8); break;
+    case FLEET_DTYPE_F32: {
+        float f = (float)v;
+        memcpy(p, &f, 4);
+        break;
+    }
+    case FLEET_DTYPE_F16:
+    case FLEET_DTYPE_BF16: {
+        uint16_t h = dtype == FLEET_DTYPE_F16 ? fleet__f32_to_f16((float)v)
+                                              : fleet__f32_to_bf16((float)v);
+        memcpy(p, &h, 2);
+        break;
+    }
+    case FLEET_DTYPE_I32: {
+        int32_t i32 = (int32_t)to_int(v, -2147483648.0, 2147483647.0);
+        memcpy(p, &i32, 4);
+        break;
+    }
+    case FLEET_DTYPE_I64: {
+        int64_t i64 = to_int(v, -9223372036854775808.0, 9223372036854774784.0);
+        memcpy(p, &i64, 8);
+        break;
+    }
     case FLEET_DTYPE_BOOL: *(unsigned char *)p = v != 0.0; break;
     }
 }

@@ -2,7 +2,21 @@
  *
  * Why a real worker per stream: stream ordering, events and cross-stream
  * hazards are then as real on cpu as on a GPU, and ThreadSanitizer sees them.
- */
+ *
+ * The hand-off costs no sleep on the hot path:
+ * - One thread at a time runs a stream's tasks, the head first (`executing`
+ *   says one does). A thread that waits for the stream (synchronize, an
+ *   event, a full queue) runs the queued tasks it waits for itself when no
+ *   one else is running one, so a caller that submits an op and waits pays
+ *   for the kernel, not for two thread wake-ups. User host functions are
+ *   the exception: they run on the worker only.
+ * - A thread with nothing to do spins for up to FLEET_CPU_SPIN_US before it
+ *   parks, and only while fleet's running and spinning threads are fewer
+ *   than the cores (`busy`): on a loaded machine it parks at once.
+ * - Wake-ups go only to a parked thread: the worker is signalled if it
+ *   parked, waiters are woken when the count reaches the smallest target a
+ *   parked waiter asked for (`wake_at`).
+ * The counts are written under the stream's lock and read without it. */
 #include <stdalign.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,26 +27,37 @@
 #include "core/lock.h"
 #include "core/prim.h"
 
+/* What a task is: a kernel (finite: it never waits for anything), a wait
+ * for another stream, or a user host function (runs on the worker only). */
+typedef enum { TASK_KERNEL, TASK_WAIT, TASK_HOST } task_kind;
+
 typedef struct cpu_task {
     fleet__cpu_task_fn run;
+    unsigned char kind; /* task_kind */
     alignas(16) unsigned char args[FLEET__CPU_TASK_ARGS];
 } cpu_task;
 
 struct fleet__cpu_stream {
     int ordinal;
-    /* rank 6: guards everything below (a comment, not FLEET_GUARDED_BY:
-     * see core/lock.h on member guards in C). */
+    /* rank 6: guards everything below but the atomics' writes, which it
+     * orders (a comment, not FLEET_GUARDED_BY: see core/lock.h on member
+     * guards in C). */
     fleet__mutex lock;
-    fleet__cond has_work;   /* worker waits here for tasks                 */
-    fleet__cond progress;   /* signalled when a task completes             */
-    uint64_t submitted;
-    uint64_t completed;
+    fleet__cond has_work;        /* the worker parks here                  */
+    fleet__cond progress;        /* waiters park here                      */
+    fleet_atomic_u64 submitted;  /* written under lock, read anywhere      */
+    fleet_atomic_u64 completed;
+    fleet_atomic_bool executing; /* a thread is running the head task      */
+    bool in_kernel;              /* ... and it is a kernel                 */
+    uint64_t wake_at;            /* smallest target of a parked waiter     */
+    bool worker_parked;
     bool worker_running;
     bool stopping;
-    bool in_task;           /* the worker is running a task now            */
     fleet__thread worker;
     cpu_task ring[FLEET__CPU_QUEUE_CAPACITY];
 };
+
+#define NO_WAITER UINT64_MAX
 
 /* Every stream ever created, for shutdown and fork. Streams are only created
  * under the runtime's pool locks (rank 3), which the fork handlers take first,
@@ -42,8 +67,14 @@ struct fleet__cpu_stream {
 static _Atomic(fleet__cpu_stream *) all_streams[CPU_STREAMS_MAX];
 static fleet_atomic_int all_streams_count;
 
-/* Set by fleet__cpu_streams_quiesce_at_exit; workers stop taking tasks. */
+/* Set by fleet__cpu_streams_quiesce_at_exit; no thread takes a task after. */
 static fleet_atomic_bool process_exiting;
+
+/* Spinning: the budget (set once at init) and fleet's threads now running
+ * a task or spinning, against the cores. */
+static fleet_atomic_u64 spin_ns = 50000;
+static fleet_atomic_int busy;
+static fleet_atomic_int cores;
 
 /* rank 7: guards (stream, target) of every event; never held while taking a
  * stream lock. */
@@ -56,6 +87,12 @@ struct fleet__cpu_event {
     uint64_t target FLEET_GUARDED_BY(event_lock);
 };
 
+void fleet__cpu_streams_configure(uint64_t spin_us)
+{
+    fleet_atomic_store_relaxed(&spin_ns, spin_us * 1000);
+    fleet_atomic_store_relaxed(&cores, fleet__cpu_count());
+}
+
 static fleet__cpu_stream *registered_stream(int i)
 {
     fleet__cpu_stream *s = fleet_atomic_load_acquire(&all_streams[i]);
@@ -63,28 +100,125 @@ static fleet__cpu_stream *registered_stream(int i)
     return s;
 }
 
+static uint64_t completed_count(fleet__cpu_stream *s)
+{
+    return fleet_atomic_load_acquire(&s->completed);
+}
+
+/* A slot of `busy` for a thread about to spin; false (and no slot) when
+ * spinning is off or every core already has a fleet thread on it. */
+static bool spin_begin(void)
+{
+    int n = fleet_atomic_load_relaxed(&cores);
+    if (fleet_atomic_load_relaxed(&spin_ns) == 0 || n <= 1)
+        return false;
+    if (fleet_atomic_add_acq_rel(&busy, 1) < n)
+        return true;
+    fleet_atomic_sub_acq_rel(&busy, 1);
+    return false;
+}
+
+static void spin_end(void)
+{
+    fleet_atomic_sub_acq_rel(&busy, 1);
+}
+
+/* Spin (the stream unlocked) until done(s, target) or the budget is spent. */
+static void spin(fleet__cpu_stream *s, uint64_t target,
+                 bool (*done)(fleet__cpu_stream *, uint64_t))
+{
+    uint64_t end = fleet__now_ns() + fleet_atomic_load_relaxed(&spin_ns);
+    for (unsigned i = 1; !done(s, target); i++) {
+        fleet__cpu_relax();
+        if (i % 64 == 0 && fleet__now_ns() >= end)
+            return;
+    }
+}
+
+/* Worth a look under the lock: the target is reached, or a task waits and
+ * no one runs one (the spinner may take it). */
+static bool reached_or_takeable(fleet__cpu_stream *s, uint64_t target)
+{
+    uint64_t done = completed_count(s);
+    return done >= target || (!fleet_atomic_load_acquire(&s->executing) &&
+                              done < fleet_atomic_load_acquire(&s->submitted));
+}
+
+static bool work_queued(fleet__cpu_stream *s, uint64_t unused)
+{
+    (void)unused;
+    return completed_count(s) < fleet_atomic_load_acquire(&s->submitted);
+}
+
+/* May the calling thread run the head task now? (lock held) */
+static bool can_take(fleet__cpu_stream *s, bool worker) FLEET_REQUIRES(s->lock)
+{
+    uint64_t done = fleet_atomic_load_relaxed(&s->completed);
+    return done < fleet_atomic_load_relaxed(&s->submitted) &&
+           !fleet_atomic_load_relaxed(&s->executing) &&
+           !fleet_atomic_load_acquire(&process_exiting) &&
+           (worker || s->ring[done % FLEET__CPU_QUEUE_CAPACITY].kind != TASK_HOST);
+}
+
+/* Run the head task with the lock released (held on entry and on return). */
+static void run_head(fleet__cpu_stream *s) FLEET_REQUIRES(s->lock)
+{
+    cpu_task task;
+    uint64_t done = fleet_atomic_load_relaxed(&s->completed);
+    /* The slot stays reserved until completed moves past it, so the
+     * producer cannot overwrite it while we run the copy. */
+    memcpy(&task, &s->ring[done % FLEET__CPU_QUEUE_CAPACITY], sizeof task);
+    fleet_atomic_store_relaxed(&s->executing, true);
+    s->in_kernel = task.kind == TASK_KERNEL;
+    fleet_atomic_add_acq_rel(&busy, 1);
+    fleet__mutex_unlock(&s->lock);
+    task.run(task.args);
+    fleet__mutex_lock(&s->lock);
+    fleet_atomic_sub_acq_rel(&busy, 1);
+    fleet_atomic_store_relaxed(&s->executing, false);
+    s->in_kernel = false;
+    fleet_atomic_store_release(&s->completed, done + 1);
+    if (done + 1 >= s->wake_at) {
+        s->wake_at = NO_WAITER;
+        fleet__cond_broadcast(&s->progress);
+    }
+}
+
+/* Tasks are queued that the caller will not run: make sure the worker is
+ * awake to run them (lock held). */
+static void hand_to_worker(fleet__cpu_stream *s) FLEET_REQUIRES(s->lock)
+{
+    if (s->worker_parked && work_queued(s, 0))
+        fleet__cond_signal(&s->has_work);
+}
+
 static void *worker_main(void *arg)
 {
     fleet__cpu_stream *s = arg;
-    cpu_task task;
+    bool spun = false;
 
     fleet__mutex_lock(&s->lock);
     for (;;) {
-        while ((s->completed == s->submitted && !s->stopping) ||
-               fleet_atomic_load_acquire(&process_exiting))
-            fleet__cond_wait(&s->has_work, &s->lock); /* parked for good at exit */
-        if (s->completed == s->submitted)
+        if (can_take(s, true)) {
+            run_head(s);
+            spun = false;
+            continue;
+        }
+        if (s->stopping && !work_queued(s, 0) && !fleet_atomic_load_relaxed(&s->executing) &&
+            !fleet_atomic_load_acquire(&process_exiting))
             break; /* stopping and drained */
-        /* The slot stays reserved until completed moves past it, so the
-         * producer cannot overwrite it while we run the copy. */
-        memcpy(&task, &s->ring[s->completed % FLEET__CPU_QUEUE_CAPACITY], sizeof task);
-        s->in_task = true;
-        fleet__mutex_unlock(&s->lock);
-        task.run(task.args);
-        fleet__mutex_lock(&s->lock);
-        s->in_task = false;
-        s->completed++;
-        fleet__cond_broadcast(&s->progress);
+        if (!spun && !fleet_atomic_load_acquire(&process_exiting) && spin_begin()) {
+            spun = true;
+            fleet__mutex_unlock(&s->lock);
+            spin(s, 0, work_queued);
+            spin_end();
+            fleet__mutex_lock(&s->lock);
+            continue;
+        }
+        s->worker_parked = true; /* parked for good once the process exits */
+        fleet__cond_wait(&s->has_work, &s->lock);
+        s->worker_parked = false;
+        spun = false;
     }
     fleet__mutex_unlock(&s->lock);
     return NULL;
@@ -100,6 +234,7 @@ fleet_status fleet__cpu_stream_create(int ordinal, fleet__cpu_stream **out)
     int slot = fleet_atomic_add_acq_rel(&all_streams_count, 1);
     FLEET_ASSERT(slot < CPU_STREAMS_MAX); /* 32 devices x 64 streams at most */
     s->ordinal = ordinal;
+    s->wake_at = NO_WAITER;
     fleet__mutex_init(&s->lock);
     fleet__cond_init(&s->has_work);
     fleet__cond_init(&s->progress);
@@ -108,8 +243,43 @@ fleet_status fleet__cpu_stream_create(int ordinal, fleet__cpu_stream **out)
     return FLEET_OK;
 }
 
-fleet_status fleet__cpu_stream_submit(fleet__cpu_stream *s, fleet__cpu_task_fn run,
-                                      const void *args, size_t args_size)
+/* Wait (lock held) until `s` completed `target` tasks, running them when no
+ * one else is, spinning a little before parking. */
+static void wait_locked(fleet__cpu_stream *s, uint64_t target) FLEET_REQUIRES(s->lock)
+{
+    bool spun = false;
+    while (fleet_atomic_load_relaxed(&s->completed) < target) {
+        if (can_take(s, false)) {
+            run_head(s);
+            continue;
+        }
+        hand_to_worker(s); /* a pinned head, say */
+        if (!spun && spin_begin()) {
+            spun = true;
+            fleet__mutex_unlock(&s->lock);
+            spin(s, target, reached_or_takeable);
+            spin_end();
+            fleet__mutex_lock(&s->lock);
+            continue;
+        }
+        if (target < s->wake_at)
+            s->wake_at = target;
+        fleet__cond_wait(&s->progress, &s->lock);
+    }
+}
+
+static void wait_completed(fleet__cpu_stream *s, uint64_t target)
+{
+    if (completed_count(s) >= target)
+        return;
+    fleet__mutex_lock(&s->lock);
+    wait_locked(s, target);
+    hand_to_worker(s); /* what is queued after target is the worker's */
+    fleet__mutex_unlock(&s->lock);
+}
+
+static fleet_status submit(fleet__cpu_stream *s, fleet__cpu_task_fn run, const void *args,
+                           size_t args_size, task_kind kind)
 {
     fleet_status st = FLEET_OK;
     FLEET_ASSERT(args_size <= FLEET__CPU_TASK_ARGS);
@@ -121,41 +291,41 @@ fleet_status fleet__cpu_stream_submit(fleet__cpu_stream *s, fleet__cpu_task_fn r
             goto out;
         s->worker_running = true;
     }
-    while (s->submitted - s->completed >= FLEET__CPU_QUEUE_CAPACITY)
-        fleet__cond_wait(&s->progress, &s->lock);
-    cpu_task *t = &s->ring[s->submitted % FLEET__CPU_QUEUE_CAPACITY];
+    uint64_t n = fleet_atomic_load_relaxed(&s->submitted);
+    if (n - fleet_atomic_load_relaxed(&s->completed) >= FLEET__CPU_QUEUE_CAPACITY)
+        wait_locked(s, n - FLEET__CPU_QUEUE_CAPACITY + 1); /* room for one */
+    cpu_task *t = &s->ring[n % FLEET__CPU_QUEUE_CAPACITY];
     t->run = run;
+    t->kind = (unsigned char)kind;
     memcpy(t->args, args, args_size);
-    s->submitted++;
-    fleet__cond_signal(&s->has_work);
+    fleet_atomic_store_release(&s->submitted, n + 1);
+    if (s->worker_parked)
+        fleet__cond_signal(&s->has_work);
 out:
     fleet__mutex_unlock(&s->lock);
     return st;
 }
 
-/* Wait until `s` completed `target` tasks. */
-static void wait_completed(fleet__cpu_stream *s, uint64_t target)
+fleet_status fleet__cpu_stream_submit(fleet__cpu_stream *s, fleet__cpu_task_fn run,
+                                      const void *args, size_t args_size)
 {
-    fleet__mutex_lock(&s->lock);
-    while (s->completed < target)
-        fleet__cond_wait(&s->progress, &s->lock);
-    fleet__mutex_unlock(&s->lock);
+    return submit(s, run, args, args_size, TASK_KERNEL);
+}
+
+fleet_status fleet__cpu_stream_submit_host(fleet__cpu_stream *s, fleet__cpu_task_fn run,
+                                           const void *args, size_t args_size)
+{
+    return submit(s, run, args, args_size, TASK_HOST);
 }
 
 static bool reached(fleet__cpu_stream *s, uint64_t target)
 {
-    fleet__mutex_lock(&s->lock);
-    bool done = s->completed >= target;
-    fleet__mutex_unlock(&s->lock);
-    return done;
+    return completed_count(s) >= target;
 }
 
 static uint64_t submitted_now(fleet__cpu_stream *s)
 {
-    fleet__mutex_lock(&s->lock);
-    uint64_t n = s->submitted;
-    fleet__mutex_unlock(&s->lock);
-    return n;
+    return fleet_atomic_load_acquire(&s->submitted);
 }
 
 fleet_status fleet__cpu_stream_synchronize(fleet__cpu_stream *s)
@@ -166,10 +336,7 @@ fleet_status fleet__cpu_stream_synchronize(fleet__cpu_stream *s)
 
 fleet_status fleet__cpu_stream_query(fleet__cpu_stream *s)
 {
-    fleet__mutex_lock(&s->lock);
-    bool idle = s->completed == s->submitted;
-    fleet__mutex_unlock(&s->lock);
-    return idle ? FLEET_OK : FLEET_ERR_NOT_READY;
+    return reached(s, submitted_now(s)) ? FLEET_OK : FLEET_ERR_NOT_READY;
 }
 
 fleet_status fleet__cpu_event_create(fleet__cpu_event **out)
@@ -223,7 +390,7 @@ fleet_status fleet__cpu_stream_wait_event(fleet__cpu_stream *s, fleet__cpu_event
      * queued, so waits only ever point back in time: no cycles. */
     if (w.stream == NULL || w.stream == s)
         return FLEET_OK;
-    return fleet__cpu_stream_submit(s, wait_task, &w, sizeof w);
+    return submit(s, wait_task, &w, sizeof w, TASK_WAIT);
 }
 
 fleet_status fleet__cpu_event_query(fleet__cpu_event *e)
@@ -277,7 +444,11 @@ void fleet__cpu_streams_quiesce_at_exit(void)
         if (s == NULL)
             continue;
         fleet__mutex_lock(&s->lock);
-        while (s->in_task && fleet__cond_wait_until(&s->progress, &s->lock, deadline)) {
+        while (fleet_atomic_load_relaxed(&s->executing)) {
+            if (s->wake_at > fleet_atomic_load_relaxed(&s->completed) + 1)
+                s->wake_at = fleet_atomic_load_relaxed(&s->completed) + 1;
+            if (!fleet__cond_wait_until(&s->progress, &s->lock, deadline))
+                break;
         }
         fleet__mutex_unlock(&s->lock);
     }
@@ -288,8 +459,21 @@ void fleet__cpu_streams_quiesce_at_exit(void)
 void fleet__cpu_streams_atfork_prepare(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
     int n = fleet_atomic_load_acquire(&all_streams_count);
-    for (int i = 0; i < n; i++)
-        fleet__mutex_lock(&registered_stream(i)->lock);
+    for (int i = 0; i < n; i++) {
+        fleet__cpu_stream *s = registered_stream(i);
+        fleet__mutex_lock(&s->lock);
+        /* No kernel runs across the fork: a library it calls (OpenBLAS)
+         * may hold a lock of its own that the child would find taken for
+         * ever. Kernels are finite; waits and host functions are not
+         * waited for (they may wait on a stream locked here). Once locked,
+         * no stream starts a task. */
+        while (s->in_kernel) {
+            uint64_t next = fleet_atomic_load_relaxed(&s->completed) + 1;
+            if (next < s->wake_at)
+                s->wake_at = next;
+            fleet__cond_wait(&s->progress, &s->lock);
+        }
+    }
     fleet__mutex_lock(&event_lock);
 }
 
@@ -304,16 +488,20 @@ void fleet__cpu_streams_atfork_parent(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 void fleet__cpu_streams_atfork_child(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
     int n = fleet_atomic_load_acquire(&all_streams_count);
+    fleet_atomic_store_relaxed(&busy, 0); /* the forking thread is the only one left */
     fleet__mutex_unlock(&event_lock);
     for (int i = n - 1; i >= 0; i--) {
         fleet__cpu_stream *s = registered_stream(i);
         /* The parent's workers do not exist here. Work still queued belongs
          * to the parent; the child starts each stream empty, with every
          * earlier sequence number complete so old events read as done. */
-        s->completed = s->submitted;
+        fleet_atomic_store_relaxed(&s->completed, fleet_atomic_load_relaxed(&s->submitted));
+        fleet_atomic_store_relaxed(&s->executing, false);
+        s->in_kernel = false;
+        s->wake_at = NO_WAITER;
+        s->worker_parked = false;
         s->worker_running = false;
         s->stopping = false;
-        s->in_task = false;
         /* Condition variables may hold state about parent threads that
          * waited on them; start them afresh. */
         fleet__cond_init(&s->has_work);
