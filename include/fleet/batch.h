@@ -9,8 +9,10 @@
  * be ready there) and queues it, never waiting for a device.
  *
  * Runner threads (max_inflight of them, each on its own stream, so several
- * batches may be in flight at once) form batches: once a request is queued a
- * runner waits up to max_delay_us for more, then takes requests in arrival
+ * batches may be in flight at once) form batches: an idle runner takes what
+ * is queued at once (batches form while runners are busy); only while
+ * another runner is running a batch does it wait up to max_delay_us from
+ * the first request for more. It takes requests in arrival
  * order while their rows fit in max_batch, copies their inputs into the batch
  * (one copy per request and input, on the device), runs the model once for
  * the batch size rounded up to a bucket (powers of two up to max_batch, and
@@ -59,8 +61,8 @@ typedef struct fleet_ticket fleet_ticket;
 
 typedef struct fleet_batcher_config {
     int max_batch;          /* rows per batch, 1..4096 (default 32)              */
-    int64_t max_delay_us;   /* wait for more after the first request, 0..10^7
-                             * (default 200)                                     */
+    int64_t max_delay_us;   /* while another runner is busy, wait for more after
+                             * the first request, 0..10^7 (default 200)          */
     int queue_capacity;     /* requests waiting at most, 1..2^20 (default 1024)  */
     int max_inflight;       /* runner threads = batches in flight, 1..16 (2)     */
 } fleet_batcher_config;

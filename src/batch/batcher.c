@@ -17,6 +17,7 @@
 #include "core/handle.h"
 #include "core/log.h"
 #include "core/prim.h"
+#include "core/spin.h"
 #include "fleet/batch.h"
 #include "fleet/ops.h"
 #include "model/run.h"
@@ -43,11 +44,12 @@ typedef struct request_ticket {
     fleet_event *ready;         /* inputs ready on the submitter's stream */
     uint64_t enqueued_ns, deadline_ns; /* FLEET__FOREVER: none        */
     struct request_ticket *next;        /* queue or batch link (batcher lock)  */
-    /* rank 2 (leaf): guards status and done. */
+    /* rank 2 (leaf): guards status and done's writes (done is read
+     * without it by a waiter that spins first). */
     fleet__mutex lock;
     fleet__cond cv;
     fleet_status status;
-    bool done;
+    fleet_atomic_bool done;
 } request_ticket;
 
 static fleet__handle_table tickets = FLEET__HANDLE_TABLE_INIT("ticket", request_ticket);
@@ -86,6 +88,7 @@ struct fleet_batcher {
     request_ticket *head, *tail;
     int queued;
     int64_t queued_rows;
+    int running;                /* runners running a batch now           */
     fleet_event **events;       /* free events, a stack                  */
     int n_events, cap_events;
     uint64_t submitted, completed_ok, failed, timed_out, cancelled, rejected_full;
@@ -169,9 +172,9 @@ static void complete_list(fleet_batcher *b, request_ticket *list, fleet_status s
     for (request_ticket *t = list; t != NULL;) {
         request_ticket *next = t->next;
         fleet__mutex_lock(&t->lock);
-        FLEET_DEBUG_ASSERT(!t->done); /* completed exactly once */
+        FLEET_DEBUG_ASSERT(!fleet_atomic_load_relaxed(&t->done)); /* completed exactly once */
         t->status = status;
-        t->done = true;
+        fleet_atomic_store_release(&t->done, true);
         fleet__cond_broadcast(&t->cv);
         fleet__mutex_unlock(&t->lock);
         ticket_put(t);
@@ -179,14 +182,24 @@ static void complete_list(fleet_batcher *b, request_ticket *list, fleet_status s
     }
 }
 
-/* Wait for t (a reference held) until the deadline; whether it is done. */
-static bool ticket_wait_until(request_ticket *t, uint64_t deadline, fleet_status *status)
+static bool ticket_done(const void *t)
 {
+    return fleet_atomic_load_acquire(&((const request_ticket *)t)->done);
+}
+
+/* Wait for t (a reference held) until the deadline; whether it is done. A
+ * wait spins a little first (core/spin.h), so an answer microseconds away
+ * costs no sleep. */
+static bool ticket_wait_until(request_ticket *t, uint64_t deadline, bool may_spin,
+                              fleet_status *status)
+{
+    if (may_spin && !ticket_done(t))
+        (void)fleet__spin_until(ticket_done, t);
     fleet__mutex_lock(&t->lock);
-    while (!t->done)
+    while (!fleet_atomic_load_relaxed(&t->done))
         if (!fleet__cond_wait_until(&t->cv, &t->lock, deadline))
             break;
-    bool done = t->done;
+    bool done = fleet_atomic_load_relaxed(&t->done);
     *status = t->status;
     fleet__mutex_unlock(&t->lock);
     return done;
@@ -202,7 +215,7 @@ fleet_status fleet_ticket_wait(fleet_ticket *handle, int64_t timeout_ms)
     if (t == NULL)
         return fleet__handle_stale(&tickets, fn, "ticket");
     fleet_status st;
-    bool done = ticket_wait_until(t, fleet__deadline_after_ms(timeout_ms), &st);
+    bool done = ticket_wait_until(t, fleet__deadline_after_ms(timeout_ms), timeout_ms != 0, &st);
     ticket_put(t);
     if (!done)
         return FLEET_ERR_NOT_READY;
@@ -225,7 +238,7 @@ fleet_status fleet_ticket_release(fleet_ticket *handle)
     if (t == NULL)
         return fleet__handle_stale(&tickets, fn, "ticket");
     fleet_status ignored;
-    (void)ticket_wait_until(t, FLEET__FOREVER, &ignored);
+    (void)ticket_wait_until(t, FLEET__FOREVER, true, &ignored);
     ticket_put(t);
     /* The owner's reference; a concurrent second release finds it closed. */
     void *p;
@@ -626,10 +639,13 @@ static void *runner_main(void *arg)
             fleet__cond_wait(&b->work, &b->lock);
         if (b->head == NULL)
             break; /* shut down and nothing left */
-        /* Give the batch up to max_delay_us from its first request to fill. */
+        /* An idle runner dispatches at once (Triton's default): batches
+         * form while runners are busy. Only while another runner is running
+         * a batch, so load is evident, give this one up to max_delay_us
+         * from its first request to fill. */
         uint64_t until = b->head->enqueued_ns + (uint64_t)b->cfg.max_delay_us * 1000u;
-        while (b->head != NULL && b->st == RUNNING && b->queued_rows < b->cfg.max_batch &&
-               fleet__now_ns() < until)
+        while (b->head != NULL && b->st == RUNNING && b->running > 0 &&
+               b->queued_rows < b->cfg.max_batch && fleet__now_ns() < until)
             (void)fleet__cond_wait_until(&b->work, &b->lock, until);
         if (b->head == NULL)
             continue; /* another runner took them */
@@ -637,6 +653,7 @@ static void *runner_main(void *arg)
         request_ticket *expired, *batch = take_batch(b, &rows, &expired);
         if (b->head != NULL)
             fleet__cond_signal(&b->work); /* more for another runner */
+        b->running += batch != NULL;
         fleet__mutex_unlock(&b->lock);
 
         complete_list(b, expired, FLEET_ERR_TIMEOUT);
@@ -648,6 +665,7 @@ static void *runner_main(void *arg)
                                 fleet_last_error());
             uint64_t end = fleet__now_ns();
             fleet__mutex_lock(&b->lock);
+            b->running--;
             b->batches++;
             b->rows += (uint64_t)rows;
             for (request_ticket *t = batch; t != NULL; t = t->next) {

@@ -13,6 +13,7 @@
 #include "core/handle.h"
 #include "core/log.h"
 #include "core/prim.h"
+#include "core/spin.h"
 #include "runtime/allocator.h"
 #include "runtime/device.h"
 #include "runtime/dispatch.h"
@@ -98,6 +99,7 @@ static fleet_status init_locked(void) FLEET_REQUIRES(lifecycle_lock)
     if (st != FLEET_OK)
         return st;
     fleet__log_set_level(config.log_level);
+    fleet__spin_configure((uint64_t)config.cpu_spin_us);
     if (!hooks_installed) {
         fleet__thread_exit_hook_install(fleet__stream_pool_thread_exit);
         fleet__atfork_install(atfork_prepare, atfork_parent, atfork_child);

@@ -20,7 +20,6 @@ static fleet_status cpu_init(const fleet__config *cfg, int *device_count, const 
     *why_none = NULL;
     fleet__process_exit_hook_install(fleet__cpu_streams_quiesce_at_exit);
     fleet__cpu_blas_single_threaded();
-    fleet__cpu_streams_configure((uint64_t)cfg->cpu_spin_us);
     return FLEET_OK;
 }
 

@@ -10,9 +10,8 @@
  *   one else is running one, so a caller that submits an op and waits pays
  *   for the kernel, not for two thread wake-ups. User host functions are
  *   the exception: they run on the worker only.
- * - A thread with nothing to do spins for up to FLEET_CPU_SPIN_US before it
- *   parks, and only while fleet's running and spinning threads are fewer
- *   than the cores (`busy`): on a loaded machine it parks at once.
+ * - A thread with nothing to do spins a little before it parks
+ *   (core/spin.h: FLEET_CPU_SPIN_US, and only while a core is free).
  * - Wake-ups go only to a parked thread: the worker is signalled if it
  *   parked, waiters are woken when the count reaches the smallest target a
  *   parked waiter asked for (`wake_at`).
@@ -26,6 +25,7 @@
 #include "core/error.h"
 #include "core/lock.h"
 #include "core/prim.h"
+#include "core/spin.h"
 
 /* What a task is: a kernel (finite: it never waits for anything), a wait
  * for another stream, or a user host function (runs on the worker only). */
@@ -70,12 +70,6 @@ static fleet_atomic_int all_streams_count;
 /* Set by fleet__cpu_streams_quiesce_at_exit; no thread takes a task after. */
 static fleet_atomic_bool process_exiting;
 
-/* Spinning: the budget (set once at init) and fleet's threads now running
- * a task or spinning, against the cores. */
-static fleet_atomic_u64 spin_ns = 50000;
-static fleet_atomic_int busy;
-static fleet_atomic_int cores;
-
 /* rank 7: guards (stream, target) of every event; never held while taking a
  * stream lock. */
 static fleet__mutex event_lock = {PTHREAD_MUTEX_INITIALIZER};
@@ -86,12 +80,6 @@ struct fleet__cpu_event {
     /* stream->completed >= target: complete */
     uint64_t target FLEET_GUARDED_BY(event_lock);
 };
-
-void fleet__cpu_streams_configure(uint64_t spin_us)
-{
-    fleet_atomic_store_relaxed(&spin_ns, spin_us * 1000);
-    fleet_atomic_store_relaxed(&cores, fleet__cpu_count());
-}
 
 static fleet__cpu_stream *registered_stream(int i)
 {
@@ -105,49 +93,29 @@ static uint64_t completed_count(fleet__cpu_stream *s)
     return fleet_atomic_load_acquire(&s->completed);
 }
 
-/* A slot of `busy` for a thread about to spin; false (and no slot) when
- * spinning is off or every core already has a fleet thread on it. */
-static bool spin_begin(void)
-{
-    int n = fleet_atomic_load_relaxed(&cores);
-    if (fleet_atomic_load_relaxed(&spin_ns) == 0 || n <= 1)
-        return false;
-    if (fleet_atomic_add_acq_rel(&busy, 1) < n)
-        return true;
-    fleet_atomic_sub_acq_rel(&busy, 1);
-    return false;
-}
-
-static void spin_end(void)
-{
-    fleet_atomic_sub_acq_rel(&busy, 1);
-}
-
-/* Spin (the stream unlocked) until done(s, target) or the budget is spent. */
-static void spin(fleet__cpu_stream *s, uint64_t target,
-                 bool (*done)(fleet__cpu_stream *, uint64_t))
-{
-    uint64_t end = fleet__now_ns() + fleet_atomic_load_relaxed(&spin_ns);
-    for (unsigned i = 1; !done(s, target); i++) {
-        fleet__cpu_relax();
-        if (i % 64 == 0 && fleet__now_ns() >= end)
-            return;
-    }
-}
-
 /* Worth a look under the lock: the target is reached, or a task waits and
  * no one runs one (the spinner may take it). */
-static bool reached_or_takeable(fleet__cpu_stream *s, uint64_t target)
+typedef struct spin_target {
+    fleet__cpu_stream *s;
+    uint64_t target;
+} spin_target;
+
+static bool reached_or_takeable(const void *arg)
 {
-    uint64_t done = completed_count(s);
-    return done >= target || (!fleet_atomic_load_acquire(&s->executing) &&
-                              done < fleet_atomic_load_acquire(&s->submitted));
+    const spin_target *w = arg;
+    uint64_t done = completed_count(w->s);
+    return done >= w->target || (!fleet_atomic_load_acquire(&w->s->executing) &&
+                                 done < fleet_atomic_load_acquire(&w->s->submitted));
 }
 
-static bool work_queued(fleet__cpu_stream *s, uint64_t unused)
+static bool work_queued(fleet__cpu_stream *s)
 {
-    (void)unused;
     return completed_count(s) < fleet_atomic_load_acquire(&s->submitted);
+}
+
+static bool work_queued_spin(const void *arg)
+{
+    return work_queued((fleet__cpu_stream *)(uintptr_t)arg);
 }
 
 /* May the calling thread run the head task now? (lock held) */
@@ -170,11 +138,11 @@ static void run_head(fleet__cpu_stream *s) FLEET_REQUIRES(s->lock)
     memcpy(&task, &s->ring[done % FLEET__CPU_QUEUE_CAPACITY], sizeof task);
     fleet_atomic_store_relaxed(&s->executing, true);
     s->in_kernel = task.kind == TASK_KERNEL;
-    fleet_atomic_add_acq_rel(&busy, 1);
+    fleet__spin_busy_enter();
     fleet__mutex_unlock(&s->lock);
     task.run(task.args);
     fleet__mutex_lock(&s->lock);
-    fleet_atomic_sub_acq_rel(&busy, 1);
+    fleet__spin_busy_leave();
     fleet_atomic_store_relaxed(&s->executing, false);
     s->in_kernel = false;
     fleet_atomic_store_release(&s->completed, done + 1);
@@ -188,7 +156,7 @@ static void run_head(fleet__cpu_stream *s) FLEET_REQUIRES(s->lock)
  * awake to run them (lock held). */
 static void hand_to_worker(fleet__cpu_stream *s) FLEET_REQUIRES(s->lock)
 {
-    if (s->worker_parked && work_queued(s, 0))
+    if (s->worker_parked && work_queued(s))
         fleet__cond_signal(&s->has_work);
 }
 
@@ -204,14 +172,13 @@ static void *worker_main(void *arg)
             spun = false;
             continue;
         }
-        if (s->stopping && !work_queued(s, 0) && !fleet_atomic_load_relaxed(&s->executing) &&
+        if (s->stopping && !work_queued(s) && !fleet_atomic_load_relaxed(&s->executing) &&
             !fleet_atomic_load_acquire(&process_exiting))
             break; /* stopping and drained */
-        if (!spun && !fleet_atomic_load_acquire(&process_exiting) && spin_begin()) {
+        if (!spun && !fleet_atomic_load_acquire(&process_exiting)) {
             spun = true;
             fleet__mutex_unlock(&s->lock);
-            spin(s, 0, work_queued);
-            spin_end();
+            (void)fleet__spin_until(work_queued_spin, s);
             fleet__mutex_lock(&s->lock);
             continue;
         }
@@ -254,11 +221,11 @@ static void wait_locked(fleet__cpu_stream *s, uint64_t target) FLEET_REQUIRES(s-
             continue;
         }
         hand_to_worker(s); /* a pinned head, say */
-        if (!spun && spin_begin()) {
+        if (!spun) {
             spun = true;
+            spin_target w = {s, target};
             fleet__mutex_unlock(&s->lock);
-            spin(s, target, reached_or_takeable);
-            spin_end();
+            (void)fleet__spin_until(reached_or_takeable, &w);
             fleet__mutex_lock(&s->lock);
             continue;
         }
@@ -488,7 +455,7 @@ void fleet__cpu_streams_atfork_parent(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 void fleet__cpu_streams_atfork_child(void) FLEET_NO_THREAD_SAFETY_ANALYSIS
 {
     int n = fleet_atomic_load_acquire(&all_streams_count);
-    fleet_atomic_store_relaxed(&busy, 0); /* the forking thread is the only one left */
+    fleet__spin_reset_in_child();
     fleet__mutex_unlock(&event_lock);
     for (int i = n - 1; i >= 0; i--) {
         fleet__cpu_stream *s = registered_stream(i);

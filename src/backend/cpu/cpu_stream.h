@@ -29,10 +29,6 @@ typedef struct fleet__cpu_event fleet__cpu_event;
 /* A task: run(args) on the worker. args are copied at submission. */
 typedef void (*fleet__cpu_task_fn)(const void *args);
 
-/* At init: how long (microseconds, 0 = never) an idle worker or a waiting
- * caller spins before it parks (FLEET_CPU_SPIN_US). */
-void fleet__cpu_streams_configure(uint64_t spin_us);
-
 fleet_status fleet__cpu_stream_create(int ordinal, fleet__cpu_stream **out);
 /* Queue a task (blocks while the queue is full, running queued tasks
  * meanwhile). args_size <= FLEET__CPU_TASK_ARGS. The task may run on the
