@@ -587,6 +587,18 @@ static int parse_options(int argc, char **argv, options *o)
 }
 
 /* A ratio as JSON: null where it is not a number (a 1-thread rate of 0). */
+/* The environment that steers the kernel libraries, as in force. */
+static void print_library_settings(void)
+{
+    extern char **environ;
+    int n = 0;
+    for (char **e = environ; *e != NULL; e++)
+        if (strncmp(*e, "OPENBLAS_", 9) == 0 || strncmp(*e, "OMP_", 4) == 0 ||
+            strncmp(*e, "FLEET_", 6) == 0)
+            printf("%s%s", n++ ? " " : "settings: ", *e);
+    printf(n ? "\n" : "settings: none of OPENBLAS_*, OMP_*, FLEET_* set\n");
+}
+
 static const char *json_ratio(double x, char *buf, size_t size)
 {
     if (!isfinite(x))
@@ -674,14 +686,17 @@ int fleet_cli_bench(int argc, char **argv)
         fprintf(stderr, "fleet bench: cannot write %s: %s\n", o.json, strerror(errno));
         return 1;
     }
-    printf("fleet bench on %s: median of %d windows of %d ms after %d ms warm-up\n\n",
+    printf("fleet bench on %s: median of %d windows of %d ms after %d ms warm-up\n",
            fleet_device_name(dev), o.windows, o.window_ms, o.warmup_ms);
+    printf("kernels: %s\n", fleet_backend_kernels(fleet_device_backend(dev)));
+    print_library_settings();
+    printf("\n");
     bool any = false;
     for (int i = 0; i < N_WORKLOADS; i++)
         any |= o.selected[i];
     if (any)
-        printf("| workload | threads | ops/s | min | max | speedup | efficiency |\n"
-               "|---|---|---|---|---|---|---|\n");
+        printf("| workload | threads | ops/s | us/op | min | max | speedup | efficiency |\n"
+               "|---|---|---|---|---|---|---|---|\n");
     if (json != NULL)
         fprintf(json, "[");
     int rc = 0, rows = 0;
@@ -716,9 +731,11 @@ int fleet_cli_bench(int argc, char **argv)
                 break;
             }
             bench_scaling(rs, k);
-            printf("| %s | %d | %.0f | %.0f | %.0f | %.2f | %.2f |\n", workloads[i].name,
-                   rs[k].threads, rs[k].median, rs[k].min, rs[k].max, rs[k].speedup,
-                   rs[k].efficiency);
+            /* us/op: the time one op takes as each of the threads sees it */
+            printf("| %s | %d | %.0f | %.1f | %.0f | %.0f | %.2f | %.2f |\n", workloads[i].name,
+                   rs[k].threads, rs[k].median,
+                   rs[k].median > 0 ? 1e6 * rs[k].threads / rs[k].median : 0.0, rs[k].min,
+                   rs[k].max, rs[k].speedup, rs[k].efficiency);
             fflush(stdout);
         }
         if (json != NULL && rc == 0)

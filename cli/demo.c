@@ -218,6 +218,8 @@ int fleet_cli_info(int argc, char **argv)
         int n = 0;
         fleet_device_count(kinds[k], &n);
         printf("%s: %d device(s)\n", fleet_backend_name(kinds[k]), n);
+        if (n > 0)
+            printf("  kernels: %s\n", fleet_backend_kernels(kinds[k]));
         for (int i = 0; i < n; i++) {
             fleet_device *d;
             fleet_stream_pool_stats ps;

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install what fleet needs to build and test on a fresh Debian machine:
-# a C compiler, cmake, make, the system BLAS/LAPACK (with cblas.h), and
-# ONNX's conformance test data.
+# a C compiler, cmake, make, pkg-config, OpenBLAS (the cpu backend's GEMM and
+# LAPACK, linked by name), and ONNX's conformance test data.
 # Does nothing when everything is present. Needs root (or sudo) otherwise.
 set -euo pipefail
 
@@ -11,8 +11,8 @@ need=()
 command -v cc >/dev/null 2>&1 || need+=(gcc)
 command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v make >/dev/null 2>&1 || need+=(make)
-have '/usr/include/cblas.h' || have '/usr/include/*/cblas.h' || need+=(libblas-dev)
-have '/usr/lib/liblapack.so' || have '/usr/lib/*/liblapack.so' || need+=(liblapack-dev)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+pkg-config --exists openblas 2>/dev/null || need+=(libopenblas-dev)
 # ONNX's backend node tests (test data only: tests/onnx_node_tests.c runs them)
 have '/usr/share/libonnx-testdata/data/node' || need+=(libonnx-testdata)
 for pkg in "$@"; do  # extra packages asked for by the caller (e.g. CI)

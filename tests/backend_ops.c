@@ -615,6 +615,12 @@ static const mm_case mm_cases[] = {
     {3, 3, {4}, {4}, 9, 11, 6, LAYOUT_CONTIGUOUS, LAYOUT_CONTIGUOUS},   /* bmm */
     {3, 2, {5}, {0}, 8, 12, 3, LAYOUT_CONTIGUOUS, LAYOUT_TRANSPOSED},   /* broadcast b */
     {4, 4, {2, 3}, {1, 3}, 4, 6, 5, LAYOUT_SLICED, LAYOUT_CONTIGUOUS},  /* broadcast a dim */
+    /* one row: the matrix-vector path (cpu: sgemv), every layout */
+    {2, 2, {0}, {0}, 1, 37, 19, LAYOUT_CONTIGUOUS, LAYOUT_CONTIGUOUS},
+    {2, 2, {0}, {0}, 1, 37, 19, LAYOUT_TRANSPOSED, LAYOUT_CONTIGUOUS},
+    {2, 2, {0}, {0}, 1, 37, 19, LAYOUT_CONTIGUOUS, LAYOUT_TRANSPOSED},
+    {2, 2, {0}, {0}, 1, 37, 19, LAYOUT_TRANSPOSED, LAYOUT_TRANSPOSED},
+    {3, 2, {3}, {0}, 1, 20, 9, LAYOUT_SLICED, LAYOUT_SLICED},
 };
 
 /* element (i, j) of matrix `mat` (flattened batch index over `bshape`) of an

@@ -28,7 +28,8 @@ TEST(table_and_json)
                     "--window-ms", "150", "--warmup-ms", "10", "--json", path};
     bench(args, 12);
     ASSERT_PROC_OK(&r);
-    ASSERT_OUT_CONTAINS(&r, "| workload | threads | ops/s | min | max | speedup | efficiency |");
+    ASSERT_OUT_CONTAINS(&r, "| workload | threads | ops/s | us/op | min | max | speedup | efficiency |");
+    ASSERT_OUT_CONTAINS(&r, "\nkernels: "); /* the library in use is named */
     ASSERT_OUT_CONTAINS(&r, "| linear64 | 1 | ");
     ASSERT_OUT_CONTAINS(&r, "| linear64 | 2 | ");
     ASSERT_OUT_CONTAINS(&r, "| mlp | 2 | ");

@@ -112,6 +112,12 @@ FLEET_API fleet_status fleet_device_synchronize(fleet_device *device);
 /* Name of a backend ("cpu", "cuda"). */
 FLEET_API const char *fleet_backend_name(fleet_backend_kind backend);
 
+/* The kernel libraries a backend runs on, with versions, e.g. "OpenBLAS
+ * 0.3.21 (Zen kernels, 1 thread per call)" or "cuBLAS 13.0.0"; it says so
+ * when the cpu backend runs on a BLAS that is not OpenBLAS (the reference
+ * BLAS is 20x slower). Initializes fleet if needed; never NULL. */
+FLEET_API const char *fleet_backend_kernels(fleet_backend_kind backend);
+
 #ifdef __cplusplus
 }
 #endif

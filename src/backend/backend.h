@@ -67,6 +67,9 @@ typedef struct fleet__backend {
     /* Discover devices; called once at fleet init. 0 devices is not an error
      * (the detail of why goes to the log and to *why_none). */
     fleet_status (*init)(const fleet__config *cfg, int *device_count, const char **why_none);
+    /* The kernel libraries the backend runs on, with their versions
+     * ("OpenBLAS 0.3.21 ..."); valid after init, constant after. */
+    const char *(*kernels)(void);
     /* Stop workers, destroy native objects; called once at fleet_shutdown
      * after every stream was synchronized. */
     void (*shutdown)(void);

@@ -48,6 +48,11 @@ fleet_status fleet__backend_init(const fleet__backend *be, const fleet__config *
     return be->init(cfg, device_count, why_none);
 }
 
+const char *fleet__backend_kernels(const fleet__backend *be)
+{
+    return be->kernels();
+}
+
 void fleet__backend_shutdown(const fleet__backend *be)
 {
     be->shutdown();

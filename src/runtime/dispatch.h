@@ -43,6 +43,7 @@ fleet_status fleet__backend_init(const fleet__backend *be, const fleet__config *
                                  int *device_count, const char **why_none);
 void fleet__backend_shutdown(const fleet__backend *be);
 void fleet__backend_atfork_prepare(const fleet__backend *be);
+const char *fleet__backend_kernels(const fleet__backend *be);
 void fleet__backend_atfork_parent(const fleet__backend *be);
 void fleet__backend_atfork_child(const fleet__backend *be);
 

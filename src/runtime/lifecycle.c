@@ -301,6 +301,17 @@ const char *fleet_backend_name(fleet_backend_kind backend)
     return "unknown";
 }
 
+const char *fleet_backend_kernels(fleet_backend_kind backend)
+{
+    if (fleet_init() != FLEET_OK)
+        return "unknown (fleet_init failed)";
+    for (int b = 0; b < backend_count; b++)
+        if (backends[b]->kind == backend)
+            return fleet__backend_kernels(backends[b]);
+    return backend == FLEET_BACKEND_CUDA ? "none (fleet was built without the cuda backend)"
+                                         : "none";
+}
+
 static bool backend_valid(fleet_backend_kind b)
 {
     return b == FLEET_BACKEND_CPU || b == FLEET_BACKEND_CUDA;

@@ -113,6 +113,7 @@ const fleet__backend fleet__cpu_backend = {
     .kind = FLEET_BACKEND_CPU,
     .survives_fork = true,
     .init = cpu_init,
+    .kernels = fleet__cpu_kernels,
     .shutdown = cpu_shutdown,
     .stream_create = cpu_stream_create,
     .stream_synchronize = cpu_stream_synchronize,

@@ -1,8 +1,12 @@
-/* backend/cpu/cpu_kernels.c — GEMM through the system BLAS, and copies. Each entry point copies its arguments into a stream
- * task; the work happens on the stream's worker. */
+/* backend/cpu/cpu_kernels.c — GEMM through BLAS (OpenBLAS, linked by its
+ * own name where it is installed, else the system BLAS), and copies. Each
+ * entry point copies its arguments into a stream task. A product with one
+ * row is a matrix-vector product: OpenBLAS runs sgemm 5-6x slower than
+ * sgemv there (bench/results/2026-12-03-cpu-kernel-libs). */
 #define _GNU_SOURCE /* RTLD_DEFAULT */
 #include <cblas.h>
 #include <dlfcn.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -40,9 +44,22 @@ static void gemm_one(const fleet__gemm_args *g, const float *a, const float *b, 
                 c[i * g->ldc + j] = c[i * g->ldc + j] > 0.0f ? c[i * g->ldc + j] : 0.0f;
         return;
     }
-    cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
-                g->trans_b ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k, g->alpha,
-                a, (int)g->lda, b, (int)g->ldb, beta, c, (int)g->ldc);
+    if (g->m == 1) {
+        /* c[1,N] = a[1,K] @ op(B): B's rows or columns against a (a's
+         * elements lda apart when a is stored transposed, [K,1]) */
+        int inc_a = g->trans_a ? (int)g->lda : 1;
+        if (g->trans_b)
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)g->n, (int)g->k, g->alpha, b,
+                        (int)g->ldb, a, inc_a, beta, c, 1);
+        else
+            cblas_sgemv(CblasRowMajor, CblasTrans, (int)g->k, (int)g->n, g->alpha, b,
+                        (int)g->ldb, a, inc_a, beta, c, 1);
+    } else {
+        cblas_sgemm(CblasRowMajor, g->trans_a ? CblasTrans : CblasNoTrans,
+                    g->trans_b ? CblasTrans : CblasNoTrans, (int)g->m, (int)g->n, (int)g->k,
+                    g->alpha,
+                    a, (int)g->lda, b, (int)g->ldb, beta, c, (int)g->ldc);
+    }
     if (g->relu)
         for (int64_t i = 0; i < g->m; i++)
             for (int64_t j = 0; j < g->n; j++)
@@ -91,15 +108,40 @@ fleet_status fleet__cpu_copy(void *stream, void *dst, const void *src, size_t by
     return fleet__cpu_stream_submit(stream, copy_task, &c, sizeof c);
 }
 
+static char kernels_text[256];
+
+const char *fleet__cpu_kernels(void)
+{
+    return kernels_text[0] ? kernels_text : "unknown (before init)";
+}
+
+/* What BLAS this process runs on: OpenBLAS says so (looked up at run time,
+ * so a system BLAS chosen by update-alternatives is named right too). */
+static void describe_blas(void)
+{
+    const char *(*config)(void);
+    int (*threads)(void);
+    *(void **)&config = dlsym(RTLD_DEFAULT, "openblas_get_config");
+    *(void **)&threads = dlsym(RTLD_DEFAULT, "openblas_get_num_threads");
+    if (config == NULL) {
+        snprintf(kernels_text, sizeof kernels_text,
+                 "a BLAS that is not OpenBLAS (libblas.so.3, likely the reference BLAS, ~20x "
+                 "slower: install libopenblas-dev and rebuild)");
+        return;
+    }
+    int n = threads != NULL ? threads() : 1;
+    snprintf(kernels_text, sizeof kernels_text, "%s; %d thread%s per call", config(), n,
+             n == 1 ? "" : "s");
+}
+
 void fleet__cpu_blas_single_threaded(void)
 {
     const char *env = getenv("OPENBLAS_NUM_THREADS");
-    if (env != NULL && *env != '\0')
-        return;
     /* Looked up at run time: the system BLAS may be netlib's (no threads) or
      * OpenBLAS, chosen by update-alternatives after fleet was built. */
     void (*set_threads)(int);
     *(void **)&set_threads = dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (set_threads != NULL)
+    if (set_threads != NULL && (env == NULL || *env == '\0'))
         set_threads(1);
+    describe_blas();
 }

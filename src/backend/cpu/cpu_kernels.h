@@ -13,7 +13,10 @@ fleet_status fleet__cpu_copy(void *stream, void *dst, const void *src, size_t by
 
 /* Parallelism comes from fleet's streams (a worker thread each): make a
  * multi-threaded BLAS (OpenBLAS) run each call on its calling thread, unless
- * OPENBLAS_NUM_THREADS says otherwise. No-op for a single-threaded BLAS. */
+ * OPENBLAS_NUM_THREADS says otherwise (no-op for a single-threaded BLAS);
+ * and note which BLAS it is. */
 void fleet__cpu_blas_single_threaded(void);
+/* The BLAS in use, with its version (fleet_backend_kernels). */
+const char *fleet__cpu_kernels(void);
 
 #endif /* FLEET_BACKEND_CPU_KERNELS_H */

@@ -192,6 +192,19 @@ static fleet_status cuda_init(const fleet__config *cfg, int *device_count, const
     return FLEET_OK;
 }
 
+static const char *cuda_kernels(void)
+{
+    static char text[128];
+    int major = 0, minor = 0, patch = 0, rt = 0;
+    cublasGetProperty(MAJOR_VERSION, &major);
+    cublasGetProperty(MINOR_VERSION, &minor);
+    cublasGetProperty(PATCH_LEVEL, &patch);
+    cudaRuntimeGetVersion(&rt);
+    snprintf(text, sizeof text, "cuBLAS %d.%d.%d and cuBLASLt, CUDA runtime %d.%d", major, minor,
+             patch, rt / 1000, rt % 1000 / 10);
+    return text;
+}
+
 static void cuda_shutdown(void)
 {
     int n = fleet_atomic_load_acquire(&all_streams_count);
@@ -809,6 +822,7 @@ const fleet__backend fleet__cuda_backend = {
     .kind = FLEET_BACKEND_CUDA,
     .survives_fork = false,
     .init = cuda_init,
+    .kernels = cuda_kernels,
     .shutdown = cuda_shutdown,
     .stream_create = guarded_cuda_stream_create,
     .stream_synchronize = guarded_cuda_stream_synchronize,
