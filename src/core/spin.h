@@ -2,9 +2,11 @@
  *
  * A thread about to park (a cpu stream's idle worker, a thread waiting for a
  * stream or a batcher ticket) may spin first, for up to FLEET_CPU_SPIN_US,
- * so a wake-up a few microseconds away costs no sleep. It may only while
- * fleet's threads that run cpu tasks or spin are fewer than the cores:
- * on a loaded machine it parks at once, leaving the cores to work. */
+ * so a wake-up a few microseconds away costs no sleep. It may only while a
+ * core is idle: the machine's runnable threads (sampled from /proc/loadavg
+ * at most once a millisecond) are no more than the cores, and fleet's own
+ * threads that run cpu tasks or spin are fewer. On a loaded machine it
+ * parks at once, leaving the cores to work. */
 #ifndef FLEET_CORE_SPIN_H
 #define FLEET_CORE_SPIN_H
 
