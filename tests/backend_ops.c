@@ -13,12 +13,7 @@ static int checks;
 
 static void find_devices(void)
 {
-    ndevs = 0;
-    ASSERT_OK(fleet_device_get(FLEET_BACKEND_CPU, 0, &devs[ndevs++]));
-    int n = 0;
-    ASSERT_OK(fleet_device_count(FLEET_BACKEND_CUDA, &n));
-    if (n > 0)
-        ASSERT_OK(fleet_device_get(FLEET_BACKEND_CUDA, 0, &devs[ndevs++]));
+    ndevs = test_devices(devs);
 }
 
 /* ---- inputs as views ---------------------------------------------------------- */

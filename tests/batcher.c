@@ -69,34 +69,27 @@ static fleet_batcher *make(int max_batch, int64_t delay_us, int capacity, int in
 }
 
 /* A gate keeps a batcher's runners busy: a host function on this thread's
- * stream holds until the gate opens, and one request per runner submitted
+ * stream holds until the gate (test_util.h) opens, and one request per runner submitted
  * behind it is taken at once (an idle runner dispatches immediately) and
  * waits there, so requests submitted later stay queued. Every request a
  * test submits must be made before the gate closes: copies to this thread's
  * stream wait behind the gate too. */
 typedef struct gate {
-    atomic_int open;
+    test_gate g;
     request q[2];
     int n;
     pthread_t opener;
 } gate;
-
-static void gate_hold(void *arg)
-{
-    gate *g = arg;
-    while (!atomic_load(&g->open))
-        test_sleep_ms(1);
-}
 
 static void gate_close(gate *g, fleet_batcher *b, int runners)
 {
     g->n = runners;
     for (int i = 0; i < runners; i++)
         request_make(&g->q[i], 1, 4242 + (uint64_t)i);
-    atomic_init(&g->open, 0);
+    test_gate_init(&g->g);
     fleet_stream *s;
     ASSERT_OK(fleet_stream_current(dev, &s));
-    ASSERT_OK(fleet_stream_launch_host_func(s, gate_hold, g));
+    ASSERT_OK(fleet_stream_launch_host_func(s, test_gate_wait, &g->g));
     for (int i = 0; i < runners; i++) {
         ASSERT_OK(request_submit(b, &g->q[i], 0));
         for (fleet_batcher_stats st;;) { /* taken by a runner */
@@ -111,7 +104,7 @@ static void gate_close(gate *g, fleet_batcher *b, int runners)
 static void *gate_opener(void *arg)
 {
     test_sleep_ms(100);
-    atomic_store(&((gate *)arg)->open, 1);
+    test_gate_open(&((gate *)arg)->g);
     return NULL;
 }
 
@@ -126,6 +119,8 @@ static void gate_open_later(gate *g)
 static void gate_finish(gate *g)
 {
     ASSERT_TRUE(pthread_join(g->opener, NULL) == 0);
+    ASSERT_OK(fleet_device_synchronize(dev)); /* the host function returned */
+    test_gate_destroy(&g->g);
     for (int i = 0; i < g->n; i++) {
         ASSERT_OK(fleet_ticket_wait(g->q[i].t, -1));
         request_check(&g->q[i]);

@@ -6,19 +6,14 @@
  * cpu and cuda results bit for bit the same where both are present. */
 #include <math.h>
 
-#include "harness.h"
+#include "test_util.h"
 
 static fleet_device *devs[2];
 static int ndevs;
 
 static void find_devices(void)
 {
-    ndevs = 0;
-    ASSERT_OK(fleet_device_get(FLEET_BACKEND_CPU, 0, &devs[ndevs++]));
-    int n = 0;
-    ASSERT_OK(fleet_device_count(FLEET_BACKEND_CUDA, &n));
-    if (n > 0)
-        ASSERT_OK(fleet_device_get(FLEET_BACKEND_CUDA, 0, &devs[ndevs++]));
+    ndevs = test_devices(devs);
 }
 
 /* out = cast(in) on dev, through device tensors of n elements. */

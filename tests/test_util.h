@@ -148,6 +148,17 @@ static inline fleet_device *test_cpu_device(int index)
     return d;
 }
 
+/* cpu 0 and, where a GPU is present, cuda 0: how many (1 or 2) in devs. */
+static inline int test_devices(fleet_device *devs[2])
+{
+    int n = 0, ncuda = 0;
+    ASSERT_OK(fleet_device_get(FLEET_BACKEND_CPU, 0, &devs[n++]));
+    ASSERT_OK(fleet_device_count(FLEET_BACKEND_CUDA, &ncuda));
+    if (ncuda > 0)
+        ASSERT_OK(fleet_device_get(FLEET_BACKEND_CUDA, 0, &devs[n++]));
+    return n;
+}
+
 /* The default device: cuda 0 where a GPU is present, else cpu 0. */
 static inline fleet_device *test_default_device(void)
 {

@@ -84,7 +84,7 @@ static fleet_status enter_pair(const fleet_event *handle, fleet_stream *stream, 
 
 fleet_status fleet_event_record(fleet_event *handle, fleet_stream *stream)
 {
-    event *e = NULL;
+    event *e;
     fleet_status st = enter_pair(handle, stream, "fleet_event_record", &e);
     void *native;
     if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK) {
@@ -97,7 +97,7 @@ fleet_status fleet_event_record(fleet_event *handle, fleet_stream *stream)
 
 fleet_status fleet_stream_wait_event(fleet_stream *stream, fleet_event *handle)
 {
-    event *e = NULL;
+    event *e;
     fleet_status st = enter_pair(handle, stream, "fleet_stream_wait_event", &e);
     void *native;
     if (st == FLEET_OK && (st = fleet__stream_native(stream, &native)) == FLEET_OK) {
@@ -126,14 +126,14 @@ static fleet_status enter_event(const fleet_event *handle, const char *fn, event
 
 fleet_status fleet_event_query(fleet_event *handle)
 {
-    event *e = NULL;
+    event *e;
     fleet_status st = enter_event(handle, "fleet_event_query", &e);
     return st != FLEET_OK ? st : fleet__backend_event_query(e->device, e->native);
 }
 
 fleet_status fleet_event_synchronize(fleet_event *handle)
 {
-    event *e = NULL;
+    event *e;
     fleet_status st = enter_event(handle, "fleet_event_synchronize", &e);
     return st != FLEET_OK ? st : fleet__backend_event_synchronize(e->device, e->native);
 }

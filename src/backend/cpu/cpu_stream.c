@@ -93,13 +93,13 @@ static uint64_t completed_count(fleet__cpu_stream *s)
     return fleet_atomic_load_acquire(&s->completed);
 }
 
-/* Worth a look under the lock: the target is reached, or a task waits and
- * no one runs one (the spinner may take it). */
 typedef struct spin_target {
     fleet__cpu_stream *s;
     uint64_t target;
 } spin_target;
 
+/* Worth a look under the lock: the target is reached, or a task waits and
+ * no one runs one (the spinner may take it). */
 static bool reached_or_takeable(const void *arg)
 {
     const spin_target *w = arg;
@@ -220,7 +220,7 @@ static void wait_locked(fleet__cpu_stream *s, uint64_t target) FLEET_REQUIRES(s-
             run_head(s);
             continue;
         }
-        hand_to_worker(s); /* a pinned head, say */
+        hand_to_worker(s); /* a host function at the head, say */
         if (!spun) {
             spun = true;
             spin_target w = {s, target};
