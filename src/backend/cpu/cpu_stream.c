@@ -93,19 +93,21 @@ static uint64_t completed_count(fleet__cpu_stream *s)
     return fleet_atomic_load_acquire(&s->completed);
 }
 
-typedef struct spin_target {
-    fleet__cpu_stream *s;
+/* A point in a stream's sequence: what waits (events, spinners, wait tasks)
+ * look for. */
+typedef struct stream_mark {
+    fleet__cpu_stream *stream;
     uint64_t target;
-} spin_target;
+} stream_mark;
 
 /* Worth a look under the lock: the target is reached, or a task waits and
  * no one runs one (the spinner may take it). */
 static bool reached_or_takeable(const void *arg)
 {
-    const spin_target *w = arg;
-    uint64_t done = completed_count(w->s);
-    return done >= w->target || (!fleet_atomic_load_acquire(&w->s->executing) &&
-                                 done < fleet_atomic_load_acquire(&w->s->submitted));
+    const stream_mark *w = arg;
+    uint64_t done = completed_count(w->stream);
+    return done >= w->target || (!fleet_atomic_load_acquire(&w->stream->executing) &&
+                                 done < fleet_atomic_load_acquire(&w->stream->submitted));
 }
 
 static bool work_queued(fleet__cpu_stream *s)
@@ -223,7 +225,7 @@ static void wait_locked(fleet__cpu_stream *s, uint64_t target) FLEET_REQUIRES(s-
         hand_to_worker(s); /* a host function at the head, say */
         if (!spun) {
             spun = true;
-            spin_target w = {s, target};
+            stream_mark w = {s, target};
             fleet__mutex_unlock(&s->lock);
             (void)fleet__spin_until(reached_or_takeable, &w);
             fleet__mutex_lock(&s->lock);
@@ -338,20 +340,15 @@ static void snapshot(fleet__cpu_event *e, fleet__cpu_stream **s, uint64_t *targe
     fleet__mutex_unlock(&event_lock);
 }
 
-typedef struct wait_args {
-    fleet__cpu_stream *stream;
-    uint64_t target;
-} wait_args;
-
 static void wait_task(const void *p)
 {
-    const wait_args *w = p;
+    const stream_mark *w = p;
     wait_completed(w->stream, w->target);
 }
 
 fleet_status fleet__cpu_stream_wait_event(fleet__cpu_stream *s, fleet__cpu_event *e)
 {
-    wait_args w;
+    stream_mark w;
     snapshot(e, &w.stream, &w.target);
     /* The mark was captured at record time and refers to work already
      * queued, so waits only ever point back in time: no cycles. */

@@ -171,6 +171,25 @@ static fleet_status use_device(int ordinal)
     return FLEET_OK;
 }
 
+/* Written once by cuda_init, read-only after (any thread may ask). */
+static char kernels_text[128] = "unknown (before init)";
+
+static void describe_kernels(void)
+{
+    int major = 0, minor = 0, patch = 0, rt = 0;
+    cublasGetProperty(MAJOR_VERSION, &major);
+    cublasGetProperty(MINOR_VERSION, &minor);
+    cublasGetProperty(PATCH_LEVEL, &patch);
+    cudaRuntimeGetVersion(&rt);
+    snprintf(kernels_text, sizeof kernels_text, "cuBLAS %d.%d.%d and cuBLASLt, CUDA runtime %d.%d",
+             major, minor, patch, rt / 1000, rt % 1000 / 10);
+}
+
+static const char *cuda_kernels(void)
+{
+    return kernels_text;
+}
+
 static fleet_status cuda_init(const fleet__config *cfg, int *device_count, const char **why_none)
 {
     (void)cfg;
@@ -189,20 +208,8 @@ static fleet_status cuda_init(const fleet__config *cfg, int *device_count, const
     if (n == 0)
         *why_none = "no CUDA device present";
     *device_count = n;
+    describe_kernels();
     return FLEET_OK;
-}
-
-static const char *cuda_kernels(void)
-{
-    static char text[128];
-    int major = 0, minor = 0, patch = 0, rt = 0;
-    cublasGetProperty(MAJOR_VERSION, &major);
-    cublasGetProperty(MINOR_VERSION, &minor);
-    cublasGetProperty(PATCH_LEVEL, &patch);
-    cudaRuntimeGetVersion(&rt);
-    snprintf(text, sizeof text, "cuBLAS %d.%d.%d and cuBLASLt, CUDA runtime %d.%d", major, minor,
-             patch, rt / 1000, rt % 1000 / 10);
-    return text;
 }
 
 static void cuda_shutdown(void)
