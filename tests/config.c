@@ -15,7 +15,8 @@
 static const char *const config_vars[] = {"FLEET_BACKEND", "FLEET_STREAMS", "FLEET_STREAM_WAIT_MS",
                                           "FLEET_MEMORY_LIMIT", "FLEET_CPU_DEVICES",
                                           "FLEET_LOG_LEVEL", "FLEET_GRAPH_CACHE",
-                                          "FLEET_MODEL_GRAPHS", "FLEET_CPU_SPIN_US"};
+                                          "FLEET_MODEL_GRAPHS", "FLEET_CPU_SPIN_US",
+                                          "FLEET_CUDA_SMALL_GEMM"};
 
 typedef struct config_case {
     const char *env[3];     /* "NAME=value", up to 3 */
@@ -81,7 +82,8 @@ TEST(malformed_values_fail_every_call)
         {"FLEET_STREAMS", "8 "},         {"FLEET_STREAM_WAIT_MS", " -1"},
         {"FLEET_STREAMS", "-8"},         {"FLEET_MEMORY_LIMIT", "64M "},
         {"FLEET_MEMORY_LIMIT", "+64M"},  {"FLEET_CPU_SPIN_US", "-1"},
-        {"FLEET_CPU_SPIN_US", "100001"},
+        {"FLEET_CPU_SPIN_US", "100001"}, {"FLEET_CUDA_SMALL_GEMM", "-1"},
+        {"FLEET_CUDA_SMALL_GEMM", "16777217"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bad_var = cases[i][0];

@@ -92,6 +92,7 @@ fleet_status fleet__config_from_env(fleet__config *cfg)
         .memory_limit = 0,
         .cpu_devices = 1,
         .cpu_spin_us = FLEET__DEFAULT_CPU_SPIN_US,
+        .cuda_small_gemm = FLEET__DEFAULT_CUDA_SMALL_GEMM,
         .graph_cache = FLEET__DEFAULT_GRAPH_CACHE,
         .model_graphs = 1,
         .log_level = FLEET_LOG_WARN,
@@ -129,6 +130,12 @@ fleet_status fleet__config_from_env(fleet__config *cfg)
         if ((st = fleet__parse_int("FLEET_CPU_SPIN_US", s, 0, FLEET__MAX_CPU_SPIN_US, &v)) != FLEET_OK)
             return st;
         cfg->cpu_spin_us = (int)v;
+    }
+    if ((s = getenv("FLEET_CUDA_SMALL_GEMM")) != NULL && *s != '\0') {
+        if ((st = fleet__parse_int("FLEET_CUDA_SMALL_GEMM", s, 0, FLEET__MAX_CUDA_SMALL_GEMM, &v)) !=
+            FLEET_OK)
+            return st;
+        cfg->cuda_small_gemm = v;
     }
     if ((s = getenv("FLEET_GRAPH_CACHE")) != NULL && *s != '\0') {
         if ((st = fleet__parse_int("FLEET_GRAPH_CACHE", s, 1, FLEET__MAX_GRAPH_CACHE, &v)) != FLEET_OK)

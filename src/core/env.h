@@ -15,6 +15,7 @@ typedef struct fleet__config {
     uint64_t memory_limit;         /* FLEET_MEMORY_LIMIT, 0 = none           */
     int cpu_devices;               /* FLEET_CPU_DEVICES, 1..16               */
     int cpu_spin_us;               /* FLEET_CPU_SPIN_US, 0..100000           */
+    int64_t cuda_small_gemm;       /* FLEET_CUDA_SMALL_GEMM, 0..2^24 mul-adds */
     int graph_cache;               /* FLEET_GRAPH_CACHE, 1..4096 instances   */
     int model_graphs;              /* FLEET_MODEL_GRAPHS, 0 or 1 (default 1) */
     fleet__log_level log_level;    /* FLEET_LOG_LEVEL                        */
@@ -26,6 +27,8 @@ typedef struct fleet__config {
 #define FLEET__DEFAULT_GRAPH_CACHE 64
 #define FLEET__DEFAULT_CPU_SPIN_US 50
 #define FLEET__MAX_CPU_SPIN_US 100000
+#define FLEET__DEFAULT_CUDA_SMALL_GEMM 65536
+#define FLEET__MAX_CUDA_SMALL_GEMM (INT64_C(1) << 24)
 #define FLEET__MAX_GRAPH_CACHE 4096
 
 /* Fill *cfg from the environment. On a malformed value returns

@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_staging.h"
 #include "backend/cuda/elementwise.h"
 #include "backend/cuda/rowwise.h"
+#include "backend/cuda/small_gemm.h"
 #include "core/atomic.h"
 #include "core/log.h"
 #include "core/prim.h"
@@ -37,7 +38,7 @@ typedef struct cuda_stream {
     fleet_atomic_ptr workspace; /* cuBLAS/cuBLASLt scratch, published before the
                                  * handle that uses it                         */
     fleet_atomic_ptr solver;    /* cusolverDnHandle_t, on first linalg op */
-    fleet_atomic_ptr lt;        /* cublasLtHandle_t, on first biased GEMM */
+    fleet_atomic_ptr lt;        /* fleet__cuda_lt: handle + GEMM plans, on first biased GEMM */
     fleet__cuda_staging staging; /* pinned buffer for host transfers       */
 } cuda_stream;
 
@@ -190,9 +191,14 @@ static const char *cuda_kernels(void)
     return kernels_text;
 }
 
+/* FLEET_CUDA_SMALL_GEMM: GEMMs of at most this many multiply-adds per matrix
+ * take small_gemm.cu's one kernel instead of cuBLAS(Lt). Set at init, read
+ * only after. */
+static int64_t small_gemm_max = FLEET__DEFAULT_CUDA_SMALL_GEMM;
+
 static fleet_status cuda_init(const fleet__config *cfg, int *device_count, const char **why_none)
 {
-    (void)cfg;
+    small_gemm_max = cfg->cuda_small_gemm;
     static char why[256];
     int n = 0;
     cudaError_t err = cudaGetDeviceCount(&n); /* the runtime's first call */
@@ -511,9 +517,30 @@ static fleet_status gemm_locked(cuda_stream *s, const fleet__gemm_args *g)
     return FLEET_OK;
 }
 
+/* Whether g is small enough for small_gemm.cu: a float type; m, n and k
+ * each, and the product, at most small_gemm_max (each factor checked first,
+ * so nothing overflows); fewer than 2^31 outputs over the batch. */
+static bool small_gemm_fits(const fleet__gemm_args *g)
+{
+    int64_t t = small_gemm_max;
+    bool float_type = g->dtype == FLEET_DTYPE_F32 || g->dtype == FLEET_DTYPE_F16 ||
+                      g->dtype == FLEET_DTYPE_BF16;
+    return float_type && g->m <= t && g->n <= t && g->k <= t && g->m * g->n <= t &&
+           g->m * g->n * g->k <= t && g->batch <= INT32_MAX / (g->m * g->n > 0 ? g->m * g->n : 1);
+}
+
 static fleet_status cuda_gemm(void *st, const fleet__gemm_args *g)
 {
     cuda_stream *s = st;
+    if (small_gemm_fits(g)) { /* one launch, no library: no lock needed */
+        if (g->m == 0 || g->n == 0 || g->batch == 0)
+            return FLEET_OK;
+        fleet_status status = use_device(s->ordinal);
+        if (status != FLEET_OK)
+            return status;
+        FLEET_CUDA_TRY((cudaError_t)fleet__cuda_small_gemm(s->stream, g));
+        return FLEET_OK;
+    }
     fleet__mutex_lock(&s->library_lock);
     fleet_status status = gemm_locked(s, g);
     fleet__mutex_unlock(&s->library_lock);

@@ -7,9 +7,13 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include "backend/cuda/f32_access.cuh"
 #include "backend/cuda/elementwise.h"
 
 namespace {
+
+using fleet_cuda::load;
+using fleet_cuda::store;
 
 constexpr int kThreads = 256;
 
@@ -19,12 +23,6 @@ int blocks_for(int64_t n)
     return (int)(b < 65535 * 8 ? (b > 0 ? b : 1) : 65535 * 8);
 }
 
-template <typename T> __device__ float load(const T *p) { return (float)*p; }
-template <> __device__ float load<__half>(const __half *p) { return __half2float(*p); }
-template <> __device__ float load<__nv_bfloat16>(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
-template <typename T> __device__ void store(T *p, float v) { *p = (T)v; }
-template <> __device__ void store<__half>(__half *p, float v) { *p = __float2half_rn(v); }
-template <> __device__ void store<__nv_bfloat16>(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 
 template <int OP> __device__ float apply(float x, float y, float alpha, float beta)
 {

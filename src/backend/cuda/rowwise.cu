@@ -8,20 +8,18 @@
 #include <cuda_runtime.h>
 #include <math.h>
 
+#include "backend/cuda/f32_access.cuh"
 #include "backend/cuda/rowwise.h"
 
 namespace {
+
+using fleet_cuda::load;
+using fleet_cuda::store;
 
 constexpr int kThreads = 256; // a multiple of 32
 constexpr int kWarps = kThreads / 32;
 constexpr int64_t kMaxBlocks = 65535;
 
-template <typename T> __device__ float load(const T *p) { return (float)*p; }
-template <> __device__ float load<__half>(const __half *p) { return __half2float(*p); }
-template <> __device__ float load<__nv_bfloat16>(const __nv_bfloat16 *p) { return __bfloat162float(*p); }
-template <typename T> __device__ void store(T *p, float v) { *p = (T)v; }
-template <> __device__ void store<__half>(__half *p, float v) { *p = __float2half_rn(v); }
-template <> __device__ void store<__nv_bfloat16>(__nv_bfloat16 *p, float v) { *p = __float2bfloat16_rn(v); }
 
 // Every thread of the block gets the reduction of v over the block. The
 // first barrier keeps a previous call's readers of `sh` ahead of the writers.
