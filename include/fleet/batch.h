@@ -18,7 +18,11 @@
  * the batch size rounded up to a bucket (powers of two up to max_batch, and
  * max_batch: few shapes, so few plans and CUDA graphs), copies each request's
  * rows of the outputs into its output tensors, waits for its stream and
- * completes the tickets. The rows of a batch must be independent of each
+ * completes the tickets. A batch of one request whose rows are a bucket's
+ * (a lone batch-1 request) runs on the request's own tensors, with no
+ * copies. An idle runner spins briefly for work before it sleeps (only
+ * while a core is idle; FLEET_CPU_SPIN_US), and while another runner is
+ * idle a runner takes one request at a time. The rows of a batch must be independent of each
  * other (true of per-sample inference; padding rows are computed and
  * dropped).
  *

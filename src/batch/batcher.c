@@ -89,6 +89,11 @@ struct fleet_batcher {
     int queued;
     int64_t queued_rows;
     int running;                /* runners running a batch now           */
+    int spinning;               /* idle runners spinning for work now: a
+                                 * submit then needs no wake-up            */
+    fleet_atomic_u64 work_seq;  /* bumped (under the lock) at each queued
+                                 * request and state change: what an idle
+                                 * runner spins on, read without the lock  */
     fleet_event **events;       /* free events, a stack                  */
     int n_events, cap_events;
     uint64_t submitted, completed_ok, failed, timed_out, cancelled, rejected_full;
@@ -338,6 +343,7 @@ fleet_status fleet_batcher_create(fleet_model *model, const fleet_batcher_config
     if (st != FLEET_OK) {
         fleet__mutex_lock(&b->lock);
         b->st = CANCELLING;
+        fleet_atomic_add_relaxed(&b->work_seq, 1);
         fleet__cond_broadcast(&b->work);
         fleet__mutex_unlock(&b->lock);
         for (int i = 0; i < started; i++)
@@ -495,7 +501,12 @@ fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_tensor *co
     batcher->queued++;
     batcher->queued_rows += rows;
     batcher->submitted++;
-    fleet__cond_signal(&batcher->work);
+    fleet_atomic_add_relaxed(&batcher->work_seq, 1);
+    /* A spinning runner will see it (and looks at the queue under the lock
+     * before it parks): waking a parked one as well would only cost the
+     * futex call, made under the lock the spinner needs. */
+    if (batcher->spinning == 0)
+        fleet__cond_signal(&batcher->work);
     fleet__mutex_unlock(&batcher->lock);
     *ticket = (fleet_ticket *)handle;
     return FLEET_OK;
@@ -509,18 +520,21 @@ static void add_sample(samples *s, double v)
 }
 
 /* Take the next batch off the queue (lock held): requests in arrival order
- * while their rows fit; expired ones go to *expired instead. */
+ * while their rows fit; expired ones go to *expired instead. While another
+ * runner is idle and spinning for work, one request only: it takes the
+ * next, and two runs side by side cost less than a gather and a scatter. */
 static request_ticket *take_batch(fleet_batcher *b, int64_t *rows, request_ticket **expired)
     FLEET_REQUIRES(b->lock)
 {
     request_ticket *batch = NULL, **tail = &batch;
     uint64_t now = fleet__now_ns();
+    bool alone = b->spinning > 0;
     *rows = 0;
     *expired = NULL;
     while (b->head != NULL) {
         request_ticket *t = b->head;
         bool late = now >= t->deadline_ns;
-        if (!late && *rows + t->rows > b->cfg.max_batch)
+        if (!late && (*rows + t->rows > b->cfg.max_batch || (alone && batch != NULL)))
             break;
         b->head = t->next;
         if (b->head == NULL)
@@ -571,9 +585,10 @@ static fleet_status bucket_tensors(runner *r, int k)
     return FLEET_OK;
 }
 
-/* Gather, run, scatter, wait: the status of the whole batch. The requests'
- * tensors are handles the tickets hold (never stale); the runner's are
- * its own. */
+/* Gather, run, scatter, wait: the status of the whole batch (a batch of one
+ * request that fills its bucket runs on that request's tensors). The
+ * requests' tensors are handles the tickets hold (never stale); the
+ * runner's are its own. */
 static fleet_status run_batch(runner *r, request_ticket *batch, int64_t rows)
 {
     fleet_batcher *b = r->b;
@@ -583,6 +598,21 @@ static fleet_status run_batch(runner *r, request_ticket *batch, int64_t rows)
     while (b->buckets[k] < rows)
         k++;
     fleet_stream *s = r->stream;
+    if (batch->next == NULL && batch->rows == b->buckets[k]) {
+        /* One request that fills its bucket (a lone batch-1 request, say):
+         * the model runs on the request's own tensors, no gather or scatter. */
+        const fleet_tensor *in[FLEET_MODEL_MAX_IO];
+        fleet_tensor *out[FLEET_MODEL_MAX_IO];
+        for (int i = 0; i < n_in; i++)
+            in[i] = fleet__tensor_get(batch->in[i]);
+        for (int i = 0; i < n_out; i++)
+            out[i] = (fleet_tensor *)fleet__tensor_get(batch->out[i]);
+        fleet_status st = fleet_stream_wait_event(s, batch->ready);
+        if (st == FLEET_OK)
+            st = fleet__model_run(b->model, s, rows, in, out);
+        fleet_status sync = fleet_stream_synchronize(s);
+        return st != FLEET_OK ? st : sync;
+    }
     fleet__op_call call;
     fleet_status st = fleet__op_call_on(&call, "fleet_batcher", s);
     if (st == FLEET_OK)
@@ -617,6 +647,32 @@ static fleet_status run_batch(runner *r, request_ticket *batch, int64_t rows)
     return st != FLEET_OK ? st : sync;
 }
 
+typedef struct work_watch {
+    const fleet_batcher *b;
+    uint64_t seen;
+} work_watch;
+
+static bool work_arrived(const void *arg)
+{
+    const work_watch *w = arg;
+    return fleet_atomic_load_relaxed(&((fleet_batcher *)w->b)->work_seq) != w->seen;
+}
+
+/* An idle runner (lock held, nothing queued) spins a little for the next
+ * request before it parks (core/spin.h: only while a core is idle), so a
+ * request that arrives microseconds later costs no wake-up. Whether
+ * something arrived (another runner may have taken it already). */
+static bool idle_spin(fleet_batcher *b) FLEET_REQUIRES(b->lock)
+{
+    work_watch w = {b, fleet_atomic_load_relaxed(&b->work_seq)};
+    b->spinning++;
+    fleet__mutex_unlock(&b->lock);
+    bool arrived = fleet__spin_until(work_arrived, &w);
+    fleet__mutex_lock(&b->lock);
+    b->spinning--;
+    return arrived;
+}
+
 static void *runner_main(void *arg)
 {
     runner *r = arg;
@@ -635,8 +691,16 @@ static void *runner_main(void *arg)
         return NULL;
     }
     for (;;) {
-        while (b->head == NULL && b->st == RUNNING)
+        /* Spin while requests keep arriving (one another runner took
+         * leaves this one spinning again, not parked); park once a spin
+         * sees none. */
+        bool parked = false;
+        while (b->head == NULL && b->st == RUNNING) {
+            if (!parked && idle_spin(b))
+                continue;
+            parked = true;
             fleet__cond_wait(&b->work, &b->lock);
+        }
         if (b->head == NULL)
             break; /* shut down and nothing left */
         /* An idle runner dispatches at once (Triton's default): batches
@@ -651,8 +715,11 @@ static void *runner_main(void *arg)
             continue; /* another runner took them */
         int64_t rows;
         request_ticket *expired, *batch = take_batch(b, &rows, &expired);
-        if (b->head != NULL)
-            fleet__cond_signal(&b->work); /* more for another runner */
+        if (b->head != NULL) { /* more for another runner */
+            fleet_atomic_add_relaxed(&b->work_seq, 1);
+            if (b->spinning == 0)
+                fleet__cond_signal(&b->work);
+        }
         b->running += batch != NULL;
         fleet__mutex_unlock(&b->lock);
 
@@ -705,6 +772,7 @@ fleet_status fleet_batcher_shutdown(fleet_batcher *batcher, bool drain)
             batcher->queued = 0;
             batcher->queued_rows = 0;
         }
+        fleet_atomic_add_relaxed(&batcher->work_seq, 1);
         fleet__cond_broadcast(&batcher->work);
     }
     fleet__mutex_unlock(&batcher->lock);
