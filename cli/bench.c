@@ -398,12 +398,14 @@ int bench_measure(shared *sh, const options *o, result *r)
     for (int i = 0; i < sh->threads; i++)
         pthread_join(wk[i].tid, NULL);
     pthread_barrier_destroy(&sh->ready);
-    r->p50_us = r->p99_us = r->batch_rows = 0;
+    r->p50_us = r->p99_us = r->batch_rows = r->queue_p50_us = r->run_p50_us = 0;
     if (latencies)
         latency_percentiles(wk, sh->threads, r);
     if (sh->batcher != NULL) {
         uint64_t batches = bs1.batches - bs0.batches;
         r->batch_rows = batches ? (double)(bs1.rows - bs0.rows) / (double)batches : 0;
+        r->queue_p50_us = bs1.queue_wait_p50_us;
+        r->run_p50_us = bs1.run_p50_us;
     }
     for (int i = 0; i < sh->threads; i++)
         free(wk[i].latency_us);
@@ -638,10 +640,11 @@ void bench_print_json(FILE *f, const result *rs, int n, const fleet_device *dev,
         fprintf(f, ", \"threads\": %d, \"ops_per_s\": %.*f, \"min\": %.*f, \"max\": %.*f",
                 rs[i].threads, dec, rs[i].median, dec, rs[i].min, dec, rs[i].max);
         fprintf(f, ", \"speedup\": %s, \"efficiency\": %s, \"p50_us\": %.1f, \"p99_us\": %.1f, "
-                   "\"batch_rows\": %.2f, \"device\": \"%s\"",
+                   "\"batch_rows\": %.2f, \"queue_p50_us\": %.1f, \"run_p50_us\": %.1f, "
+                   "\"device\": \"%s\"",
                 json_ratio(rs[i].speedup, sp, sizeof sp),
                 json_ratio(rs[i].efficiency, ef, sizeof ef), rs[i].p50_us, rs[i].p99_us,
-                rs[i].batch_rows, fleet_device_name(dev));
+                rs[i].batch_rows, rs[i].queue_p50_us, rs[i].run_p50_us, fleet_device_name(dev));
         if (m && model != NULL) {
             fprintf(f, ", \"batch\": %lld, \"samples_per_s\": %.3f, \"model\": ",
                     (long long)rs[i].w->batch, rs[i].median * (double)rs[i].w->batch);
@@ -744,8 +747,9 @@ int fleet_cli_bench(int argc, char **argv)
             fleet_batcher_destroy(sh.batcher);
             for (int k = 0; k < o.n_counts && rc == 0; k++)
                 printf("|   batcher latency | %d clients | p50 %.0f us | p99 %.0f us | %.1f rows "
-                       "per batch | | |\n", rs[k].threads, rs[k].p50_us, rs[k].p99_us,
-                       rs[k].batch_rows);
+                       "per batch | queue p50 %.0f us | batch run p50 %.0f us |\n", rs[k].threads,
+                       rs[k].p50_us, rs[k].p99_us, rs[k].batch_rows, rs[k].queue_p50_us,
+                       rs[k].run_p50_us);
         }
         if (sh.mlp != NULL)
             fleet_model_destroy(sh.mlp);

@@ -91,6 +91,8 @@ typedef struct result {
     double median, min, max, speedup, efficiency;
     double p50_us, p99_us;       /* batcher, model                          */
     double batch_rows;           /* batcher only                            */
+    double queue_p50_us, run_p50_us; /* batcher only: its stats' submit-to-start
+                                  * and batch run, last 4096 requests      */
 } result;
 
 /* Record the first failure of a measurement as "what: detail". */
