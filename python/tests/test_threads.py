@@ -1,0 +1,138 @@
+"""Python threads sharing one model: every output checked against its own input's
+expected result; the batcher from many threads; KeyboardInterrupt in the middle.
+FLEET_TEST_SCALE (as the C suite's) scales the counts down."""
+import _thread
+import concurrent.futures
+import ctypes
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import fleet
+from fleet import _lib
+from conftest import assert_close, mlp_input
+
+SCALE = float(os.environ.get("FLEET_TEST_SCALE", "1"))
+THREADS = 16
+RUNS = max(10, int(200 * SCALE))
+
+
+def cases(ort_sess, seed, n=8):
+    rng = np.random.default_rng(seed)
+    xs = [mlp_input(rng, 1 + (seed + i) % 4) for i in range(n)]
+    return [(x, ort_sess.run(None, {"x": x})[0]) for x in xs]
+
+
+def test_the_library_releases_the_gil():
+    """Loaded with ctypes.CDLL: no foreign call holds the GIL (PyDLL's would)."""
+    assert not (_lib.lib._func_flags_ & ctypes._FUNCFLAG_PYTHONAPI)
+    assert type(_lib.lib) is ctypes.CDLL
+
+
+def test_16_threads_x_200_runs_on_a_shared_model(mlp, mlp_ort):
+    def worker(k):
+        mine = cases(mlp_ort, seed=k)
+        bad = 0
+        for i in range(RUNS):
+            x, want = mine[i % len(mine)]
+            got = mlp.run({"x": x})["y"]
+            if got.shape != want.shape or not np.allclose(got, want, rtol=1e-5, atol=1e-5):
+                bad += 1
+        return bad
+
+    runs = mlp.stats()["runs"]
+    with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
+        bad = list(pool.map(worker, range(THREADS)))
+    assert bad == [0] * THREADS
+    assert mlp.stats()["runs"] == runs + THREADS * RUNS
+
+
+def test_batcher_from_16_threads(mlp, mlp_ort):
+    per = max(5, RUNS // 4)
+    with fleet.Batcher(mlp, max_batch=16, max_delay_us=200) as b:
+        def worker(k):
+            mine = cases(mlp_ort, seed=100 + k)
+            tickets = [(b.run_async({"x": mine[i % 8][0]}), mine[i % 8][1]) for i in range(per)]
+            return sum(not np.allclose(t.result()["y"], want, rtol=1e-5, atol=1e-5)
+                       for t, want in tickets)
+
+        with concurrent.futures.ThreadPoolExecutor(THREADS) as pool:
+            assert list(pool.map(worker, range(THREADS))) == [0] * THREADS
+        s = b.stats()
+    assert s["submitted"] == s["completed_ok"] == THREADS * per
+    assert s["batches"] <= s["submitted"] and s["failed"] == 0
+
+
+def test_ticket_result_timeout_and_done(mlp, mlp_ort):
+    x = mlp_input(np.random.default_rng(5), 2)
+    with fleet.Batcher(mlp, max_batch=4) as b:
+        t = b.run_async({"x": x})
+        y = t.result(timeout=30)["y"]
+        assert t.done()
+        assert t.result() is t.result()  # the same outputs, the C ticket released once
+        assert_close(y, mlp_ort.run(None, {"x": x})[0])
+        assert issubclass(fleet.TimeoutError, fleet.FleetError)
+
+
+def test_keyboard_interrupt_while_other_threads_run(mlp, mlp_ort):
+    """Ctrl-C lands in the main thread (itself running the model) while 4 threads run
+    it: their runs go on, every output right, and the model works afterwards."""
+    stop = threading.Event()
+    counts, bad = [0] * 4, [0] * 4
+
+    def worker(k):
+        mine = cases(mlp_ort, seed=200 + k)
+        while not stop.is_set():
+            x, want = mine[counts[k] % 8]
+            if not np.allclose(mlp.run({"x": x})["y"], want, rtol=1e-5, atol=1e-5):
+                bad[k] += 1
+            counts[k] += 1
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    mine = cases(mlp_ort, seed=300)
+    timer = threading.Timer(0.2, _thread.interrupt_main)
+    main_runs = 0
+    try:
+        timer.start()
+        with pytest.raises(KeyboardInterrupt):
+            while True:
+                x, want = mine[main_runs % 8]
+                assert_close(mlp.run({"x": x})["y"], want)
+                main_runs += 1
+        before = list(counts)
+        time.sleep(0.1)
+        assert all(c > b for c, b in zip(counts, before))  # they kept running
+    finally:
+        stop.set()
+        timer.cancel()
+        for t in threads:
+            t.join()
+    assert main_runs > 0 and bad == [0] * 4
+    x, want = mine[0]
+    assert_close(mlp.run({"x": x})["y"], want)
+
+
+def test_keyboard_interrupt_during_batcher_waits(mlp, mlp_ort):
+    """Interrupted while submitting and waiting on tickets: every ticket still
+    completes with its own output."""
+    mine = cases(mlp_ort, seed=400)
+    tickets = []
+    with fleet.Batcher(mlp, max_batch=8, max_delay_us=500) as b:
+        timer = threading.Timer(0.2, _thread.interrupt_main)
+        timer.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                while True:
+                    case = mine[len(tickets) % 8]
+                    tickets.append((b.run_async({"x": case[0]}), case[1]))
+                    tickets[-1][0].result()
+        finally:
+            timer.cancel()
+        for t, want in tickets:
+            assert_close(t.result()["y"], want)
+        assert len(tickets) > 1
