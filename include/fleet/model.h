@@ -266,6 +266,28 @@ FLEET_API fleet_status fleet_model_finalize(fleet_model *model);
 FLEET_API fleet_status fleet_model_run(fleet_model *model, const fleet_tensor *const *inputs, int n_inputs,
                              fleet_tensor *const *outputs, int n_outputs);
 
+/* The same run from host memory into host memory, in one call: tensors on
+ * the model's device for every input and output, the inputs copied in, the
+ * run, the outputs copied out (waiting for it), the tensors released. For
+ * bindings (the Python package makes each run this one call) and programs
+ * whose data lives on the host. inputs[i] holds input i C-contiguous in its
+ * declared dtype and shape with the batch dimension = batch (input_bytes[i]
+ * must be exactly that size, else FLEET_ERR_SHAPE_MISMATCH naming the
+ * shape); outputs[i] receives output i likewise (output_bytes[i] its size
+ * for batch). A model without a batch dimension takes batch 1. Errors as
+ * fleet_model_run's; a check that fails changes no output, while a copy out
+ * that fails (a device error) may leave earlier outputs written. Thread-safe
+ * as fleet_model_run.
+ *
+ *     float x[4 * 256], y[4 * 256];               // batch 4 of the MLP above
+ *     fleet_model_run_host(mlp, 4, (const void *[]){x}, (size_t[]){sizeof x}, 1,
+ *                          (void *[]){y}, (size_t[]){sizeof y}, 1);
+ */
+FLEET_API fleet_status fleet_model_run_host(fleet_model *model, int64_t batch,
+                                            const void *const *inputs, const size_t *input_bytes,
+                                            int n_inputs, void *const *outputs,
+                                            const size_t *output_bytes, int n_outputs);
+
 /* Facts about a model. */
 FLEET_API int fleet_model_input_count(const fleet_model *model);
 FLEET_API int fleet_model_output_count(const fleet_model *model);

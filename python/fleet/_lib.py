@@ -131,6 +131,8 @@ for _name, _res, _args in [
     ("fleet_model_finalize", _S, (c_void_p,)),
     ("fleet_model_destroy", _S, (c_void_p,)),
     ("fleet_model_run", _S, (c_void_p, _TENSORS, c_int, _TENSORS, c_int)),
+    ("fleet_model_run_host", _S, (c_void_p, c_int64, P(c_void_p), P(c_size_t), c_int,
+                                  P(c_void_p), P(c_size_t), c_int)),
     ("fleet_model_input_count", c_int, (c_void_p,)),
     ("fleet_model_output_count", c_int, (c_void_p,)),
     ("fleet_model_output_shape", _S, (c_void_p, c_int, c_int64, P(c_int), P(c_int64))),

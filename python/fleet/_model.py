@@ -17,6 +17,7 @@ lib = _lib.lib
 byref = ctypes.byref
 c_void_p = ctypes.c_void_p
 c_int64 = ctypes.c_int64
+c_size_t = ctypes.c_size_t
 
 # fleet_dtype -> (name, numpy dtype or None where numpy has none)
 DTYPES = {
@@ -398,33 +399,28 @@ class Model:
 
         Every input by name, C-contiguous or not (a strided one is copied once), with the
         declared dtype exactly and the declared shape (any batch size where the batch
-        goes, the same for every input). outputs: names to return (default all). The GIL
-        is released inside each C call (copy in, run, copy out). Thread-safe."""
+        goes, the same for every input). outputs: names to return (default all). The whole
+        run is one C call (fleet_model_run_host: device tensors made, inputs copied in,
+        the run, outputs copied into the arrays returned), the GIL released for all of
+        it. Thread-safe: any number of threads may run one model at once."""
         arrays, batch = self._check_feeds(feeds, "Model.run")
         wanted = self._select(outputs)
-        h = self._guard.enter()
+        g = self._guard
+        h = g.enter()
         try:
             shapes = self._output_shapes(h, batch)
-            dev = self.device._handle
-            n_in, n_out = len(arrays), len(self._out)
-            tin = (c_void_p * n_in)()
-            tout = (c_void_p * n_out)()
-            try:
-                for i, a in enumerate(arrays):
-                    new_tensor(dev, self._in[i].code, a.shape, tin, i)
-                    check(lib.fleet_tensor_copy_from_host(tin[i], a.ctypes.data, a.nbytes))
-                results = []
-                for i, s in enumerate(self._out):
-                    new_tensor(dev, s.code, shapes[i], tout, i)
-                    results.append(np.empty(shapes[i], s.dtype))
-                check(lib.fleet_model_run(h, tin, n_in, tout, n_out))
-                for i, r in enumerate(results):
-                    check(lib.fleet_tensor_copy_to_host(tout[i], r.ctypes.data, r.nbytes))
-            finally:
-                release_tensors(tin)
-                release_tensors(tout)
+            results = [np.empty(shape, s.dtype) for shape, s in zip(shapes, self._out)]
+            n_in, n_out = len(arrays), len(results)
+            # One foreign call: tensors made, filled, run, read back and released in C
+            # (fleet_model_run_host), the GIL released throughout.
+            check(lib.fleet_model_run_host(
+                h, batch, (c_void_p * n_in)(*[a.ctypes.data for a in arrays]),
+                (c_size_t * n_in)(*[a.nbytes for a in arrays]), n_in,
+                (c_void_p * n_out)(*[r.ctypes.data for r in results]),
+                (c_size_t * n_out)(*[r.nbytes for r in results]), n_out))
         finally:
-            self._guard.exit()
+            with g._lock:  # inline, not g.exit(): no Python call for a Ctrl-C to land in
+                g._users -= 1
         if wanted is None:
             return {s.name: r for s, r in zip(self._out, results)}
         return {n: results[self._out_index[n]] for n in wanted}
