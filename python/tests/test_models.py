@@ -150,26 +150,16 @@ MINILM = os.path.join(os.path.expanduser(os.environ.get(
 @pytest.mark.skipif(not glob.glob(MINILM), reason="no MiniLM export at %s (make onnx-models "
                     "makes it)" % MINILM)
 def test_minilm_matches_onnxruntime():
+    """all-MiniLM-L6-v2 as make onnx-models exports it, batch 2 with padding on a row:
+    normwise relative error <= 1e-5 against onnxruntime, as scripts/onnx-models.sh."""
     path = sorted(glob.glob(MINILM))[0]
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    seq = 32
-    with fleet.Model.from_onnx(path, dims={n: seq for n in ("sequence", "seq", "sequence_length")
-                                           if n in _dim_names(path)}) as m:
-        rng = np.random.default_rng(0)
-        feeds = {}
-        for i in m.inputs:
-            shape = (2,) + i.shape[1:]
-            if i.dtype == np.int64 and "mask" not in i.name:
-                feeds[i.name] = rng.integers(0, 1000, shape).astype(np.int64)
-            else:
-                feeds[i.name] = np.ones(shape, i.dtype)
-        got = m.run(feeds)
-        for (k, g), r in zip(got.items(), sess.run(None, feeds)):
-            err = np.linalg.norm(g - r) / max(np.linalg.norm(r), 1e-30)
-            assert err <= 1e-5, (k, err)
-
-
-def _dim_names(path):
-    proto = onnx.load(path, load_external_data=False)
-    return {d.dim_param for i in proto.graph.input for d in i.type.tensor_type.shape.dim
-            if d.dim_param}
+    with fleet.Model.from_onnx(path, dims={"sequence": 32}) as m:
+        ids = np.random.default_rng(0).integers(0, 30522, (2, 32))
+        mask = np.ones_like(ids)
+        mask[1, 20:] = 0
+        feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+        got = m.run(feeds)["last_hidden_state"]
+        want = sess.run(None, feeds)[0]
+        assert got.shape == want.shape == (2, 32, 384)
+        assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-5
