@@ -247,6 +247,8 @@ class Model:
         self._in_names = {s.name: s for s in self._in}
         self._out_index = {s.name: i for i, s in enumerate(self._out)}
         self._out_shapes = {}  # batch -> [shape tuple per output]
+        n_in, n_out = max(1, len(self._in)), max(1, len(self._out))
+        self._array_types = (c_void_p * n_in, c_size_t * n_in, c_void_p * n_out, c_size_t * n_out)
         self._batchers = weakref.WeakSet()
         self._batchers_lock = threading.Lock()
 
@@ -410,14 +412,14 @@ class Model:
         try:
             shapes = self._output_shapes(h, batch)
             results = [np.empty(shape, s.dtype) for shape, s in zip(shapes, self._out)]
-            n_in, n_out = len(arrays), len(results)
+            ptrs_in, sizes_in, ptrs_out, sizes_out = self._array_types
             # One foreign call: tensors made, filled, run, read back and released in C
             # (fleet_model_run_host), the GIL released throughout.
             check(lib.fleet_model_run_host(
-                h, batch, (c_void_p * n_in)(*[a.ctypes.data for a in arrays]),
-                (c_size_t * n_in)(*[a.nbytes for a in arrays]), n_in,
-                (c_void_p * n_out)(*[r.ctypes.data for r in results]),
-                (c_size_t * n_out)(*[r.nbytes for r in results]), n_out))
+                h, batch, ptrs_in(*[a.ctypes.data for a in arrays]),
+                sizes_in(*[a.nbytes for a in arrays]), len(arrays),
+                ptrs_out(*[r.ctypes.data for r in results]),
+                sizes_out(*[r.nbytes for r in results]), len(results)))
         finally:
             with g._lock:  # inline, not g.exit(): no Python call for a Ctrl-C to land in
                 g._users -= 1

@@ -1,5 +1,7 @@
 """Bad input raises the right fleet.FleetError subclass, with text, and leaves the model
 usable; a closed model raises and does not crash; C's errors carry fleet_last_error()."""
+import os
+
 import numpy as np
 import pytest
 
@@ -147,3 +149,31 @@ def test_batcher_bad_requests(mlp, mlp_ort):
         assert_close(b.run({"x": x})["y"], mlp_ort.run(None, {"x": x})[0])
     with pytest.raises(fleet.InvalidArgumentError, match="max_batch must be an int"):
         fleet.Batcher(mlp, max_batch=2.5)
+
+
+def test_a_bad_fleet_library_is_a_clear_import_error(tmp_path):
+    import subprocess
+    import sys
+    env = dict(os.environ, FLEET_LIBRARY=str(tmp_path / "nope.so"))
+    r = subprocess.run([sys.executable, "-c", "import fleet"], env=env, capture_output=True,
+                       text=True)
+    assert r.returncode != 0
+    assert "ImportError" in r.stderr and "nope.so" in r.stderr and "FLEET_LIBRARY" in r.stderr
+
+
+def test_model_freed_by_the_garbage_collector(mlp_path):
+    import gc
+    x = mlp_input(np.random.default_rng(0))
+    fleet.Model.from_onnx(mlp_path).run({"x": x})  # never closed: __del__ frees it
+    b = fleet.Batcher(fleet.Model.from_onnx(mlp_path), max_batch=2)
+    t = b.run_async({"x": x[:1]})
+    del b  # the ticket keeps the batcher, which keeps the model
+    gc.collect()
+    assert t.result()["y"].shape == (1, 8)
+    del t
+    gc.collect()
+    before = fleet.stats()["cpu:0"]["memory"]["live_blocks"]
+    for _ in range(3):
+        fleet.Model.from_onnx(mlp_path).run({"x": x})
+        gc.collect()
+    assert fleet.stats()["cpu:0"]["memory"]["live_blocks"] == before

@@ -2,6 +2,7 @@
 process's resident set, and fleet's own allocator (live blocks) all stay flat."""
 import gc
 import os
+import sys
 import tracemalloc
 
 import numpy as np
@@ -51,7 +52,9 @@ def test_no_leak_over_10000_runs(mlp):
         y = mlp.run({"x": x})["y"]
         held[:] = [y]
 
+    refs = sys.getrefcount(x)
     heap, rss, before, after = measure(mlp, step, RUNS)
+    assert sys.getrefcount(x) == refs  # the binding keeps no reference to its inputs
     np.testing.assert_array_equal(held[0], want)
     assert heap < 64 * 1024, "Python heap grew %d bytes over %d runs" % (heap, RUNS)
     assert rss < 8 * 1024 * 1024, "RSS grew %d bytes over %d runs" % (rss, RUNS)

@@ -136,3 +136,33 @@ def test_keyboard_interrupt_during_batcher_waits(mlp, mlp_ort):
         for t, want in tickets:
             assert_close(t.result()["y"], want)
         assert len(tickets) > 1
+
+
+def test_close_waits_for_runs_in_flight(mlp_path, mlp_ort):
+    """close() from the main thread while 4 threads run: each run either completes with
+    the right output or raises ClosedError; none crashes or sees a freed model."""
+    m = fleet.Model.from_onnx(mlp_path)
+    mine = cases(mlp_ort, seed=500)
+    started = threading.Barrier(5)
+    results = [[0, 0, 0] for _ in range(4)]  # ok, wrong, closed
+
+    def worker(k):
+        started.wait()
+        while True:
+            x, want = mine[(k + results[k][0]) % 8]
+            try:
+                y = m.run({"x": x})["y"]
+            except fleet.ClosedError:
+                results[k][2] += 1
+                return
+            results[k][0 if np.allclose(y, want, rtol=1e-5, atol=1e-5) else 1] += 1
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    started.wait()
+    time.sleep(0.05)
+    m.close()
+    for t in threads:
+        t.join()
+    assert all(ok > 0 and wrong == 0 and closed == 1 for ok, wrong, closed in results)
