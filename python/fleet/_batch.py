@@ -6,7 +6,7 @@ import time
 import numpy as np
 
 from . import _lib
-from ._errors import InvalidArgumentError, NotReadyError, TimeoutError, check, error
+from ._errors import FleetError, InvalidArgumentError, NotReadyError, TimeoutError, check, error
 from ._model import Model, _Guard, new_tensor, release_tensors
 
 lib = _lib.lib
@@ -54,34 +54,40 @@ class Batcher:
         returns, so the arrays may be reused at once."""
         m = self.model
         arrays, rows = m._check_feeds(feeds, "Batcher.run_async")
-        h = self._guard.enter()
+        g = self._guard
+        h = g.enter()
         try:
             mh = m._guard.enter()  # the model's handle outlives this call: close waits
             try:
                 shapes = m._output_shapes(mh, rows)
             finally:
-                m._guard.exit()
+                with m._guard._lock:
+                    m._guard._users -= 1
             dev = m.device._handle
             n_in, n_out = len(arrays), len(m._out)
             tin = (c_void_p * n_in)()
-            tout = (c_void_p * n_out)()
-            ticket = c_void_p()
+            # The ticket owns the output tensors from the start, and its C handle from the
+            # moment submit returns (no Python call in between for a Ctrl-C to land in):
+            # whatever happens, its __del__ releases what was made.
+            ticket = Ticket(self, shapes, (c_void_p * n_out)())
+            handle = c_void_p()
             try:
                 for i, a in enumerate(arrays):
                     new_tensor(dev, m._in[i].code, a.shape, tin, i)
                     check(lib.fleet_tensor_copy_from_host(tin[i], a.ctypes.data, a.nbytes))
                 for i, s in enumerate(m._out):
-                    new_tensor(dev, s.code, shapes[i], tout, i)
-                check(lib.fleet_batcher_submit(h, tin, n_in, tout, n_out, int(timeout_us),
-                                               byref(ticket)))
-            except BaseException:
-                release_tensors(tout)
-                raise
+                    new_tensor(dev, s.code, shapes[i], ticket._tensors, i)
+                st = lib.fleet_batcher_submit(h, tin, n_in, ticket._tensors, n_out,
+                                              int(timeout_us), byref(handle))
+                ticket._handle = handle.value if st == 0 else None
+                if st != 0:
+                    raise error(st)
             finally:
                 release_tensors(tin)  # the request holds its own references
         finally:
-            self._guard.exit()
-        return Ticket(self, ticket.value, tout, shapes)
+            with g._lock:
+                g._users -= 1
+        return ticket
 
     def run(self, feeds):
         """run_async(feeds).result()."""
@@ -131,27 +137,30 @@ class Ticket:
     """One request's future: result(timeout=None) -> {output name: array}, done().
     The C ticket is released once, when the result is first taken (or at __del__)."""
 
-    def __init__(self, batcher, handle, out_tensors, shapes):
+    def __init__(self, batcher, shapes, out_tensors):
+        # Made by Batcher.run_async, which sets _handle once the request is queued.
         self._batcher = batcher  # keeps the batcher, and so the model, alive
         self._lock = threading.Lock()
-        self._handle = handle
-        self._tensors = out_tensors
+        self._handle = None
+        self._tensors = out_tensors  # a c_void_p array; entries zeroed as released
         self._shapes = shapes
         self._result = None
         self._error = None
+        self._finished = False
 
     def done(self):
         """Whether the request has completed (ok or not)."""
         h = self._handle  # a handle released meanwhile polls as stale: done
-        return h is None or lib.fleet_ticket_poll(h) != _NOT_READY
+        return self._finished or h is None or lib.fleet_ticket_poll(h) != _NOT_READY
 
     def result(self, timeout=None):
         """Wait for the request (releasing the GIL; Ctrl-C interrupts the wait, not the
         request) and return its outputs, or raise its error. timeout in seconds, None
-        for as long as it takes: past it, fleet.TimeoutError, the ticket still pending."""
+        for as long as it takes: past it, fleet.TimeoutError, the ticket still pending.
+        An interrupted result() leaves the ticket as it was: call it again."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
-            while self._handle is not None:
+            while not self._finished:
                 if deadline is None:
                     ms = _WAIT_SLICE_MS
                 else:
@@ -168,28 +177,37 @@ class Ticket:
             return self._result
 
     def _finish(self, st):
-        """The request is complete with status st: read its outputs, release it all."""
-        try:
-            if st != 0:
-                self._error = error(st)
-            else:
-                m = self._batcher.model
-                out = {}
+        """The request completed with status st: read its outputs, then release it all.
+        Nothing is released until the outcome is stored, so an interrupt on the way
+        leaves the ticket whole (a second result() redoes this)."""
+        out, err = None, None
+        if st != 0:
+            err = error(st)
+        else:
+            m = self._batcher.model
+            out = {}
+            try:
                 for s, t, shape in zip(m._out, self._tensors, self._shapes):
                     r = np.empty(shape, s.dtype)
                     check(lib.fleet_tensor_copy_to_host(t, r.ctypes.data, r.nbytes))
                     out[s.name] = r
-                self._result = out
-        except Exception as e:  # a failed copy is the request's error
-            self._error = e
-        finally:
-            h, self._handle = self._handle, None
-            lib.fleet_ticket_release(h)
-            release_tensors(self._tensors)
-            self._tensors = ()
+            except FleetError as e:  # a failed copy is the request's error
+                out, err = None, e
+        self._result, self._error = out, err
+        self._finished = True
+        self._release()
 
-    def __del__(self):
-        h = getattr(self, "_handle", None)
+    def _release(self):
+        h, self._handle = self._handle, None
         if h is not None:
             lib.fleet_ticket_release(h)  # waits for the request if still pending
-            release_tensors(self._tensors)
+        tensors = self._tensors
+        for i in range(len(tensors)):
+            t = tensors[i]
+            if t:
+                tensors[i] = None
+                lib.fleet_tensor_release(t)
+
+    def __del__(self):
+        if getattr(self, "_tensors", None) is not None:
+            self._release()

@@ -166,3 +166,33 @@ def test_close_waits_for_runs_in_flight(mlp_path, mlp_ort):
     for t in threads:
         t.join()
     assert all(ok > 0 and wrong == 0 and closed == 1 for ok, wrong, closed in results)
+
+
+def test_many_interrupts_leave_every_ticket_and_the_model_whole(mlp_path, mlp_ort):
+    """Twenty Ctrl-Cs at random moments of runs, submits and waits: every ticket still
+    gives its own output, and close() returns (no run left counted in flight)."""
+    m = fleet.Model.from_onnx(mlp_path)
+    b = fleet.Batcher(m, max_batch=8, max_delay_us=100)
+    mine = cases(mlp_ort, seed=600)
+    rng = np.random.default_rng(0)
+    tickets, interrupts = [], 0
+    for _ in range(20):
+        timer = threading.Timer(float(rng.uniform(0.001, 0.02)), _thread.interrupt_main)
+        timer.start()
+        try:
+            while True:
+                case = mine[len(tickets) % 8]
+                assert_close(m.run({"x": case[0]})["y"], case[1])
+                tickets.append((b.run_async({"x": case[0]}), case[1]))
+                tickets[-1][0].result()
+        except KeyboardInterrupt:
+            interrupts += 1
+        finally:
+            timer.cancel()
+    assert interrupts == 20
+    for t, want in tickets:
+        assert_close(t.result()["y"], want)
+    closer = threading.Thread(target=m.close)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive() and m.closed and b.closed
