@@ -163,3 +163,16 @@ def test_minilm_matches_onnxruntime():
         want = sess.run(None, feeds)[0]
         assert got.shape == want.shape == (2, 32, 384)
         assert np.linalg.norm(got - want) / np.linalg.norm(want) <= 1e-5
+
+
+def test_read_only_and_broadcast_inputs(mlp, mlp_ort):
+    x = mlp_input(np.random.default_rng(11), 3)
+    want = mlp_ort.run(None, {"x": x})[0]
+    ro = x.copy()
+    ro.flags.writeable = False
+    assert_close(mlp.run({"x": ro})["y"], want)
+    row = np.broadcast_to(x[:1], (3, 16))  # read-only, stride 0: copied once
+    assert_close(mlp.run({"x": row})["y"], mlp_ort.run(None, {"x": np.ascontiguousarray(row)})[0])
+    with pytest.raises(fleet.InvalidArgumentError, match="batch 0"):  # C's refusal
+        mlp.run({"x": np.zeros((0, 16), np.float32)})
+    assert_close(mlp.run({"x": x})["y"], want)
