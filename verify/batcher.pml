@@ -7,16 +7,24 @@
  *     wait_req        submit = under batcher->lock: refuse (st != RUNNING:
  *                     FLEET_ERR_SHUTDOWN; queued >= queue_capacity:
  *                     FLEET_ERR_QUEUE_FULL) or append to the queue
- *                     (queued++, queued_rows += rows) + cond_signal(work).
- *   runner            runner_main: lock; for (;;) { while (head == NULL &&
- *     locked_region   RUNNING) cond_wait; if (head == NULL) break; the
+ *                     (queued++, queued_rows += rows), bump, and
+ *                     cond_signal(work) only when no runner spins.
+ *   runner            runner_main: lock; for (;;) { parked = false; while
+ *     locked_region   (head == NULL && RUNNING) { if (!parked && idle_spin())
+ *     idle_spin       continue; parked = true; cond_wait }; if (head ==
+ *                     NULL) break; the
  *                     max_delay loop (cond_wait_until while head && RUNNING
  *                     && queued_rows < max_batch && now < until); if (head
- *                     == NULL) continue; take_batch; if (head) cond_signal;
- *                     unlock; run phase; lock }.
+ *                     == NULL) continue; take_batch; if (head) { bump;
+ *                     if (!spinning) cond_signal }; unlock; run phase;
+ *                     lock }. idle_spin: spinning++, unlock, spin until
+ *                     work_seq moves (or the budget ends, or the spin rule
+ *                     refuses at once), lock, spinning--; whether it moved.
+ *                     `bump` is work_seq++ (under the lock).
  *     take_batch      take_batch: FIFO from the head; a late request goes
  *                     to the expired list (even if it does not fit), else
- *                     it stops at the first that does not fit in max_batch.
+ *                     it stops at the first that does not fit in max_batch,
+ *                     or, while a runner spins, after the first request.
  *     run_phase       complete_list(expired, FLEET_ERR_TIMEOUT), run_batch
  *                     (gather each request's rows at offset `at`, run,
  *                     scatter rows [at, at + t->rows) back, at += t->rows),
@@ -30,7 +38,7 @@
  *                     bookkeeping, not modelled.)
  *   shutdown          fleet_batcher_shutdown(drain or cancel): under the
  *                     lock st = DRAINING, or st = CANCELLING and take the
- *                     whole queue; broadcast(work); unlock;
+ *                     whole queue; bump; broadcast(work); unlock;
  *                     complete_list(cancelled, FLEET_ERR_SHUTDOWN) (the
  *     complete_cancelled  inline); join the runners; under the lock
  *                     FLEET_ASSERT(head == NULL), st = STOPPED. Then a second
@@ -62,6 +70,13 @@
  *     every max_delay_us. Spurious wakeups are not modelled: the C code
  *     re-checks in `while` loops, and they only add wakeups, which cannot
  *     hide a lost one (BROKEN_WAIT_IF shows a stolen wakeup is covered).
+ *   - The idle spin: work_seq is a `poked` flag per spinning runner, set by
+ *     every bump (a spinner only asks "did it move since I looked"); the
+ *     spin's end is one step, taken when poked or at any moment (the budget
+ *     ends, or the spin rule refuses at once: both are "not poked, gave
+ *     up"), relocking in the same step. A submit that sees a spinner does
+ *     not signal: the spinner must look at the queue under the lock before
+ *     it parks (BROKEN_SPIN_PARKS_BLIND shows the lost wakeup otherwise).
  *   - The ticket's lock + cv: complete_list sets done and broadcasts under
  *     t->lock, the waiter loops on !done under the same lock, so a wakeup
  *     cannot be lost there: fleet_ticket_wait(-1) is "block until DONE".
@@ -149,6 +164,10 @@
  *   -DBROKEN_NEXT_AFTER_COMPLETE  complete_list reads t->next after
  *                              complete(t) (B1: a read of a ticket its owner
  *                              may have freed)
+ *   -DBROKEN_SPIN_PARKS_BLIND  a runner whose spin saw nothing parks without
+ *                              looking at the queue again: a request a submit
+ *                              queued (without a signal, a runner spinning)
+ *                              after the spin gave up waits forever (B2)
  *   -DBROKEN_WAIT_IF           `if`, not `while`, around the first cond_wait:
  *                              a runner whose wakeup another runner consumed
  *                              finds the queue empty and exits while RUNNING
@@ -212,6 +231,7 @@
 #define P_RUN 5                  /* unlocked: complete, run, complete (SPLIT_RUN) */
 #define P_RELOCK 6               /* about to relock after a batch         */
 #define P_EXIT 7
+#define P_SPIN 8                 /* unlocked: idle_spin's spin             */
 
 /* ---- the batcher (batcher->lock) ---- */
 byte st;
@@ -219,6 +239,11 @@ byte q[QCAP];                    /* head .. tail, FIFO                     */
 byte qlen;                       /* batcher->queued                        */
 byte qrows;                      /* batcher->queued_rows                   */
 bool asleep[2];                  /* runner r waits on batcher->work        */
+bool spins[2];                   /* runner r in idle_spin (batcher->spinning
+                                  * counts them)                           */
+bool poked[2];                   /* work_seq moved since spinning runner r
+                                  * looked (kept 0 while it does not spin) */
+#define spinning (spins[0] + spins[1])
 byte alive;                      /* runner threads not yet exited          */
 
 /* ---- the tickets ---- */
@@ -252,6 +277,17 @@ inline signal_work() {
 
 inline broadcast_work() { asleep[0] = 0; asleep[1] = 0 }
 
+/* bump: work_seq++ (lock held): every spinning runner sees it move. */
+inline bump_work() { poked[0] = spins[0]; poked[1] = spins[1] }
+
+/* submit's and the runner's wake-up: none while a runner spins. */
+inline signal_unless_spinning() {
+    if
+    :: spinning == 0 -> signal_work()
+    :: else
+    fi
+}
+
 /* complete(b, t, status): one step (the batcher lock for the statistics,
  * then the ticket's lock: FLEET_DEBUG_ASSERT(!t->done), status, done,
  * broadcast). After it the ticket is its owner's. */
@@ -270,6 +306,7 @@ inline touch(tk) { assert(tstate[tk] == TAKEN) }
 
 /* take_batch (lock held). */
 inline take_batch() {
+    alone = spinning > 0;
     rows = 0;
     nb = 0;
     ne = 0;
@@ -284,7 +321,7 @@ inline take_batch() {
        :: skip
        fi;
        if
-       :: !late && rows + trows[t] > MAXB -> break
+       :: !late && (rows + trows[t] > MAXB || (alone && nb > 0)) -> break
        :: else
        fi;
        /* nothing is taken off the queue once a cancel began */
@@ -317,7 +354,8 @@ inline take_batch() {
     assert(nb + ne > 0);                         /* progress */
     t = 0;
     j = 0;
-    late = 0
+    late = 0;
+    alone = 0
 }
 
 /* One region under batcher->lock, entered at `pc` (P_LOOP1: the lock was
@@ -327,9 +365,14 @@ inline take_batch() {
 inline locked_region() {
     do
     :: pc == P_LOOP1 ->
-       /* while (b->head == NULL && b->st == RUNNING) cond_wait */
+       /* while (head == NULL && RUNNING) { if (!parked && idle_spin())
+        * continue; parked = true; cond_wait } */
        if
-       :: qlen == 0 && st == RUNNING -> asleep[me] = 1; pc = P_WAIT1; break
+       :: qlen == 0 && st == RUNNING && !parked ->
+          spins[me] = 1;                         /* idle_spin: unlock, spin */
+          pc = P_SPIN;
+          break
+       :: qlen == 0 && st == RUNNING && parked -> asleep[me] = 1; pc = P_WAIT1; break
        :: else
        fi;
 #ifdef BROKEN_EXIT_EARLY
@@ -355,11 +398,11 @@ inline locked_region() {
        fi
     :: pc == P_TAKE ->
        if
-       :: qlen == 0 -> pc = P_LOOP1              /* another runner took them */
+       :: qlen == 0 -> pc = P_LOOP1; parked = 0  /* another runner took them: continue */
        :: else ->
           take_batch();
           if
-          :: qlen > 0 -> signal_work()           /* more for another runner */
+          :: qlen > 0 -> bump_work(); signal_unless_spinning() /* more for another runner */
           :: else
           fi;
           pc = P_RUN;
@@ -471,12 +514,32 @@ inline run_phase() {
 proctype runner(byte me)
 {
     byte pc, t, i, j, at, rows, nb, ne;
-    bool late;
+    bool late, alone, parked;
     byte batch[BCAP];
     byte ex[QCAP];
 
     atomic { pc = P_LOOP1; LOCKED_THEN_RUN };
     do
+    :: pc == P_SPIN ->
+       /* the spin ends (work_seq moved, or it gave up), relocked,
+        * spinning--; then the while loop's next look */
+       atomic {
+           spins[me] = 0;
+           if
+           :: poked[me] -> poked[me] = 0; pc = P_LOOP1 /* continue */
+           :: poked[me] = 0; parked = 1; pc = P_LOOP1  /* gave up */
+#ifdef BROKEN_SPIN_PARKS_BLIND
+              ; if
+              :: st == RUNNING -> asleep[me] = 1; pc = P_WAIT1 /* no second look */
+              :: else
+              fi
+#endif
+           fi;
+           if
+           :: pc == P_LOOP1 -> LOCKED_THEN_RUN
+           :: else
+           fi
+       }
     :: pc == P_WAIT1 ->
        /* woken (signal or broadcast), relocked */
 #ifndef BROKEN_WAIT_IF
@@ -501,7 +564,7 @@ proctype runner(byte me)
 #endif
     :: pc == P_RELOCK ->
        /* fleet__mutex_lock, back to the top of the for(;;) */
-       atomic { pc = P_LOOP1; LOCKED_THEN_RUN }
+       atomic { pc = P_LOOP1; parked = 0; LOCKED_THEN_RUN }
     :: pc == P_EXIT -> break
     od;
     atomic {
@@ -553,8 +616,9 @@ inline submit_req(bump) {
               q[qlen] = t;
               qlen++;
               qrows = qrows + trows[t];
+              bump_work();
 #ifndef BROKEN_NO_SIGNAL
-              signal_work()
+              signal_unless_spinning()
 #else
               skip
 #endif
@@ -699,6 +763,7 @@ proctype shutdown()
            qrows = 0
         fi;
         shut_started = 1;
+        bump_work();
 #ifndef BROKEN_SHUTDOWN_SIGNAL
         broadcast_work()
 #else
@@ -747,7 +812,7 @@ init {
     /* every process ended (none blocked forever) */
     _nr_pr == 1;
     assert(qlen == 0 && qrows == 0 && alive == 0 && st == STOPPED);
-    assert(!asleep[0] && !asleep[1]);
+    assert(!asleep[0] && !asleep[1] && spinning == 0);
     do
     :: i < NT ->
        /* accepted: completed exactly once and released; refused: never

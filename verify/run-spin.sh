@@ -194,7 +194,7 @@ run $bt ok safety "correct, N=4 K=1, 2 runners"                     "4 clients, 
 P="3 clients, 2 runners, shutdown + init"
 for v in BROKEN_EXIT_EARLY BROKEN_CANCEL_SKIPS_QUEUE BROKEN_CHECK_OUTSIDE_LOCK BROKEN_SPLIT_OFFSET \
          BROKEN_DOUBLE_COMPLETE BROKEN_NO_SIGNAL BROKEN_SHUTDOWN_SIGNAL BROKEN_NEXT_AFTER_COMPLETE \
-         BROKEN_WAIT_IF; do
+         BROKEN_WAIT_IF BROKEN_SPIN_PARKS_BLIND; do
     run $bt bug safety "$v (N=3 K=2)" "$P" -DN=3 -DK=2 -DR=2 "-D$v"
 done
 
