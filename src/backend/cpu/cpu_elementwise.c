@@ -14,6 +14,7 @@
 
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_stream.h"
+#include "backend/cpu/vmath.h"
 #include "core/error.h"
 #include "core/half.h"
 
@@ -22,7 +23,7 @@ _Static_assert(sizeof(fleet__elementwise_args) <= FLEET__CPU_TASK_ARGS,
 
 static inline float gelu(float x)
 {
-    return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    return 0.5f * x * (1.0f + fleet__verff(x * 0.70710678118654752f));
 }
 
 static inline float gelu_tanh(float x)
@@ -32,7 +33,7 @@ static inline float gelu_tanh(float x)
 
 static inline float sigmoid(float x)
 {
-    return 1.0f / (1.0f + expf(-x));
+    return 1.0f / (1.0f + fleet__vexpf(-x));
 }
 
 /* One row: n elements, each view's pointer at its row start and its stride
@@ -70,6 +71,14 @@ typedef struct row {
         ob[i * r->so] = (unsigned char)(expr);                                           \
     }
 
+/* Built twice, for AVX2 (arch=haswell) and for the baseline, the CPU
+ * picking at load (an ifunc): the unit-stride loops then run 8 lanes wide
+ * (GELU over 1M elements 9.1 -> 1.95 ns per element on the Zen 3
+ * development machine); CMakeLists.txt lets the loops vectorise (their
+ * selects if-converted). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang_analyzer__)
+__attribute__((target_clones("arch=haswell", "default")))
+#endif
 static void float_row(const fleet__elementwise_args *e, const row *r)
 {
     float alpha = e->alpha, beta = e->beta;
@@ -86,8 +95,8 @@ static void float_row(const fleet__elementwise_args *e, const row *r)
     case FLEET__EW_SILU: ROW(x * sigmoid(x)); break;
     case FLEET__EW_TANH: ROW(tanhf(x)); break;
     case FLEET__EW_SIGMOID: ROW(sigmoid(x)); break;
-    case FLEET__EW_ERF: ROW(erff(x)); break;
-    case FLEET__EW_EXP: ROW(expf(x)); break;
+    case FLEET__EW_ERF: ROW(fleet__verff(x)); break;
+    case FLEET__EW_EXP: ROW(fleet__vexpf(x)); break;
     case FLEET__EW_LOG: ROW(logf(x)); break;
     case FLEET__EW_SQRT: ROW(sqrtf(x)); break;
     case FLEET__EW_NEG: ROW(-x); break;
