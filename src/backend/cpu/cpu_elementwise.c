@@ -71,13 +71,13 @@ typedef struct row {
         ob[i * r->so] = (unsigned char)(expr);                                           \
     }
 
-/* Built twice, for AVX2 (arch=haswell) and for the baseline, the CPU
+/* Built twice, for AVX2 and for the baseline, the CPU
  * picking at load (an ifunc): the unit-stride loops then run 8 lanes wide
  * (GELU over 1M elements 9.1 -> 1.95 ns per element on the Zen 3
  * development machine); CMakeLists.txt lets the loops vectorise (their
  * selects if-converted). */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang_analyzer__)
-__attribute__((target_clones("arch=haswell", "default")))
+__attribute__((target_clones("avx2", "default")))
 #endif
 static void float_row(const fleet__elementwise_args *e, const row *r)
 {
