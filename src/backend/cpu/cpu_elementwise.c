@@ -71,15 +71,8 @@ typedef struct row {
         ob[i * r->so] = (unsigned char)(expr);                                           \
     }
 
-/* Built twice, for AVX2 and for the baseline, the CPU
- * picking at load (an ifunc): the unit-stride loops then run 8 lanes wide
- * (GELU over 1M elements 9.1 -> 0.67 ns per element on the Zen 3
- * development machine); CMakeLists.txt lets the loops vectorise (their
- * selects if-converted). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang_analyzer__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static void float_row(const fleet__elementwise_args *e, const row *r)
+static inline __attribute__((always_inline)) void float_row_body(const fleet__elementwise_args *e,
+                                                                  const row *r)
 {
     float alpha = e->alpha, beta = e->beta;
     int64_t n = r->n, so = r->so / 4, sa = r->sa / 4, sb = r->sb / 4;
@@ -120,6 +113,24 @@ static void float_row(const fleet__elementwise_args *e, const row *r)
     case FLEET__EW_COPY: case FLEET__EW_CAST: case FLEET__EW_WHERE: case FLEET__EW_COUNT_:
         break; /* not float ops */
     }
+}
+
+/* float_row_body built for AVX2 and for the baseline (vmath.h), the CPU
+ * choosing at each call: the unit-stride loops then run 8 lanes wide (GELU
+ * over 1M elements 9.1 -> 0.67 ns per element on the Zen 3 development
+ * machine); CMakeLists.txt lets the loops vectorise (their selects
+ * if-converted). */
+static FLEET__AVX2 void float_row_avx2(const fleet__elementwise_args *e, const row *r)
+{
+    float_row_body(e, r);
+}
+
+static void float_row(const fleet__elementwise_args *e, const row *r)
+{
+    if (fleet__cpu_avx2())
+        float_row_avx2(e, r);
+    else
+        float_row_body(e, r);
 }
 
 /* Integer rows: T in (and out, but a comparison's bool), strides in bytes;

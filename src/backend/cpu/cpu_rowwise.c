@@ -37,10 +37,7 @@ static double sum_contiguous(int64_t n, const float *x)
  * vectorises (cpu/vmath.h), built for AVX2 and baseline like the
  * elementwise rows. NaN behaves as in the strided loop: ignored by the max,
  * then it makes the sum and every output NaN. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang_analyzer__)
-__attribute__((target_clones("avx2", "default")))
-#endif
-static void softmax_contiguous(int64_t n, const float *x, float *o)
+static inline __attribute__((always_inline)) void softmax_body(int64_t n, const float *x, float *o)
 {
     float m0 = -INFINITY, m1 = -INFINITY;
     int64_t i = 0;
@@ -56,6 +53,19 @@ static void softmax_contiguous(int64_t n, const float *x, float *o)
     float inv = (float)(1.0 / sum_contiguous(n, o));
     for (i = 0; i < n; i++)
         o[i] *= inv;
+}
+
+static FLEET__AVX2 void softmax_avx2(int64_t n, const float *x, float *o)
+{
+    softmax_body(n, x, o);
+}
+
+static void softmax_contiguous(int64_t n, const float *x, float *o)
+{
+    if (fleet__cpu_avx2())
+        softmax_avx2(n, x, o);
+    else
+        softmax_body(n, x, o);
 }
 
 static void softmax_row(int64_t n, const float *x, int64_t sx, float *o, int64_t so)

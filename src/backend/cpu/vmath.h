@@ -14,8 +14,29 @@
 #ifndef FLEET_BACKEND_CPU_VMATH_H
 #define FLEET_BACKEND_CPU_VMATH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+
+/* A loop written once and built twice: FLEET__AVX2 marks the AVX2 build of
+ * a function (whose body is an always-inline function: inlined there, it is
+ * compiled for AVX2), fleet__cpu_avx2() says at run time which to call.
+ * Plain dispatch, not ifunc/target_clones: an ifunc resolver runs while the
+ * program is relocated, before a sanitizer's runtime is up, and crashed
+ * every TSan test. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define FLEET__AVX2 __attribute__((target("avx2")))
+static inline bool fleet__cpu_avx2(void)
+{
+    return __builtin_cpu_supports("avx2");
+}
+#else
+#define FLEET__AVX2
+static inline bool fleet__cpu_avx2(void)
+{
+    return false;
+}
+#endif
 
 static inline float fleet__vexpf(float x)
 {
