@@ -221,9 +221,9 @@ fleet_status fleet__cuda_gemm_bias_lt(fleet_atomic_ptr *lt_slot, cudaStream_t st
     fleet__cuda_lt *lt = NULL;
     lt_plan *p = NULL;
     fleet_status st = lt_state(lt_slot, &lt);
-    if (st == FLEET_OK)
-        st = plan_for(lt, workspace_bytes, g, &p);
-    if (st != FLEET_OK || !p->supported)
+    if (st != FLEET_OK || lt == NULL) /* (lt is set whenever st is FLEET_OK) */
+        return st;
+    if ((st = plan_for(lt, workspace_bytes, g, &p)) != FLEET_OK || p == NULL || !p->supported)
         return st;
     cublasStatus_t s = cublasLtMatmulDescSetAttribute(p->op, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
                                                       &g->bias, sizeof g->bias);
