@@ -692,13 +692,17 @@ static void *runner_main(void *arg)
     }
     for (;;) {
         /* Spin while requests keep arriving (one another runner took
-         * leaves this one spinning again, not parked); park once a spin
-         * sees none. */
+         * leaves this one spinning again, not parked); once a spin saw
+         * none, look at the queue again under the lock before parking: a
+         * submit between the spin's last look and the relock signalled
+         * nobody, this runner being counted as spinning (the soak test hung
+         * there; verify/batcher.pml's BROKEN_SPIN_PARKS_BLIND). */
         bool parked = false;
         while (b->head == NULL && b->st == RUNNING) {
-            if (!parked && idle_spin(b))
+            if (!parked) {
+                parked = !idle_spin(b);
                 continue;
-            parked = true;
+            }
             fleet__cond_wait(&b->work, &b->lock);
         }
         if (b->head == NULL)
