@@ -151,6 +151,9 @@ static void *client_main(void *arg)
         for (int j = 0; j < k; j++) {
             ASSERT_OK(fleet_ticket_wait(q[j].t, -1));
             ASSERT_OK(fleet_ticket_poll(q[j].t));
+            double queue_us = -1, compute_us = -1;
+            ASSERT_OK(fleet_ticket_get_times(q[j].t, &queue_us, &compute_us));
+            ASSERT_TRUE(queue_us >= 0 && compute_us > 0 && compute_us < 60e6);
             request_check(&q[j]);
             request_free(&q[j]);
             c->ok++;
@@ -214,12 +217,17 @@ TEST(shutdown_cancel_completes_every_pending_ticket)
         ASSERT_OK(request_submit(b, &q[i], 0));
     ASSERT_STATUS(fleet_ticket_poll(q[0].t), FLEET_ERR_NOT_READY);
     ASSERT_STATUS(fleet_ticket_wait(q[0].t, 20), FLEET_ERR_NOT_READY);
+    double queue_us = -1, compute_us = -1;
+    ASSERT_STATUS(fleet_ticket_get_times(q[0].t, &queue_us, &compute_us), FLEET_ERR_NOT_READY);
+    ASSERT_TRUE(queue_us == -1 && compute_us == -1); /* untouched while pending */
     gate_open_later(&g);
     ASSERT_OK(fleet_batcher_shutdown(b, false));
     gate_finish(&g); /* the batch in flight ran */
     for (int i = 0; i < 10; i++) {
         ASSERT_STATUS(fleet_ticket_wait(q[i].t, -1), FLEET_ERR_SHUTDOWN);
         test_assert_sentinel(q[i].ty); /* nothing was written */
+        ASSERT_OK(fleet_ticket_get_times(q[i].t, &queue_us, &compute_us));
+        ASSERT_TRUE(queue_us == 0 && compute_us == 0); /* never ran */
     }
     request late;
     request_make(&late, 1, 99);

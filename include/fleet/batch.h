@@ -95,6 +95,12 @@ FLEET_API fleet_status fleet_batcher_submit(fleet_batcher *batcher, const fleet_
 FLEET_API fleet_status fleet_ticket_wait(fleet_ticket *ticket, int64_t timeout_ms);
 /* The request's status if complete, else FLEET_ERR_NOT_READY. */
 FLEET_API fleet_status fleet_ticket_poll(fleet_ticket *ticket);
+/* Where a completed request's time went, in microseconds: *queue_us from
+ * submit to the start of its batch, *compute_us that batch's run (copies
+ * in, the model, copies out). Both 0 for a request that never ran (timed
+ * out, cancelled); FLEET_ERR_NOT_READY (outputs untouched) while pending. */
+FLEET_API fleet_status fleet_ticket_get_times(fleet_ticket *ticket, double *queue_us,
+                                              double *compute_us);
 /* Wait for completion if still pending, then free the ticket. NULL ignored.
  * The handle is checked: a ticket released already (twice, or from two
  * threads at once) is FLEET_ERR_STALE_HANDLE, as are waits and polls on it,

@@ -43,6 +43,9 @@ typedef struct request_ticket {
     fleet_tensor *out[FLEET_MODEL_MAX_IO];
     fleet_event *ready;         /* inputs ready on the submitter's stream */
     uint64_t enqueued_ns, deadline_ns; /* FLEET__FOREVER: none        */
+    /* Its batch's start and end (0: never ran); written by the runner
+     * before completion, read after it (done's release/acquire orders). */
+    uint64_t started_ns, finished_ns;
     struct request_ticket *next;        /* queue or batch link (batcher lock)  */
     /* rank 2 (leaf): guards status and done's writes (done is read
      * without it by a waiter that spins first). */
@@ -232,6 +235,28 @@ fleet_status fleet_ticket_wait(fleet_ticket *handle, int64_t timeout_ms)
 fleet_status fleet_ticket_poll(fleet_ticket *ticket)
 {
     return fleet_ticket_wait(ticket, 0);
+}
+
+fleet_status fleet_ticket_get_times(fleet_ticket *handle, double *queue_us, double *compute_us)
+{
+    static const char fn[] = "fleet_ticket_get_times";
+    FLEET_CHECK_ARG(handle != NULL && queue_us != NULL && compute_us != NULL,
+                    FLEET_ERR_NULL_POINTER, "%s: ticket or an output is NULL", fn);
+    request_ticket *t = fleet__handle_acquire(&tickets, (uintptr_t)handle);
+    if (t == NULL)
+        return fleet__handle_stale(&tickets, fn, "ticket");
+    fleet_status st = FLEET_OK;
+    if (!ticket_done(t)) {
+        st = FLEET_ERR_NOT_READY;
+    } else if (t->started_ns == 0) {
+        *queue_us = 0;
+        *compute_us = 0;
+    } else {
+        *queue_us = (double)(t->started_ns - t->enqueued_ns) / 1e3;
+        *compute_us = (double)(t->finished_ns - t->started_ns) / 1e3;
+    }
+    ticket_put(t);
+    return st;
 }
 
 fleet_status fleet_ticket_release(fleet_ticket *handle)
@@ -740,6 +765,8 @@ static void *runner_main(void *arg)
             b->batches++;
             b->rows += (uint64_t)rows;
             for (request_ticket *t = batch; t != NULL; t = t->next) {
+                t->started_ns = start;
+                t->finished_ns = end;
                 add_sample(&b->wait_us, (double)(start - t->enqueued_ns) / 1e3);
                 add_sample(&b->run_us, (double)(end - start) / 1e3);
             }
