@@ -17,5 +17,7 @@ int fleet_cli_info(int argc, char **argv);
 /* `fleet info model.onnx` and `fleet run model.onnx` (cli/model_cmd.c). */
 int fleet_cli_model_info(int argc, char **argv);
 int fleet_cli_run(int argc, char **argv);
+/* fleet serve (cli/serve.c): the inference server on a model repository. */
+int fleet_cli_serve(int argc, char **argv);
 
 #endif /* FLEET_CLI_H */

@@ -30,6 +30,12 @@ static void usage(FILE *f)
             "        batch 1, 3 s); --input reads input `name` from a NumPy .npy file instead\n"
             "        (its batch dimension sets the batch), --output writes each output to\n"
             "        DIR/<name>.npy (unsafe bytes of the name made '_')\n"
+            "  serve --models DIR [--port 8000] [--host 127.0.0.1] [--http-threads N]\n"
+            "        [--max-body BYTES] [--max-connections N] [--request-timeout-ms MS]\n"
+            "        [--idle-timeout-s S] [--drain-ms MS]\n"
+            "        an Open Inference Protocol (KServe v2) REST server for the models of DIR\n"
+            "        (one folder each: model.onnx, config.json); SIGTERM/SIGINT drain it\n"
+            "        (docs/SERVING.md)\n"
             "\n"
             "environment: FLEET_BACKEND, FLEET_STREAMS, FLEET_STREAM_WAIT_MS, FLEET_MEMORY_LIMIT,\n"
             "             FLEET_CPU_DEVICES, FLEET_GRAPH_CACHE, FLEET_MODEL_GRAPHS,\n"
@@ -51,6 +57,8 @@ int main(int argc, char **argv)
                                              : fleet_cli_info(argc - 1, argv + 1);
     if (strcmp(argv[1], "run") == 0)
         return fleet_cli_run(argc - 1, argv + 1);
+    if (strcmp(argv[1], "serve") == 0)
+        return fleet_cli_serve(argc - 1, argv + 1);
     fprintf(stderr, "fleet: unknown command '%s'\n\n", argv[1]);
     usage(stderr);
     return 2;

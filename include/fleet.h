@@ -20,5 +20,6 @@
 #include "fleet/linalg.h"
 #include "fleet/model.h"
 #include "fleet/batch.h"
+#include "fleet/server.h"
 
 #endif /* FLEET_H */

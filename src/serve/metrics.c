@@ -1,0 +1,177 @@
+/* serve/metrics.c — GET /metrics: Prometheus text exposition (version
+ * 0.0.4), with the names Triton's users graph (nv_inference_*, per model)
+ * and fleet's own: the batcher's batches and rows, the models' graph
+ * replays, each device's allocator and stream pool. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "serve/serve.h"
+
+typedef struct out {
+    char *p;
+    size_t len, cap;
+    bool oom;
+} out;
+
+static void put(out *o, const char *fmt, ...) FLEET_PRINTF(2, 3);
+static void put(out *o, const char *fmt, ...)
+{
+    for (int tries = 0; tries < 2 && !o->oom; tries++) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? o->cap - o->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            o->oom = true;
+            return;
+        }
+        if (o->p != NULL && o->len + (size_t)n < o->cap) {
+            o->len += (size_t)n;
+            return;
+        }
+        size_t cap = o->cap ? o->cap : 8192;
+        while (cap <= o->len + (size_t)n)
+            cap *= 2;
+        char *p = realloc(o->p, cap);
+        if (p == NULL) {
+            o->oom = true;
+            return;
+        }
+        o->p = p;
+        o->cap = cap;
+    }
+}
+
+typedef uint64_t (*model_value)(fleet__serve_model *m, const fleet_batcher_stats *b,
+                                const fleet_model_stats *ms);
+
+static uint64_t v_success(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return fleet_atomic_load_relaxed(&m->success); }
+static uint64_t v_failure(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return fleet_atomic_load_relaxed(&m->failure); }
+static uint64_t v_count(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return fleet_atomic_load_relaxed(&m->inference_count); }
+static uint64_t v_exec(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return b->batches; }
+static uint64_t v_request_us(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return fleet_atomic_load_relaxed(&m->request_us); }
+static uint64_t v_queue_us(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return fleet_atomic_load_relaxed(&m->queue_us); }
+static uint64_t v_compute_us(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return fleet_atomic_load_relaxed(&m->compute_us); }
+static uint64_t v_pending(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{
+    int64_t p = fleet_atomic_load_relaxed(&m->pending);
+    return p > 0 ? (uint64_t)p : 0;
+}
+static uint64_t v_rows(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return b->rows; }
+static uint64_t v_queued(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return b->queued > 0 ? (uint64_t)b->queued : 0; }
+static uint64_t v_full(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return b->rejected_full; }
+static uint64_t v_timed_out(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return b->timed_out; }
+static uint64_t v_replays(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return ms->graph_replays; }
+static uint64_t v_runs(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
+{ return ms->runs; }
+
+static const struct {
+    const char *name, *type, *help;
+    model_value value;
+} model_metrics[] = {
+    {"nv_inference_request_success", "counter", "Number of successful inference requests, all batch sizes", v_success},
+    {"nv_inference_request_failure", "counter", "Number of failed inference requests, all batch sizes", v_failure},
+    {"nv_inference_count", "counter", "Number of inferences performed (rows; batch B counts B)", v_count},
+    {"nv_inference_exec_count", "counter", "Number of model executions performed (batches)", v_exec},
+    {"nv_inference_request_duration_us", "counter", "Cumulative inference request duration in microseconds (submit to response)", v_request_us},
+    {"nv_inference_queue_duration_us", "counter", "Cumulative inference queuing duration in microseconds", v_queue_us},
+    {"nv_inference_compute_infer_duration_us", "counter", "Cumulative compute inference duration in microseconds (the request's batch run)", v_compute_us},
+    {"nv_inference_pending_request_count", "gauge", "Instantaneous number of pending requests awaiting execution", v_pending},
+    {"fleet_batcher_rows_total", "counter", "Request rows run by the model's batcher (padding excluded)", v_rows},
+    {"fleet_batcher_queued", "gauge", "Requests waiting in the batcher's queue now", v_queued},
+    {"fleet_batcher_rejected_full_total", "counter", "Requests refused because the queue was full (429)", v_full},
+    {"fleet_batcher_timed_out_total", "counter", "Requests dropped at their deadline in the queue", v_timed_out},
+    {"fleet_model_runs_total", "counter", "Model runs (batches, and any direct runs)", v_runs},
+    {"fleet_model_graph_replays_total", "counter", "Runs that replayed a captured CUDA graph", v_replays},
+};
+
+char *fleet__serve_metrics_text(fleet_server *s, size_t *len)
+{
+    out o = {0};
+    int n = s->n_models;
+    fleet_batcher_stats *bs = calloc((size_t)n + 1, sizeof *bs);
+    fleet_model_stats *ms = calloc((size_t)n + 1, sizeof *ms);
+    if (bs == NULL || ms == NULL) {
+        free(bs);
+        free(ms);
+        return NULL;
+    }
+    for (int i = 0; i < n; i++) {
+        (void)fleet_batcher_get_stats(s->models[i]->batcher, &bs[i]);
+        (void)fleet_model_get_stats(s->models[i]->model, &ms[i]);
+    }
+    for (size_t k = 0; k < sizeof model_metrics / sizeof model_metrics[0]; k++) {
+        put(&o, "# HELP %s %s\n# TYPE %s %s\n", model_metrics[k].name, model_metrics[k].help,
+            model_metrics[k].name, model_metrics[k].type);
+        for (int i = 0; i < n; i++)
+            put(&o, "%s{model=\"%s\",version=\"1\"} %llu\n", model_metrics[k].name,
+                s->models[i]->name,
+                (unsigned long long)model_metrics[k].value(s->models[i], &bs[i], &ms[i]));
+    }
+    put(&o, "# HELP fleet_batcher_mean_batch_rows Mean rows per batch since start\n"
+            "# TYPE fleet_batcher_mean_batch_rows gauge\n");
+    for (int i = 0; i < n; i++)
+        put(&o, "fleet_batcher_mean_batch_rows{model=\"%s\",version=\"1\"} %.3f\n",
+            s->models[i]->name, bs[i].mean_batch_rows);
+    free(bs);
+    free(ms);
+
+    /* Per device, each once. */
+    static const char *const dev_names[] = {
+        "fleet_memory_allocated_bytes", "fleet_memory_reserved_bytes", "fleet_memory_cached_bytes",
+        "fleet_memory_peak_allocated_bytes", "fleet_stream_pool_capacity",
+        "fleet_stream_pool_exclusive_in_use", "fleet_stream_pool_shared_bindings"};
+    static const char *const dev_help[] = {
+        "Bytes in live blocks of the caching allocator", "Bytes in segments from the backend",
+        "Bytes in free blocks ready for reuse", "Highest allocated bytes since start",
+        "Streams of the device's pool (FLEET_STREAMS)", "Pool slots held by a bound thread now",
+        "Live threads bound to a slot they share"};
+    for (size_t k = 0; k < sizeof dev_names / sizeof dev_names[0]; k++) {
+        put(&o, "# HELP %s %s\n# TYPE %s gauge\n", dev_names[k], dev_help[k], dev_names[k]);
+        for (int i = 0; i < n; i++) {
+            fleet_device *d = s->models[i]->device;
+            bool seen = false;
+            for (int j = 0; j < i; j++)
+                seen = seen || s->models[j]->device == d;
+            if (seen)
+                continue;
+            fleet_memory_stats mem = {0};
+            fleet_stream_pool_stats pool = {0};
+            (void)fleet_memory_get_stats(d, &mem);
+            (void)fleet_stream_pool_get_stats(d, &pool);
+            uint64_t v[] = {mem.allocated, mem.reserved, mem.cached, mem.peak_allocated,
+                            (uint64_t)pool.capacity, (uint64_t)pool.exclusive_in_use,
+                            (uint64_t)pool.shared_bindings};
+            put(&o, "%s{device=\"%s\"} %llu\n", dev_names[k], fleet_device_name(d),
+                (unsigned long long)v[k]);
+        }
+    }
+    put(&o, "# HELP fleet_server_in_flight Infer requests between submit and response\n"
+            "# TYPE fleet_server_in_flight gauge\nfleet_server_in_flight %lld\n",
+        (long long)fleet_atomic_load_relaxed(&s->in_flight));
+    put(&o, "# HELP fleet_server_connections_timed_out_total Connections closed because their "
+            "request did not arrive within request_timeout_ms\n"
+            "# TYPE fleet_server_connections_timed_out_total counter\n"
+            "fleet_server_connections_timed_out_total %llu\n",
+        (unsigned long long)fleet_atomic_load_relaxed(&s->connections_refused_timeout));
+    if (o.oom) {
+        free(o.p);
+        return NULL;
+    }
+    *len = o.len;
+    return o.p;
+}
