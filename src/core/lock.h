@@ -24,6 +24,9 @@
  *   7  cpu events (one for all)            backend/cpu/cpu_stream.c
  *   8  log output                          core/log.c
  *   9  a handle table's free list          core/handle.h
+ *  10  a served model's completion list    serve/serve.h
+ *      a server's connection table        serve/serve.h
+ *      (leaves: held for list work only, no fleet call under them)
  * The fork handlers take ranks 1 and 3..9 in this order (runtime/lifecycle.c);
  * the graph cache has its own, registered later, so its prepare runs first
  * (out of rank order, harmless: no holder of the lifecycle lock takes it).

@@ -2,6 +2,9 @@
  * the binary tensor extension. Everything here is bounded by the body it is
  * given: no allocation is sized from a shape before the data that shape
  * claims has been counted or measured, so a lying shape costs nothing. */
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L /* strdup */
+#endif
 #include "serve/oip_json.h"
 
 #include <cjson/cJSON.h>
@@ -23,6 +26,21 @@ static const struct {
     {"FP32", FLEET_DTYPE_F32},   {"FP16", FLEET_DTYPE_F16},   {"BF16", FLEET_DTYPE_BF16},
     {"INT32", FLEET_DTYPE_I32},  {"INT64", FLEET_DTYPE_I64},  {"BOOL", FLEET_DTYPE_BOOL},
 };
+
+/* Bytes per element of the datatypes above (the parser stands alone: the
+ * fuzzer builds it without the library). */
+static size_t elem_size(fleet_dtype dtype)
+{
+    switch (dtype) {
+    case FLEET_DTYPE_F16:
+    case FLEET_DTYPE_BF16: return 2;
+    case FLEET_DTYPE_F32:
+    case FLEET_DTYPE_I32: return 4;
+    case FLEET_DTYPE_I64: return 8;
+    case FLEET_DTYPE_BOOL: return 1;
+    }
+    return 1;
+}
 
 const char *fleet__oip_dtype_name(fleet_dtype dtype)
 {
@@ -179,7 +197,7 @@ static fleet_status parse_shape(const cJSON *s, fleet__oip_tensor *t, char *err,
     int k = 0;
     for (const cJSON *d = s->child; d != NULL; d = d->next, k++) {
         double v = cJSON_IsNumber(d) ? d->valuedouble : -1;
-        if (!cJSON_IsNumber(d) || v != floor(v) || v < 0 || v > 9007199254740992.0)
+        if (!cJSON_IsNumber(d) || v != floor(v) || v < 0 || v >= 9223372036854775807.0)
             return bad(err, es, "input '%s': shape[%d] is not an integer >= 0", t->name, k);
         t->shape[k] = (int64_t)v;
         if (t->shape[k] != 0 && numel > INT64_MAX / t->shape[k])
@@ -190,7 +208,7 @@ static fleet_status parse_shape(const cJSON *s, fleet__oip_tensor *t, char *err,
     t->ndim = n;
     if (overflow)
         return bad(err, es, "input '%s': the shape's element count overflows 64 bits", t->name);
-    size_t esize = fleet_dtype_size(t->dtype);
+    size_t esize = elem_size(t->dtype);
     if ((uint64_t)numel > (uint64_t)(SIZE_MAX / 2) / esize)
         return bad(err, es, "input '%s': the shape's byte size overflows", t->name);
     t->numel = numel;
