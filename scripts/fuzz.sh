@@ -4,15 +4,18 @@
 #   fuzz <target>: <execs> executions, <crashes> crashes, <seconds> s
 #
 #   scripts/fuzz.sh [seconds] [target...]   (default 60 s each; targets:
-#                                             safetensors onnx onnx_import npy,
+#                                             safetensors onnx onnx_import npy oip,
 #                                             default all;
 #                                             `make fuzz FUZZ_SECONDS=...`)
 #
 # Targets: safetensors (fuzz/safetensors_fuzz.c: the safetensors parser),
 # onnx (fuzz/onnx_fuzz.c: the protobuf wire reader and the ONNX message
 # decoder), onnx_import (fuzz/onnx_import_fuzz.c: the whole importer and
-# a run of what loads, on the cpu backend; seeded from onnx's corpus) and
-# npy (fuzz/npy_fuzz.c: the fleet tool's .npy parser, cli/npy.c). Each is
+# a run of what loads, on the cpu backend; seeded from onnx's corpus),
+# npy (fuzz/npy_fuzz.c: the fleet tool's .npy parser, cli/npy.c) and oip
+# (fuzz/oip_fuzz.c: fleet serve's infer request parser, the JSON envelope
+# and the binary tensor extension, src/serve/oip_json.c; needs libcjson,
+# skipped with a note when it is absent). Each is
 # built with the sources it uses under clang's
 # -fsanitize=fuzzer,address,undefined into build-fuzz/, then run on a copy of
 # fuzz/corpus/<target>/ (the committed seeds stay as they are; what the run
@@ -33,7 +36,14 @@ if ! [[ "$secs" =~ ^[1-9][0-9]*$ ]]; then
 fi
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(safetensors onnx onnx_import npy)
+if [ ${#targets[@]} -eq 0 ]; then
+    targets=(safetensors onnx onnx_import npy)
+    if pkg-config --exists libcjson 2>/dev/null; then
+        targets+=(oip)
+    else
+        echo "fuzz oip: skipped (libcjson not installed: scripts/install-deps.sh)"
+    fi
+fi
 
 CLANG=${CLANG:-clang}
 if ! command -v "$CLANG" >/dev/null 2>&1; then
@@ -55,12 +65,22 @@ sources_of() {
     onnx_import) find src -name '*.c' ! -path 'src/backend/cuda/*' | sort | tr '\n' ' ' ;;
     # the tool's parser, and the library for its dtype helpers
     npy) echo "cli/npy.c $(sources_of onnx_import)" ;;
+    # the server's request parser stands alone (cJSON)
+    oip) echo "src/serve/oip_json.c" ;;
     *) echo "fuzz.sh: unknown target '$1'" >&2; exit 2 ;;
+    esac
+}
+
+# Libraries a target needs beyond BLAS, LAPACK, libm and pthreads.
+libs_of() {
+    case "$1" in
+    oip) pkg-config --libs libcjson ;;
     esac
 }
 
 for target in "${targets[@]}"; do
     srcs=$(sources_of "$target")
+    libs=$(libs_of "$target")
     # The library's warning flags, as errors; the library's defines.
     # shellcheck disable=SC2086
     "$CLANG" -std=c11 -g -O1 -fno-omit-frame-pointer \
@@ -68,7 +88,7 @@ for target in "${targets[@]}"; do
         -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter \
         -Wformat=2 -Wvla -Werror \
         -Iinclude -Isrc -Icli -D_POSIX_C_SOURCE=200809L -DFLEET_DEBUG_INVARIANTS=1 \
-        "fuzz/${target}_fuzz.c" $srcs -llapack -lblas -lm -lpthread -o "$out/${target}_fuzz"
+        "fuzz/${target}_fuzz.c" $srcs $libs -llapack -lblas -lm -lpthread -o "$out/${target}_fuzz"
 
     corpus=$out/corpus-$target
     rm -rf "$corpus"

@@ -57,7 +57,10 @@ def check(cond, what):
 
 
 class Server:
+    all = []
+
     def __init__(self, binary, repo, *args, env=None):
+        Server.all.append(self)
         e = dict(os.environ)
         e.update(env or {})
         self.proc = subprocess.Popen([binary, "serve", "--models", repo, "--port", "0", *args],
@@ -657,6 +660,10 @@ def main():
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if failures:
+        for srv in Server.all:
+            tail = "".join(srv.stderr)[-6000:]
+            if tail:
+                print(f"---- fleet serve's stderr (last 6000 bytes) ----\n{tail}")
         print(f"{len(failures)} checks failed")
         return 1
     print(f"serve {group}: all checks passed")
