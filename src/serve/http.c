@@ -64,7 +64,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
 {
     fleet_server *s = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        fleet__serve_conn *k = calloc(1, sizeof *k);
+        fleet__serve_conn *k = fleet__calloc(1, sizeof *k);
         const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (k == NULL || i == NULL) {
             free(k);
@@ -75,7 +75,7 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
         fleet__mutex_lock(&s->watch_lock);
         if (s->n_conns == s->cap_conns) {
             int cap = s->cap_conns ? 2 * s->cap_conns : 64;
-            fleet__serve_conn **p = realloc(s->conns, sizeof *p * (size_t)cap);
+            fleet__serve_conn **p = fleet__realloc(s->conns, sizeof *p * (size_t)cap);
             if (p == NULL) {
                 fleet__mutex_unlock(&s->watch_lock);
                 free(k);
@@ -216,7 +216,7 @@ static char *server_metadata(void)
 
 static char *model_config(const fleet__serve_model *m)
 {
-    char *buf = malloc(512);
+    char *buf = fleet__malloc(512);
     if (buf != NULL)
         snprintf(buf, 512,
                  "{\"name\":\"%s\",\"platform\":\"%s\",\"max_batch_size\":%d,"
@@ -320,7 +320,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     fleet_server *s = cls;
     http_ctx *x = *con_cls;
     if (x == NULL) {
-        x = calloc(1, sizeof *x);
+        x = fleet__calloc(1, sizeof *x);
         if (x == NULL)
             return MHD_NO;
         *con_cls = x;
@@ -353,7 +353,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
                 cap *= 2;
             if (cap > s->cfg.max_body_bytes)
                 cap = s->cfg.max_body_bytes;
-            char *p = realloc(x->body, cap);
+            char *p = fleet__realloc(x->body, cap);
             if (p == NULL)
                 return MHD_NO;
             x->body = p;
@@ -450,7 +450,7 @@ fleet_status fleet_server_create(const fleet_server_config *cfg, fleet_server **
     fleet_status st = fleet_init();
     if (st != FLEET_OK)
         return st;
-    fleet_server *s = calloc(1, sizeof *s);
+    fleet_server *s = fleet__calloc(1, sizeof *s);
     if (s == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "%s: out of memory", fn);
     s->cfg = *cfg;

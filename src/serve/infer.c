@@ -165,8 +165,8 @@ fleet_status fleet__serve_infer_start(fleet_server *s, fleet__serve_model *m,
                                       fleet__serve_response *resp)
 {
     *out_req = NULL;
-    fleet__serve_request *q = calloc(1, sizeof *q);
-    fleet__oip_request *r = malloc(sizeof *r);
+    fleet__serve_request *q = fleet__calloc(1, sizeof *q);
+    fleet__oip_request *r = fleet__malloc(sizeof *r);
     if (q == NULL || r == NULL) {
         free(q);
         free(r);
@@ -271,7 +271,7 @@ static void build(fleet__serve_request *q)
         for (int d = 0; d < ndim; d++)
             shapes[k][d] = fleet_tensor_dim(q->out[i], d);
         size_t nbytes = fleet_tensor_nbytes(q->out[i]);
-        host[k] = malloc(nbytes ? nbytes : 1);
+        host[k] = fleet__malloc(nbytes ? nbytes : 1);
         st = host[k] ? fleet_tensor_copy_to_host(q->out[i], host[k], nbytes)
                      : FLEET_ERR_OUT_OF_MEMORY;
         outs[k] = (fleet__oip_output){name, dt, ndim, shapes[k], host[k], nbytes,

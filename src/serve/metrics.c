@@ -34,7 +34,7 @@ static void put(out *o, const char *fmt, ...)
         size_t cap = o->cap ? o->cap : 8192;
         while (cap <= o->len + (size_t)n)
             cap *= 2;
-        char *p = realloc(o->p, cap);
+        char *p = fleet__realloc(o->p, cap);
         if (p == NULL) {
             o->oom = true;
             return;
@@ -103,8 +103,8 @@ char *fleet__serve_metrics_text(fleet_server *s, size_t *len)
 {
     out o = {0};
     int n = s->n_models;
-    fleet_batcher_stats *bs = calloc((size_t)n + 1, sizeof *bs);
-    fleet_model_stats *ms = calloc((size_t)n + 1, sizeof *ms);
+    fleet_batcher_stats *bs = fleet__calloc((size_t)n + 1, sizeof *bs);
+    fleet_model_stats *ms = fleet__calloc((size_t)n + 1, sizeof *ms);
     if (bs == NULL || ms == NULL) {
         free(bs);
         free(ms);

@@ -16,6 +16,7 @@
 
 #include "core/assert.h"
 #include "core/half.h"
+#include "core/prim.h"
 
 #define MAX_DEPTH 32 /* nesting of a "data" array; a tensor has <= 8 dims */
 
@@ -275,7 +276,7 @@ static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const cha
     if (count != t->numel)
         return bad(err, es, "input '%s': \"data\" has %lld elements but the shape has %lld",
                    t->name, (long long)count, (long long)t->numel);
-    t->owned = malloc(t->nbytes > 0 ? t->nbytes : 1);
+    t->owned = fleet__malloc(t->nbytes > 0 ? t->nbytes : 1);
     if (t->owned == NULL)
         return FLEET_ERR_OUT_OF_MEMORY;
     fill f = {t->dtype, t->owned, 0, t->name, err, es};
@@ -403,7 +404,7 @@ static void text_reserve(text *t, size_t more)
     size_t cap = t->cap ? t->cap : 256;
     while (cap < t->len + more + 1)
         cap *= 2;
-    char *p = realloc(t->p, cap);
+    char *p = fleet__realloc(t->p, cap);
     if (p == NULL) {
         t->oom = true;
         return;
@@ -520,7 +521,7 @@ fleet_status fleet__oip_build_response(const char *model, const char *version, c
     if (json == NULL)
         return FLEET_ERR_OUT_OF_MEMORY;
     size_t jl = strlen(json);
-    char *all = binary ? realloc(json, jl + binary) : json;
+    char *all = binary ? fleet__realloc(json, jl + binary) : json;
     if (all == NULL) {
         free(json);
         return FLEET_ERR_OUT_OF_MEMORY;

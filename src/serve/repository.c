@@ -166,7 +166,7 @@ static char *read_small(const char *path, size_t *len)
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         return NULL;
-    char *buf = malloc(CONFIG_MAX_BYTES + 1);
+    char *buf = fleet__malloc(CONFIG_MAX_BYTES + 1);
     size_t n = buf ? fread(buf, 1, CONFIG_MAX_BYTES + 1, f) : 0;
     fclose(f);
     if (buf == NULL || n > CONFIG_MAX_BYTES) {
@@ -212,7 +212,7 @@ static fleet_status pick_device(const char *d, fleet_device **out)
 static fleet_status load_one(const char *dir, const char *name, fleet__serve_model **out)
 {
     char path[4096];
-    fleet__serve_model *m = calloc(1, sizeof *m);
+    fleet__serve_model *m = fleet__calloc(1, sizeof *m);
     if (m == NULL)
         return fleet__error(FLEET_ERR_OUT_OF_MEMORY, "out of memory");
     snprintf(m->name, sizeof m->name, "%s", name);
@@ -305,7 +305,7 @@ fleet_status fleet__serve_load_models(fleet_server *s)
     if (d == NULL)
         return fleet__error(FLEET_ERR_IO, "fleet_server_create: models folder %s: %s",
                             s->models_dir, strerror(errno));
-    s->models = calloc(MAX_MODELS, sizeof *s->models);
+    s->models = fleet__calloc(MAX_MODELS, sizeof *s->models);
     fleet_status st = s->models ? FLEET_OK : FLEET_ERR_OUT_OF_MEMORY;
     struct dirent *e;
     while (st == FLEET_OK && (e = readdir(d)) != NULL) {
