@@ -10,14 +10,27 @@
  * Once listening it prints "fleet serve: listening on http://HOST:PORT" on
  * stdout (the port chosen when --port is 0). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "fleet.h"
 #include "fleet/server.h"
+
+static int signal_pipe[2] = {-1, -1};
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    unsigned char b = (unsigned char)sig;
+    ssize_t ignored = write(signal_pipe[1], &b, 1); /* async-signal-safe */
+    (void)ignored;
+    errno = saved;
+}
 
 static int number(const char *opt, const char *v, long long lo, long long hi, long long *out)
 {
@@ -69,13 +82,19 @@ int fleet_cli_serve(int argc, char **argv)
         fprintf(stderr, "fleet serve: give the model repository: --models DIR\n");
         return 2;
     }
-    /* Every thread the server starts inherits this mask, so the signals
-     * come here, to sigwait. */
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* SIGTERM/SIGINT: a handler (process-wide, whichever thread takes the
+     * signal: libraries may have started threads before main) writes to a
+     * pipe that this thread waits on. */
+    if (pipe(signal_pipe) != 0) {
+        perror("fleet serve: pipe");
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     fleet_server *s = NULL;
@@ -89,8 +108,9 @@ int fleet_cli_serve(int argc, char **argv)
     }
     printf("fleet serve: listening on http://%s:%d\n", cfg.host, fleet_server_port(s));
     fflush(stdout);
-    int sig = 0;
-    sigwait(&set, &sig);
+    unsigned char sig = 0;
+    while (read(signal_pipe[0], &sig, 1) != 1 && errno == EINTR)
+        ;
     fprintf(stderr, "fleet serve: %s: draining (up to %lld ms)\n",
             sig == SIGTERM ? "SIGTERM" : "SIGINT", drain_ms);
     st = fleet_server_stop(s, drain_ms);
