@@ -7,7 +7,8 @@ to a fleet serve it starts on 127.0.0.1 (and only there), for each N of
 --connections; then the same model in-process, `fleet run --threads N
 --batch 1` (N threads calling fleet_model_run directly, no server, no
 batcher), for comparison. Prints requests/s, p50 and p99 latency, and the
-server's mean rows per batch from /metrics. Stops by itself.
+server's rows per batch over the run (from /metrics) and the server
+process's CPU time per request (user + system, /proc). Stops by itself.
 
     bench/serve_load.py --fleet build/fleet [--onnx model.onnx [--dim name=N]...]
                         [--connections 1,16,64] [--seconds 5] [--json] [--markdown]
@@ -95,6 +96,12 @@ def rows_and_batches(port, model):
     return got
 
 
+def cpu_seconds(pid):
+    """user + system CPU seconds of a process so far (Linux /proc)."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def in_process(fleet, onnx_path, dims, n, seconds):
     args = [fleet, "run", onnx_path, "--threads", str(n), "--batch", "1", "--seconds", str(seconds)]
     for d in dims:
@@ -156,26 +163,30 @@ def main():
     try:
         for n in conns:
             r0, b0 = rows_and_batches(port, model)
+            c0 = cpu_seconds(proc.pid)
             rps, p50, p99, errs = load(port, model, body, headers, n, a.seconds)
+            c1 = cpu_seconds(proc.pid)
             r1, b1 = rows_and_batches(port, model)
             per_batch = (r1 - r0) / max(b1 - b0, 1)
-            rows.append((n, rps, p50, p99, errs, per_batch) + in_process(a.fleet, onnx_path, a.dim, n, a.seconds))
+            cpu_us = (c1 - c0) / max(rps * a.seconds, 1) * 1e6
+            rows.append((n, rps, p50, p99, errs, per_batch, cpu_us) +
+                        in_process(a.fleet, onnx_path, a.dim, n, a.seconds))
             print(f"# {n} connections done", file=sys.stderr, flush=True)
     finally:
         proc.terminate()
         proc.wait(30)
     load_avg = open("/proc/loadavg").read().split()[:3]
-    hdr = ("connections", "server req/s", "p50 ms", "p99 ms", "errors", "rows/batch",
+    hdr = ("connections", "server req/s", "p50 ms", "p99 ms", "errors", "rows/batch", "server cpu us/req",
            "in-process runs/s", "p50 ms", "p99 ms")
     if a.markdown:
         print("| " + " | ".join(hdr) + " |")
         print("|" + "---|" * len(hdr))
         for r in rows:
-            print("| %d | %.0f | %.2f | %.2f | %d | %.2f | %.0f | %.3f | %.3f |" % r)
+            print("| %d | %.0f | %.2f | %.2f | %d | %.2f | %.0f | %.0f | %.3f | %.3f |" % r)
     else:
-        print(("%12s %13s %8s %8s %7s %10s %18s %8s %8s") % hdr)
+        print(("%12s %13s %8s %8s %7s %10s %17s %18s %8s %8s") % hdr)
         for r in rows:
-            print("%12d %13.0f %8.2f %8.2f %7d %10.2f %18.0f %8.3f %8.3f" % r)
+            print("%12d %13.0f %8.2f %8.2f %7d %10.2f %17.0f %18.0f %8.3f %8.3f" % r)
     print(f"model {model} ({'json' if a.json else 'binary'} tensors), {a.seconds:g} s each, "
           f"load average after: {' '.join(load_avg)}")
 
