@@ -85,6 +85,40 @@ def load(port, model, body, headers, n, seconds):
     return len(all_lat) / wall, np.percentile(all_lat, 50) * 1e3, np.percentile(all_lat, 99) * 1e3, sum(errors)
 
 
+def verify(port, model, body, headers, inputs, onnx_path):
+    """One request's outputs against onnxruntime's for the same input:
+    the largest normwise relative error, or None without onnxruntime."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    c.request("POST", f"/v2/models/{model}/infer", body=body, headers=headers)
+    r = c.getresponse()
+    data = r.read()
+    if r.status != 200:
+        raise SystemExit(f"verify: status {r.status}: {data[:200]!r}")
+    hl = r.getheader("Inference-Header-Content-Length")
+    head = json.loads(data[:int(hl)] if hl else data)
+    at = int(hl) if hl else 0
+    dt = {"FP32": np.float32, "INT64": np.int64, "INT32": np.int32, "FP16": np.float16}
+    got = {}
+    for o in head["outputs"]:
+        if "data" in o:
+            got[o["name"]] = np.array(o["data"], dt[o["datatype"]]).reshape(o["shape"])
+        else:
+            n = o["parameters"]["binary_data_size"]
+            got[o["name"]] = np.frombuffer(data[at:at + n], dt[o["datatype"]]).reshape(o["shape"])
+            at += n
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    want = sess.run(None, {n: a for n, a, _ in inputs})
+    worst = 0.0
+    for o, w in zip(sess.get_outputs(), want):
+        y = got[o.name].astype(np.float64)
+        worst = max(worst, float(np.linalg.norm((y - w).ravel()) / max(np.linalg.norm(w.ravel()), 1e-30)))
+    return worst
+
+
 def rows_and_batches(port, model):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     c.request("GET", "/metrics")
@@ -121,6 +155,8 @@ def main():
     ap.add_argument("--json", action="store_true", help="JSON tensors instead of binary")
     ap.add_argument("--config", default="{}", help="the model's config.json (JSON text)")
     ap.add_argument("--markdown", action="store_true")
+    ap.add_argument("--verify", action="store_true",
+                    help="first check one response against onnxruntime (normwise relative error)")
     a = ap.parse_args()
     conns = [int(x) for x in a.connections.split(",")]
     if a.seconds <= 0 or a.seconds > 600 or any(c < 1 or c > 1024 for c in conns):
@@ -145,8 +181,13 @@ def main():
             et = i.type.tensor_type.elem_type
             if et == onnx.TensorProto.FLOAT:
                 inputs.append((i.name, rng.standard_normal(shape).astype(np.float32), "FP32"))
+            elif "mask" in i.name:
+                arr = np.ones(shape, np.int64)
+            elif "type" in i.name:
+                arr = np.zeros(shape, np.int64)
             else:
-                arr = (np.ones(shape) if "mask" in i.name else rng.integers(1, 1000, shape)).astype(np.int64)
+                arr = rng.integers(1, 1000, shape).astype(np.int64)
+            if et != onnx.TensorProto.FLOAT:
                 inputs.append((i.name, arr, "INT64"))
         onnx_path, model = a.onnx, "model"
     else:
@@ -160,7 +201,10 @@ def main():
     body, headers = request_body(inputs, a.json)
     proc, port = start_server(a.fleet, repo, [])
     rows = []
+    checked = None
     try:
+        if a.verify:
+            checked = verify(port, model, body, headers, inputs, onnx_path)
         for n in conns:
             r0, b0 = rows_and_batches(port, model)
             c0 = cpu_seconds(proc.pid)
@@ -189,6 +233,9 @@ def main():
             print("%12d %13.0f %8.2f %8.2f %7d %10.2f %17.0f %18.0f %8.3f %8.3f" % r)
     print(f"model {model} ({'json' if a.json else 'binary'} tensors), {a.seconds:g} s each, "
           f"load average after: {' '.join(load_avg)}")
+    if a.verify:
+        print("verify: " + ("onnxruntime not installed" if checked is None else
+                            f"normwise relative error {checked:.2e} against onnxruntime"))
 
 
 if __name__ == "__main__":
