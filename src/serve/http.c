@@ -543,10 +543,11 @@ fleet_status fleet_server_stop(fleet_server *s, int64_t drain_ms)
     s->stopped = true;
     fleet_atomic_store_release(&s->draining, true);
     bool drained = true;
+    MHD_socket ls = MHD_INVALID_SOCKET;
     if (s->daemon != NULL) {
-        MHD_socket ls = MHD_quiesce_daemon(s->daemon); /* no new connections */
-        if (ls != MHD_INVALID_SOCKET)
-            close(ls);
+        /* No new connections. The listening socket is ours to close, but
+         * only after MHD_stop_daemon: its threads may still hold it. */
+        ls = MHD_quiesce_daemon(s->daemon);
         uint64_t deadline = drain_ms < 0 ? FLEET__FOREVER : fleet__deadline_after_ms(drain_ms);
         drained = wait_idle(s, deadline);
     }
@@ -562,6 +563,8 @@ fleet_status fleet_server_stop(fleet_server *s, int64_t drain_ms)
         MHD_stop_daemon(s->daemon);
         s->daemon = NULL;
     }
+    if (ls != MHD_INVALID_SOCKET)
+        close(ls);
     if (s->watch_started) {
         fleet__mutex_lock(&s->watch_lock);
         s->watch_stop = true;
