@@ -55,6 +55,11 @@ file_flags() {
         [ -d "$CUDA_INCLUDE" ] || return 1
         echo "-DFLEET_HAVE_CUDA=1 -I$CUDA_INCLUDE"
         ;;
+    src/serve/none.c | src/serve/config.c) ;;
+    src/serve/*) # the server's files need libmicrohttpd's and cJSON's headers
+        pkg-config --exists libmicrohttpd libcjson 2>/dev/null || return 1
+        echo "-DFLEET_HAVE_SERVER=1 $(pkg-config --cflags libmicrohttpd libcjson)"
+        ;;
     esac
     return 0
 }

@@ -506,7 +506,6 @@ fleet_status fleet_server_start(fleet_server *s)
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
         MHD_OPTION_END);
     freeaddrinfo(ai);
     if (s->daemon == NULL)

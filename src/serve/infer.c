@@ -375,6 +375,8 @@ static void *completion_main(void *arg)
         fleet__mutex_unlock(&m->lock);
         if (stop)
             break;
+        if (mine == NULL) /* woken with nothing (stopping, work still queued) */
+            continue;
         (void)fleet_ticket_wait(mine->ticket, 2);
         fleet__serve_request **link = &mine;
         mine_tail = NULL;
