@@ -102,7 +102,10 @@ int fleet_cli_serve(int argc, char **argv)
     if (st == FLEET_OK)
         st = fleet_server_start(s);
     if (st != FLEET_OK) {
-        fprintf(stderr, "fleet serve: %s: %s\n", fleet_status_str(st), fleet_last_error());
+        if (st == FLEET_ERR_UNSUPPORTED)
+            fprintf(stderr, "fleet serve: %s\n", fleet_last_error());
+        else
+            fprintf(stderr, "fleet serve: %s: %s\n", fleet_status_str(st), fleet_last_error());
         fleet_server_destroy(s);
         return st == FLEET_ERR_UNSUPPORTED ? 3 : 1;
     }

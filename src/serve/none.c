@@ -10,8 +10,8 @@ fleet_status fleet_server_create(const fleet_server_config *cfg, fleet_server **
         *out = NULL;
     return fleet__error(FLEET_ERR_UNSUPPORTED,
                         "fleet_server_create: this fleet was built without the server "
-                        "(libmicrohttpd and libcjson were not found: scripts/install-deps.sh "
-                        "installs them, then reconfigure)");
+                        "(libmicrohttpd and libcjson not found, or FLEET_SERVER=OFF: "
+                        "scripts/install-deps.sh installs them, then reconfigure)");
 }
 
 fleet_status fleet_server_start(fleet_server *server)
