@@ -12,7 +12,9 @@
  * its own buffer (JSON); then each input is written back as a response
  * output (JSON and binary alternately), which must succeed and end with
  * the binary bytes. On failure the error text is set and nothing is kept.
- * A broken promise traps. Built and run by scripts/fuzz.sh (`make fuzz`). */
+ * Every body is also parsed with the data fast path off: status, error
+ * text, names, dtypes, shapes and data bytes must agree. A broken promise
+ * traps. Built and run by scripts/fuzz.sh (`make fuzz`). */
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,15 +53,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *body = malloc(len ? len : 1);
     CHECK(body != NULL);
     memcpy(body, data + skip, len);
-    static fleet__oip_request req;
-    char err[256];
+    static fleet__oip_request req, slow;
+    char err[256], err_slow[256];
     fleet_status st = fleet__oip_parse_request(body, len, header_len, &req, err, sizeof err);
+    /* the data fast path and cJSON's nodes agree on every body */
+    fleet_status st_slow = fleet__oip_parse_request_ex(body, len, header_len, false, &slow,
+                                                       err_slow, sizeof err_slow);
+    CHECK(st == st_slow);
     if (st != FLEET_OK) {
         CHECK(err[0] != '\0');
+        CHECK(strcmp(err, err_slow) == 0);
         CHECK(req.n_inputs == 0 && req.id == NULL);
         free(body);
         return 0;
     }
+    CHECK(slow.n_inputs == req.n_inputs && slow.fast_arrays == 0);
+    for (int i = 0; i < req.n_inputs; i++) {
+        CHECK(strcmp(slow.inputs[i].name, req.inputs[i].name) == 0);
+        CHECK(slow.inputs[i].dtype == req.inputs[i].dtype);
+        CHECK(slow.inputs[i].ndim == req.inputs[i].ndim);
+        CHECK(memcmp(slow.inputs[i].shape, req.inputs[i].shape, sizeof req.inputs[i].shape) == 0);
+        CHECK(slow.inputs[i].nbytes == req.inputs[i].nbytes);
+        CHECK(memcmp(slow.inputs[i].data, req.inputs[i].data, req.inputs[i].nbytes) == 0);
+    }
+    fleet__oip_request_free(&slow);
     CHECK(req.n_inputs >= 1 && req.n_inputs <= FLEET_MODEL_MAX_IO);
     fleet__oip_output outs[FLEET_MODEL_MAX_IO];
     size_t binary = 0;

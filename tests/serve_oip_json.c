@@ -237,6 +237,107 @@ TEST(response_text_and_binary_tail)
     ASSERT_TRUE(strcmp(fleet__oip_dtype_name(FLEET_DTYPE_I32), "INT32") == 0);
 }
 
+/* Both paths on one body: the same status, and the same inputs byte for
+ * byte; returns how many arrays took the fast path. */
+static int both_paths(const char *text, fleet_status want)
+{
+    size_t n = strlen(text);
+    char *p = exact(text, n);
+    fleet__oip_request a, b;
+    char ea[512], eb[512];
+    fleet_status sa = fleet__oip_parse_request_ex(p, n, -1, true, &a, ea, sizeof ea);
+    fleet_status sb = fleet__oip_parse_request_ex(p, n, -1, false, &b, eb, sizeof eb);
+    if (sa != want || sb != want)
+        fprintf(stderr, "%.120s\nfast: %d %s\nslow: %d %s\n", text, sa, ea, sb, eb);
+    ASSERT_EQ(sa, want);
+    ASSERT_EQ(sb, want);
+    int fast = a.fast_arrays;
+    if (sa == FLEET_OK) {
+        ASSERT_EQ(b.fast_arrays, 0);
+        ASSERT_EQ(a.n_inputs, b.n_inputs);
+        for (int i = 0; i < a.n_inputs; i++) {
+            ASSERT_EQ(a.inputs[i].nbytes, b.inputs[i].nbytes);
+            ASSERT_TRUE(memcmp(a.inputs[i].data, b.inputs[i].data, a.inputs[i].nbytes) == 0);
+        }
+        fleet__oip_request_free(&a);
+        fleet__oip_request_free(&b);
+    } else {
+        ASSERT_TRUE(strcmp(ea, eb) == 0); /* the same words too */
+    }
+    free(p);
+    return fast;
+}
+
+TEST(data_fast_path_agrees_with_cjson)
+{
+    /* 1000 floats in rows of 10, written in every number form JSON has */
+    static char big[40000];
+    char *p = big;
+    p += sprintf(p, "{\"inputs\":[{\"name\":\"x\",\"shape\":[100,10],\"datatype\":\"FP32\","
+                    "\"data\":[");
+    for (int r = 0; r < 100; r++) {
+        p += sprintf(p, "%s[", r ? ", " : "");
+        for (int c = 0; c < 10; c++) {
+            static const char *const forms[] = {"0", "-0", "1.5", "-2.25e-3", "3E+2", "1e-40",
+                                                "123456789.125", "-0.0", "7e38", "4e39"};
+            p += sprintf(p, "%s%s", c ? "," : "", forms[(r + c) % 10]);
+        }
+        *p++ = ']';
+    }
+    sprintf(p, "]},{\"name\":\"m\",\"shape\":[40],\"datatype\":\"BOOL\",\"data\":[true,false,"
+               "1,0,true,false,true,true,false,false,true,false,1,0,true,false,true,true,false,"
+               "false,true,false,1,0,true,false,true,true,false,false,true,false,1,0,true,false,"
+               "true,true,false,false]}],\"id\":\"data\"}");
+    ASSERT_EQ(both_paths(big, FLEET_OK), 2);
+    /* INT64 and INT32 through the fast path, exact and refused alike */
+    ASSERT_EQ(both_paths("{\"inputs\":[{\"name\":\"a\",\"shape\":[6],\"datatype\":\"INT64\","
+                         "\"data\":[9007199254740992, -9007199254740992, 0, 1, -1, 42]}]}",
+                         FLEET_OK),
+              1);
+    ASSERT_EQ(both_paths("{\"inputs\":[{\"name\":\"a\",\"shape\":[6],\"datatype\":\"INT32\","
+                         "\"data\":[1, 2, 3, 4, 5,            2147483648]}]}",
+                         FLEET_ERR_INVALID_ARGUMENT),
+              0);
+    ASSERT_EQ(both_paths("{\"inputs\":[{\"name\":\"a\",\"shape\":[7],\"datatype\":\"FP32\","
+                         "\"data\":[1, 2, 3, 4, 5, 6, 7, 8            ]}]}",
+                         FLEET_ERR_INVALID_ARGUMENT),
+              0);
+    ASSERT_EQ(both_paths("{\"inputs\":[{\"name\":\"a\",\"shape\":[4],\"datatype\":\"BOOL\","
+                         "\"data\":[true, false, 2, true                ]}]}",
+                         FLEET_ERR_INVALID_ARGUMENT),
+              0);
+    /* left to cJSON: a string inside, a malformed number, a key "data"
+     * inside a string, short arrays */
+    ASSERT_EQ(both_paths("{\"inputs\":[{\"name\":\"a\",\"shape\":[8],\"datatype\":\"FP32\","
+                         "\"data\":[1, 2, 3, 4, 5, 6, 7, \"8\"              ]}]}",
+                         FLEET_ERR_INVALID_ARGUMENT),
+              0);
+    /* (cJSON reads "08" as 8, as strtod does; not JSON, so the fast path
+     * leaves it to cJSON, and the result is cJSON's) */
+    ASSERT_EQ(both_paths("{\"inputs\":[{\"name\":\"a\",\"shape\":[8],\"datatype\":\"FP32\","
+                         "\"data\":[1, 2, 3, 4, 5, 6, 7, 08               ]}]}",
+                         FLEET_OK),
+              0);
+    ASSERT_EQ(both_paths("{\"id\":\"\\\"data\\\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\","
+                         "\"inputs\":[{\"name\":\"a\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1]}]}",
+                         FLEET_OK),
+              0);
+    /* a marker-like string from the client: the slow path for the whole body */
+    ASSERT_EQ(both_paths("{\"id\":\"\\u0001F0\",\"inputs\":[{\"name\":\"a\",\"shape\":[16],"
+                         "\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}",
+                         FLEET_OK),
+              0);
+    ASSERT_EQ(both_paths("{\"inputs\":[{\"name\":\"a\",\"shape\":[16],\"datatype\":\"FP32\","
+                         "\"data\":\"\\u0001F0\"}]}",
+                         FLEET_ERR_INVALID_ARGUMENT),
+              0);
+    /* malformed after a fast array: still malformed, same offset */
+    ASSERT_EQ(both_paths("{\"inputs\":[{\"name\":\"a\",\"shape\":[16],\"datatype\":\"FP32\","
+                         "\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]} x]}",
+                         FLEET_ERR_INVALID_ARGUMENT),
+              0);
+}
+
 int main(int argc, char **argv)
 {
     return test_main(argc, argv);

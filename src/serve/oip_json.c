@@ -8,6 +8,7 @@
 #include "serve/oip_json.h"
 
 #include <cjson/cJSON.h>
+#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -112,25 +113,29 @@ typedef struct fill {
     size_t err_size;
 } fill;
 
-static fleet_status put_one(fill *f, const cJSON *e)
+/* One element of a data array: a number, true, false, or anything else. */
+enum scalar { S_NUMBER, S_TRUE, S_FALSE, S_OTHER };
+
+/* Element f->at, converted to the tensor's dtype; both paths (cJSON's nodes
+ * and the fast one) come here, so they check and convert alike. */
+static fleet_status put_scalar(fill *f, enum scalar kind, double v)
 {
     int64_t i = f->at++;
     if (f->dtype == FLEET_DTYPE_BOOL) {
-        if (cJSON_IsBool(e)) {
-            f->out[i] = cJSON_IsTrue(e) ? 1 : 0;
+        if (kind == S_TRUE || kind == S_FALSE) {
+            f->out[i] = kind == S_TRUE;
             return FLEET_OK;
         }
-        if (cJSON_IsNumber(e) && (e->valuedouble == 0 || e->valuedouble == 1)) {
-            f->out[i] = e->valuedouble == 1;
+        if (kind == S_NUMBER && (v == 0 || v == 1)) {
+            f->out[i] = v == 1;
             return FLEET_OK;
         }
         return bad(f->err, f->err_size, "input '%s': data[%lld] is not a BOOL (true, false)",
                    f->name, (long long)i);
     }
-    if (!cJSON_IsNumber(e))
+    if (kind != S_NUMBER)
         return bad(f->err, f->err_size, "input '%s': data[%lld] is not a number", f->name,
                    (long long)i);
-    double v = e->valuedouble;
     switch (f->dtype) {
     case FLEET_DTYPE_F32: {
         float x = (float)v;
@@ -174,12 +179,317 @@ static fleet_status put_one(fill *f, const cJSON *e)
     }
 }
 
+static fleet_status put_one(fill *f, const cJSON *e)
+{
+    enum scalar k = cJSON_IsNumber(e) ? S_NUMBER
+                    : cJSON_IsTrue(e) ? S_TRUE
+                    : cJSON_IsFalse(e) ? S_FALSE
+                                      : S_OTHER;
+    return put_scalar(f, k, cJSON_IsNumber(e) ? e->valuedouble : 0);
+}
+
 static fleet_status fill_elements(fill *f, const cJSON *a)
 {
     for (const cJSON *e = a->child; e != NULL; e = e->next) {
         fleet_status st = cJSON_IsArray(e) ? fill_elements(f, e) : put_one(f, e);
         if (st != FLEET_OK)
             return st;
+    }
+    return FLEET_OK;
+}
+
+/* ---- the data fast path ----------------------------------------------------------------
+ *
+ * A large "data" array would cost cJSON a node (a malloc) per element. So
+ * before cJSON sees the JSON, a scanner finds each value of a "data" key
+ * that is an array of only numbers, true, false and nested arrays (at least
+ * FAST_MIN_SPAN bytes), and in a copy of the JSON replaces it by a marker
+ * string of the same length ("\u0001F<k>" and blanks): cJSON parses the
+ * envelope alone, and the input's elements are converted straight from the
+ * original text, through put_scalar as cJSON's would be. Anything the
+ * scanner does not take (a string or object inside, a malformed number,
+ * nesting past MAX_DEPTH) stays for cJSON, which reports it as before; the
+ * replacement swaps one JSON value for another, so it never makes a
+ * malformed body valid (fuzz/oip_fuzz.c checks both paths agree). A body
+ * holding "\u0001" or a 0x01 byte anywhere takes the slow path, so a marker
+ * is always one of ours. Numbers are read as cJSON reads them: the token
+ * copied, '.' made the locale's decimal point, strtod. */
+#define FAST_MIN_SPAN 32
+#define FAST_MAX_SPANS 256
+#define SCAN_MAX_DEPTH 64
+
+typedef struct span {
+    size_t start, end;  /* the array's '[' and one past its ']' */
+    int64_t count;      /* its scalars                           */
+} span;
+
+typedef struct fast_ctx {
+    const char *text;
+    const span *spans;
+    int n_spans;
+} fast_ctx;
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static bool is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+/* The length of the JSON number (RFC 8259) at t, 0 if none or over 63
+ * bytes (left to cJSON). */
+static size_t number_len(const char *t, size_t n)
+{
+    size_t i = 0;
+    if (i < n && t[i] == '-')
+        i++;
+    if (i < n && t[i] == '0')
+        i++;
+    else if (i < n && t[i] >= '1' && t[i] <= '9')
+        while (i < n && is_digit(t[i]))
+            i++;
+    else
+        return 0;
+    if (i < n && t[i] == '.') {
+        i++;
+        if (!(i < n && is_digit(t[i])))
+            return 0;
+        while (i < n && is_digit(t[i]))
+            i++;
+    }
+    if (i < n && (t[i] == 'e' || t[i] == 'E')) {
+        i++;
+        if (i < n && (t[i] == '+' || t[i] == '-'))
+            i++;
+        if (!(i < n && is_digit(t[i])))
+            return 0;
+        while (i < n && is_digit(t[i]))
+            i++;
+    }
+    return i <= 63 ? i : 0;
+}
+
+/* The k-byte JSON number at t as strtod reads it, when that is exact
+ * without strtod (Clinger's fast path: a decimal mantissa below 2^53 and a
+ * power of ten within 10^22, both exact doubles, so one multiply or divide
+ * rounds once, correctly, as strtod does); false to leave it to strtod. */
+static bool decimal_fast(const char *t, size_t k, double *v)
+{
+    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    size_t i = 0;
+    bool neg = t[0] == '-';
+    i += neg;
+    uint64_t m = 0;
+    int digits = 0, exp10 = 0;
+    for (; i < k && is_digit(t[i]); i++, digits += m != 0)
+        m = m * 10 + (uint64_t)(t[i] - '0');
+    if (i < k && t[i] == '.')
+        for (i++; i < k && is_digit(t[i]); i++, exp10--, digits += m != 0)
+            m = m * 10 + (uint64_t)(t[i] - '0');
+    if (digits > 15) /* m might pass 2^53 (or wrap) */
+        return false;
+    if (i < k && (t[i] == 'e' || t[i] == 'E')) {
+        i++;
+        bool eneg = t[i] == '-';
+        i += t[i] == '-' || t[i] == '+';
+        int e = 0;
+        for (; i < k && is_digit(t[i]); i++)
+            if (e < 10000)
+                e = e * 10 + (t[i] - '0');
+        exp10 += eneg ? -e : e;
+    }
+    if (exp10 < -22 || exp10 > 22)
+        return false;
+    double x = (double)m;
+    x = exp10 < 0 ? x / pow10[-exp10] : x * pow10[exp10];
+    *v = neg ? -x : x;
+    return true;
+}
+
+/* The scalar at t (n bytes left): its kind, value (when v is not NULL;
+ * `point` is the locale's decimal point) and length; 0 if none. */
+static size_t scalar_at(const char *t, size_t n, enum scalar *kind, double *v, char point)
+{
+    if (n >= 4 && memcmp(t, "true", 4) == 0) {
+        *kind = S_TRUE;
+        return 4;
+    }
+    if (n >= 5 && memcmp(t, "false", 5) == 0) {
+        *kind = S_FALSE;
+        return 5;
+    }
+    size_t k = number_len(t, n);
+    if (k == 0)
+        return 0;
+    if (v != NULL && decimal_fast(t, k, v)) {
+        /* exact without strtod */
+    } else if (v != NULL && point == '.') {
+        /* strtod stops where the token does: what follows it in a
+         * scanned array is a blank, ',' or ']' */
+        *v = strtod(t, NULL);
+    } else if (v != NULL) {
+        char buf[64];
+        memcpy(buf, t, k);
+        buf[k] = '\0';
+        for (size_t i = 0; i < k; i++)
+            if (buf[i] == '.')
+                buf[i] = point;
+        *v = strtod(buf, NULL);
+    }
+    *kind = S_NUMBER;
+    return k;
+}
+
+/* t[at] is '['. One past the array's ']' if it holds only scalars and
+ * nested arrays (no deeper than the slow path takes), counting the
+ * scalars; 0 otherwise. */
+static size_t scan_array(const char *t, size_t n, size_t at, int64_t *count)
+{
+    int depth = 0;
+    int64_t c = 0;
+    bool want_value = true, just_opened = false;
+    for (size_t i = at; i < n;) {
+        char ch = t[i];
+        if (is_ws(ch)) {
+            i++;
+        } else if (ch == '[') {
+            if (!want_value || ++depth > MAX_DEPTH + 1)
+                return 0;
+            just_opened = true;
+            i++;
+        } else if (ch == ']') {
+            if (want_value && !just_opened)
+                return 0;
+            want_value = just_opened = false;
+            i++;
+            if (--depth == 0) {
+                *count = c;
+                return i;
+            }
+        } else if (ch == ',') {
+            if (want_value)
+                return 0;
+            want_value = true;
+            just_opened = false;
+            i++;
+        } else {
+            enum scalar kind;
+            size_t k = want_value ? scalar_at(t + i, n - i, &kind, NULL, '.') : 0;
+            if (k == 0)
+                return 0;
+            c++;
+            i += k;
+            want_value = just_opened = false;
+        }
+    }
+    return 0;
+}
+
+/* The "data" arrays worth the fast path, in text order. */
+static int find_spans(const char *t, size_t n, span *spans)
+{
+    for (size_t i = 0; i < n; i++)
+        if (t[i] == 0x01 || (t[i] == '\\' && i + 5 < n && memcmp(t + i, "\\u0001", 6) == 0))
+            return 0;
+    bool object[SCAN_MAX_DEPTH];
+    int depth = 0, n_spans = 0;
+    bool expect_key = false;
+    size_t i = 0;
+    while (i < n && n_spans < FAST_MAX_SPANS) {
+        char ch = t[i];
+        if (ch == '"') {
+            size_t j = i + 1;
+            while (j < n && t[j] != '"')
+                j += t[j] == '\\' ? 2 : 1;
+            if (j >= n)
+                break; /* unterminated: cJSON refuses it */
+            bool key = depth > 0 && object[depth - 1] && expect_key;
+            bool data = key && j - i - 1 == 4 && memcmp(t + i + 1, "data", 4) == 0;
+            i = j + 1;
+            if (!key)
+                continue;
+            expect_key = false;
+            while (i < n && is_ws(t[i]))
+                i++;
+            if (i >= n || t[i] != ':')
+                continue;
+            i++;
+            while (i < n && is_ws(t[i]))
+                i++;
+            int64_t count = 0;
+            size_t end = data && i < n && t[i] == '[' ? scan_array(t, n, i, &count) : 0;
+            if (end != 0 && end - i >= FAST_MIN_SPAN) {
+                spans[n_spans++] = (span){i, end, count};
+                i = end;
+            }
+        } else if (ch == '{' || ch == '[') {
+            if (depth == SCAN_MAX_DEPTH)
+                return 0;
+            object[depth++] = ch == '{';
+            expect_key = ch == '{';
+            i++;
+        } else if (ch == '}' || ch == ']') {
+            depth -= depth > 0;
+            expect_key = false;
+            i++;
+        } else if (ch == ',') {
+            expect_key = depth > 0 && object[depth - 1];
+            i++;
+        } else {
+            i++;
+        }
+    }
+    return n_spans;
+}
+
+/* The JSON with each span replaced by its marker (fleet__malloc'd). */
+static char *mark_spans(const char *t, size_t n, const span *spans, int n_spans)
+{
+    char *copy = fleet__malloc(n ? n : 1);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, t, n);
+    for (int k = 0; k < n_spans; k++) {
+        char marker[24];
+        int m = snprintf(marker, sizeof marker, "\"\\u0001F%d\"", k);
+        memset(copy + spans[k].start, ' ', spans[k].end - spans[k].start);
+        memcpy(copy + spans[k].start, marker, (size_t)m);
+    }
+    return copy;
+}
+
+/* The span a marker string names, or NULL. */
+static const span *marked(const fast_ctx *fc, const cJSON *data)
+{
+    if (fc == NULL || !cJSON_IsString(data) || data->valuestring[0] != 0x01 ||
+        data->valuestring[1] != 'F')
+        return NULL;
+    int k = atoi(data->valuestring + 2);
+    return k >= 0 && k < fc->n_spans ? &fc->spans[k] : NULL;
+}
+
+static fleet_status fill_span(fill *f, const char *t, const span *sp)
+{
+    char point = localeconv()->decimal_point[0];
+    for (size_t i = sp->start; i < sp->end;) {
+        char ch = t[i];
+        if (ch == '[' || ch == ']' || ch == ',' || is_ws(ch)) {
+            i++;
+            continue;
+        }
+        enum scalar kind;
+        double v = 0;
+        size_t k = scalar_at(t + i, sp->end - i, &kind, &v, point);
+        FLEET_ASSERT(k > 0); /* scan_array took it */
+        fleet_status st = put_scalar(f, kind, v);
+        if (st != FLEET_OK)
+            return st;
+        i += k;
     }
     return FLEET_OK;
 }
@@ -218,7 +528,8 @@ static fleet_status parse_shape(const cJSON *s, fleet__oip_tensor *t, char *err,
 }
 
 static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const char *bin,
-                                size_t bin_len, size_t *bin_at, char *err, size_t es)
+                                size_t bin_len, size_t *bin_at, const fast_ctx *fc,
+                                bool *fast, char *err, size_t es)
 {
     if (!cJSON_IsObject(in))
         return bad(err, es, "\"inputs\" must hold objects");
@@ -267,6 +578,22 @@ static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const cha
     }
     if (data == NULL)
         return bad(err, es, "input '%s': no \"data\" (nor binary_data_size)", t->name);
+    const span *sp = marked(fc, data);
+    if (sp != NULL) {
+        if (sp->count != t->numel)
+            return bad(err, es, "input '%s': \"data\" has %lld elements but the shape has %lld",
+                       t->name, (long long)sp->count, (long long)t->numel);
+        t->owned = fleet__malloc(t->nbytes > 0 ? t->nbytes : 1);
+        if (t->owned == NULL)
+            return FLEET_ERR_OUT_OF_MEMORY;
+        fill f = {t->dtype, t->owned, 0, t->name, err, es};
+        st = fill_span(&f, fc->text, sp);
+        if (st != FLEET_OK)
+            return st;
+        t->data = t->owned;
+        *fast = true;
+        return FLEET_OK;
+    }
     if (!cJSON_IsArray(data))
         return bad(err, es, "input '%s': \"data\" must be an array", t->name);
     int64_t count = count_elements(data, 0);
@@ -313,7 +640,7 @@ static fleet_status parse_outputs(const cJSON *outs, fleet__oip_request *req, ch
 }
 
 static fleet_status parse_tree(const cJSON *root, const char *bin, size_t bin_len,
-                               fleet__oip_request *req, char *err, size_t es)
+                               const fast_ctx *fc, fleet__oip_request *req, char *err, size_t es)
 {
     if (!cJSON_IsObject(root))
         return bad(err, es, "the request is not a JSON object");
@@ -340,7 +667,9 @@ static fleet_status parse_tree(const cJSON *root, const char *bin, size_t bin_le
         if (req->n_inputs == FLEET_MODEL_MAX_IO)
             return bad(err, es, "more than %d inputs", FLEET_MODEL_MAX_IO);
         fleet__oip_tensor *t = &req->inputs[req->n_inputs++];
-        fleet_status st = parse_input(in, t, bin, bin_len, &bin_at, err, es);
+        bool fast = false;
+        fleet_status st = parse_input(in, t, bin, bin_len, &bin_at, fc, &fast, err, es);
+        req->fast_arrays += fast;
         if (st != FLEET_OK)
             return st;
         for (int j = 0; j < req->n_inputs - 1; j++)
@@ -355,8 +684,9 @@ static fleet_status parse_tree(const cJSON *root, const char *bin, size_t bin_le
     return outs != NULL ? parse_outputs(outs, req, err, es) : FLEET_OK;
 }
 
-fleet_status fleet__oip_parse_request(const char *body, size_t len, int64_t header_len,
-                                      fleet__oip_request *req, char *err, size_t err_size)
+fleet_status fleet__oip_parse_request_ex(const char *body, size_t len, int64_t header_len,
+                                         bool fast, fleet__oip_request *req, char *err,
+                                         size_t err_size)
 {
     memset(req, 0, sizeof *req);
     if (err_size > 0)
@@ -373,20 +703,37 @@ fleet_status fleet__oip_parse_request(const char *body, size_t len, int64_t head
         bin = body + json_len;
         bin_len = len - json_len;
     }
-    cJSON *root = cJSON_ParseWithLength(body, json_len);
+    span *spans = fast ? fleet__malloc(sizeof *spans * FAST_MAX_SPANS) : NULL;
+    int n_spans = spans != NULL ? find_spans(body, json_len, spans) : 0;
+    char *copy = n_spans > 0 ? mark_spans(body, json_len, spans, n_spans) : NULL;
+    fast_ctx fc = {body, spans, copy != NULL ? n_spans : 0};
+    const char *json = copy != NULL ? copy : body;
+    cJSON *root = cJSON_ParseWithLength(json, json_len);
+    fleet_status st;
     if (root == NULL) {
+        /* cJSON's error pointer is one global: another thread's parse may
+         * have moved it, so it is used only when it points into ours. */
         const char *at = cJSON_GetErrorPtr();
-        size_t off = at != NULL && at >= body && at <= body + json_len ? (size_t)(at - body) : 0;
-        return bad(err, err_size, "malformed JSON near byte %zu", off);
+        size_t off = at != NULL && at >= json && at <= json + json_len ? (size_t)(at - json) : 0;
+        st = bad(err, err_size, "malformed JSON near byte %zu", off);
+    } else {
+        st = parse_tree(root, bin, bin_len, &fc, req, err, err_size);
+        cJSON_Delete(root);
     }
-    fleet_status st = parse_tree(root, bin, bin_len, req, err, err_size);
-    cJSON_Delete(root);
+    free(copy);
+    free(spans);
     if (st != FLEET_OK) {
         if (st == FLEET_ERR_OUT_OF_MEMORY)
             snprintf(err, err_size, "out of memory parsing the request");
         fleet__oip_request_free(req);
     }
     return st;
+}
+
+fleet_status fleet__oip_parse_request(const char *body, size_t len, int64_t header_len,
+                                      fleet__oip_request *req, char *err, size_t err_size)
+{
+    return fleet__oip_parse_request_ex(body, len, header_len, true, req, err, err_size);
 }
 
 /* ---- the response --------------------------------------------------------------------- */
