@@ -66,7 +66,7 @@ sources_of() {
     # the tool's parser, and the library for its dtype helpers
     npy) echo "cli/npy.c $(sources_of onnx_import)" ;;
     # the server's request parser stands alone (cJSON)
-    oip) echo "src/serve/oip_json.c src/core/status.c src/core/prim.c" ;;
+    oip) echo "src/serve/oip_json.c src/serve/oip_data.c src/core/status.c src/core/prim.c" ;;
     *) echo "fuzz.sh: unknown target '$1'" >&2; exit 2 ;;
     esac
 }

@@ -6,9 +6,9 @@
 #define _POSIX_C_SOURCE 200809L /* strdup */
 #endif
 #include "serve/oip_json.h"
+#include "serve/oip_data.h"
 
 #include <cjson/cJSON.h>
-#include <locale.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,7 +19,7 @@
 #include "core/half.h"
 #include "core/prim.h"
 
-#define MAX_DEPTH 32 /* nesting of a "data" array; a tensor has <= 8 dims */
+#define MAX_DEPTH FLEET__OIP_MAX_DEPTH
 
 static const struct {
     const char *name;
@@ -62,15 +62,6 @@ bool fleet__oip_dtype_parse(const char *name, fleet_dtype *out)
     return false;
 }
 
-static fleet_status bad(char *err, size_t size, const char *fmt, ...) FLEET_PRINTF(3, 4);
-static fleet_status bad(char *err, size_t size, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, size, fmt, ap);
-    va_end(ap);
-    return FLEET_ERR_INVALID_ARGUMENT;
-}
 
 void fleet__oip_request_free(fleet__oip_request *req)
 {
@@ -104,91 +95,16 @@ static int64_t count_elements(const cJSON *a, int depth)
     return n;
 }
 
-typedef struct fill {
-    fleet_dtype dtype;
-    unsigned char *out;
-    int64_t at;
-    const char *name;
-    char *err;
-    size_t err_size;
-} fill;
-
-/* One element of a data array: a number, true, false, or anything else. */
-enum scalar { S_NUMBER, S_TRUE, S_FALSE, S_OTHER };
-
-/* Element f->at, converted to the tensor's dtype; both paths (cJSON's nodes
- * and the fast one) come here, so they check and convert alike. */
-static fleet_status put_scalar(fill *f, enum scalar kind, double v)
+static fleet_status put_one(fleet__oip_fill *f, const cJSON *e)
 {
-    int64_t i = f->at++;
-    if (f->dtype == FLEET_DTYPE_BOOL) {
-        if (kind == S_TRUE || kind == S_FALSE) {
-            f->out[i] = kind == S_TRUE;
-            return FLEET_OK;
-        }
-        if (kind == S_NUMBER && (v == 0 || v == 1)) {
-            f->out[i] = v == 1;
-            return FLEET_OK;
-        }
-        return bad(f->err, f->err_size, "input '%s': data[%lld] is not a BOOL (true, false)",
-                   f->name, (long long)i);
-    }
-    if (kind != S_NUMBER)
-        return bad(f->err, f->err_size, "input '%s': data[%lld] is not a number", f->name,
-                   (long long)i);
-    switch (f->dtype) {
-    case FLEET_DTYPE_F32: {
-        float x = (float)v;
-        memcpy(f->out + 4 * i, &x, 4);
-        return FLEET_OK;
-    }
-    case FLEET_DTYPE_F16: {
-        uint16_t h = fleet__f32_to_f16((float)v);
-        memcpy(f->out + 2 * i, &h, 2);
-        return FLEET_OK;
-    }
-    case FLEET_DTYPE_BF16: {
-        uint16_t h = fleet__f32_to_bf16((float)v);
-        memcpy(f->out + 2 * i, &h, 2);
-        return FLEET_OK;
-    }
-    case FLEET_DTYPE_I32:
-        if (v != floor(v) || v < -2147483648.0 || v > 2147483647.0)
-            return bad(f->err, f->err_size, "input '%s': data[%lld] = %g is not an INT32",
-                       f->name, (long long)i, v);
-        {
-            int32_t x = (int32_t)v;
-            memcpy(f->out + 4 * i, &x, 4);
-        }
-        return FLEET_OK;
-    case FLEET_DTYPE_I64:
-        /* JSON numbers arrive as doubles: exact up to 2^53 (the binary
-         * extension carries any INT64). */
-        if (v != floor(v) || v < -9007199254740992.0 || v > 9007199254740992.0)
-            return bad(f->err, f->err_size,
-                       "input '%s': data[%lld] = %g is not an INT64 within +-2^53 (send larger "
-                       "ones as binary data)",
-                       f->name, (long long)i, v);
-        {
-            int64_t x = (int64_t)v;
-            memcpy(f->out + 8 * i, &x, 8);
-        }
-        return FLEET_OK;
-    default:
-        return bad(f->err, f->err_size, "input '%s': unsupported dtype", f->name);
-    }
+    fleet__oip_scalar k = cJSON_IsNumber(e)  ? FLEET__OIP_NUMBER
+                          : cJSON_IsTrue(e)  ? FLEET__OIP_TRUE
+                          : cJSON_IsFalse(e) ? FLEET__OIP_FALSE
+                                             : FLEET__OIP_OTHER;
+    return fleet__oip_put_scalar(f, k, cJSON_IsNumber(e) ? e->valuedouble : 0);
 }
 
-static fleet_status put_one(fill *f, const cJSON *e)
-{
-    enum scalar k = cJSON_IsNumber(e) ? S_NUMBER
-                    : cJSON_IsTrue(e) ? S_TRUE
-                    : cJSON_IsFalse(e) ? S_FALSE
-                                      : S_OTHER;
-    return put_scalar(f, k, cJSON_IsNumber(e) ? e->valuedouble : 0);
-}
-
-static fleet_status fill_elements(fill *f, const cJSON *a)
+static fleet_status fill_elements(fleet__oip_fill *f, const cJSON *a)
 {
     for (const cJSON *e = a->child; e != NULL; e = e->next) {
         fleet_status st = cJSON_IsArray(e) ? fill_elements(f, e) : put_one(f, e);
@@ -198,273 +114,15 @@ static fleet_status fill_elements(fill *f, const cJSON *a)
     return FLEET_OK;
 }
 
-/* ---- the data fast path ----------------------------------------------------------------
- *
- * A large "data" array would cost cJSON a node (a malloc) per element. So
- * before cJSON sees the JSON, a scanner finds each value of a "data" key
- * that is an array of only numbers, true, false and nested arrays (at least
- * FAST_MIN_SPAN bytes), and in a copy of the JSON replaces it by a marker
- * string of the same length ("\u0001F<k>" and blanks): cJSON parses the
- * envelope alone, and the input's elements are converted straight from the
- * original text, through put_scalar as cJSON's would be. Anything the
- * scanner does not take (a string or object inside, a malformed number,
- * nesting past MAX_DEPTH) stays for cJSON, which reports it as before; the
- * replacement swaps one JSON value for another, so it never makes a
- * malformed body valid (fuzz/oip_fuzz.c checks both paths agree). A body
- * holding "\u0001" or a 0x01 byte anywhere takes the slow path, so a marker
- * is always one of ours. Numbers are read as cJSON reads them: the token
- * copied, '.' made the locale's decimal point, strtod. */
-#define FAST_MIN_SPAN 32
-#define FAST_MAX_SPANS 256
-#define SCAN_MAX_DEPTH 64
-
-typedef struct span {
-    size_t start, end;  /* the array's '[' and one past its ']' */
-    int64_t count;      /* its scalars                           */
-} span;
-
+/* The fast path's arrays of the request being parsed (oip_data.h). */
 typedef struct fast_ctx {
     const char *text;
-    const span *spans;
+    const fleet__oip_span *spans;
     int n_spans;
 } fast_ctx;
 
-static bool is_ws(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-/* The length of the JSON number (RFC 8259) at t, 0 if none or over 63
- * bytes (left to cJSON). */
-static size_t number_len(const char *t, size_t n)
-{
-    size_t i = 0;
-    if (i < n && t[i] == '-')
-        i++;
-    if (i < n && t[i] == '0')
-        i++;
-    else if (i < n && t[i] >= '1' && t[i] <= '9')
-        while (i < n && is_digit(t[i]))
-            i++;
-    else
-        return 0;
-    if (i < n && t[i] == '.') {
-        i++;
-        if (!(i < n && is_digit(t[i])))
-            return 0;
-        while (i < n && is_digit(t[i]))
-            i++;
-    }
-    if (i < n && (t[i] == 'e' || t[i] == 'E')) {
-        i++;
-        if (i < n && (t[i] == '+' || t[i] == '-'))
-            i++;
-        if (!(i < n && is_digit(t[i])))
-            return 0;
-        while (i < n && is_digit(t[i]))
-            i++;
-    }
-    return i <= 63 ? i : 0;
-}
-
-/* The k-byte JSON number at t as strtod reads it, when that is exact
- * without strtod (Clinger's fast path: a decimal mantissa below 2^53 and a
- * power of ten within 10^22, both exact doubles, so one multiply or divide
- * rounds once, correctly, as strtod does); false to leave it to strtod. */
-static bool decimal_fast(const char *t, size_t k, double *v)
-{
-    static const double pow10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
-                                   1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
-                                   1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    size_t i = 0;
-    bool neg = t[0] == '-';
-    i += neg;
-    uint64_t m = 0;
-    int digits = 0, exp10 = 0;
-    for (; i < k && is_digit(t[i]); i++, digits += m != 0)
-        m = m * 10 + (uint64_t)(t[i] - '0');
-    if (i < k && t[i] == '.')
-        for (i++; i < k && is_digit(t[i]); i++, exp10--, digits += m != 0)
-            m = m * 10 + (uint64_t)(t[i] - '0');
-    if (digits > 15) /* m might pass 2^53 (or wrap) */
-        return false;
-    if (i < k && (t[i] == 'e' || t[i] == 'E')) {
-        i++;
-        bool eneg = t[i] == '-';
-        i += t[i] == '-' || t[i] == '+';
-        int e = 0;
-        for (; i < k && is_digit(t[i]); i++)
-            if (e < 10000)
-                e = e * 10 + (t[i] - '0');
-        exp10 += eneg ? -e : e;
-    }
-    if (exp10 < -22 || exp10 > 22)
-        return false;
-    double x = (double)m;
-    x = exp10 < 0 ? x / pow10[-exp10] : x * pow10[exp10];
-    *v = neg ? -x : x;
-    return true;
-}
-
-/* The scalar at t (n bytes left): its kind, value (when v is not NULL;
- * `point` is the locale's decimal point) and length; 0 if none. */
-static size_t scalar_at(const char *t, size_t n, enum scalar *kind, double *v, char point)
-{
-    if (n >= 4 && memcmp(t, "true", 4) == 0) {
-        *kind = S_TRUE;
-        return 4;
-    }
-    if (n >= 5 && memcmp(t, "false", 5) == 0) {
-        *kind = S_FALSE;
-        return 5;
-    }
-    size_t k = number_len(t, n);
-    if (k == 0)
-        return 0;
-    if (v != NULL && decimal_fast(t, k, v)) {
-        /* exact without strtod */
-    } else if (v != NULL && point == '.') {
-        /* strtod stops where the token does: what follows it in a
-         * scanned array is a blank, ',' or ']' */
-        *v = strtod(t, NULL);
-    } else if (v != NULL) {
-        char buf[64];
-        memcpy(buf, t, k);
-        buf[k] = '\0';
-        for (size_t i = 0; i < k; i++)
-            if (buf[i] == '.')
-                buf[i] = point;
-        *v = strtod(buf, NULL);
-    }
-    *kind = S_NUMBER;
-    return k;
-}
-
-/* t[at] is '['. One past the array's ']' if it holds only scalars and
- * nested arrays (no deeper than the slow path takes), counting the
- * scalars; 0 otherwise. */
-static size_t scan_array(const char *t, size_t n, size_t at, int64_t *count)
-{
-    int depth = 0;
-    int64_t c = 0;
-    bool want_value = true, just_opened = false;
-    for (size_t i = at; i < n;) {
-        char ch = t[i];
-        if (is_ws(ch)) {
-            i++;
-        } else if (ch == '[') {
-            if (!want_value || ++depth > MAX_DEPTH + 1)
-                return 0;
-            just_opened = true;
-            i++;
-        } else if (ch == ']') {
-            if (want_value && !just_opened)
-                return 0;
-            want_value = just_opened = false;
-            i++;
-            if (--depth == 0) {
-                *count = c;
-                return i;
-            }
-        } else if (ch == ',') {
-            if (want_value)
-                return 0;
-            want_value = true;
-            just_opened = false;
-            i++;
-        } else {
-            enum scalar kind;
-            size_t k = want_value ? scalar_at(t + i, n - i, &kind, NULL, '.') : 0;
-            if (k == 0)
-                return 0;
-            c++;
-            i += k;
-            want_value = just_opened = false;
-        }
-    }
-    return 0;
-}
-
-/* The "data" arrays worth the fast path, in text order. */
-static int find_spans(const char *t, size_t n, span *spans)
-{
-    for (size_t i = 0; i < n; i++)
-        if (t[i] == 0x01 || (t[i] == '\\' && i + 5 < n && memcmp(t + i, "\\u0001", 6) == 0))
-            return 0;
-    bool object[SCAN_MAX_DEPTH];
-    int depth = 0, n_spans = 0;
-    bool expect_key = false;
-    size_t i = 0;
-    while (i < n && n_spans < FAST_MAX_SPANS) {
-        char ch = t[i];
-        if (ch == '"') {
-            size_t j = i + 1;
-            while (j < n && t[j] != '"')
-                j += t[j] == '\\' ? 2 : 1;
-            if (j >= n)
-                break; /* unterminated: cJSON refuses it */
-            bool key = depth > 0 && object[depth - 1] && expect_key;
-            bool data = key && j - i - 1 == 4 && memcmp(t + i + 1, "data", 4) == 0;
-            i = j + 1;
-            if (!key)
-                continue;
-            expect_key = false;
-            while (i < n && is_ws(t[i]))
-                i++;
-            if (i >= n || t[i] != ':')
-                continue;
-            i++;
-            while (i < n && is_ws(t[i]))
-                i++;
-            int64_t count = 0;
-            size_t end = data && i < n && t[i] == '[' ? scan_array(t, n, i, &count) : 0;
-            if (end != 0 && end - i >= FAST_MIN_SPAN) {
-                spans[n_spans++] = (span){i, end, count};
-                i = end;
-            }
-        } else if (ch == '{' || ch == '[') {
-            if (depth == SCAN_MAX_DEPTH)
-                return 0;
-            object[depth++] = ch == '{';
-            expect_key = ch == '{';
-            i++;
-        } else if (ch == '}' || ch == ']') {
-            depth -= depth > 0;
-            expect_key = false;
-            i++;
-        } else if (ch == ',') {
-            expect_key = depth > 0 && object[depth - 1];
-            i++;
-        } else {
-            i++;
-        }
-    }
-    return n_spans;
-}
-
-/* The JSON with each span replaced by its marker (fleet__malloc'd). */
-static char *mark_spans(const char *t, size_t n, const span *spans, int n_spans)
-{
-    char *copy = fleet__malloc(n ? n : 1);
-    if (copy == NULL)
-        return NULL;
-    memcpy(copy, t, n);
-    for (int k = 0; k < n_spans; k++) {
-        char marker[24];
-        int m = snprintf(marker, sizeof marker, "\"\\u0001F%d\"", k);
-        memset(copy + spans[k].start, ' ', spans[k].end - spans[k].start);
-        memcpy(copy + spans[k].start, marker, (size_t)m);
-    }
-    return copy;
-}
-
 /* The span a marker string names, or NULL. */
-static const span *marked(const fast_ctx *fc, const cJSON *data)
+static const fleet__oip_span *marked(const fast_ctx *fc, const cJSON *data)
 {
     if (fc == NULL || !cJSON_IsString(data) || data->valuestring[0] != 0x01 ||
         data->valuestring[1] != 'F')
@@ -473,43 +131,23 @@ static const span *marked(const fast_ctx *fc, const cJSON *data)
     return k >= 0 && k < fc->n_spans ? &fc->spans[k] : NULL;
 }
 
-static fleet_status fill_span(fill *f, const char *t, const span *sp)
-{
-    char point = localeconv()->decimal_point[0];
-    for (size_t i = sp->start; i < sp->end;) {
-        char ch = t[i];
-        if (ch == '[' || ch == ']' || ch == ',' || is_ws(ch)) {
-            i++;
-            continue;
-        }
-        enum scalar kind;
-        double v = 0;
-        size_t k = scalar_at(t + i, sp->end - i, &kind, &v, point);
-        FLEET_ASSERT(k > 0); /* scan_array took it */
-        fleet_status st = put_scalar(f, kind, v);
-        if (st != FLEET_OK)
-            return st;
-        i += k;
-    }
-    return FLEET_OK;
-}
 
 /* ---- one input ------------------------------------------------------------------------ */
 
 static fleet_status parse_shape(const cJSON *s, fleet__oip_tensor *t, char *err, size_t es)
 {
     if (!cJSON_IsArray(s))
-        return bad(err, es, "input '%s': \"shape\" must be an array of integers", t->name);
+        return fleet__oip_refuse(err, es, "input '%s': \"shape\" must be an array of integers", t->name);
     int n = cJSON_GetArraySize(s);
     if (n > FLEET_MAX_DIMS)
-        return bad(err, es, "input '%s': %d dimensions (at most %d)", t->name, n, FLEET_MAX_DIMS);
+        return fleet__oip_refuse(err, es, "input '%s': %d dimensions (at most %d)", t->name, n, FLEET_MAX_DIMS);
     int64_t numel = 1;
     bool overflow = false;
     int k = 0;
     for (const cJSON *d = s->child; d != NULL; d = d->next, k++) {
         double v = cJSON_IsNumber(d) ? d->valuedouble : -1;
         if (!cJSON_IsNumber(d) || v != floor(v) || v < 0 || v >= 9223372036854775807.0)
-            return bad(err, es, "input '%s': shape[%d] is not an integer >= 0", t->name, k);
+            return fleet__oip_refuse(err, es, "input '%s': shape[%d] is not an integer >= 0", t->name, k);
         t->shape[k] = (int64_t)v;
         if (t->shape[k] != 0 && numel > INT64_MAX / t->shape[k])
             overflow = true;
@@ -518,10 +156,10 @@ static fleet_status parse_shape(const cJSON *s, fleet__oip_tensor *t, char *err,
     }
     t->ndim = n;
     if (overflow)
-        return bad(err, es, "input '%s': the shape's element count overflows 64 bits", t->name);
+        return fleet__oip_refuse(err, es, "input '%s': the shape's element count overflows 64 bits", t->name);
     size_t esize = elem_size(t->dtype);
     if ((uint64_t)numel > (uint64_t)(SIZE_MAX / 2) / esize)
-        return bad(err, es, "input '%s': the shape's byte size overflows", t->name);
+        return fleet__oip_refuse(err, es, "input '%s': the shape's byte size overflows", t->name);
     t->numel = numel;
     t->nbytes = (size_t)numel * esize;
     return FLEET_OK;
@@ -532,18 +170,18 @@ static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const cha
                                 bool *fast, char *err, size_t es)
 {
     if (!cJSON_IsObject(in))
-        return bad(err, es, "\"inputs\" must hold objects");
+        return fleet__oip_refuse(err, es, "\"inputs\" must hold objects");
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
     if (!cJSON_IsString(name) || name->valuestring[0] == '\0')
-        return bad(err, es, "an input has no \"name\" string");
+        return fleet__oip_refuse(err, es, "an input has no \"name\" string");
     if (strlen(name->valuestring) >= FLEET__OIP_NAME_MAX)
-        return bad(err, es, "an input's name is longer than %d bytes", FLEET__OIP_NAME_MAX - 1);
+        return fleet__oip_refuse(err, es, "an input's name is longer than %d bytes", FLEET__OIP_NAME_MAX - 1);
     strcpy(t->name, name->valuestring);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
     if (!cJSON_IsString(dt))
-        return bad(err, es, "input '%s': no \"datatype\" string", t->name);
+        return fleet__oip_refuse(err, es, "input '%s': no \"datatype\" string", t->name);
     if (!fleet__oip_dtype_parse(dt->valuestring, &t->dtype))
-        return bad(err, es,
+        return fleet__oip_refuse(err, es,
                    "input '%s': datatype '%.32s' is not supported (FP32, FP16, BF16, INT64, "
                    "INT32, BOOL)",
                    t->name, dt->valuestring);
@@ -557,19 +195,19 @@ static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const cha
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
     if (bsize != NULL) {
         if (data != NULL)
-            return bad(err, es, "input '%s': both \"data\" and binary_data_size", t->name);
+            return fleet__oip_refuse(err, es, "input '%s': both \"data\" and binary_data_size", t->name);
         if (bin == NULL)
-            return bad(err, es,
+            return fleet__oip_refuse(err, es,
                        "input '%s': binary_data_size without an Inference-Header-Content-Length",
                        t->name);
         double v = cJSON_IsNumber(bsize) ? bsize->valuedouble : -1;
         if (v != floor(v) || v < 0)
-            return bad(err, es, "input '%s': binary_data_size is not an integer >= 0", t->name);
+            return fleet__oip_refuse(err, es, "input '%s': binary_data_size is not an integer >= 0", t->name);
         if (v != (double)t->nbytes)
-            return bad(err, es, "input '%s': binary_data_size %.0f but the shape and datatype "
+            return fleet__oip_refuse(err, es, "input '%s': binary_data_size %.0f but the shape and datatype "
                                 "need %zu bytes", t->name, v, t->nbytes);
         if (t->nbytes > bin_len - *bin_at)
-            return bad(err, es,
+            return fleet__oip_refuse(err, es,
                        "input '%s': binary_data_size %zu runs past the body's end (%zu bytes left)",
                        t->name, t->nbytes, bin_len - *bin_at);
         t->data = bin + *bin_at;
@@ -577,17 +215,17 @@ static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const cha
         return FLEET_OK;
     }
     if (data == NULL)
-        return bad(err, es, "input '%s': no \"data\" (nor binary_data_size)", t->name);
-    const span *sp = marked(fc, data);
+        return fleet__oip_refuse(err, es, "input '%s': no \"data\" (nor binary_data_size)", t->name);
+    const fleet__oip_span *sp = marked(fc, data);
     if (sp != NULL) {
         if (sp->count != t->numel)
-            return bad(err, es, "input '%s': \"data\" has %lld elements but the shape has %lld",
+            return fleet__oip_refuse(err, es, "input '%s': \"data\" has %lld elements but the shape has %lld",
                        t->name, (long long)sp->count, (long long)t->numel);
         t->owned = fleet__malloc(t->nbytes > 0 ? t->nbytes : 1);
         if (t->owned == NULL)
             return FLEET_ERR_OUT_OF_MEMORY;
-        fill f = {t->dtype, t->owned, 0, t->name, err, es};
-        st = fill_span(&f, fc->text, sp);
+        fleet__oip_fill f = {t->dtype, t->owned, 0, t->name, err, es};
+        st = fleet__oip_fill_span(&f, fc->text, sp);
         if (st != FLEET_OK)
             return st;
         t->data = t->owned;
@@ -595,18 +233,18 @@ static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const cha
         return FLEET_OK;
     }
     if (!cJSON_IsArray(data))
-        return bad(err, es, "input '%s': \"data\" must be an array", t->name);
+        return fleet__oip_refuse(err, es, "input '%s': \"data\" must be an array", t->name);
     int64_t count = count_elements(data, 0);
     if (count < 0)
-        return bad(err, es, "input '%s': \"data\" nests objects or more than %d arrays",
+        return fleet__oip_refuse(err, es, "input '%s': \"data\" nests objects or more than %d arrays",
                    t->name, MAX_DEPTH);
     if (count != t->numel)
-        return bad(err, es, "input '%s': \"data\" has %lld elements but the shape has %lld",
+        return fleet__oip_refuse(err, es, "input '%s': \"data\" has %lld elements but the shape has %lld",
                    t->name, (long long)count, (long long)t->numel);
     t->owned = fleet__malloc(t->nbytes > 0 ? t->nbytes : 1);
     if (t->owned == NULL)
         return FLEET_ERR_OUT_OF_MEMORY;
-    fill f = {t->dtype, t->owned, 0, t->name, err, es};
+    fleet__oip_fill f = {t->dtype, t->owned, 0, t->name, err, es};
     st = fill_elements(&f, data);
     if (st != FLEET_OK)
         return st;
@@ -618,13 +256,13 @@ static fleet_status parse_outputs(const cJSON *outs, fleet__oip_request *req, ch
                                   size_t es)
 {
     if (!cJSON_IsArray(outs))
-        return bad(err, es, "\"outputs\" must be an array");
+        return fleet__oip_refuse(err, es, "\"outputs\" must be an array");
     for (const cJSON *o = outs->child; o != NULL; o = o->next) {
         if (req->n_outputs == FLEET_MODEL_MAX_IO)
-            return bad(err, es, "more than %d outputs requested", FLEET_MODEL_MAX_IO);
+            return fleet__oip_refuse(err, es, "more than %d outputs requested", FLEET_MODEL_MAX_IO);
         const cJSON *name = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "name") : NULL;
         if (!cJSON_IsString(name) || strlen(name->valuestring) >= FLEET__OIP_NAME_MAX)
-            return bad(err, es, "a requested output has no \"name\" string (or a too long one)");
+            return fleet__oip_refuse(err, es, "a requested output has no \"name\" string (or a too long one)");
         fleet__oip_output_request *r = &req->outputs[req->n_outputs++];
         strcpy(r->name, name->valuestring);
         r->binary = req->binary_default;
@@ -632,7 +270,7 @@ static fleet_status parse_outputs(const cJSON *outs, fleet__oip_request *req, ch
         const cJSON *b = cJSON_IsObject(p) ? cJSON_GetObjectItemCaseSensitive(p, "binary_data") : NULL;
         if (b != NULL) {
             if (!cJSON_IsBool(b))
-                return bad(err, es, "output '%s': binary_data must be true or false", r->name);
+                return fleet__oip_refuse(err, es, "output '%s': binary_data must be true or false", r->name);
             r->binary = cJSON_IsTrue(b);
         }
     }
@@ -643,11 +281,11 @@ static fleet_status parse_tree(const cJSON *root, const char *bin, size_t bin_le
                                const fast_ctx *fc, fleet__oip_request *req, char *err, size_t es)
 {
     if (!cJSON_IsObject(root))
-        return bad(err, es, "the request is not a JSON object");
+        return fleet__oip_refuse(err, es, "the request is not a JSON object");
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(root, "id");
     if (id != NULL) {
         if (!cJSON_IsString(id))
-            return bad(err, es, "\"id\" must be a string");
+            return fleet__oip_refuse(err, es, "\"id\" must be a string");
         req->id = strdup(id->valuestring);
         if (req->id == NULL)
             return FLEET_ERR_OUT_OF_MEMORY;
@@ -656,16 +294,16 @@ static fleet_status parse_tree(const cJSON *root, const char *bin, size_t bin_le
     const cJSON *bd =
         cJSON_IsObject(params) ? cJSON_GetObjectItemCaseSensitive(params, "binary_data_output") : NULL;
     if (bd != NULL && !cJSON_IsBool(bd))
-        return bad(err, es, "parameters.binary_data_output must be true or false");
+        return fleet__oip_refuse(err, es, "parameters.binary_data_output must be true or false");
     req->binary_default = bd != NULL && cJSON_IsTrue(bd);
 
     const cJSON *inputs = cJSON_GetObjectItemCaseSensitive(root, "inputs");
     if (!cJSON_IsArray(inputs) || inputs->child == NULL)
-        return bad(err, es, "the request has no \"inputs\" array");
+        return fleet__oip_refuse(err, es, "the request has no \"inputs\" array");
     size_t bin_at = 0;
     for (const cJSON *in = inputs->child; in != NULL; in = in->next) {
         if (req->n_inputs == FLEET_MODEL_MAX_IO)
-            return bad(err, es, "more than %d inputs", FLEET_MODEL_MAX_IO);
+            return fleet__oip_refuse(err, es, "more than %d inputs", FLEET_MODEL_MAX_IO);
         fleet__oip_tensor *t = &req->inputs[req->n_inputs++];
         bool fast = false;
         fleet_status st = parse_input(in, t, bin, bin_len, &bin_at, fc, &fast, err, es);
@@ -674,10 +312,10 @@ static fleet_status parse_tree(const cJSON *root, const char *bin, size_t bin_le
             return st;
         for (int j = 0; j < req->n_inputs - 1; j++)
             if (strcmp(req->inputs[j].name, t->name) == 0)
-                return bad(err, es, "input '%s' given twice", t->name);
+                return fleet__oip_refuse(err, es, "input '%s' given twice", t->name);
     }
     if (bin != NULL && bin_at != bin_len)
-        return bad(err, es,
+        return fleet__oip_refuse(err, es,
                    "the binary data is %zu bytes but the inputs' binary_data_size add up to %zu",
                    bin_len, bin_at);
     const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
@@ -696,16 +334,16 @@ fleet_status fleet__oip_parse_request_ex(const char *body, size_t len, int64_t h
     size_t bin_len = 0;
     if (header_len >= 0) {
         if ((uint64_t)header_len > len)
-            return bad(err, err_size,
+            return fleet__oip_refuse(err, err_size,
                        "Inference-Header-Content-Length %lld is larger than the body (%zu bytes)",
                        (long long)header_len, len);
         json_len = (size_t)header_len;
         bin = body + json_len;
         bin_len = len - json_len;
     }
-    span *spans = fast ? fleet__malloc(sizeof *spans * FAST_MAX_SPANS) : NULL;
-    int n_spans = spans != NULL ? find_spans(body, json_len, spans) : 0;
-    char *copy = n_spans > 0 ? mark_spans(body, json_len, spans, n_spans) : NULL;
+    fleet__oip_span *spans = fast ? fleet__malloc(sizeof *spans * FLEET__OIP_MAX_SPANS) : NULL;
+    int n_spans = spans != NULL ? fleet__oip_find_spans(body, json_len, spans) : 0;
+    char *copy = n_spans > 0 ? fleet__oip_mark_spans(body, json_len, spans, n_spans) : NULL;
     fast_ctx fc = {body, spans, copy != NULL ? n_spans : 0};
     const char *json = copy != NULL ? copy : body;
     cJSON *root = cJSON_ParseWithLength(json, json_len);
@@ -715,7 +353,7 @@ fleet_status fleet__oip_parse_request_ex(const char *body, size_t len, int64_t h
          * have moved it, so it is used only when it points into ours. */
         const char *at = cJSON_GetErrorPtr();
         size_t off = at != NULL && at >= json && at <= json + json_len ? (size_t)(at - json) : 0;
-        st = bad(err, err_size, "malformed JSON near byte %zu", off);
+        st = fleet__oip_refuse(err, err_size, "malformed JSON near byte %zu", off);
     } else {
         st = parse_tree(root, bin, bin_len, &fc, req, err, err_size);
         cJSON_Delete(root);
