@@ -124,7 +124,7 @@ def fleet_run(binary, model_path, x, tmp):
 def test_protocol(binary, tmp):
     repo = os.path.join(tmp, "repo")
     w = models.make_repository(repo)
-    s = Server(binary, repo)
+    s = Server(binary, repo, env={"FLEET_LOG_LEVEL": "info"})
     try:
         c = tc.InferenceServerClient(url=s.url)
         check(c.is_server_live(), "server live")
@@ -255,6 +255,13 @@ def test_protocol(binary, tmp):
     check(rc == 0, f"exit status {rc} after SIGTERM")
     log = "".join(s.stderr)
     check("draining" in log, "drain message")
+    access = [l for l in log.splitlines() if "serve: access" in l]
+    check(any("method=POST path=/v2/models/mlp/infer model=mlp status=200" in l for l in access),
+          "an access line per infer request")
+    check(any("path=/v2/models/nope status=404" in l or "path=/v2/models/nope model=- status=404" in l
+              for l in access), f"the 404's access line: {[l for l in access if 'nope' in l][:2]}")
+    check(all(re.search(r"bytes_in=\d+ bytes_out=\d+ duration_us=\d+", l) for l in access),
+          "access lines carry sizes and duration")
 
 
 # ---- bad input ------------------------------------------------------------------------------
@@ -436,6 +443,27 @@ def test_bad_input(binary, tmp):
     finally:
         rc, secs = s.stop()
     check(rc == 0, f"exit status {rc} after the bad input (ASan: leaks or errors)")
+
+    # the connection limit: past it, a connection is closed at once; the
+    # server serves again once others go
+    s2 = Server(binary, repo, "--max-connections", "3")
+    held = [socket.create_connection(("127.0.0.1", s2.port), timeout=10) for _ in range(3)]
+    time.sleep(0.3)
+    extra = socket.create_connection(("127.0.0.1", s2.port), timeout=10)
+    extra.settimeout(5)
+    try:
+        refused = extra.recv(10) == b""
+    except (ConnectionResetError, socket.timeout):
+        refused = True
+    extra.close()
+    check(refused, "a connection past --max-connections is closed")
+    for h in held:
+        h.close()
+    time.sleep(0.3)
+    st, data, _ = s2.request("GET", "/v2/health/live")
+    check(st == 200, f"served again after the held connections closed: {st}")
+    rc2, _ = s2.stop()
+    check(rc2 == 0, f"exit status {rc2} (connection limit server)")
     log = "".join(s.stderr)
     check("ERROR: AddressSanitizer" not in log and "LeakSanitizer" not in log, "no sanitizer report")
 
@@ -511,6 +539,52 @@ def test_concurrency(binary, tmp):
     finally:
         rc, _ = s.stop()
     check(rc == 0, f"exit status {rc}")
+
+    # a queue of one: past it 429, every 200 still right, and the batcher
+    # counts each refusal
+    repo2 = os.path.join(tmp, "repo_small_queue")
+    models.make_repository(repo2, {"max_batch": 1, "instances": 1, "queue_capacity": 1},
+                           builder=False, ints=False)
+    s = Server(binary, repo2)
+    try:
+        statuses = []
+        lock = threading.Lock()
+
+        def flood(t):
+            conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=60)
+            for k in range(50):
+                i = (t * 50 + k) % len(xs)
+                body = json.dumps({"inputs": [{"name": "x", "shape": [1, 16], "datatype": "FP32",
+                                               "data": xs[i].ravel().tolist()}]})
+                conn.request("POST", "/v2/models/mlp/infer", body=body)
+                r = conn.getresponse()
+                data = r.read()
+                ok = None
+                if r.status == 200:
+                    y = np.array(json.loads(data)["outputs"][0]["data"], np.float32)
+                    ok = np.allclose(y, want[i].ravel(), rtol=1e-5, atol=1e-5)
+                with lock:
+                    statuses.append((r.status, ok, error_of(data)))
+            conn.close()
+
+        ts = [threading.Thread(target=flood, args=(t,)) for t in range(32)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        full = [x for x in statuses if x[0] == 429]
+        oks = [x for x in statuses if x[0] == 200]
+        check(len(full) + len(oks) == len(statuses), f"only 200 and 429: {set(x[0] for x in statuses)}")
+        check(all(x[1] for x in oks), "every 200 right under a full queue")
+        check(len(full) > 0 and all("queue is full" in (x[2] or "") for x in full),
+              f"429s say the queue is full: {len(full)} of {len(statuses)}")
+        st, m = metrics(s)
+        rejected = m.get('fleet_batcher_rejected_full_total{model="mlp",version="1"}')
+        check(rejected == len(full), f"rejected_full {rejected} vs {len(full)} 429s")
+        print(f"queue of one: {len(oks)} answered, {len(full)} got 429")
+    finally:
+        rc, _ = s.stop()
+    check(rc == 0, f"exit status {rc} (small queue)")
 
 
 # ---- drain -----------------------------------------------------------------------------------
