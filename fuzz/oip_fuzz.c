@@ -25,16 +25,18 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond))                                                                     \
-            __builtin_trap();                                                            \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            __builtin_trap();                                                                      \
     } while (0)
 
 static size_t esize(fleet_dtype d)
 {
-    return d == FLEET_DTYPE_I64 ? 8 : d == FLEET_DTYPE_F32 || d == FLEET_DTYPE_I32 ? 4
-                                  : d == FLEET_DTYPE_BOOL ? 1 : 2;
+    return d == FLEET_DTYPE_I64                           ? 8
+           : d == FLEET_DTYPE_F32 || d == FLEET_DTYPE_I32 ? 4
+           : d == FLEET_DTYPE_BOOL                        ? 1
+                                                          : 2;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -57,8 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char err[256], err_slow[256];
     fleet_status st = fleet__oip_parse_request(body, len, header_len, &req, err, sizeof err);
     /* the data fast path and cJSON's nodes agree on every body */
-    fleet_status st_slow = fleet__oip_parse_request_ex(body, len, header_len, false, &slow,
-                                                       err_slow, sizeof err_slow);
+    fleet_status st_slow =
+        fleet__oip_parse_request_ex(body, len, header_len, false, &slow, err_slow, sizeof err_slow);
     CHECK(st == st_slow);
     if (st != FLEET_OK) {
         CHECK(err[0] != '\0');
@@ -98,8 +100,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(p == t->owned);
         for (size_t k = 0; k < t->nbytes; k++) /* every byte readable */
             binary += (unsigned char)p[k] == 0xA5;
-        outs[i] = (fleet__oip_output){t->name, t->dtype, t->ndim, t->shape, t->data, t->nbytes,
-                                      i % 2 == 1};
+        outs[i] = (fleet__oip_output){t->name, t->dtype,  t->ndim,   t->shape,
+                                      t->data, t->nbytes, i % 2 == 1};
     }
     /* keep the response small: data text grows ~16 bytes per element */
     bool small = true;

@@ -20,11 +20,11 @@ static char root[256];
 
 /* A response body holds the text (the harness's message buffer is smaller
  * than a body, so print a cut of it here). */
-#define BODY_HAS(body, text)                                                             \
-    do {                                                                                 \
-        if (strstr((body), (text)) == NULL)                                              \
-            fprintf(stderr, "body: %.600s\nlacks: %s\n", (body), (text));                \
-        ASSERT_TRUE(strstr((body), (text)) != NULL);                                     \
+#define BODY_HAS(body, text)                                                                       \
+    do {                                                                                           \
+        if (strstr((body), (text)) == NULL)                                                        \
+            fprintf(stderr, "body: %.600s\nlacks: %s\n", (body), (text));                          \
+        ASSERT_TRUE(strstr((body), (text)) != NULL);                                               \
     } while (0)
 
 static void write_file(const char *path, const void *data, size_t n)
@@ -83,9 +83,10 @@ static int http(int port, const char *method, const char *path, const char *json
         return -1;
     }
     char req[2048];
-    int n = snprintf(req, sizeof req,
-                     "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
-                     method, path, json ? strlen(json) : 0, json ? json : "");
+    int n =
+        snprintf(req, sizeof req,
+                 "%s %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n%s",
+                 method, path, json ? strlen(json) : 0, json ? json : "");
     ASSERT_EQ(write(fd, req, (size_t)n), n);
     static char buf[65536];
     size_t got = 0;
@@ -121,11 +122,12 @@ TEST(serve_infer_metadata_and_drain)
     ASSERT_EQ(http(port, "GET", "/v2/models/double_relu", NULL, body, sizeof body), 200);
     BODY_HAS(body, "\"inputs\":[{\"name\":\"x\",\"datatype\":\"FP32\",\"shape\":[-1,4]}]");
     BODY_HAS(body, "\"platform\":\"onnx\"");
-    ASSERT_EQ(http(port, "POST", "/v2/models/double_relu/infer",
-                   "{\"id\":\"q1\",\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
-                   "\"data\":[[1,-2,3.5,-4],[0.25,0,-1,8]]}]}",
-                   body, sizeof body),
-              200);
+    ASSERT_EQ(
+        http(port, "POST", "/v2/models/double_relu/infer",
+             "{\"id\":\"q1\",\"inputs\":[{\"name\":\"x\",\"shape\":[2,4],\"datatype\":\"FP32\","
+             "\"data\":[[1,-2,3.5,-4],[0.25,0,-1,8]]}]}",
+             body, sizeof body),
+        200);
     BODY_HAS(body, "\"data\":[2,0,7,0,0.5,0,0,16]");
     BODY_HAS(body, "\"shape\":[2,4]");
     BODY_HAS(body, "\"id\":\"q1\"");
@@ -142,7 +144,7 @@ TEST(serve_infer_metadata_and_drain)
     BODY_HAS(body, "nv_inference_count{model=\"double_relu\",version=\"1\"} 2\n");
 
     ASSERT_OK(fleet_server_stop(s, 1000));
-    ASSERT_OK(fleet_server_stop(s, 1000)); /* idempotent */
+    ASSERT_OK(fleet_server_stop(s, 1000));                                        /* idempotent */
     ASSERT_EQ(http(port, "GET", "/v2/health/live", NULL, body, sizeof body), -1); /* closed */
     ASSERT_OK(fleet_server_destroy(s));
     ASSERT_OK(fleet_server_destroy(NULL));
@@ -223,8 +225,8 @@ static fleet__serve_model_config parsed(const char *text)
 {
     fleet__serve_model_config c;
     char err[256] = "";
-    fleet_status st = fleet__serve_parse_model_config(text, text ? strlen(text) : 0, &c, err,
-                                                      sizeof err);
+    fleet_status st =
+        fleet__serve_parse_model_config(text, text ? strlen(text) : 0, &c, err, sizeof err);
     if (st != FLEET_OK)
         fprintf(stderr, "config refused: %s\n", err);
     ASSERT_EQ(st, FLEET_OK);

@@ -125,17 +125,21 @@ TEST(binary_extension_points_into_the_body)
     ASSERT_TRUE(r.inputs[2].data == body + jl + 8);
     fleet__oip_request_free(&r);
     /* lying sizes: one byte short, one byte over, a header past the end */
-    ASSERT_EQ(fleet__oip_parse_request(body, jl + 11, (int64_t)jl, &r, err, sizeof err), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_EQ(fleet__oip_parse_request(body, jl + 11, (int64_t)jl, &r, err, sizeof err),
+              FLEET_ERR_INVALID_ARGUMENT);
     ASSERT_STR_CONTAINS(err, "runs past the body");
     char *more = malloc(jl + 13);
     memcpy(more, body, jl + 12);
     more[jl + 12] = 1;
-    ASSERT_EQ(fleet__oip_parse_request(more, jl + 13, (int64_t)jl, &r, err, sizeof err), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_EQ(fleet__oip_parse_request(more, jl + 13, (int64_t)jl, &r, err, sizeof err),
+              FLEET_ERR_INVALID_ARGUMENT);
     ASSERT_STR_CONTAINS(err, "add up to 12");
-    ASSERT_EQ(fleet__oip_parse_request(body, jl + 12, (int64_t)jl + 13, &r, err, sizeof err), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_EQ(fleet__oip_parse_request(body, jl + 12, (int64_t)jl + 13, &r, err, sizeof err),
+              FLEET_ERR_INVALID_ARGUMENT);
     ASSERT_STR_CONTAINS(err, "larger than the body");
     /* binary sizes without the extension */
-    ASSERT_EQ(fleet__oip_parse_request(body, jl, -1, &r, err, sizeof err), FLEET_ERR_INVALID_ARGUMENT);
+    ASSERT_EQ(fleet__oip_parse_request(body, jl, -1, &r, err, sizeof err),
+              FLEET_ERR_INVALID_ARGUMENT);
     ASSERT_STR_CONTAINS(err, "without an Inference-Header-Content-Length");
     free(more);
     free(body);
@@ -158,14 +162,16 @@ TEST(refusals_say_why)
     refused("{\"inputs\":[{\"name\":\"x\",\"shape\":[4611686018427387904],\"datatype\":\"FP32\","
             "\"data\":[1]}]}",
             "byte size overflows");
-    refused("{\"inputs\":[{\"name\":\"x\",\"shape\":[2,2],\"datatype\":\"FP32\",\"data\":[1,2,3]}]}",
-            "3 elements but the shape has 4");
+    refused(
+        "{\"inputs\":[{\"name\":\"x\",\"shape\":[2,2],\"datatype\":\"FP32\",\"data\":[1,2,3]}]}",
+        "3 elements but the shape has 4");
     refused("{\"inputs\":[{\"name\":\"x\",\"shape\":[2],\"datatype\":\"FP32\",\"data\":[1,2,3]}]}",
             "3 elements but the shape has 2");
     refused("{\"inputs\":[{\"name\":\"x\",\"shape\":[2],\"datatype\":\"FP32\",\"data\":[1,{}]}]}",
             "nests objects");
-    refused("{\"inputs\":[{\"name\":\"x\",\"shape\":[2],\"datatype\":\"FP32\",\"data\":[1,\"2\"]}]}",
-            "data[1] is not a number");
+    refused(
+        "{\"inputs\":[{\"name\":\"x\",\"shape\":[2],\"datatype\":\"FP32\",\"data\":[1,\"2\"]}]}",
+        "data[1] is not a number");
     refused("{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"INT32\",\"data\":[1.5]}]}",
             "is not an INT32");
     refused("{\"inputs\":[{\"name\":\"x\",\"shape\":[1],\"datatype\":\"INT32\",\"data\":[3e9]}]}",
@@ -218,11 +224,12 @@ TEST(response_text_and_binary_tail)
     char *body;
     size_t len, jl;
     ASSERT_OK(fleet__oip_build_response("m", "1", "id\"1", outs, 3, &body, &len, &jl));
-    const char *want = "{\"outputs\":[{\"shape\":[2,2],\"name\":\"y\",\"datatype\":\"FP32\","
-                       "\"data\":[1.5,-0.100000001,2.99999989e-08,7]},{\"shape\":[3],\"name\":"
-                       "\"k\",\"datatype\":\"INT64\",\"parameters\":{\"binary_data_size\":24}},"
-                       "{\"shape\":[2],\"name\":\"b\",\"datatype\":\"BOOL\",\"data\":[true,false]}],"
-                       "\"model_name\":\"m\",\"model_version\":\"1\",\"id\":\"id\\\"1\"}";
+    const char *want =
+        "{\"outputs\":[{\"shape\":[2,2],\"name\":\"y\",\"datatype\":\"FP32\","
+        "\"data\":[1.5,-0.100000001,2.99999989e-08,7]},{\"shape\":[3],\"name\":"
+        "\"k\",\"datatype\":\"INT64\",\"parameters\":{\"binary_data_size\":24}},"
+        "{\"shape\":[2],\"name\":\"b\",\"datatype\":\"BOOL\",\"data\":[true,false]}],"
+        "\"model_name\":\"m\",\"model_version\":\"1\",\"id\":\"id\\\"1\"}";
     ASSERT_EQ(jl, strlen(want));
     ASSERT_TRUE(memcmp(body, want, jl) == 0);
     ASSERT_EQ(len, jl + sizeof k);
@@ -278,8 +285,9 @@ TEST(data_fast_path_agrees_with_cjson)
     for (int r = 0; r < 100; r++) {
         p += sprintf(p, "%s[", r ? ", " : "");
         for (int c = 0; c < 10; c++) {
-            static const char *const forms[] = {"0", "-0", "1.5", "-2.25e-3", "3E+2", "1e-40",
-                                                "123456789.125", "-0.0", "7e38", "4e39"};
+            static const char *const forms[] = {"0",    "-0",    "1.5",           "-2.25e-3",
+                                                "3E+2", "1e-40", "123456789.125", "-0.0",
+                                                "7e38", "4e39"};
             p += sprintf(p, "%s%s", c ? "," : "", forms[(r + c) % 10]);
         }
         *p++ = ']';
@@ -318,15 +326,17 @@ TEST(data_fast_path_agrees_with_cjson)
                          "\"data\":[1, 2, 3, 4, 5, 6, 7, 08               ]}]}",
                          FLEET_OK),
               0);
-    ASSERT_EQ(both_paths("{\"id\":\"\\\"data\\\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\","
-                         "\"inputs\":[{\"name\":\"a\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1]}]}",
-                         FLEET_OK),
+    ASSERT_EQ(both_paths(
+                  "{\"id\":\"\\\"data\\\": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]\","
+                  "\"inputs\":[{\"name\":\"a\",\"shape\":[1],\"datatype\":\"FP32\",\"data\":[1]}]}",
+                  FLEET_OK),
               0);
     /* a marker-like string from the client: the slow path for the whole body */
-    ASSERT_EQ(both_paths("{\"id\":\"\\u0001F0\",\"inputs\":[{\"name\":\"a\",\"shape\":[16],"
-                         "\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}",
-                         FLEET_OK),
-              0);
+    ASSERT_EQ(
+        both_paths("{\"id\":\"\\u0001F0\",\"inputs\":[{\"name\":\"a\",\"shape\":[16],"
+                   "\"datatype\":\"FP32\",\"data\":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]}]}",
+                   FLEET_OK),
+        0);
     ASSERT_EQ(both_paths("{\"inputs\":[{\"name\":\"a\",\"shape\":[16],\"datatype\":\"FP32\","
                          "\"data\":\"\\u0001F0\"}]}",
                          FLEET_ERR_INVALID_ARGUMENT),

@@ -21,8 +21,17 @@
 #include "core/log.h"
 #include "serve/serve.h"
 
-enum route { R_NONE, R_LIVE, R_READY, R_SERVER, R_MODEL, R_MODEL_READY, R_CONFIG, R_INFER,
-             R_METRICS };
+enum route {
+    R_NONE,
+    R_LIVE,
+    R_READY,
+    R_SERVER,
+    R_MODEL,
+    R_MODEL_READY,
+    R_CONFIG,
+    R_INFER,
+    R_METRICS
+};
 
 /* One HTTP request (MHD's con_cls). */
 typedef struct http_ctx {
@@ -30,7 +39,7 @@ typedef struct http_ctx {
     fleet__serve_model *m;
     char *body;
     size_t len, cap;
-    int64_t header_len;     /* Inference-Header-Content-Length, -1: none */
+    int64_t header_len; /* Inference-Header-Content-Length, -1: none */
     bool too_large;
     fleet__serve_request *req;
     uint64_t start_ns;
@@ -44,7 +53,8 @@ typedef struct http_ctx {
 
 static fleet__serve_conn *conn_of(struct MHD_Connection *c)
 {
-    const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const union MHD_ConnectionInfo *i =
+        MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return i != NULL ? i->socket_context : NULL;
 }
 
@@ -65,7 +75,8 @@ static void notify_connection(void *cls, struct MHD_Connection *c, void **socket
     fleet_server *s = cls;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         fleet__serve_conn *k = fleet__calloc(1, sizeof *k);
-        const union MHD_ConnectionInfo *i = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+        const union MHD_ConnectionInfo *i =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
         if (k == NULL || i == NULL) {
             free(k);
             return;
@@ -157,8 +168,7 @@ static enum MHD_Result send_response(http_ctx *x, struct MHD_Connection *c,
     return ret;
 }
 
-static enum MHD_Result send_json(http_ctx *x, struct MHD_Connection *c, unsigned status,
-                                 char *json)
+static enum MHD_Result send_json(http_ctx *x, struct MHD_Connection *c, unsigned status, char *json)
 {
     fleet__serve_response r = {status, json, json ? strlen(json) : 0, 0};
     return send_response(x, c, &r, "application/json");
@@ -287,18 +297,21 @@ static enum MHD_Result begin(fleet_server *s, http_ctx *x, struct MHD_Connection
     if (x->route != R_INFER)
         return MHD_YES; /* answered once the (ignored) body is in */
 
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *cl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
     if (cl != NULL) {
         char *end;
         unsigned long long n = strtoull(cl, &end, 10);
         if (*end == '\0' && n > s->cfg.max_body_bytes) {
             x->too_large = true;
-            return send_error(x, c, 413, "the body (%llu bytes) is larger than the limit (%zu bytes)",
-                              n, s->cfg.max_body_bytes);
+            return send_error(x, c, 413,
+                              "the body (%llu bytes) is larger than the limit (%zu bytes)", n,
+                              s->cfg.max_body_bytes);
         }
     }
     x->header_len = -1;
-    const char *hl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Inference-Header-Content-Length");
+    const char *hl =
+        MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Inference-Header-Content-Length");
     if (hl != NULL) {
         char *end;
         long long n = strtoll(hl, &end, 10);
@@ -313,9 +326,8 @@ static enum MHD_Result begin(fleet_server *s, http_ctx *x, struct MHD_Connection
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     fleet_server *s = cls;
     http_ctx *x = *con_cls;
@@ -395,7 +407,8 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     if (x->req != NULL) /* the connection went away before the response */
         fleet__serve_infer_abandon(x->req);
     if (fleet__log_enabled(FLEET_LOG_INFO)) {
-        const union MHD_ConnectionInfo *a = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        const union MHD_ConnectionInfo *a =
+            MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         char peer[64] = "-";
         if (a != NULL && a->client_addr != NULL && a->client_addr->sa_family == AF_INET)
             inet_ntop(AF_INET, &((struct sockaddr_in *)(void *)a->client_addr)->sin_addr, peer,
@@ -404,14 +417,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                         "bytes_in=%zu bytes_out=%zu duration_us=%llu%s",
                         peer, x->method, x->path, x->m ? x->m->name : "-",
                         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? x->status : 0, x->len,
-                        x->bytes_out,
-                        (unsigned long long)((fleet__now_ns() - x->start_ns) / 1000),
+                        x->bytes_out, (unsigned long long)((fleet__now_ns() - x->start_ns) / 1000),
                         toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " closed=1");
     }
     /* The next request on this connection: its headers within the idle
      * bound plus the request bound. */
-    conn_deadline(s, c, fleet__deadline_after_ms((int64_t)s->cfg.idle_timeout_s * 1000 +
-                                                 s->cfg.request_timeout_ms));
+    conn_deadline(s, c,
+                  fleet__deadline_after_ms((int64_t)s->cfg.idle_timeout_s * 1000 +
+                                           s->cfg.request_timeout_ms));
     free(x->body);
     free(x);
     *con_cls = NULL;
@@ -478,14 +491,16 @@ fleet_status fleet_server_start(fleet_server *s)
     FLEET_CHECK_ARG(s != NULL, FLEET_ERR_NULL_POINTER, "%s: server is NULL", fn);
     FLEET_CHECK_ARG(s->daemon == NULL && !s->stopped, FLEET_ERR_INVALID_ARGUMENT,
                     "%s: already started (or stopped)", fn);
-    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM};
+    struct addrinfo hints = {.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV,
+                             .ai_socktype = SOCK_STREAM};
     struct addrinfo *ai = NULL;
     char port[16];
     snprintf(port, sizeof port, "%d", s->cfg.port);
     int rc = getaddrinfo(s->host, port, &hints, &ai);
     if (rc != 0)
-        return fleet__error(FLEET_ERR_INVALID_ARGUMENT, "%s: host '%s' is not a numeric address: %s",
-                            fn, s->host, gai_strerror(rc));
+        return fleet__error(FLEET_ERR_INVALID_ARGUMENT,
+                            "%s: host '%s' is not a numeric address: %s", fn, s->host,
+                            gai_strerror(rc));
     fleet_status st = fleet__thread_start(&s->watchdog, watchdog_main, s, "fleet-serve-watch");
     if (st != FLEET_OK) {
         freeaddrinfo(ai);
@@ -497,20 +512,18 @@ fleet_status fleet_server_start(fleet_server *s)
         flags |= MHD_USE_IPv6;
     size_t mem = s->cfg.max_header_bytes;
     s->daemon = MHD_start_daemon(
-        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s,
-        MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.http_threads,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->cfg.max_connections,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout_s,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-        MHD_OPTION_END);
+        flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
+        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->cfg.http_threads, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_MEMORY_LIMIT, mem,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (s->daemon == NULL)
-        return fleet__error(FLEET_ERR_IO, "%s: cannot listen on %s port %d (in use, or not an "
-                                          "address of this host)", fn, s->host, s->cfg.port);
+        return fleet__error(FLEET_ERR_IO,
+                            "%s: cannot listen on %s port %d (in use, or not an "
+                            "address of this host)",
+                            fn, s->host, s->cfg.port);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = di != NULL ? di->port : s->cfg.port;
     FLEET_LOG_INFOF("serve: listening on %s port %d, %d models", s->host, s->port, s->n_models);
@@ -574,8 +587,10 @@ fleet_status fleet_server_stop(fleet_server *s, int64_t drain_ms)
     }
     FLEET_LOG_INFOF("serve: stopped (%s)", drained ? "drained" : "drain bound passed");
     return drained ? FLEET_OK
-                   : fleet__error(FLEET_ERR_TIMEOUT, "%s: requests still in flight after %lld ms "
-                                                     "were cancelled", fn, (long long)drain_ms);
+                   : fleet__error(FLEET_ERR_TIMEOUT,
+                                  "%s: requests still in flight after %lld ms "
+                                  "were cancelled",
+                                  fn, (long long)drain_ms);
 }
 
 fleet_status fleet_server_destroy(fleet_server *s)

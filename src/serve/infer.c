@@ -18,13 +18,13 @@ struct fleet__serve_request {
     char *id;
     int64_t rows;
     fleet_tensor *in[FLEET_MODEL_MAX_IO], *out[FLEET_MODEL_MAX_IO];
-    int n_send;                           /* outputs in the response, in order */
+    int n_send; /* outputs in the response, in order */
     int send[FLEET_MODEL_MAX_IO];
     bool send_binary[FLEET_MODEL_MAX_IO];
     fleet_ticket *ticket;
     uint64_t submit_ns;
     fleet__serve_response resp;
-    fleet__serve_request *next;           /* the completion list (m->lock)    */
+    fleet__serve_request *next; /* the completion list (m->lock)    */
 };
 
 void fleet__serve_error(fleet__serve_response *r, unsigned status, const char *fmt, ...)
@@ -77,8 +77,10 @@ static bool check(fleet__serve_model *m, const fleet__oip_request *r, fleet__ser
             if (strcmp(r->inputs[j].name, name) == 0)
                 t = &r->inputs[j];
         if (t == NULL) {
-            fleet__serve_error(resp, 400, "model '%s' takes an input '%s', which the request "
-                                          "lacks", m->name, name);
+            fleet__serve_error(resp, 400,
+                               "model '%s' takes an input '%s', which the request "
+                               "lacks",
+                               m->name, name);
             return false;
         }
         if (t->dtype != dt) {
@@ -92,13 +94,15 @@ static bool check(fleet__serve_model *m, const fleet__oip_request *r, fleet__ser
         if (!same) {
             char want[160] = "", got[160] = "";
             for (int d = 0; d < ndim; d++)
-                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld",
-                         d ? "," : "", (long long)shape[d]);
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? "," : "",
+                         (long long)shape[d]);
             for (int d = 0; d < t->ndim; d++)
                 snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? "," : "",
                          (long long)t->shape[d]);
-            fleet__serve_error(resp, 400, "input '%s': shape [%s], the model takes [%s] (-1: the "
-                                          "batch)", name, got, want);
+            fleet__serve_error(resp, 400,
+                               "input '%s': shape [%s], the model takes [%s] (-1: the "
+                               "batch)",
+                               name, got, want);
             return false;
         }
         int64_t rows = ndim > 0 && shape[0] < 0 ? t->shape[0] : 1;
@@ -148,14 +152,20 @@ static bool check(fleet__serve_model *m, const fleet__oip_request *r, fleet__ser
 static unsigned status_http(fleet_status st)
 {
     switch (st) {
-    case FLEET_ERR_QUEUE_FULL: return 429;
-    case FLEET_ERR_SHUTDOWN: return 503;
-    case FLEET_ERR_TIMEOUT: return 503;
-    case FLEET_ERR_OUT_OF_MEMORY: return 503;
+    case FLEET_ERR_QUEUE_FULL:
+        return 429;
+    case FLEET_ERR_SHUTDOWN:
+        return 503;
+    case FLEET_ERR_TIMEOUT:
+        return 503;
+    case FLEET_ERR_OUT_OF_MEMORY:
+        return 503;
     case FLEET_ERR_INVALID_ARGUMENT:
     case FLEET_ERR_SHAPE_MISMATCH:
-    case FLEET_ERR_DTYPE_MISMATCH: return 400;
-    default: return 500;
+    case FLEET_ERR_DTYPE_MISMATCH:
+        return 400;
+    default:
+        return 500;
     }
 }
 
@@ -250,8 +260,9 @@ static void build(fleet__serve_request *q)
     fleet_atomic_add_relaxed(&m->compute_us, (uint64_t)compute_us);
     if (st != FLEET_OK) {
         if (st == FLEET_ERR_TIMEOUT)
-            fleet__serve_error(&q->resp, 503, "model '%s': timed out in the queue (timeout_ms %lld)",
-                               m->name, (long long)m->cfg.timeout_ms);
+            fleet__serve_error(&q->resp, 503,
+                               "model '%s': timed out in the queue (timeout_ms %lld)", m->name,
+                               (long long)m->cfg.timeout_ms);
         else if (st == FLEET_ERR_SHUTDOWN)
             fleet__serve_error(&q->resp, 503, "the server is shutting down");
         else
@@ -274,8 +285,8 @@ static void build(fleet__serve_request *q)
         host[k] = fleet__malloc(nbytes ? nbytes : 1);
         st = host[k] ? fleet_tensor_copy_to_host(q->out[i], host[k], nbytes)
                      : FLEET_ERR_OUT_OF_MEMORY;
-        outs[k] = (fleet__oip_output){name, dt, ndim, shapes[k], host[k], nbytes,
-                                      q->send_binary[k]};
+        outs[k] =
+            (fleet__oip_output){name, dt, ndim, shapes[k], host[k], nbytes, q->send_binary[k]};
     }
     if (st == FLEET_OK)
         st = fleet__oip_build_response(m->name, "1", q->id, outs, q->n_send, &q->resp.body,

@@ -44,60 +44,93 @@ static void put(out *o, const char *fmt, ...)
     }
 }
 
-typedef uint64_t (*model_value)(fleet__serve_model *m, const fleet_batcher_stats *b,
-                                const fleet_model_stats *ms);
-
-static uint64_t v_success(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return fleet_atomic_load_relaxed(&m->success); }
-static uint64_t v_failure(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return fleet_atomic_load_relaxed(&m->failure); }
-static uint64_t v_count(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return fleet_atomic_load_relaxed(&m->inference_count); }
-static uint64_t v_exec(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return b->batches; }
-static uint64_t v_request_us(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return fleet_atomic_load_relaxed(&m->request_us); }
-static uint64_t v_queue_us(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return fleet_atomic_load_relaxed(&m->queue_us); }
-static uint64_t v_compute_us(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return fleet_atomic_load_relaxed(&m->compute_us); }
-static uint64_t v_pending(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{
-    int64_t p = fleet_atomic_load_relaxed(&m->pending);
-    return p > 0 ? (uint64_t)p : 0;
-}
-static uint64_t v_rows(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return b->rows; }
-static uint64_t v_queued(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return b->queued > 0 ? (uint64_t)b->queued : 0; }
-static uint64_t v_full(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return b->rejected_full; }
-static uint64_t v_timed_out(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return b->timed_out; }
-static uint64_t v_replays(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return ms->graph_replays; }
-static uint64_t v_runs(fleet__serve_model *m, const fleet_batcher_stats *b, const fleet_model_stats *ms)
-{ return ms->runs; }
+enum metric {
+    M_SUCCESS,
+    M_FAILURE,
+    M_COUNT,
+    M_EXEC,
+    M_REQUEST_US,
+    M_QUEUE_US,
+    M_COMPUTE_US,
+    M_PENDING,
+    M_ROWS,
+    M_QUEUED,
+    M_FULL,
+    M_TIMED_OUT,
+    M_RUNS,
+    M_REPLAYS
+};
 
 static const struct {
+    enum metric id;
     const char *name, *type, *help;
-    model_value value;
 } model_metrics[] = {
-    {"nv_inference_request_success", "counter", "Number of successful inference requests, all batch sizes", v_success},
-    {"nv_inference_request_failure", "counter", "Number of failed inference requests, all batch sizes", v_failure},
-    {"nv_inference_count", "counter", "Number of inferences performed (rows; batch B counts B)", v_count},
-    {"nv_inference_exec_count", "counter", "Number of model executions performed (batches)", v_exec},
-    {"nv_inference_request_duration_us", "counter", "Cumulative inference request duration in microseconds (submit to response)", v_request_us},
-    {"nv_inference_queue_duration_us", "counter", "Cumulative inference queuing duration in microseconds", v_queue_us},
-    {"nv_inference_compute_infer_duration_us", "counter", "Cumulative compute inference duration in microseconds (the request's batch run)", v_compute_us},
-    {"nv_inference_pending_request_count", "gauge", "Instantaneous number of pending requests awaiting execution", v_pending},
-    {"fleet_batcher_rows_total", "counter", "Request rows run by the model's batcher (padding excluded)", v_rows},
-    {"fleet_batcher_queued", "gauge", "Requests waiting in the batcher's queue now", v_queued},
-    {"fleet_batcher_rejected_full_total", "counter", "Requests refused because the queue was full (429)", v_full},
-    {"fleet_batcher_timed_out_total", "counter", "Requests dropped at their deadline in the queue", v_timed_out},
-    {"fleet_model_runs_total", "counter", "Model runs (batches, and any direct runs)", v_runs},
-    {"fleet_model_graph_replays_total", "counter", "Runs that replayed a captured CUDA graph", v_replays},
+    {M_SUCCESS, "nv_inference_request_success", "counter",
+     "Number of successful inference requests, all batch sizes"},
+    {M_FAILURE, "nv_inference_request_failure", "counter",
+     "Number of failed inference requests, all batch sizes"},
+    {M_COUNT, "nv_inference_count", "counter",
+     "Number of inferences performed (rows; batch B counts B)"},
+    {M_EXEC, "nv_inference_exec_count", "counter",
+     "Number of model executions performed (batches)"},
+    {M_REQUEST_US, "nv_inference_request_duration_us", "counter",
+     "Cumulative inference request duration in microseconds (submit to response)"},
+    {M_QUEUE_US, "nv_inference_queue_duration_us", "counter",
+     "Cumulative inference queuing duration in microseconds"},
+    {M_COMPUTE_US, "nv_inference_compute_infer_duration_us", "counter",
+     "Cumulative compute inference duration in microseconds (the request's batch run)"},
+    {M_PENDING, "nv_inference_pending_request_count", "gauge",
+     "Instantaneous number of pending requests awaiting execution"},
+    {M_ROWS, "fleet_batcher_rows_total", "counter",
+     "Request rows run by the model's batcher (padding excluded)"},
+    {M_QUEUED, "fleet_batcher_queued", "gauge", "Requests waiting in the batcher's queue now"},
+    {M_FULL, "fleet_batcher_rejected_full_total", "counter",
+     "Requests refused because the queue was full (429)"},
+    {M_TIMED_OUT, "fleet_batcher_timed_out_total", "counter",
+     "Requests dropped at their deadline in the queue"},
+    {M_RUNS, "fleet_model_runs_total", "counter", "Model runs (batches, and any direct runs)"},
+    {M_REPLAYS, "fleet_model_graph_replays_total", "counter",
+     "Runs that replayed a captured CUDA graph"},
 };
+
+/* Counters are read relaxed: each is a count on its own. */
+static uint64_t model_value(enum metric id, fleet__serve_model *m, const fleet_batcher_stats *b,
+                            const fleet_model_stats *ms)
+{
+    switch (id) {
+    case M_SUCCESS:
+        return fleet_atomic_load_relaxed(&m->success);
+    case M_FAILURE:
+        return fleet_atomic_load_relaxed(&m->failure);
+    case M_COUNT:
+        return fleet_atomic_load_relaxed(&m->inference_count);
+    case M_EXEC:
+        return b->batches;
+    case M_REQUEST_US:
+        return fleet_atomic_load_relaxed(&m->request_us);
+    case M_QUEUE_US:
+        return fleet_atomic_load_relaxed(&m->queue_us);
+    case M_COMPUTE_US:
+        return fleet_atomic_load_relaxed(&m->compute_us);
+    case M_PENDING: {
+        int64_t p = fleet_atomic_load_relaxed(&m->pending);
+        return p > 0 ? (uint64_t)p : 0;
+    }
+    case M_ROWS:
+        return b->rows;
+    case M_QUEUED:
+        return b->queued > 0 ? (uint64_t)b->queued : 0;
+    case M_FULL:
+        return b->rejected_full;
+    case M_TIMED_OUT:
+        return b->timed_out;
+    case M_RUNS:
+        return ms->runs;
+    case M_REPLAYS:
+        return ms->graph_replays;
+    }
+    return 0;
+}
 
 char *fleet__serve_metrics_text(fleet_server *s, size_t *len)
 {
@@ -120,7 +153,7 @@ char *fleet__serve_metrics_text(fleet_server *s, size_t *len)
         for (int i = 0; i < n; i++)
             put(&o, "%s{model=\"%s\",version=\"1\"} %llu\n", model_metrics[k].name,
                 s->models[i]->name,
-                (unsigned long long)model_metrics[k].value(s->models[i], &bs[i], &ms[i]));
+                (unsigned long long)model_value(model_metrics[k].id, s->models[i], &bs[i], &ms[i]));
     }
     put(&o, "# HELP fleet_batcher_mean_batch_rows Mean rows per batch since start\n"
             "# TYPE fleet_batcher_mean_batch_rows gauge\n");
@@ -132,13 +165,14 @@ char *fleet__serve_metrics_text(fleet_server *s, size_t *len)
 
     /* Per device, each once. */
     static const char *const dev_names[] = {
-        "fleet_memory_allocated_bytes", "fleet_memory_reserved_bytes", "fleet_memory_cached_bytes",
-        "fleet_memory_peak_allocated_bytes", "fleet_stream_pool_capacity",
-        "fleet_stream_pool_exclusive_in_use", "fleet_stream_pool_shared_bindings"};
+        "fleet_memory_allocated_bytes",     "fleet_memory_reserved_bytes",
+        "fleet_memory_cached_bytes",        "fleet_memory_peak_allocated_bytes",
+        "fleet_stream_pool_capacity",       "fleet_stream_pool_exclusive_in_use",
+        "fleet_stream_pool_shared_bindings"};
     static const char *const dev_help[] = {
         "Bytes in live blocks of the caching allocator", "Bytes in segments from the backend",
-        "Bytes in free blocks ready for reuse", "Highest allocated bytes since start",
-        "Streams of the device's pool (FLEET_STREAMS)", "Pool slots held by a bound thread now",
+        "Bytes in free blocks ready for reuse",          "Highest allocated bytes since start",
+        "Streams of the device's pool (FLEET_STREAMS)",  "Pool slots held by a bound thread now",
         "Live threads bound to a slot they share"};
     for (size_t k = 0; k < sizeof dev_names / sizeof dev_names[0]; k++) {
         put(&o, "# HELP %s %s\n# TYPE %s gauge\n", dev_names[k], dev_help[k], dev_names[k]);
@@ -153,20 +187,26 @@ char *fleet__serve_metrics_text(fleet_server *s, size_t *len)
             fleet_stream_pool_stats pool = {0};
             (void)fleet_memory_get_stats(d, &mem);
             (void)fleet_stream_pool_get_stats(d, &pool);
-            uint64_t v[] = {mem.allocated, mem.reserved, mem.cached, mem.peak_allocated,
-                            (uint64_t)pool.capacity, (uint64_t)pool.exclusive_in_use,
+            uint64_t v[] = {mem.allocated,
+                            mem.reserved,
+                            mem.cached,
+                            mem.peak_allocated,
+                            (uint64_t)pool.capacity,
+                            (uint64_t)pool.exclusive_in_use,
                             (uint64_t)pool.shared_bindings};
             put(&o, "%s{device=\"%s\"} %llu\n", dev_names[k], fleet_device_name(d),
                 (unsigned long long)v[k]);
         }
     }
-    put(&o, "# HELP fleet_server_in_flight Infer requests between submit and response\n"
-            "# TYPE fleet_server_in_flight gauge\nfleet_server_in_flight %lld\n",
+    put(&o,
+        "# HELP fleet_server_in_flight Infer requests between submit and response\n"
+        "# TYPE fleet_server_in_flight gauge\nfleet_server_in_flight %lld\n",
         (long long)fleet_atomic_load_relaxed(&s->in_flight));
-    put(&o, "# HELP fleet_server_connections_timed_out_total Connections closed because their "
-            "request did not arrive within request_timeout_ms\n"
-            "# TYPE fleet_server_connections_timed_out_total counter\n"
-            "fleet_server_connections_timed_out_total %llu\n",
+    put(&o,
+        "# HELP fleet_server_connections_timed_out_total Connections closed because their "
+        "request did not arrive within request_timeout_ms\n"
+        "# TYPE fleet_server_connections_timed_out_total counter\n"
+        "fleet_server_connections_timed_out_total %llu\n",
         (unsigned long long)fleet_atomic_load_relaxed(&s->connections_refused_timeout));
     if (o.oom) {
         free(o.p);

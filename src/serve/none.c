@@ -26,8 +26,9 @@ int fleet_server_port(const fleet_server *server)
 
 fleet_status fleet_server_stop(fleet_server *server, int64_t drain_ms)
 {
-    return server == NULL ? FLEET_OK
-                          : fleet__error(FLEET_ERR_UNSUPPORTED, "fleet_server_stop: built without the server");
+    return server == NULL
+               ? FLEET_OK
+               : fleet__error(FLEET_ERR_UNSUPPORTED, "fleet_server_stop: built without the server");
 }
 
 fleet_status fleet_server_destroy(fleet_server *server)

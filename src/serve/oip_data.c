@@ -38,12 +38,13 @@ fleet_status fleet__oip_put_scalar(fleet__oip_fill *f, fleet__oip_scalar kind, d
             f->out[i] = v == 1;
             return FLEET_OK;
         }
-        return fleet__oip_refuse(f->err, f->err_size, "input '%s': data[%lld] is not a BOOL (true, false)",
-                   f->name, (long long)i);
+        return fleet__oip_refuse(f->err, f->err_size,
+                                 "input '%s': data[%lld] is not a BOOL (true, false)", f->name,
+                                 (long long)i);
     }
     if (kind != FLEET__OIP_NUMBER)
-        return fleet__oip_refuse(f->err, f->err_size, "input '%s': data[%lld] is not a number", f->name,
-                   (long long)i);
+        return fleet__oip_refuse(f->err, f->err_size, "input '%s': data[%lld] is not a number",
+                                 f->name, (long long)i);
     switch (f->dtype) {
     case FLEET_DTYPE_F32: {
         float x = (float)v;
@@ -62,8 +63,9 @@ fleet_status fleet__oip_put_scalar(fleet__oip_fill *f, fleet__oip_scalar kind, d
     }
     case FLEET_DTYPE_I32:
         if (v != floor(v) || v < -2147483648.0 || v > 2147483647.0)
-            return fleet__oip_refuse(f->err, f->err_size, "input '%s': data[%lld] = %g is not an INT32",
-                       f->name, (long long)i, v);
+            return fleet__oip_refuse(f->err, f->err_size,
+                                     "input '%s': data[%lld] = %g is not an INT32", f->name,
+                                     (long long)i, v);
         {
             int32_t x = (int32_t)v;
             memcpy(f->out + 4 * i, &x, 4);
@@ -73,10 +75,11 @@ fleet_status fleet__oip_put_scalar(fleet__oip_fill *f, fleet__oip_scalar kind, d
         /* JSON numbers arrive as doubles: exact up to 2^53 (the binary
          * extension carries any INT64). */
         if (v != floor(v) || v < -9007199254740992.0 || v > 9007199254740992.0)
-            return fleet__oip_refuse(f->err, f->err_size,
-                       "input '%s': data[%lld] = %g is not an INT64 within +-2^53 (send larger "
-                       "ones as binary data)",
-                       f->name, (long long)i, v);
+            return fleet__oip_refuse(
+                f->err, f->err_size,
+                "input '%s': data[%lld] = %g is not an INT64 within +-2^53 (send larger "
+                "ones as binary data)",
+                f->name, (long long)i, v);
         {
             int64_t x = (int64_t)v;
             memcpy(f->out + 8 * i, &x, 8);

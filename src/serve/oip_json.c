@@ -25,8 +25,8 @@ static const struct {
     const char *name;
     fleet_dtype dtype;
 } dtypes[] = {
-    {"FP32", FLEET_DTYPE_F32},   {"FP16", FLEET_DTYPE_F16},   {"BF16", FLEET_DTYPE_BF16},
-    {"INT32", FLEET_DTYPE_I32},  {"INT64", FLEET_DTYPE_I64},  {"BOOL", FLEET_DTYPE_BOOL},
+    {"FP32", FLEET_DTYPE_F32},  {"FP16", FLEET_DTYPE_F16},  {"BF16", FLEET_DTYPE_BF16},
+    {"INT32", FLEET_DTYPE_I32}, {"INT64", FLEET_DTYPE_I64}, {"BOOL", FLEET_DTYPE_BOOL},
 };
 
 /* Bytes per element of the datatypes above (the parser stands alone: the
@@ -35,11 +35,15 @@ static size_t elem_size(fleet_dtype dtype)
 {
     switch (dtype) {
     case FLEET_DTYPE_F16:
-    case FLEET_DTYPE_BF16: return 2;
+    case FLEET_DTYPE_BF16:
+        return 2;
     case FLEET_DTYPE_F32:
-    case FLEET_DTYPE_I32: return 4;
-    case FLEET_DTYPE_I64: return 8;
-    case FLEET_DTYPE_BOOL: return 1;
+    case FLEET_DTYPE_I32:
+        return 4;
+    case FLEET_DTYPE_I64:
+        return 8;
+    case FLEET_DTYPE_BOOL:
+        return 1;
     }
     return 1;
 }
@@ -61,7 +65,6 @@ bool fleet__oip_dtype_parse(const char *name, fleet_dtype *out)
         }
     return false;
 }
-
 
 void fleet__oip_request_free(fleet__oip_request *req)
 {
@@ -131,23 +134,25 @@ static const fleet__oip_span *marked(const fast_ctx *fc, const cJSON *data)
     return k >= 0 && k < fc->n_spans ? &fc->spans[k] : NULL;
 }
 
-
 /* ---- one input ------------------------------------------------------------------------ */
 
 static fleet_status parse_shape(const cJSON *s, fleet__oip_tensor *t, char *err, size_t es)
 {
     if (!cJSON_IsArray(s))
-        return fleet__oip_refuse(err, es, "input '%s': \"shape\" must be an array of integers", t->name);
+        return fleet__oip_refuse(err, es, "input '%s': \"shape\" must be an array of integers",
+                                 t->name);
     int n = cJSON_GetArraySize(s);
     if (n > FLEET_MAX_DIMS)
-        return fleet__oip_refuse(err, es, "input '%s': %d dimensions (at most %d)", t->name, n, FLEET_MAX_DIMS);
+        return fleet__oip_refuse(err, es, "input '%s': %d dimensions (at most %d)", t->name, n,
+                                 FLEET_MAX_DIMS);
     int64_t numel = 1;
     bool overflow = false;
     int k = 0;
     for (const cJSON *d = s->child; d != NULL; d = d->next, k++) {
         double v = cJSON_IsNumber(d) ? d->valuedouble : -1;
         if (!cJSON_IsNumber(d) || v != floor(v) || v < 0 || v >= 9223372036854775807.0)
-            return fleet__oip_refuse(err, es, "input '%s': shape[%d] is not an integer >= 0", t->name, k);
+            return fleet__oip_refuse(err, es, "input '%s': shape[%d] is not an integer >= 0",
+                                     t->name, k);
         t->shape[k] = (int64_t)v;
         if (t->shape[k] != 0 && numel > INT64_MAX / t->shape[k])
             overflow = true;
@@ -156,7 +161,8 @@ static fleet_status parse_shape(const cJSON *s, fleet__oip_tensor *t, char *err,
     }
     t->ndim = n;
     if (overflow)
-        return fleet__oip_refuse(err, es, "input '%s': the shape's element count overflows 64 bits", t->name);
+        return fleet__oip_refuse(err, es, "input '%s': the shape's element count overflows 64 bits",
+                                 t->name);
     size_t esize = elem_size(t->dtype);
     if ((uint64_t)numel > (uint64_t)(SIZE_MAX / 2) / esize)
         return fleet__oip_refuse(err, es, "input '%s': the shape's byte size overflows", t->name);
@@ -166,8 +172,8 @@ static fleet_status parse_shape(const cJSON *s, fleet__oip_tensor *t, char *err,
 }
 
 static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const char *bin,
-                                size_t bin_len, size_t *bin_at, const fast_ctx *fc,
-                                bool *fast, char *err, size_t es)
+                                size_t bin_len, size_t *bin_at, const fast_ctx *fc, bool *fast,
+                                char *err, size_t es)
 {
     if (!cJSON_IsObject(in))
         return fleet__oip_refuse(err, es, "\"inputs\" must hold objects");
@@ -175,52 +181,62 @@ static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const cha
     if (!cJSON_IsString(name) || name->valuestring[0] == '\0')
         return fleet__oip_refuse(err, es, "an input has no \"name\" string");
     if (strlen(name->valuestring) >= FLEET__OIP_NAME_MAX)
-        return fleet__oip_refuse(err, es, "an input's name is longer than %d bytes", FLEET__OIP_NAME_MAX - 1);
+        return fleet__oip_refuse(err, es, "an input's name is longer than %d bytes",
+                                 FLEET__OIP_NAME_MAX - 1);
     strcpy(t->name, name->valuestring);
     const cJSON *dt = cJSON_GetObjectItemCaseSensitive(in, "datatype");
     if (!cJSON_IsString(dt))
         return fleet__oip_refuse(err, es, "input '%s': no \"datatype\" string", t->name);
     if (!fleet__oip_dtype_parse(dt->valuestring, &t->dtype))
-        return fleet__oip_refuse(err, es,
-                   "input '%s': datatype '%.32s' is not supported (FP32, FP16, BF16, INT64, "
-                   "INT32, BOOL)",
-                   t->name, dt->valuestring);
+        return fleet__oip_refuse(
+            err, es,
+            "input '%s': datatype '%.32s' is not supported (FP32, FP16, BF16, INT64, "
+            "INT32, BOOL)",
+            t->name, dt->valuestring);
     fleet_status st = parse_shape(cJSON_GetObjectItemCaseSensitive(in, "shape"), t, err, es);
     if (st != FLEET_OK)
         return st;
 
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(in, "parameters");
-    const cJSON *bsize =
-        cJSON_IsObject(params) ? cJSON_GetObjectItemCaseSensitive(params, "binary_data_size") : NULL;
+    const cJSON *bsize = cJSON_IsObject(params)
+                             ? cJSON_GetObjectItemCaseSensitive(params, "binary_data_size")
+                             : NULL;
     const cJSON *data = cJSON_GetObjectItemCaseSensitive(in, "data");
     if (bsize != NULL) {
         if (data != NULL)
-            return fleet__oip_refuse(err, es, "input '%s': both \"data\" and binary_data_size", t->name);
+            return fleet__oip_refuse(err, es, "input '%s': both \"data\" and binary_data_size",
+                                     t->name);
         if (bin == NULL)
-            return fleet__oip_refuse(err, es,
-                       "input '%s': binary_data_size without an Inference-Header-Content-Length",
-                       t->name);
+            return fleet__oip_refuse(
+                err, es, "input '%s': binary_data_size without an Inference-Header-Content-Length",
+                t->name);
         double v = cJSON_IsNumber(bsize) ? bsize->valuedouble : -1;
         if (v != floor(v) || v < 0)
-            return fleet__oip_refuse(err, es, "input '%s': binary_data_size is not an integer >= 0", t->name);
+            return fleet__oip_refuse(err, es, "input '%s': binary_data_size is not an integer >= 0",
+                                     t->name);
         if (v != (double)t->nbytes)
-            return fleet__oip_refuse(err, es, "input '%s': binary_data_size %.0f but the shape and datatype "
-                                "need %zu bytes", t->name, v, t->nbytes);
-        if (t->nbytes > bin_len - *bin_at)
             return fleet__oip_refuse(err, es,
-                       "input '%s': binary_data_size %zu runs past the body's end (%zu bytes left)",
-                       t->name, t->nbytes, bin_len - *bin_at);
+                                     "input '%s': binary_data_size %.0f but the shape and datatype "
+                                     "need %zu bytes",
+                                     t->name, v, t->nbytes);
+        if (t->nbytes > bin_len - *bin_at)
+            return fleet__oip_refuse(
+                err, es,
+                "input '%s': binary_data_size %zu runs past the body's end (%zu bytes left)",
+                t->name, t->nbytes, bin_len - *bin_at);
         t->data = bin + *bin_at;
         *bin_at += t->nbytes;
         return FLEET_OK;
     }
     if (data == NULL)
-        return fleet__oip_refuse(err, es, "input '%s': no \"data\" (nor binary_data_size)", t->name);
+        return fleet__oip_refuse(err, es, "input '%s': no \"data\" (nor binary_data_size)",
+                                 t->name);
     const fleet__oip_span *sp = marked(fc, data);
     if (sp != NULL) {
         if (sp->count != t->numel)
-            return fleet__oip_refuse(err, es, "input '%s': \"data\" has %lld elements but the shape has %lld",
-                       t->name, (long long)sp->count, (long long)t->numel);
+            return fleet__oip_refuse(
+                err, es, "input '%s': \"data\" has %lld elements but the shape has %lld", t->name,
+                (long long)sp->count, (long long)t->numel);
         t->owned = fleet__malloc(t->nbytes > 0 ? t->nbytes : 1);
         if (t->owned == NULL)
             return FLEET_ERR_OUT_OF_MEMORY;
@@ -236,11 +252,13 @@ static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const cha
         return fleet__oip_refuse(err, es, "input '%s': \"data\" must be an array", t->name);
     int64_t count = count_elements(data, 0);
     if (count < 0)
-        return fleet__oip_refuse(err, es, "input '%s': \"data\" nests objects or more than %d arrays",
-                   t->name, MAX_DEPTH);
+        return fleet__oip_refuse(err, es,
+                                 "input '%s': \"data\" nests objects or more than %d arrays",
+                                 t->name, MAX_DEPTH);
     if (count != t->numel)
-        return fleet__oip_refuse(err, es, "input '%s': \"data\" has %lld elements but the shape has %lld",
-                   t->name, (long long)count, (long long)t->numel);
+        return fleet__oip_refuse(err, es,
+                                 "input '%s': \"data\" has %lld elements but the shape has %lld",
+                                 t->name, (long long)count, (long long)t->numel);
     t->owned = fleet__malloc(t->nbytes > 0 ? t->nbytes : 1);
     if (t->owned == NULL)
         return FLEET_ERR_OUT_OF_MEMORY;
@@ -252,8 +270,7 @@ static fleet_status parse_input(const cJSON *in, fleet__oip_tensor *t, const cha
     return FLEET_OK;
 }
 
-static fleet_status parse_outputs(const cJSON *outs, fleet__oip_request *req, char *err,
-                                  size_t es)
+static fleet_status parse_outputs(const cJSON *outs, fleet__oip_request *req, char *err, size_t es)
 {
     if (!cJSON_IsArray(outs))
         return fleet__oip_refuse(err, es, "\"outputs\" must be an array");
@@ -261,16 +278,20 @@ static fleet_status parse_outputs(const cJSON *outs, fleet__oip_request *req, ch
         if (req->n_outputs == FLEET_MODEL_MAX_IO)
             return fleet__oip_refuse(err, es, "more than %d outputs requested", FLEET_MODEL_MAX_IO);
         const cJSON *name = cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, "name") : NULL;
-        if (!cJSON_IsString(name) || strlen(name->valuestring) >= FLEET__OIP_NAME_MAX)
-            return fleet__oip_refuse(err, es, "a requested output has no \"name\" string (or a too long one)");
+        if (name == NULL || !cJSON_IsString(name) ||
+            strlen(name->valuestring) >= FLEET__OIP_NAME_MAX)
+            return fleet__oip_refuse(
+                err, es, "a requested output has no \"name\" string (or a too long one)");
         fleet__oip_output_request *r = &req->outputs[req->n_outputs++];
         strcpy(r->name, name->valuestring);
         r->binary = req->binary_default;
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(o, "parameters");
-        const cJSON *b = cJSON_IsObject(p) ? cJSON_GetObjectItemCaseSensitive(p, "binary_data") : NULL;
+        const cJSON *b =
+            cJSON_IsObject(p) ? cJSON_GetObjectItemCaseSensitive(p, "binary_data") : NULL;
         if (b != NULL) {
             if (!cJSON_IsBool(b))
-                return fleet__oip_refuse(err, es, "output '%s': binary_data must be true or false", r->name);
+                return fleet__oip_refuse(err, es, "output '%s': binary_data must be true or false",
+                                         r->name);
             r->binary = cJSON_IsTrue(b);
         }
     }
@@ -291,8 +312,9 @@ static fleet_status parse_tree(const cJSON *root, const char *bin, size_t bin_le
             return FLEET_ERR_OUT_OF_MEMORY;
     }
     const cJSON *params = cJSON_GetObjectItemCaseSensitive(root, "parameters");
-    const cJSON *bd =
-        cJSON_IsObject(params) ? cJSON_GetObjectItemCaseSensitive(params, "binary_data_output") : NULL;
+    const cJSON *bd = cJSON_IsObject(params)
+                          ? cJSON_GetObjectItemCaseSensitive(params, "binary_data_output")
+                          : NULL;
     if (bd != NULL && !cJSON_IsBool(bd))
         return fleet__oip_refuse(err, es, "parameters.binary_data_output must be true or false");
     req->binary_default = bd != NULL && cJSON_IsTrue(bd);
@@ -315,9 +337,9 @@ static fleet_status parse_tree(const cJSON *root, const char *bin, size_t bin_le
                 return fleet__oip_refuse(err, es, "input '%s' given twice", t->name);
     }
     if (bin != NULL && bin_at != bin_len)
-        return fleet__oip_refuse(err, es,
-                   "the binary data is %zu bytes but the inputs' binary_data_size add up to %zu",
-                   bin_len, bin_at);
+        return fleet__oip_refuse(
+            err, es, "the binary data is %zu bytes but the inputs' binary_data_size add up to %zu",
+            bin_len, bin_at);
     const cJSON *outs = cJSON_GetObjectItemCaseSensitive(root, "outputs");
     return outs != NULL ? parse_outputs(outs, req, err, es) : FLEET_OK;
 }
@@ -334,9 +356,10 @@ fleet_status fleet__oip_parse_request_ex(const char *body, size_t len, int64_t h
     size_t bin_len = 0;
     if (header_len >= 0) {
         if ((uint64_t)header_len > len)
-            return fleet__oip_refuse(err, err_size,
-                       "Inference-Header-Content-Length %lld is larger than the body (%zu bytes)",
-                       (long long)header_len, len);
+            return fleet__oip_refuse(
+                err, err_size,
+                "Inference-Header-Content-Length %lld is larger than the body (%zu bytes)",
+                (long long)header_len, len);
         json_len = (size_t)header_len;
         bin = body + json_len;
         bin_len = len - json_len;

@@ -44,16 +44,18 @@ static fleet_status get_int(const cJSON *root, const char *key, int64_t lo, int6
     return FLEET_OK;
 }
 
-static const char *const known_keys[] = {"max_batch", "max_delay_us", "instances",
-                                         "queue_capacity", "timeout_ms", "device", "dims",
-                                         "builder", "widths"};
+static const char *const known_keys[] = {"max_batch",      "max_delay_us", "instances",
+                                         "queue_capacity", "timeout_ms",   "device",
+                                         "dims",           "builder",      "widths"};
 
 fleet_status fleet__serve_parse_model_config(const char *text, size_t len,
-                                             fleet__serve_model_config *cfg, char *err,
-                                             size_t es)
+                                             fleet__serve_model_config *cfg, char *err, size_t es)
 {
-    *cfg = (fleet__serve_model_config){.max_batch = 32, .max_delay_us = 500, .instances = 2,
-                                       .queue_capacity = 1024, .device = "default"};
+    *cfg = (fleet__serve_model_config){.max_batch = 32,
+                                       .max_delay_us = 500,
+                                       .instances = 2,
+                                       .queue_capacity = 1024,
+                                       .device = "default"};
     if (text == NULL)
         return FLEET_OK;
     cJSON *root = cJSON_ParseWithLength(text, len);
@@ -322,7 +324,8 @@ fleet_status fleet__serve_load_models(fleet_server *s)
         if (!name_ok(e->d_name)) {
             st = fleet__error(FLEET_ERR_INVALID_CONFIG,
                               "fleet_server_create: model folder '%s': a name of A-Z a-z 0-9 _ . - "
-                              "(under 128 bytes) is needed", e->d_name);
+                              "(under 128 bytes) is needed",
+                              e->d_name);
             break;
         }
         if (s->n_models == MAX_MODELS) {
@@ -336,8 +339,8 @@ fleet_status fleet__serve_load_models(fleet_server *s)
     }
     closedir(d);
     if (st == FLEET_OK && s->n_models == 0)
-        st = fleet__error(FLEET_ERR_INVALID_CONFIG,
-                          "fleet_server_create: no model folders in %s", s->models_dir);
+        st = fleet__error(FLEET_ERR_INVALID_CONFIG, "fleet_server_create: no model folders in %s",
+                          s->models_dir);
     if (st == FLEET_OK)
         qsort(s->models, (size_t)s->n_models, sizeof *s->models, by_name);
     return st;
@@ -384,17 +387,17 @@ char *fleet__serve_model_metadata(const fleet__serve_model *m)
             fleet_dtype dt;
             int ndim;
             int64_t shape[FLEET_MAX_DIMS];
-            ok = (io == 0 ? fleet_model_input_info(m->model, i, &name, &dt, &ndim, shape)
-                          : fleet_model_output_info(m->model, i, &name, &dt, &ndim, shape)) ==
-                 FLEET_OK;
+            ok = (io == 0
+                      ? fleet_model_input_info(m->model, i, &name, &dt, &ndim, shape)
+                      : fleet_model_output_info(m->model, i, &name, &dt, &ndim, shape)) == FLEET_OK;
             cJSON *t = ok ? cJSON_CreateObject() : NULL;
             ok = t && cJSON_AddItemToArray(list, t) && cJSON_AddStringToObject(t, "name", name) &&
                  cJSON_AddStringToObject(t, "datatype", fleet__oip_dtype_name(dt));
             cJSON *sh = ok ? cJSON_AddArrayToObject(t, "shape") : NULL;
             ok = sh != NULL;
             for (int d = 0; ok && d < ndim; d++) /* the batch (and any folded dims): -1 */
-                ok = cJSON_AddItemToArray(sh, cJSON_CreateNumber(shape[d] < 0 ? -1.0
-                                                                               : (double)shape[d]));
+                ok = cJSON_AddItemToArray(
+                    sh, cJSON_CreateNumber(shape[d] < 0 ? -1.0 : (double)shape[d]));
         }
     }
     char *out = ok ? cJSON_PrintUnformatted(root) : NULL;
