@@ -250,7 +250,7 @@ TEST(model_config_defaults_values_and_errors)
     ASSERT_EQ(c.instances, 2);
     ASSERT_EQ(c.queue_capacity, 1024);
     ASSERT_EQ(c.timeout_ms, 0);
-    ASSERT_TRUE(strcmp(c.device, "default") == 0 && c.builder[0] == '\0' && c.n_dims == 0);
+    ASSERT_TRUE(c.n_devices == 1 && strcmp(c.devices[0], "default") == 0 && c.builder[0] == '\0' && c.n_dims == 0);
     c = parsed("{\"max_batch\":64,\"max_delay_us\":0,\"instances\":4,\"queue_capacity\":10,"
                "\"timeout_ms\":250,\"device\":\"cpu:0\",\"dims\":{\"seq\":128,\"w\":7}}");
     ASSERT_EQ(c.max_batch, 64);
@@ -258,7 +258,7 @@ TEST(model_config_defaults_values_and_errors)
     ASSERT_EQ(c.instances, 4);
     ASSERT_EQ(c.queue_capacity, 10);
     ASSERT_EQ(c.timeout_ms, 250);
-    ASSERT_TRUE(strcmp(c.device, "cpu:0") == 0);
+    ASSERT_TRUE(c.n_devices == 1 && strcmp(c.devices[0], "cpu:0") == 0);
     ASSERT_EQ(c.n_dims, 2);
     ASSERT_TRUE(strcmp(c.dim_names[0], "seq") == 0 && c.dim_values[0] == 128);
     ASSERT_TRUE(strcmp(c.dim_names[1], "w") == 0 && c.dim_values[1] == 7);
@@ -266,6 +266,13 @@ TEST(model_config_defaults_values_and_errors)
     ASSERT_TRUE(strcmp(c.builder, "mlp") == 0);
     ASSERT_EQ(c.n_widths, 3);
     ASSERT_EQ(c.widths[2], 8);
+    c = parsed("{\"devices\":[\"cuda:0\",\"cuda:1\",\"cpu\"]}");
+    ASSERT_EQ(c.n_devices, 3);
+    ASSERT_TRUE(strcmp(c.devices[1], "cuda:1") == 0 && strcmp(c.devices[2], "cpu") == 0);
+    config_refused("{\"device\":\"cpu\",\"devices\":[\"cpu\"]}", "not both");
+    config_refused("{\"devices\":[]}", "an array of 1..16 device strings");
+    config_refused("{\"devices\":[\"cpu:0\",\"cpu:0\"]}", "names cpu:0 twice");
+    config_refused("{\"devices\":[3]}", "must hold strings");
     config_refused("[]", "not a JSON object");
     config_refused("{\"instances\":17}", "\"instances\" must be an integer in 1..16");
     config_refused("{\"max_delay_us\":1.5}", "\"max_delay_us\" must be an integer");

@@ -18,8 +18,9 @@
  * model.onnx, or a builder model ("builder": "mlp" in config.json, with its
  * weights in model.safetensors), and optionally config.json (docs/SERVING.md
  * lists its keys: max_batch, max_delay_us, instances, queue_capacity,
- * timeout_ms, device, dims). Each model gets a fleet_batcher (fleet/batch.h);
- * models share their device. A model that fails to load fails create, with
+ * timeout_ms, device or devices, dims). Each model gets a fleet_batcher
+ * (fleet/batch.h) on each of its devices (a replica each, a request going
+ * to the one with the fewest pending); models share their devices. A model that fails to load fails create, with
  * its folder and the reason in fleet_last_error().
  *
  * Protocol (REST): GET /v2/health/live, /v2/health/ready, /v2,

@@ -224,19 +224,30 @@ static char *server_metadata(void)
                   "[\"binary_tensor_data\",\"model_configuration\"]}");
 }
 
+/* Triton's model configuration, in the parts fleet has: one instance group
+ * per replica (its device), `instances` batches in flight each. */
 static char *model_config(const fleet__serve_model *m)
 {
-    char *buf = fleet__malloc(512);
-    if (buf != NULL)
-        snprintf(buf, 512,
-                 "{\"name\":\"%s\",\"platform\":\"%s\",\"max_batch_size\":%d,"
-                 "\"dynamic_batching\":{\"max_queue_delay_microseconds\":%lld},"
-                 "\"instance_group\":[{\"count\":%d,\"kind\":\"%s\"}],\"queue_capacity\":%d}",
-                 m->name, m->platform, m->cfg.max_batch, (long long)m->cfg.max_delay_us,
-                 m->cfg.instances,
-                 fleet_device_backend(m->device) == FLEET_BACKEND_CUDA ? "KIND_GPU" : "KIND_CPU",
-                 m->cfg.queue_capacity);
-    return buf; /* names are [A-Za-z0-9_.-]: nothing to escape */
+    size_t size = 512 + 96 * (size_t)m->n_replicas, len = 0;
+    char *buf = fleet__malloc(size);
+    if (buf == NULL)
+        return NULL;
+    len += (size_t)snprintf(buf, size,
+                            "{\"name\":\"%s\",\"platform\":\"%s\",\"max_batch_size\":%d,"
+                            "\"dynamic_batching\":{\"max_queue_delay_microseconds\":%lld},"
+                            "\"queue_capacity\":%d,\"instance_group\":[",
+                            m->name, m->platform, m->cfg.max_batch,
+                            (long long)m->cfg.max_delay_us, m->cfg.queue_capacity);
+    for (int r = 0; r < m->n_replicas; r++) {
+        const fleet_device *d = m->rep[r].device;
+        bool gpu = fleet_device_backend(d) == FLEET_BACKEND_CUDA;
+        len += (size_t)snprintf(buf + len, size - len,
+                                "%s{\"count\":%d,\"kind\":\"%s\",\"gpus\":[%d],\"device\":\"%s\"}",
+                                r ? "," : "", m->cfg.instances, gpu ? "KIND_GPU" : "KIND_CPU",
+                                gpu ? fleet_device_ordinal(d) : 0, fleet_device_name(d));
+    }
+    snprintf(buf + len, size - len, "]}");
+    return buf; /* names are [A-Za-z0-9_.-] and device names fleet's: nothing to escape */
 }
 
 static enum MHD_Result handle_get(fleet_server *s, http_ctx *x, struct MHD_Connection *c)
@@ -567,7 +578,8 @@ fleet_status fleet_server_stop(fleet_server *s, int64_t drain_ms)
      * a 503 each; batches in flight finish. Then every response is handed
      * over before the daemon (and its connections) go. */
     for (int i = 0; i < s->n_models; i++)
-        fleet_batcher_shutdown(s->models[i]->batcher, drained);
+        for (int r = 0; r < s->models[i]->n_replicas; r++)
+            fleet_batcher_shutdown(s->models[i]->rep[r].batcher, drained);
     for (int i = 0; i < s->n_models; i++)
         fleet__serve_completion_stop(s->models[i]);
     if (s->daemon != NULL) {

@@ -14,6 +14,7 @@
 struct fleet__serve_request {
     fleet_server *server;
     fleet__serve_model *m;
+    fleet__serve_replica *rep; /* the copy of the model it runs on */
     struct MHD_Connection *conn;
     char *id;
     int64_t rows;
@@ -201,9 +202,16 @@ fleet_status fleet__serve_infer_start(fleet_server *s, fleet__serve_model *m,
         st = FLEET_ERR_INVALID_ARGUMENT;
         goto fail;
     }
+    /* the replica with the fewest requests pending (the first among equals) */
+    fleet__serve_replica *rep = &m->rep[0];
+    for (int k = 1; k < m->n_replicas; k++)
+        if (fleet_atomic_load_relaxed(&m->rep[k].pending) <
+            fleet_atomic_load_relaxed(&rep->pending))
+            rep = &m->rep[k];
+    q->rep = rep;
     for (int i = 0; i < m->n_in && st == FLEET_OK; i++) {
         const fleet__oip_tensor *t = by_input[i];
-        st = fleet_tensor_create(m->device, t->dtype, t->ndim, t->shape, &q->in[i]);
+        st = fleet_tensor_create(rep->device, t->dtype, t->ndim, t->shape, &q->in[i]);
         if (st == FLEET_OK)
             st = fleet_tensor_copy_from_host(q->in[i], t->data, t->nbytes);
     }
@@ -212,18 +220,18 @@ fleet_status fleet__serve_infer_start(fleet_server *s, fleet__serve_model *m,
         fleet_dtype dt;
         int ndim;
         int64_t shape[FLEET_MAX_DIMS];
-        st = fleet_model_output_info(m->model, i, &name, &dt, &ndim, shape);
+        st = fleet_model_output_info(rep->model, i, &name, &dt, &ndim, shape);
         if (st == FLEET_OK)
-            st = fleet_model_output_shape(m->model, i, q->rows, &ndim, shape);
+            st = fleet_model_output_shape(rep->model, i, q->rows, &ndim, shape);
         if (st == FLEET_OK)
-            st = fleet_tensor_create(m->device, dt, ndim, shape, &q->out[i]);
+            st = fleet_tensor_create(rep->device, dt, ndim, shape, &q->out[i]);
     }
     if (st != FLEET_OK) {
         fleet__serve_error(resp, status_http(st), "%s", fleet_last_error());
         goto fail;
     }
     q->submit_ns = fleet__now_ns();
-    st = fleet_batcher_submit(m->batcher, (const fleet_tensor *const *)q->in, m->n_in, q->out,
+    st = fleet_batcher_submit(rep->batcher, (const fleet_tensor *const *)q->in, m->n_in, q->out,
                               m->n_out, m->cfg.timeout_ms * 1000, &q->ticket);
     if (st != FLEET_OK) {
         if (st == FLEET_ERR_QUEUE_FULL)
@@ -239,6 +247,7 @@ fleet_status fleet__serve_infer_start(fleet_server *s, fleet__serve_model *m,
     fleet__oip_request_free(r);
     free(r);
     fleet_atomic_add_relaxed(&m->pending, 1);
+    fleet_atomic_add_relaxed(&rep->pending, 1);
     fleet_atomic_add_acq_rel(&s->in_flight, 1);
     *out_req = q;
     return FLEET_OK;
@@ -317,6 +326,7 @@ static void complete(fleet__serve_request *q)
     fleet_atomic_add_relaxed(q->resp.status == 200 ? &m->success : &m->failure, 1);
     fleet_atomic_add_relaxed(&m->request_us, (fleet__now_ns() - q->submit_ns) / 1000);
     fleet_atomic_sub_relaxed(&m->pending, 1);
+    fleet_atomic_sub_relaxed(&q->rep->pending, 1);
     fleet_ticket_release(q->ticket);
     q->ticket = NULL;
     for (int i = 0; i < FLEET_MODEL_MAX_IO; i++) {

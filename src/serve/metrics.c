@@ -143,9 +143,24 @@ char *fleet__serve_metrics_text(fleet_server *s, size_t *len)
         free(ms);
         return NULL;
     }
-    for (int i = 0; i < n; i++) {
-        (void)fleet_batcher_get_stats(s->models[i]->batcher, &bs[i]);
-        (void)fleet_model_get_stats(s->models[i]->model, &ms[i]);
+    for (int i = 0; i < n; i++) { /* a model's replicas added up */
+        fleet__serve_model *m = s->models[i];
+        for (int r = 0; r < m->n_replicas; r++) {
+            fleet_batcher_stats b;
+            fleet_model_stats x;
+            if (fleet_batcher_get_stats(m->rep[r].batcher, &b) == FLEET_OK) {
+                bs[i].batches += b.batches;
+                bs[i].rows += b.rows;
+                bs[i].queued += b.queued;
+                bs[i].rejected_full += b.rejected_full;
+                bs[i].timed_out += b.timed_out;
+            }
+            if (fleet_model_get_stats(m->rep[r].model, &x) == FLEET_OK) {
+                ms[i].runs += x.runs;
+                ms[i].graph_replays += x.graph_replays;
+            }
+        }
+        bs[i].mean_batch_rows = bs[i].batches ? (double)bs[i].rows / (double)bs[i].batches : 0;
     }
     for (size_t k = 0; k < sizeof model_metrics / sizeof model_metrics[0]; k++) {
         put(&o, "# HELP %s %s\n# TYPE %s %s\n", model_metrics[k].name, model_metrics[k].help,
@@ -162,6 +177,16 @@ char *fleet__serve_metrics_text(fleet_server *s, size_t *len)
             s->models[i]->name, bs[i].mean_batch_rows);
     free(bs);
     free(ms);
+    put(&o, "# HELP fleet_replica_batches_total Batches run by one replica (a model's copy on "
+            "one device)\n# TYPE fleet_replica_batches_total counter\n");
+    for (int i = 0; i < n; i++)
+        for (int r = 0; r < s->models[i]->n_replicas; r++) {
+            fleet_batcher_stats b = {0};
+            (void)fleet_batcher_get_stats(s->models[i]->rep[r].batcher, &b);
+            put(&o, "fleet_replica_batches_total{model=\"%s\",version=\"1\",device=\"%s\"} %llu\n",
+                s->models[i]->name, fleet_device_name(s->models[i]->rep[r].device),
+                (unsigned long long)b.batches);
+        }
 
     /* Per device, each once. */
     static const char *const dev_names[] = {
@@ -176,11 +201,18 @@ char *fleet__serve_metrics_text(fleet_server *s, size_t *len)
         "Live threads bound to a slot they share"};
     for (size_t k = 0; k < sizeof dev_names / sizeof dev_names[0]; k++) {
         put(&o, "# HELP %s %s\n# TYPE %s gauge\n", dev_names[k], dev_help[k], dev_names[k]);
-        for (int i = 0; i < n; i++) {
-            fleet_device *d = s->models[i]->device;
+        for (int i = 0; i < n * FLEET__SERVE_MAX_REPLICAS; i++) {
+            const fleet__serve_model *m = s->models[i / FLEET__SERVE_MAX_REPLICAS];
+            int r = i % FLEET__SERVE_MAX_REPLICAS;
+            if (r >= m->n_replicas)
+                continue;
+            fleet_device *d = m->rep[r].device;
             bool seen = false;
-            for (int j = 0; j < i; j++)
-                seen = seen || s->models[j]->device == d;
+            for (int j = 0; j < i && !seen; j++) {
+                const fleet__serve_model *mj = s->models[j / FLEET__SERVE_MAX_REPLICAS];
+                int rj = j % FLEET__SERVE_MAX_REPLICAS;
+                seen = rj < mj->n_replicas && mj->rep[rj].device == d;
+            }
             if (seen)
                 continue;
             fleet_memory_stats mem = {0};

@@ -46,7 +46,8 @@ static fleet_status get_int(const cJSON *root, const char *key, int64_t lo, int6
 
 static const char *const known_keys[] = {"max_batch",      "max_delay_us", "instances",
                                          "queue_capacity", "timeout_ms",   "device",
-                                         "dims",           "builder",      "widths"};
+                                         "devices",        "dims",         "builder",
+                                         "widths"};
 
 fleet_status fleet__serve_parse_model_config(const char *text, size_t len,
                                              fleet__serve_model_config *cfg, char *err, size_t es)
@@ -55,7 +56,8 @@ fleet_status fleet__serve_parse_model_config(const char *text, size_t len,
                                        .max_delay_us = 500,
                                        .instances = 2,
                                        .queue_capacity = 1024,
-                                       .device = "default"};
+                                       .n_devices = 1,
+                                       .devices = {"default"}};
     if (text == NULL)
         return FLEET_OK;
     cJSON *root = cJSON_ParseWithLength(text, len);
@@ -92,12 +94,38 @@ fleet_status fleet__serve_parse_model_config(const char *text, size_t len,
     if ((st = get_int(root, "timeout_ms", 0, 3600000, &cfg->timeout_ms, err, es)) != FLEET_OK)
         goto out;
     const cJSON *dev = cJSON_GetObjectItemCaseSensitive(root, "device");
+    const cJSON *devs = cJSON_GetObjectItemCaseSensitive(root, "devices");
+    if (dev != NULL && devs != NULL) {
+        st = cfg_bad(err, es, "give \"device\" or \"devices\", not both");
+        goto out;
+    }
     if (dev != NULL) {
-        if (!cJSON_IsString(dev) || strlen(dev->valuestring) >= sizeof cfg->device) {
+        if (!cJSON_IsString(dev) || strlen(dev->valuestring) >= sizeof cfg->devices[0]) {
             st = cfg_bad(err, es, "\"device\" must be a string such as \"cpu\" or \"cuda:0\"");
             goto out;
         }
-        strcpy(cfg->device, dev->valuestring);
+        strcpy(cfg->devices[0], dev->valuestring);
+    }
+    if (devs != NULL) {
+        int n = cJSON_IsArray(devs) ? cJSON_GetArraySize(devs) : 0;
+        if (n < 1 || n > FLEET__SERVE_MAX_REPLICAS) {
+            st = cfg_bad(err, es, "\"devices\" must be an array of 1..%d device strings",
+                         FLEET__SERVE_MAX_REPLICAS);
+            goto out;
+        }
+        cfg->n_devices = 0;
+        for (const cJSON *d = devs->child; d != NULL; d = d->next) {
+            if (!cJSON_IsString(d) || strlen(d->valuestring) >= sizeof cfg->devices[0]) {
+                st = cfg_bad(err, es, "\"devices\" must hold strings such as \"cuda:1\"");
+                goto out;
+            }
+            for (int k = 0; k < cfg->n_devices; k++)
+                if (strcmp(cfg->devices[k], d->valuestring) == 0) {
+                    st = cfg_bad(err, es, "\"devices\" names %s twice", d->valuestring);
+                    goto out;
+                }
+            strcpy(cfg->devices[cfg->n_devices++], d->valuestring);
+        }
     }
     const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dims");
     if (dims != NULL) {
@@ -211,6 +239,64 @@ static fleet_status pick_device(const char *d, fleet_device **out)
     return fleet_device_get(kind, ordinal, out);
 }
 
+/* The model of folder dir/name on one device, finalized, with its batcher;
+ * on failure nothing is kept. */
+static fleet_status load_replica(const char *dir, const char *name, fleet__serve_model *m,
+                                 fleet__serve_replica *rep, const char *device)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s/config.json", dir, name);
+    fleet_status st = pick_device(device, &rep->device);
+    if (st != FLEET_OK)
+        return fleet__error_prefix(st, path);
+    if (m->cfg.builder[0] == '\0') {
+        snprintf(path, sizeof path, "%s/%s/model.onnx", dir, name);
+        if (!is_file(path))
+            return fleet__error(FLEET_ERR_INVALID_CONFIG,
+                                "%s/%s: no model.onnx (nor a \"builder\" in config.json)", dir,
+                                name);
+        const char *names[16];
+        for (int i = 0; i < m->cfg.n_dims; i++)
+            names[i] = m->cfg.dim_names[i];
+        fleet_onnx_options o = FLEET_ONNX_OPTIONS_INIT;
+        o.dim_names = names;
+        o.dim_values = m->cfg.dim_values;
+        o.n_dims = m->cfg.n_dims;
+        st = fleet_model_load_onnx(rep->device, path, &o, &rep->model);
+        m->platform = "onnx";
+    } else {
+        snprintf(path, sizeof path, "%s/%s/model.safetensors", dir, name);
+        st = fleet_model_build_mlp(rep->device, m->cfg.widths, m->cfg.n_widths, &rep->model);
+        int loaded = 0;
+        if (st == FLEET_OK)
+            st = fleet_model_load_safetensors(rep->model, path, &loaded);
+        if (st == FLEET_OK && loaded != 2 * (m->cfg.n_widths - 1))
+            st = fleet__error(FLEET_ERR_INVALID_MODEL, "set %d of the mlp's %d weights", loaded,
+                              2 * (m->cfg.n_widths - 1));
+        if (st == FLEET_OK)
+            st = fleet_model_finalize(rep->model);
+        m->platform = "fleet";
+    }
+    if (st != FLEET_OK) {
+        st = fleet__error_prefix(st, path);
+        goto fail;
+    }
+    fleet_batcher_config bc = fleet_batcher_config_default();
+    bc.max_batch = m->cfg.max_batch;
+    bc.max_delay_us = m->cfg.max_delay_us;
+    bc.queue_capacity = m->cfg.queue_capacity;
+    bc.max_inflight = m->cfg.instances;
+    if ((st = fleet_batcher_create(rep->model, &bc, &rep->batcher)) != FLEET_OK) {
+        st = fleet__error_prefix(st, m->name);
+        goto fail;
+    }
+    return FLEET_OK;
+fail:
+    fleet_model_destroy(rep->model);
+    rep->model = NULL;
+    return st;
+}
+
 static fleet_status load_one(const char *dir, const char *name, fleet__serve_model **out)
 {
     char path[4096];
@@ -235,61 +321,23 @@ static fleet_status load_one(const char *dir, const char *name, fleet__serve_mod
         st = fleet__error(st, "%s: %s", path, err);
         goto fail;
     }
-    if ((st = pick_device(m->cfg.device, &m->device)) != FLEET_OK) {
-        st = fleet__error_prefix(st, path);
-        goto fail;
-    }
-    if (m->cfg.builder[0] == '\0') {
-        snprintf(path, sizeof path, "%s/%s/model.onnx", dir, name);
-        if (!is_file(path)) {
-            st = fleet__error(FLEET_ERR_INVALID_CONFIG,
-                              "%s/%s: no model.onnx (nor a \"builder\" in config.json)", dir, name);
+    for (int r = 0; r < m->cfg.n_devices; r++) {
+        if ((st = load_replica(dir, name, m, &m->rep[r], m->cfg.devices[r])) != FLEET_OK)
             goto fail;
-        }
-        const char *names[16];
-        for (int i = 0; i < m->cfg.n_dims; i++)
-            names[i] = m->cfg.dim_names[i];
-        fleet_onnx_options o = FLEET_ONNX_OPTIONS_INIT;
-        o.dim_names = names;
-        o.dim_values = m->cfg.dim_values;
-        o.n_dims = m->cfg.n_dims;
-        st = fleet_model_load_onnx(m->device, path, &o, &m->model);
-        m->platform = "onnx";
-    } else {
-        snprintf(path, sizeof path, "%s/%s/model.safetensors", dir, name);
-        st = fleet_model_build_mlp(m->device, m->cfg.widths, m->cfg.n_widths, &m->model);
-        int loaded = 0;
-        if (st == FLEET_OK)
-            st = fleet_model_load_safetensors(m->model, path, &loaded);
-        if (st == FLEET_OK && loaded != 2 * (m->cfg.n_widths - 1))
-            st = fleet__error(FLEET_ERR_INVALID_MODEL, "set %d of the mlp's %d weights", loaded,
-                              2 * (m->cfg.n_widths - 1));
-        if (st == FLEET_OK)
-            st = fleet_model_finalize(m->model);
-        m->platform = "fleet";
+        m->n_replicas++;
     }
-    if (st != FLEET_OK) {
-        st = fleet__error_prefix(st, path);
-        goto fail;
-    }
+    m->model = m->rep[0].model;
     m->n_in = fleet_model_input_count(m->model);
     m->n_out = fleet_model_output_count(m->model);
-    fleet_batcher_config bc = fleet_batcher_config_default();
-    bc.max_batch = m->cfg.max_batch;
-    bc.max_delay_us = m->cfg.max_delay_us;
-    bc.queue_capacity = m->cfg.queue_capacity;
-    bc.max_inflight = m->cfg.instances;
-    if ((st = fleet_batcher_create(m->model, &bc, &m->batcher)) != FLEET_OK) {
-        st = fleet__error_prefix(st, m->name);
-        goto fail;
-    }
     if ((st = fleet__serve_completion_start(m)) != FLEET_OK)
         goto fail;
     *out = m;
     return FLEET_OK;
 fail:
-    fleet_batcher_destroy(m->batcher);
-    fleet_model_destroy(m->model);
+    for (int r = 0; r < m->n_replicas; r++) {
+        fleet_batcher_destroy(m->rep[r].batcher);
+        fleet_model_destroy(m->rep[r].model);
+    }
     fleet__cond_destroy(&m->cv);
     fleet__mutex_destroy(&m->lock);
     free(m);
@@ -350,10 +398,13 @@ void fleet__serve_free_models(fleet_server *s)
 {
     for (int i = 0; i < s->n_models; i++) {
         fleet__serve_model *m = s->models[i];
-        fleet_batcher_shutdown(m->batcher, false);
+        for (int r = 0; r < m->n_replicas; r++)
+            fleet_batcher_shutdown(m->rep[r].batcher, false);
         fleet__serve_completion_stop(m);
-        fleet_batcher_destroy(m->batcher);
-        fleet_model_destroy(m->model);
+        for (int r = 0; r < m->n_replicas; r++) {
+            fleet_batcher_destroy(m->rep[r].batcher);
+            fleet_model_destroy(m->rep[r].model);
+        }
         fleet__cond_destroy(&m->cv);
         fleet__mutex_destroy(&m->lock);
         free(m);

@@ -30,6 +30,8 @@ struct MHD_Connection;
 struct MHD_Daemon;
 typedef struct fleet__serve_request fleet__serve_request;
 
+#define FLEET__SERVE_MAX_REPLICAS 16
+
 /* A model's config.json, after defaults. */
 typedef struct fleet__serve_model_config {
     int max_batch;          /* 1..4096 (32)                                     */
@@ -37,7 +39,8 @@ typedef struct fleet__serve_model_config {
     int instances;          /* batcher runners, batches in flight, 1..16 (2)     */
     int queue_capacity;     /* 1..2^20 (1024)                                   */
     int64_t timeout_ms;     /* a request's deadline in the queue, 0: none (0)   */
-    char device[32];        /* "default", "cpu", "cpu:N", "cuda", "cuda:N"      */
+    int n_devices;          /* one replica of the model on each (1 at least)    */
+    char devices[FLEET__SERVE_MAX_REPLICAS][32]; /* "default", "cpu[:N]", "cuda[:N]" */
     int n_dims;             /* ONNX dims bound by name                          */
     char dim_names[16][64];
     int64_t dim_values[16];
@@ -47,13 +50,23 @@ typedef struct fleet__serve_model_config {
     int64_t widths[32];
 } fleet__serve_model_config;
 
+/* One copy of a model on one device, with its batcher. */
+typedef struct fleet__serve_replica {
+    fleet_device *device;
+    fleet_model *model;
+    fleet_batcher *batcher;
+    fleet_atomic_i64 pending; /* its submitted, unanswered requests (relaxed) */
+} fleet__serve_replica;
+
 typedef struct fleet__serve_model {
     char name[128];
     const char *platform;   /* "onnx" or "fleet"                                 */
     fleet__serve_model_config cfg;
-    fleet_device *device;
-    fleet_model *model;
-    fleet_batcher *batcher;
+    int n_replicas;         /* one per configured device; a request goes to the
+                             * one with the fewest pending                       */
+    fleet__serve_replica rep[FLEET__SERVE_MAX_REPLICAS];
+    fleet_model *model;     /* rep[0]'s: the names, dtypes and shapes (the same
+                             * in every replica)                                 */
     int n_in, n_out;
 
     /* Counters (relaxed: read by /metrics only). */

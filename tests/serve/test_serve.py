@@ -540,6 +540,33 @@ def test_concurrency(binary, tmp):
         rc, _ = s.stop()
     check(rc == 0, f"exit status {rc}")
 
+    # two replicas (FLEET_CPU_DEVICES=2, "devices": [cpu:0, cpu:1]): every
+    # response right, both replicas used, the config lists both
+    repo3 = os.path.join(tmp, "repo_replicas")
+    models.make_repository(repo3, {"devices": ["cpu:0", "cpu:1"], "max_delay_us": 2000},
+                           builder=False, ints=False)
+    s = Server(binary, repo3, env={"FLEET_CPU_DEVICES": "2"})
+    try:
+        ts, results = run_clients(s.url, 32, max(4, int(10 * SCALE)), make_input, expected)
+        for t in ts:
+            t.join()
+        flat = [r for rs in results for r in rs]
+        check(flat and all(r[1] is True for r in flat),
+              f"replicas: every response its own input's: {[r for r in flat if r[1] is not True][:3]}")
+        st, m = metrics(s)
+        per = [m.get(f'fleet_replica_batches_total{{model="mlp",version="1",device="cpu:{d}"}}', 0)
+               for d in (0, 1)]
+        check(per[0] > 0 and per[1] > 0, f"both replicas ran batches: {per}")
+        check(m.get('nv_inference_exec_count{model="mlp",version="1"}') == per[0] + per[1],
+              "exec_count adds the replicas up")
+        check('fleet_memory_reserved_bytes{device="cpu:1"}' in m, "cpu:1's allocator in the metrics")
+        cfg = json.loads(s.request("GET", "/v2/models/mlp/config")[1])
+        check([g["device"] for g in cfg["instance_group"]] == ["cpu:0", "cpu:1"], f"config {cfg}")
+        print(f"replicas: {len(flat)} requests, batches per replica {per}")
+    finally:
+        rc, _ = s.stop()
+    check(rc == 0, f"exit status {rc} (replicas)")
+
     # a queue of one: past it 429, every 200 still right, and the batcher
     # counts each refusal
     repo2 = os.path.join(tmp, "repo_small_queue")
