@@ -61,8 +61,10 @@ sources_of() {
     case "$1" in
     safetensors) echo "src/model/safetensors.c src/core/status.c src/core/prim.c" ;;
     onnx) echo "src/onnx/pb.c src/onnx/onnx_proto.c src/core/status.c src/core/prim.c" ;;
-    # the importer runs the whole library (the cpu backend)
-    onnx_import) find src -name '*.c' ! -path 'src/backend/cuda/*' | sort | tr '\n' ' ' ;;
+    # the importer runs the whole library (the cpu backend; not the server,
+    # whose HTTP half the parsers do not need)
+    onnx_import) find src -name '*.c' ! -path 'src/backend/cuda/*' ! -path 'src/serve/*' | sort |
+        tr '\n' ' ' ;;
     # the tool's parser, and the library for its dtype helpers
     npy) echo "cli/npy.c $(sources_of onnx_import)" ;;
     # the server's request parser stands alone (cJSON)
