@@ -297,6 +297,19 @@ fail:
     return st;
 }
 
+/* A model's replicas (batchers first: they hold the models), its lock and
+ * itself; its completion thread is stopped or was never started. */
+static void model_free(fleet__serve_model *m)
+{
+    for (int r = 0; r < m->n_replicas; r++) {
+        fleet_batcher_destroy(m->rep[r].batcher);
+        fleet_model_destroy(m->rep[r].model);
+    }
+    fleet__cond_destroy(&m->cv);
+    fleet__mutex_destroy(&m->lock);
+    free(m);
+}
+
 static fleet_status load_one(const char *dir, const char *name, fleet__serve_model **out)
 {
     char path[4096];
@@ -334,13 +347,7 @@ static fleet_status load_one(const char *dir, const char *name, fleet__serve_mod
     *out = m;
     return FLEET_OK;
 fail:
-    for (int r = 0; r < m->n_replicas; r++) {
-        fleet_batcher_destroy(m->rep[r].batcher);
-        fleet_model_destroy(m->rep[r].model);
-    }
-    fleet__cond_destroy(&m->cv);
-    fleet__mutex_destroy(&m->lock);
-    free(m);
+    model_free(m);
     return st;
 }
 
@@ -401,13 +408,7 @@ void fleet__serve_free_models(fleet_server *s)
         for (int r = 0; r < m->n_replicas; r++)
             fleet_batcher_shutdown(m->rep[r].batcher, false);
         fleet__serve_completion_stop(m);
-        for (int r = 0; r < m->n_replicas; r++) {
-            fleet_batcher_destroy(m->rep[r].batcher);
-            fleet_model_destroy(m->rep[r].model);
-        }
-        fleet__cond_destroy(&m->cv);
-        fleet__mutex_destroy(&m->lock);
-        free(m);
+        model_free(m);
     }
     free(s->models);
     s->models = NULL;
