@@ -117,7 +117,7 @@ static inline __attribute__((always_inline)) void float_row_body(const fleet__el
 
 /* float_row_body built for AVX2 and for the baseline (vmath.h), the CPU
  * choosing at each call: the unit-stride loops then run 8 lanes wide (GELU
- * over 1M elements 9.1 -> 0.67 ns per element on the Zen 3 development
+ * over 1M elements 9.1 -> 0.67 ns per element on the 2-vCPU Zen 5 development
  * machine); CMakeLists.txt lets the loops vectorise (their selects
  * if-converted). */
 static FLEET__AVX2 void float_row_avx2(const fleet__elementwise_args *e, const row *r)
