@@ -19,14 +19,7 @@
 #include <string.h>
 
 #include "npy.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond))                                                                     \
-            __builtin_trap();                                                            \
-    } while (0)
+#include "fuzz.h"
 
 static void check_zeroed(const fleet_cli_npy_array *a)
 {

@@ -22,14 +22,7 @@
 #include <string.h>
 
 #include "serve/oip_json.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                                \
-    do {                                                                                           \
-        if (!(cond))                                                                               \
-            __builtin_trap();                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 static size_t esize(fleet_dtype d)
 {

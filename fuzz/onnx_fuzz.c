@@ -14,14 +14,7 @@
 #include <string.h>
 
 #include "onnx/onnx_proto.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond))                                                                     \
-            __builtin_trap();                                                            \
-    } while (0)
+#include "fuzz.h"
 
 static const uint8_t *lo, *hi;
 static volatile uint8_t sink;

@@ -14,14 +14,7 @@
 
 #include "fleet/runtime.h"
 #include "fleet/onnx.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond))                                                                     \
-            __builtin_trap();                                                            \
-    } while (0)
+#include "fuzz.h"
 
 static fleet_device *dev;
 

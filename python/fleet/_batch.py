@@ -61,8 +61,7 @@ class Batcher:
             try:
                 shapes = m._output_shapes(mh, rows)
             finally:
-                with m._guard._lock:
-                    m._guard._users -= 1
+                m._guard.exit()
             dev = m.device._handle
             n_in, n_out = len(arrays), len(m._out)
             tin = (c_void_p * n_in)()
@@ -95,13 +94,7 @@ class Batcher:
 
     def stats(self):
         """fleet_batcher_get_stats as a dict (submitted, batches, mean_batch_rows, p50/p99)."""
-        h = self._guard.enter()
-        try:
-            s = _lib.BatcherStats()
-            check(lib.fleet_batcher_get_stats(h, byref(s)))
-        finally:
-            self._guard.exit()
-        return _lib.struct_dict(s)
+        return self._guard.stats(lib.fleet_batcher_get_stats, _lib.BatcherStats)
 
     @property
     def closed(self):

@@ -145,6 +145,16 @@ class _Guard:
         with self._lock:
             self._users -= 1
 
+    def stats(self, get_stats, struct_type):
+        """get_stats(handle, &struct) on this handle, as a dict."""
+        h = self.enter()
+        try:
+            s = struct_type()
+            check(get_stats(h, byref(s)))
+        finally:
+            self.exit()
+        return _lib.struct_dict(s)
+
     @property
     def closed(self):
         return self._closing
@@ -333,13 +343,7 @@ class Model:
 
     def stats(self):
         """fleet_model_get_stats as a dict (runs, compiles, plans, graph replays, ...)."""
-        h = self._guard.enter()
-        try:
-            s = _lib.ModelStats()
-            check(lib.fleet_model_get_stats(h, byref(s)))
-        finally:
-            self._guard.exit()
-        return _lib.struct_dict(s)
+        return self._guard.stats(lib.fleet_model_get_stats, _lib.ModelStats)
 
     # -- running --
 
